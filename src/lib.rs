@@ -1,0 +1,12 @@
+//! UME: a viewer, evaluator and trainer for 3D/4D medical scans.
+//!
+//! The library holds everything; the `ume` binary is a thin shell over
+//! [`cli`]. Core modules (`volume`, `io`, `dataset`, `phantom`) never depend
+//! on GUI or ML crates, so `cargo test --no-default-features` builds and
+//! tests the core and the CLI alone.
+
+pub mod cli;
+pub mod dataset;
+pub mod io;
+pub mod phantom;
+pub mod volume;

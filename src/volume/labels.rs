@@ -1,0 +1,290 @@
+//! Label maps and label tables.
+//!
+//! A `LabelVolume` is an integer map on the same grid as an image (u8 when
+//! every id fits, else u16), with one value per voxel per frame. A
+//! `LabelTable` names ids and gives them colours; the shipped tables live in
+//! `assets/` and are compiled in so the binary needs no data folder.
+
+use super::{DataType, Geometry, Volume};
+use serde::{Deserialize, Serialize};
+
+/// Errors turning an image into labels or reading a label table.
+#[derive(Debug, thiserror::Error)]
+pub enum LabelError {
+    /// Label images must hold integers.
+    #[error("label image has {0} voxels, which cannot hold label ids (need an integer type)")]
+    NotInteger(DataType),
+    /// Ids must lie in 0..=65535.
+    #[error("label value {value} at voxel {index} is not an id in 0..=65535")]
+    OutOfRange {
+        /// Offending value.
+        value: f64,
+        /// Its flat index.
+        index: usize,
+    },
+    /// A label table did not parse.
+    #[error("label table: {0}")]
+    Table(#[from] serde_json::Error),
+    /// No built-in table by that name.
+    #[error("no built-in label table named {0:?} (known: totalseg, brats, brats2023, acdc)")]
+    UnknownTable(String),
+}
+
+/// Label ids per voxel.
+#[derive(Debug, Clone, PartialEq)]
+pub enum LabelData {
+    /// Ids up to 255.
+    U8(Vec<u8>),
+    /// Ids up to 65535.
+    U16(Vec<u16>),
+}
+
+/// A label map on an image grid.
+#[derive(Debug, Clone, PartialEq)]
+pub struct LabelVolume {
+    /// Spatial size `[nx, ny, nz]`.
+    pub dims: [usize; 3],
+    /// Frames (1 for a 3D label map).
+    pub frames: usize,
+    /// Placement (must match the image it labels).
+    pub geometry: Geometry,
+    /// The ids, file order.
+    pub data: LabelData,
+}
+
+impl LabelVolume {
+    /// An all-background label map.
+    pub fn zeros(dims: [usize; 3], frames: usize, geometry: Geometry) -> LabelVolume {
+        LabelVolume {
+            dims,
+            frames,
+            geometry,
+            data: LabelData::U8(vec![0; dims[0] * dims[1] * dims[2] * frames]),
+        }
+    }
+
+    /// Read ids from an integer image (scaling applied; values must be
+    /// integral ids in 0..=65535).
+    pub fn from_volume(v: &Volume) -> Result<LabelVolume, LabelError> {
+        if v.dtype.is_float() || v.dtype == DataType::Rgb24 {
+            // Float label files exist in the wild; accept them only when every
+            // value is an integral id.
+            if v.dtype == DataType::Rgb24 || v.dtype == DataType::Complex64 {
+                return Err(LabelError::NotInteger(v.dtype));
+            }
+        }
+        let n = v.voxels_per_frame() * v.frames;
+        let mut ids = Vec::with_capacity(n);
+        let mut max = 0u16;
+        let bytes = &v.raw_bytes()[..n * v.dtype.bytes_per_voxel()];
+        let s = v.scaling;
+        let mut bad = None;
+        let mut index = 0usize;
+        v.dtype.for_each_f64(bytes, |raw| {
+            let x = s.apply(raw);
+            if bad.is_none() && !(x >= 0.0 && x <= 65535.0 && x.fract() == 0.0) {
+                bad = Some((x, index));
+            }
+            let id = x as u16;
+            max = max.max(id);
+            ids.push(id);
+            index += 1;
+        });
+        if let Some((value, index)) = bad {
+            return Err(LabelError::OutOfRange { value, index });
+        }
+        let data = if max <= 255 {
+            LabelData::U8(ids.iter().map(|&x| x as u8).collect())
+        } else {
+            LabelData::U16(ids)
+        };
+        Ok(LabelVolume {
+            dims: v.dims,
+            frames: v.frames,
+            geometry: v.geometry.clone(),
+            data,
+        })
+    }
+
+    /// Number of voxels (all frames).
+    pub fn len(&self) -> usize {
+        match &self.data {
+            LabelData::U8(d) => d.len(),
+            LabelData::U16(d) => d.len(),
+        }
+    }
+
+    /// Whether the map has no voxels.
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+
+    /// Id at a flat index.
+    #[inline]
+    pub fn get(&self, flat: usize) -> u16 {
+        match &self.data {
+            LabelData::U8(d) => u16::from(d[flat]),
+            LabelData::U16(d) => d[flat],
+        }
+    }
+
+    /// Set the id at a flat index, widening to u16 storage when needed.
+    pub fn set(&mut self, flat: usize, id: u16) {
+        if let LabelData::U8(d) = &mut self.data {
+            if let Ok(small) = u8::try_from(id) {
+                d[flat] = small;
+                return;
+            }
+            let wide = d.iter().map(|&x| u16::from(x)).collect();
+            self.data = LabelData::U16(wide);
+        }
+        if let LabelData::U16(d) = &mut self.data {
+            d[flat] = id;
+        }
+    }
+
+    /// Voxel count per id (index = id), over all frames.
+    pub fn counts(&self) -> Vec<usize> {
+        let mut counts = vec![0usize; 256];
+        match &self.data {
+            LabelData::U8(d) => d.iter().for_each(|&x| counts[usize::from(x)] += 1),
+            LabelData::U16(d) => {
+                counts.resize(65536, 0);
+                d.iter().for_each(|&x| counts[usize::from(x)] += 1);
+            }
+        }
+        while counts.len() > 1 && counts.last() == Some(&0) {
+            counts.pop();
+        }
+        counts
+    }
+
+    /// As a volume (for writing), u8 or u16.
+    pub fn to_volume(&self) -> Volume {
+        let mut shape = self.dims.to_vec();
+        if self.frames > 1 {
+            shape.push(self.frames);
+        }
+        let v = match &self.data {
+            LabelData::U8(d) => Volume::from_values(shape, d, self.geometry.clone()),
+            LabelData::U16(d) => Volume::from_values(shape, d, self.geometry.clone()),
+        };
+        v.expect("label data length matches its dims")
+    }
+}
+
+/// One named label.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
+pub struct LabelEntry {
+    /// Voxel value.
+    pub id: u16,
+    /// Structure name (e.g. "liver", "LV").
+    pub name: String,
+    /// Display colour, sRGB.
+    pub color: [u8; 3],
+}
+
+/// Names and colours of label ids.
+#[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize, Default)]
+pub struct LabelTable {
+    /// What the table is (e.g. "ACDC cardiac").
+    pub name: String,
+    /// The labels, background excluded.
+    pub labels: Vec<LabelEntry>,
+}
+
+impl LabelTable {
+    /// A built-in table: "totalseg" (TotalSegmentator v2, 117 classes),
+    /// "brats" (1/2/4), "brats2023" (1/2/3), "acdc" (1 RV, 2 MYO, 3 LV).
+    pub fn builtin(name: &str) -> Result<LabelTable, LabelError> {
+        let text = match name {
+            "totalseg" => include_str!("../../assets/labels_totalseg.json"),
+            "brats" => include_str!("../../assets/labels_brats.json"),
+            "brats2023" => include_str!("../../assets/labels_brats2023.json"),
+            "acdc" => include_str!("../../assets/labels_acdc.json"),
+            other => return Err(LabelError::UnknownTable(other.to_string())),
+        };
+        Ok(serde_json::from_str(text)?)
+    }
+
+    /// Parse a table from JSON text.
+    pub fn from_json(text: &str) -> Result<LabelTable, LabelError> {
+        Ok(serde_json::from_str(text)?)
+    }
+
+    /// Name of an id, if listed.
+    pub fn name_of(&self, id: u16) -> Option<&str> {
+        self.labels.iter().find(|l| l.id == id).map(|l| l.name.as_str())
+    }
+
+    /// Id of a name, if listed.
+    pub fn id_of(&self, name: &str) -> Option<u16> {
+        self.labels.iter().find(|l| l.name == name).map(|l| l.id)
+    }
+
+    /// A table naming ids 1..=max as "label N" (for label files with no table).
+    pub fn generic(ids: impl IntoIterator<Item = u16>) -> LabelTable {
+        LabelTable {
+            name: "labels".into(),
+            labels: ids
+                .into_iter()
+                .filter(|&id| id != 0)
+                .map(|id| LabelEntry {
+                    id,
+                    name: format!("label {id}"),
+                    color: palette(id),
+                })
+                .collect(),
+        }
+    }
+}
+
+/// A distinct, stable colour for an id (golden-ratio hue walk).
+pub fn palette(id: u16) -> [u8; 3] {
+    let h = (f64::from(id) * 0.618_033_988_749_895).fract() * 6.0;
+    let (s, v) = (0.7, 0.95);
+    let c = v * s;
+    let x = c * (1.0 - ((h % 2.0) - 1.0).abs());
+    let (r, g, b) = match h as u32 {
+        0 => (c, x, 0.0),
+        1 => (x, c, 0.0),
+        2 => (0.0, c, x),
+        3 => (0.0, x, c),
+        4 => (x, 0.0, c),
+        _ => (c, 0.0, x),
+    };
+    let m = v - c;
+    [r, g, b].map(|u| ((u + m) * 255.0).round() as u8)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn builtin_tables() {
+        let ts = LabelTable::builtin("totalseg").unwrap();
+        assert_eq!(ts.labels.len(), 117);
+        assert_eq!(ts.id_of("liver"), Some(5));
+        assert_eq!(ts.id_of("costal_cartilages"), Some(117));
+        assert_eq!(LabelTable::builtin("brats").unwrap().name_of(4), Some("enhancing_tumor"));
+        assert_eq!(LabelTable::builtin("brats2023").unwrap().name_of(3), Some("enhancing_tumor"));
+        let acdc = LabelTable::builtin("acdc").unwrap();
+        assert_eq!((acdc.name_of(1), acdc.name_of(2), acdc.name_of(3)), (Some("RV"), Some("MYO"), Some("LV")));
+        assert!(LabelTable::builtin("nope").is_err());
+    }
+
+    #[test]
+    fn labels_from_volume_widen_and_reject() {
+        let v = Volume::from_values(vec![3], &[0i32, 2, 300], Geometry::identity()).unwrap();
+        let l = LabelVolume::from_volume(&v).unwrap();
+        assert!(matches!(l.data, LabelData::U16(_)));
+        assert_eq!(l.get(2), 300);
+        let bad = Volume::from_values(vec![2], &[0.0f32, 1.5], Geometry::identity()).unwrap();
+        assert!(LabelVolume::from_volume(&bad).unwrap_err().to_string().contains("1.5"));
+        let mut l8 = LabelVolume::zeros([2, 1, 1], 1, Geometry::identity());
+        l8.set(1, 1000);
+        assert_eq!((l8.get(0), l8.get(1)), (0, 1000));
+        assert_eq!(l8.counts()[1000], 1);
+    }
+}
