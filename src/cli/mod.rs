@@ -1,3 +1,130 @@
-//! The command-line interface.
-/// Entry point.
-pub fn main() -> std::process::ExitCode { std::process::ExitCode::SUCCESS }
+//! The `ume` command line: the same core the app uses, headless.
+//! Errors end as one line on stderr and a non-zero exit; `--json` output is
+//! for machines, everything else for people; long work shows a progress bar
+//! on a terminal.
+
+mod bench;
+mod info;
+
+use anyhow::{Context, Result};
+use clap::{Parser, Subcommand};
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+/// UME: view, evaluate and train on 3D/4D medical scans.
+#[derive(Parser, Debug)]
+#[command(name = "ume", version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Option<Command>,
+}
+
+#[derive(Subcommand, Debug)]
+enum Command {
+    /// Describe an image file or a dataset folder.
+    Info {
+        /// A NIfTI/Analyze file or a dataset folder.
+        path: PathBuf,
+        /// Print one JSON object.
+        #[arg(long)]
+        json: bool,
+        /// Report the scaled value at voxel i,j,k[,t] (repeatable).
+        #[arg(long = "at", value_name = "I,J,K[,T]", value_parser = parse_index)]
+        at: Vec<Vec<usize>>,
+    },
+    /// Write procedural phantom cases with exact ground truth.
+    Phantom {
+        /// brats, acdc or totalseg.
+        #[arg(long)]
+        kind: crate::phantom::Kind,
+        /// Number of cases.
+        #[arg(long, default_value_t = 1)]
+        cases: usize,
+        /// Random seed (same seed, same files).
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Output folder.
+        #[arg(long)]
+        out: PathBuf,
+        /// small (tests, quick training) or full (the real datasets' sizes).
+        #[arg(long, default_value = "small")]
+        size: crate::phantom::Size,
+    },
+    /// Measure UME against reference tools (see BENCHMARKS.md).
+    Bench {
+        #[command(subcommand)]
+        what: bench::BenchCommand,
+    },
+    /// Generate the built-in demo case (if needed) and describe it.
+    Demo,
+}
+
+fn parse_index(s: &str) -> Result<Vec<usize>, String> {
+    let v: Result<Vec<usize>, _> = s.split(',').map(|p| p.trim().parse::<usize>()).collect();
+    match v {
+        Ok(v) if (3..=5).contains(&v.len()) => Ok(v),
+        _ => Err(format!("{s:?} is not a voxel index like 10,20,30 or 10,20,30,4")),
+    }
+}
+
+/// Run the CLI; returns the process exit code.
+pub fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match run(cli) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(e) => {
+            eprintln!("error: {e:#}");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+fn run(cli: Cli) -> Result<()> {
+    match cli.command.unwrap_or(Command::Demo) {
+        Command::Info { path, json, at } => info::run(&path, json, &at),
+        Command::Phantom {
+            kind,
+            cases,
+            seed,
+            out,
+            size,
+        } => {
+            let bar = progress_bar(cases as u64, "writing phantom cases");
+            let dirs = crate::phantom::generate(kind, size, seed, cases, &out, |done, _| bar.set_position(done as u64))?;
+            bar.finish_and_clear();
+            for d in dirs {
+                println!("{}", d.display());
+            }
+            Ok(())
+        }
+        Command::Bench { what } => bench::run(what),
+        Command::Demo => {
+            let dir = demo_dir()?;
+            let case = dir.join("BraTS20_Training_001");
+            if !case.is_dir() {
+                eprintln!("generating the demo case in {}", dir.display());
+                crate::phantom::generate(crate::phantom::Kind::Brats, crate::phantom::Size::Small, 0, 1, &dir, |_, _| {})?;
+            }
+            info::run(&case, false, &[])
+        }
+    }
+}
+
+/// The per-user cache folder for the demo case.
+fn demo_dir() -> Result<PathBuf> {
+    let base = std::env::var_os("XDG_CACHE_HOME")
+        .map(PathBuf::from)
+        .or_else(|| std::env::var_os("HOME").map(|h| PathBuf::from(h).join(".cache")))
+        .context("neither XDG_CACHE_HOME nor HOME is set")?;
+    Ok(base.join("ume").join("demo"))
+}
+
+/// A progress bar on stderr, hidden when stderr is not a terminal.
+pub(crate) fn progress_bar(len: u64, msg: &'static str) -> indicatif::ProgressBar {
+    let bar = indicatif::ProgressBar::new(len);
+    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})") {
+        bar.set_style(style.progress_chars("=> "));
+    }
+    bar.set_message(msg);
+    bar
+}

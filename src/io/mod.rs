@@ -14,7 +14,7 @@ pub mod header;
 mod write;
 
 pub use header::{DataLayout, Header, HeaderError};
-pub use write::{SaveError, save_labels, save_volume};
+pub use write::{SaveError, save_labels, save_volume, write_atomic};
 
 use crate::volume::{LabelVolume, Volume, VolumeError, VoxelBytes};
 use std::fs::File;

@@ -16,7 +16,7 @@ mod stats;
 
 pub use dtype::DataType;
 pub use geometry::{Geometry, NiftiSpatial, axcodes, mat4_mul, mat4_inverse};
-pub use labels::{LabelEntry, LabelError, LabelTable, LabelVolume};
+pub use labels::{LabelData, LabelEntry, LabelError, LabelTable, LabelVolume, palette};
 pub use stats::Stats;
 
 use std::sync::Arc;

@@ -1,0 +1,211 @@
+//! `ume bench`: measurements that compare UME with the reference each
+//! issue names, side by side in one run, printed as ratios.
+//!
+//! `ume bench load` times loading a BraTS case (4 × 240×240×155 int16
+//! .nii.gz) and a 512×512×300 int16 CT with min/max/mean computed, against
+//! nibabel (`bench/nibabel_load.py`, when Python and nibabel are installed)
+//! and against single-core libdeflate gunzip of the same bytes, in-process
+//! and as whole processes, and reports peak memory relative to raw bytes.
+
+use anyhow::{Context, Result, bail};
+use clap::Subcommand;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// What to measure.
+#[derive(Subcommand, Debug)]
+pub(super) enum BenchCommand {
+    /// Volume loading against nibabel and libdeflate.
+    Load {
+        /// Where fixtures are generated (reused when present).
+        #[arg(long, default_value = "target/bench-data")]
+        dir: PathBuf,
+        /// Repetitions; the best time counts.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Python interpreter with nibabel for the reference.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
+    /// (Internal) load one file and print peak memory as JSON.
+    #[command(hide = true)]
+    Peak {
+        /// File to load.
+        file: PathBuf,
+    },
+}
+
+pub(super) fn run(cmd: BenchCommand) -> Result<()> {
+    match cmd {
+        BenchCommand::Load { dir, repeat, python } => load(&dir, repeat.max(1), &python),
+        BenchCommand::Peak { file } => {
+            let v = crate::io::load(&file)?;
+            let stats = v.stats();
+            let status = std::fs::read_to_string("/proc/self/status").unwrap_or_default();
+            let field = |k: &str| -> u64 {
+                status
+                    .lines()
+                    .find(|l| l.starts_with(k))
+                    .and_then(|l| l.split_whitespace().nth(1))
+                    .and_then(|x| x.parse::<u64>().ok())
+                    .map_or(0, |kb| kb * 1024)
+            };
+            println!(
+                "{}",
+                serde_json::json!({
+                    "raw_bytes": v.raw_bytes().len(),
+                    "vm_hwm": field("VmHWM:"),
+                    "rss_anon": field("RssAnon:"),
+                    "rss_file": field("RssFile:"),
+                    "mean": stats[0].mean,
+                })
+            );
+            Ok(())
+        }
+    }
+}
+
+/// Fixture files: (group name, files).
+fn fixtures(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
+    use crate::phantom::{Size, brats_case, ct_volume};
+    let brats_dir = dir.join("BraTS20_Training_001");
+    if !brats_dir.join("BraTS20_Training_001_seg.nii.gz").is_file() {
+        eprintln!("generating a full-size BraTS phantom in {}", dir.display());
+        brats_case(0, 1, Size::Full).write(dir)?;
+    }
+    let brats: Vec<PathBuf> = ["t1", "t1ce", "t2", "flair"]
+        .iter()
+        .map(|m| brats_dir.join(format!("BraTS20_Training_001_{m}.nii.gz")))
+        .collect();
+    let ct = dir.join("ct_512x512x300.nii.gz");
+    if !ct.is_file() {
+        eprintln!("generating a 512×512×300 int16 CT phantom in {}", dir.display());
+        crate::io::save_volume(&ct_volume(0, [512, 512, 300], [0.78125, 0.78125, 1.25]), &ct)?;
+    }
+    Ok(vec![("brats_case".into(), brats), ("ct_512".into(), vec![ct])])
+}
+
+fn best_of(repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
+    let mut best = f64::INFINITY;
+    for _ in 0..repeat {
+        let t = Instant::now();
+        f()?;
+        best = best.min(t.elapsed().as_secs_f64());
+    }
+    Ok(best)
+}
+
+/// UME: load the files (in parallel, as a case is loaded) and compute stats.
+fn ume_load(files: &[PathBuf]) -> Result<()> {
+    for v in crate::io::load_many(files) {
+        let v = v?;
+        std::hint::black_box(v.stats());
+    }
+    Ok(())
+}
+
+/// Reference: read + single-core libdeflate gunzip of the same bytes.
+fn libdeflate_gunzip(files: &[PathBuf]) -> Result<()> {
+    let mut d = libdeflater::Decompressor::new();
+    for f in files {
+        let gz = std::fs::read(f)?;
+        let isize = u32::from_le_bytes(gz[gz.len() - 4..].try_into()?) as usize;
+        let mut out = vec![0u8; isize];
+        d.gzip_decompress(&gz, &mut out).map_err(|e| anyhow::anyhow!("{f:?}: {e:?}"))?;
+        std::hint::black_box(&out);
+    }
+    Ok(())
+}
+
+fn nibabel_times(python: &str, repeat: usize, groups: &[(String, Vec<PathBuf>)]) -> Option<serde_json::Value> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/nibabel_load.py");
+    let mut cmd = Command::new(python);
+    cmd.arg(script).arg(repeat.to_string());
+    for (name, files) in groups {
+        cmd.arg(name).args(files).arg("--");
+    }
+    let out = cmd.output().ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "nibabel reference unavailable ({}): pip install nibabel",
+            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+        );
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+/// Wall time of whole processes, one per file, best of `repeat`.
+fn process_time(repeat: usize, files: &[PathBuf], mut make: impl FnMut(&Path) -> Command) -> Result<f64> {
+    best_of(repeat, || {
+        for f in files {
+            let status = make(f).stdout(std::process::Stdio::null()).status()?;
+            if !status.success() {
+                bail!("{:?} failed on {}", make(f), f.display());
+            }
+        }
+        Ok(())
+    })
+}
+
+fn load(dir: &Path, repeat: usize, python: &str) -> Result<()> {
+    std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    let groups = fixtures(dir)?;
+    let exe = std::env::current_exe()?;
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    println!("ume bench load — best of {repeat}, {threads} hardware threads");
+    let nib = nibabel_times(python, repeat, &groups);
+    println!(
+        "{:<11} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9}",
+        "case", "raw MB", "gz MB", "libdeflate", "ume", "nibabel", "nib/ume", "ume/lib", "peak/raw"
+    );
+    for (name, files) in &groups {
+        let raw: u64 = files.iter().map(|f| crate::io::load(f).map(|v| v.raw_bytes().len() as u64)).sum::<Result<u64, _>>()?;
+        let gz: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len())).sum::<Result<u64, _>>()?;
+        let t_lib = best_of(repeat, || libdeflate_gunzip(files))?;
+        let t_ume = best_of(repeat, || ume_load(files))?;
+        let t_nib = nib.as_ref().and_then(|n| n[name.as_str()].as_f64());
+        // Peak memory of a process that loads the largest file.
+        let peak = Command::new(&exe).args(["bench", "peak"]).arg(&files[0]).output()?;
+        let peak: serde_json::Value = serde_json::from_slice(&peak.stdout).unwrap_or_default();
+        let ratio = |a: Option<f64>, b: f64| a.map_or("-".to_string(), |a| format!("{:.2}×", a / b));
+        println!(
+            "{:<11} {:>9.1} {:>9.1} {:>10.3}s {:>8.3}s {:>9} {:>9} {:>8.2}× {:>8.2}×",
+            name,
+            raw as f64 / 1e6,
+            gz as f64 / 1e6,
+            t_lib,
+            t_ume,
+            t_nib.map_or("-".into(), |t| format!("{t:.3}s")),
+            ratio(t_nib, t_ume),
+            t_ume / t_lib,
+            peak["vm_hwm"].as_f64().unwrap_or(f64::NAN) / peak["raw_bytes"].as_f64().unwrap_or(f64::NAN),
+        );
+        // Whole processes: `ume info FILE --json` vs a Python process doing the same.
+        let p_ume = process_time(repeat, files, |f| {
+            let mut c = Command::new(&exe);
+            c.arg("info").arg(f).arg("--json");
+            c
+        })?;
+        let p_nib = if nib.is_some() {
+            let code = "import sys, numpy as np, nibabel as nib\na = np.asarray(nib.load(sys.argv[1]).dataobj)\nprint(a.min(), a.max(), a.mean())";
+            Some(process_time(repeat, files, |f| {
+                let mut c = Command::new(python);
+                c.args(["-c", code]).arg(f);
+                c
+            })?)
+        } else {
+            None
+        };
+        println!(
+            "{:<11} whole process, one per file: ume info {:.3}s, python+nibabel {}, nib/ume {}",
+            "",
+            p_ume,
+            p_nib.map_or("-".into(), |t| format!("{t:.3}s")),
+            ratio(p_nib, p_ume)
+        );
+    }
+    println!("nib/ume: speed-up over nibabel (goal ≥ 2); ume/lib: time relative to single-core libdeflate gunzip (goal ≤ 1.3); peak/raw: peak RSS of a process loading the first file over its raw voxel bytes (compressed pages are mapped, not copied)");
+    Ok(())
+}

@@ -1,0 +1,156 @@
+//! `ume info`: what a file or dataset folder holds.
+
+use anyhow::{Result, bail};
+use serde_json::{Value, json};
+use std::path::Path;
+
+use crate::dataset::{self, LabelSource};
+use crate::volume::{Stats, Volume};
+
+/// Describe `path` (a file or a folder), as text or JSON.
+pub(super) fn run(path: &Path, as_json: bool, at: &[Vec<usize>]) -> Result<()> {
+    if path.is_dir() {
+        if !at.is_empty() {
+            bail!("{}: --at needs an image file, not a folder", path.display());
+        }
+        return folder(path, as_json);
+    }
+    let v = crate::io::load(path)?;
+    let mut samples = Vec::new();
+    for index in at {
+        let Some(flat) = v.flat_index_of(index) else {
+            bail!("{}: index {index:?} is outside the image (shape {:?})", path.display(), v.file_shape);
+        };
+        let value = if v.dtype.channels() > 1 {
+            json!((0..v.dtype.channels()).map(|c| v.value_at(flat, c)).collect::<Vec<_>>())
+        } else {
+            json!(v.value_at(flat, 0))
+        };
+        samples.push(json!({"index": index, "value": value}));
+    }
+    let stats = v.stats();
+    if as_json {
+        println!("{}", serde_json::to_string_pretty(&file_json(path, &v, &stats, samples))?);
+    } else {
+        print_file(path, &v, &stats, &samples);
+    }
+    Ok(())
+}
+
+fn stats_json(s: &Stats) -> Value {
+    json!({
+        "channel": s.channel, "min": num(s.min), "max": num(s.max), "mean": num(s.mean),
+        "nan_count": s.nan_count, "inf_count": s.inf_count, "n_voxels": s.n_voxels,
+    })
+}
+
+/// JSON has no NaN: an empty statistic is null.
+fn num(x: f64) -> Value {
+    if x.is_finite() { json!(x) } else { Value::Null }
+}
+
+fn file_json(path: &Path, v: &Volume, stats: &[Stats], at: Vec<Value>) -> Value {
+    // The headline statistic: the value itself, or the magnitude of complex data.
+    let main = if stats.len() == 3 && stats[2].channel == "abs" { &stats[2] } else { &stats[0] };
+    json!({
+        "path": path.display().to_string(),
+        "format": v.format.as_str(),
+        "shape": v.file_shape,
+        "datatype": v.dtype.name(),
+        "scl_slope": v.scaling.slope,
+        "scl_inter": v.scaling.inter,
+        "affine": v.geometry.world_from_voxel,
+        "spacing_mm": v.spacing_mm(),
+        "orientation": v.geometry.orientation(),
+        "time_step_s": v.geometry.time_step,
+        "stats": stats_json(main),
+        "channel_stats": stats.iter().map(stats_json).collect::<Vec<_>>(),
+        "at": at,
+        "warnings": v.warnings,
+    })
+}
+
+fn print_file(path: &Path, v: &Volume, stats: &[Stats], at: &[Value]) {
+    println!("{}", path.display());
+    println!("  format       {}", v.format.as_str());
+    println!("  shape        {:?}  {}", v.file_shape, v.dtype);
+    let sp = v.spacing_mm();
+    println!("  spacing      {:.4} × {:.4} × {:.4} mm", sp[0], sp[1], sp[2]);
+    if let Some(dt) = v.geometry.time_step {
+        println!("  frame step   {dt:.4} s");
+    }
+    println!("  orientation  {}", v.geometry.orientation());
+    if !v.scaling.is_identity() {
+        println!("  scaling      × {} + {}", v.scaling.slope, v.scaling.inter);
+    }
+    println!("  world_from_voxel (RAS mm)");
+    for row in &v.geometry.world_from_voxel[..3] {
+        println!("    [{:>10.4} {:>10.4} {:>10.4} {:>10.4}]", row[0], row[1], row[2], row[3]);
+    }
+    for s in stats {
+        println!(
+            "  {:<6} min {:.6} max {:.6} mean {:.6} ({} NaN, {} inf)",
+            s.channel, s.min, s.max, s.mean, s.nan_count, s.inf_count
+        );
+    }
+    for a in at {
+        println!("  at {} = {}", a["index"], a["value"]);
+    }
+    for w in &v.warnings {
+        println!("  warning: {w}");
+    }
+}
+
+fn folder(path: &Path, as_json: bool) -> Result<()> {
+    let ds = dataset::open(path)?;
+    let labels_of = |l: &LabelSource| match l {
+        LabelSource::None => json!(null),
+        LabelSource::File(p) => json!(p.display().to_string()),
+        LabelSource::Masks(m) => json!({"masks": m.len()}),
+        LabelSource::Frames(f) => json!(f.iter().map(|(t, p)| json!({"frame": t, "file": p.display().to_string()})).collect::<Vec<_>>()),
+    };
+    let modalities: Vec<String> = ds
+        .cases
+        .first()
+        .map(|c| c.images.iter().map(|(m, _)| m.clone()).collect())
+        .unwrap_or_default();
+    if as_json {
+        let cases: Vec<Value> = ds
+            .cases
+            .iter()
+            .map(|c| {
+                json!({
+                    "id": c.id,
+                    "images": c.images.iter().map(|(m, p)| json!({"modality": m, "file": p.display().to_string()})).collect::<Vec<_>>(),
+                    "labels": labels_of(&c.labels),
+                    "acdc": c.acdc,
+                })
+            })
+            .collect();
+        let out = json!({
+            "path": path.display().to_string(),
+            "layout": ds.layout.as_str(),
+            "case_count": ds.cases.len(),
+            "modalities": modalities,
+            "labels": ds.labels.labels.iter().map(|l| json!({"id": l.id, "name": l.name})).collect::<Vec<_>>(),
+            "cases": cases,
+        });
+        println!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    println!("{}", path.display());
+    println!("  layout      {}", ds.layout.as_str());
+    println!("  cases       {}", ds.cases.len());
+    println!("  modalities  {}", modalities.join(", "));
+    let names: Vec<String> = ds.labels.labels.iter().take(12).map(|l| format!("{} {}", l.id, l.name)).collect();
+    let more = ds.labels.labels.len().saturating_sub(12);
+    println!("  labels      {}{}", names.join(", "), if more > 0 { format!(" (+{more} more)") } else { String::new() });
+    for c in ds.cases.iter().take(20) {
+        let extra = c.acdc.as_ref().map(|a| format!("  ED {} ES {} ({})", a.ed, a.es, a.group)).unwrap_or_default();
+        println!("  - {} ({} images){extra}", c.id, c.images.len());
+    }
+    if ds.cases.len() > 20 {
+        println!("  ... {} more", ds.cases.len() - 20);
+    }
+    Ok(())
+}
