@@ -4,6 +4,8 @@
 //! samples and the sha256 of the raw voxels. Files we reject must be the
 //! ones listed (with the reason) in the README.
 
+#![allow(clippy::unwrap_used, clippy::needless_range_loop)] // tests: a panic is the failure report
+
 use serde_json::Value;
 use sha2::{Digest, Sha256};
 use std::path::PathBuf;
@@ -28,11 +30,32 @@ fn f(v: &Value) -> f64 {
 }
 
 fn check_stats(file: &str, what: &str, got: &ume::volume::Stats, want: &Value) {
-    assert_eq!(got.n_voxels as u64, want["n_voxels"].as_u64().unwrap(), "{file} {what} n_voxels");
-    assert_eq!(got.nan_count as u64, want["nan_count"].as_u64().unwrap(), "{file} {what} nan_count");
-    assert_eq!(got.inf_count as u64, want["inf_count"].as_u64().unwrap(), "{file} {what} inf_count");
-    for (name, g) in [("min", got.min), ("max", got.max), ("mean", got.mean), ("sum", got.sum)] {
-        assert!(close(g, f(&want[name]), 1e-6, 1e-9), "{file} {what} {name}: got {g}, nibabel {}", want[name]);
+    assert_eq!(
+        got.n_voxels as u64,
+        want["n_voxels"].as_u64().unwrap(),
+        "{file} {what} n_voxels"
+    );
+    assert_eq!(
+        got.nan_count as u64,
+        want["nan_count"].as_u64().unwrap(),
+        "{file} {what} nan_count"
+    );
+    assert_eq!(
+        got.inf_count as u64,
+        want["inf_count"].as_u64().unwrap(),
+        "{file} {what} inf_count"
+    );
+    for (name, g) in [
+        ("min", got.min),
+        ("max", got.max),
+        ("mean", got.mean),
+        ("sum", got.sum),
+    ] {
+        assert!(
+            close(g, f(&want[name]), 1e-6, 1e-9),
+            "{file} {what} {name}: got {g}, nibabel {}",
+            want[name]
+        );
     }
 }
 
@@ -40,7 +63,12 @@ fn check_volume(dir: &std::path::Path, entry: &Value) {
     let file = entry["file"].as_str().unwrap();
     let v: Volume = ume::io::load(&dir.join(file)).unwrap_or_else(|e| panic!("{e}"));
 
-    let shape: Vec<usize> = entry["shape"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
+    let shape: Vec<usize> = entry["shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
     assert_eq!(v.file_shape, shape, "{file} shape");
 
     // Affine: nibabel's choice (sform, qform, fallback). Absolute slack for
@@ -50,7 +78,10 @@ fn check_volume(dir: &std::path::Path, entry: &Value) {
         for c in 0..4 {
             let want = f(&aff[r][c]);
             let got = v.geometry.world_from_voxel[r][c];
-            assert!(close(got, want, 1e-6, 1e-5), "{file} affine[{r}][{c}]: got {got}, nibabel {want}");
+            assert!(
+                close(got, want, 1e-6, 1e-5),
+                "{file} affine[{r}][{c}]: got {got}, nibabel {want}"
+            );
         }
     }
     if let Some(ax) = entry["axcodes"].as_str() {
@@ -59,7 +90,11 @@ fn check_volume(dir: &std::path::Path, entry: &Value) {
 
     let sha = Sha256::digest(v.raw_bytes());
     let hex: String = sha.iter().map(|b| format!("{b:02x}")).collect();
-    assert_eq!(hex, entry["raw_le_sha256"].as_str().unwrap(), "{file} raw sha256");
+    assert_eq!(
+        hex,
+        entry["raw_le_sha256"].as_str().unwrap(),
+        "{file} raw sha256"
+    );
 
     let stats = v.stats();
     match v.dtype {
@@ -77,18 +112,31 @@ fn check_volume(dir: &std::path::Path, entry: &Value) {
     }
 
     for s in entry["samples"].as_array().unwrap() {
-        let index: Vec<usize> = s["index"].as_array().unwrap().iter().map(|x| x.as_u64().unwrap() as usize).collect();
-        let flat = v.flat_index_of(&index).unwrap_or_else(|| panic!("{file}: index {index:?} out of range"));
+        let index: Vec<usize> = s["index"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|x| x.as_u64().unwrap() as usize)
+            .collect();
+        let flat = v
+            .flat_index_of(&index)
+            .unwrap_or_else(|| panic!("{file}: index {index:?} out of range"));
         match &s["value"] {
             Value::Array(chs) => {
                 for (ch, want) in chs.iter().enumerate() {
                     let got = v.value_at(flat, ch);
-                    assert!(close(got, f(want), 1e-6, 0.0), "{file} {index:?} ch {ch}: got {got}, nibabel {want}");
+                    assert!(
+                        close(got, f(want), 1e-6, 0.0),
+                        "{file} {index:?} ch {ch}: got {got}, nibabel {want}"
+                    );
                 }
             }
             want => {
                 let got = v.value_at(flat, 0);
-                assert!(close(got, f(want), 1e-6, 0.0), "{file} {index:?}: got {got}, nibabel {want}");
+                assert!(
+                    close(got, f(want), 1e-6, 0.0),
+                    "{file} {index:?}: got {got}, nibabel {want}"
+                );
             }
         }
     }
@@ -100,13 +148,18 @@ fn shared_testdata_matches_nibabel() {
         eprintln!("../shared/testdata not present: conformance test has nothing to check here");
         return;
     };
-    let reference: Value = serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap()).unwrap();
+    let reference: Value =
+        serde_json::from_str(&std::fs::read_to_string(dir.join("reference.json")).unwrap())
+            .unwrap();
     let mut checked = 0;
     for entry in reference["files"].as_array().unwrap() {
         let file = entry["file"].as_str().unwrap();
         if let Some((_, why)) = REJECTED.iter().find(|(f, _)| *f == file) {
             let e = ume::io::load(&dir.join(file)).expect_err(why);
-            assert!(e.to_string().contains(file.rsplit('/').next().unwrap()), "error names the file: {e}");
+            assert!(
+                e.to_string().contains(file.rsplit('/').next().unwrap()),
+                "error names the file: {e}"
+            );
             continue;
         }
         check_volume(&dir, entry);
@@ -118,7 +171,9 @@ fn shared_testdata_matches_nibabel() {
 #[test]
 fn six_storage_orders_agree_in_world_space() {
     let Some(dir) = testdata() else { return };
-    let load = |n: &str| ume::io::load(&dir.join(format!("github-niivue/nifti_space/{n}.nii.gz"))).unwrap();
+    let load = |n: &str| {
+        ume::io::load(&dir.join(format!("github-niivue/nifti_space/{n}.nii.gz"))).unwrap()
+    };
     let reference = load("RAS");
     let inv = |v: &Volume| v.geometry.voxel_from_world().unwrap();
     for name in ["LPS", "PIL", "SRA", "IPR", "AIL"] {
@@ -130,8 +185,12 @@ fn six_storage_orders_agree_in_world_space() {
         for k in (0..nz).step_by(3) {
             for j in (0..ny).step_by(3) {
                 for i in (0..nx).step_by(3) {
-                    let w = reference.geometry.world_from_index([i as f64, j as f64, k as f64]);
-                    let ijk: [f64; 3] = std::array::from_fn(|r| vfw[r][0] * w[0] + vfw[r][1] * w[1] + vfw[r][2] * w[2] + vfw[r][3]);
+                    let w = reference
+                        .geometry
+                        .world_from_index([i as f64, j as f64, k as f64]);
+                    let ijk: [f64; 3] = std::array::from_fn(|r| {
+                        vfw[r][0] * w[0] + vfw[r][1] * w[1] + vfw[r][2] * w[2] + vfw[r][3]
+                    });
                     let idx = ijk.map(|x| x.round() as usize);
                     assert_eq!(
                         v.get(idx[0], idx[1], idx[2], 0),

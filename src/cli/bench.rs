@@ -38,7 +38,11 @@ pub(super) enum BenchCommand {
 
 pub(super) fn run(cmd: BenchCommand) -> Result<()> {
     match cmd {
-        BenchCommand::Load { dir, repeat, python } => load(&dir, repeat.max(1), &python),
+        BenchCommand::Load {
+            dir,
+            repeat,
+            python,
+        } => load(&dir, repeat.max(1), &python),
         BenchCommand::Peak { file } => {
             let v = crate::io::load(&file)?;
             let stats = v.stats();
@@ -80,10 +84,19 @@ fn fixtures(dir: &Path) -> Result<Vec<(String, Vec<PathBuf>)>> {
         .collect();
     let ct = dir.join("ct_512x512x300.nii.gz");
     if !ct.is_file() {
-        eprintln!("generating a 512×512×300 int16 CT phantom in {}", dir.display());
-        crate::io::save_volume(&ct_volume(0, [512, 512, 300], [0.78125, 0.78125, 1.25]), &ct)?;
+        eprintln!(
+            "generating a 512×512×300 int16 CT phantom in {}",
+            dir.display()
+        );
+        crate::io::save_volume(
+            &ct_volume(0, [512, 512, 300], [0.78125, 0.78125, 1.25]),
+            &ct,
+        )?;
     }
-    Ok(vec![("brats_case".into(), brats), ("ct_512".into(), vec![ct])])
+    Ok(vec![
+        ("brats_case".into(), brats),
+        ("ct_512".into(), vec![ct]),
+    ])
 }
 
 fn best_of(repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
@@ -112,13 +125,18 @@ fn libdeflate_gunzip(files: &[PathBuf]) -> Result<()> {
         let gz = std::fs::read(f)?;
         let isize = u32::from_le_bytes(gz[gz.len() - 4..].try_into()?) as usize;
         let mut out = vec![0u8; isize];
-        d.gzip_decompress(&gz, &mut out).map_err(|e| anyhow::anyhow!("{f:?}: {e:?}"))?;
+        d.gzip_decompress(&gz, &mut out)
+            .map_err(|e| anyhow::anyhow!("{f:?}: {e:?}"))?;
         std::hint::black_box(&out);
     }
     Ok(())
 }
 
-fn nibabel_times(python: &str, repeat: usize, groups: &[(String, Vec<PathBuf>)]) -> Option<serde_json::Value> {
+fn nibabel_times(
+    python: &str,
+    repeat: usize,
+    groups: &[(String, Vec<PathBuf>)],
+) -> Option<serde_json::Value> {
     let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("bench/nibabel_load.py");
     let mut cmd = Command::new(python);
     cmd.arg(script).arg(repeat.to_string());
@@ -129,7 +147,10 @@ fn nibabel_times(python: &str, repeat: usize, groups: &[(String, Vec<PathBuf>)])
     if !out.status.success() {
         eprintln!(
             "nibabel reference unavailable ({}): pip install nibabel",
-            String::from_utf8_lossy(&out.stderr).lines().last().unwrap_or("")
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
         );
         return None;
     }
@@ -137,7 +158,11 @@ fn nibabel_times(python: &str, repeat: usize, groups: &[(String, Vec<PathBuf>)])
 }
 
 /// Wall time of whole processes, one per file, best of `repeat`.
-fn process_time(repeat: usize, files: &[PathBuf], mut make: impl FnMut(&Path) -> Command) -> Result<f64> {
+fn process_time(
+    repeat: usize,
+    files: &[PathBuf],
+    mut make: impl FnMut(&Path) -> Command,
+) -> Result<f64> {
     best_of(repeat, || {
         for f in files {
             let status = make(f).stdout(std::process::Stdio::null()).status()?;
@@ -161,15 +186,25 @@ fn load(dir: &Path, repeat: usize, python: &str) -> Result<()> {
         "case", "raw MB", "gz MB", "libdeflate", "ume", "nibabel", "nib/ume", "ume/lib", "peak/raw"
     );
     for (name, files) in &groups {
-        let raw: u64 = files.iter().map(|f| crate::io::load(f).map(|v| v.raw_bytes().len() as u64)).sum::<Result<u64, _>>()?;
-        let gz: u64 = files.iter().map(|f| std::fs::metadata(f).map(|m| m.len())).sum::<Result<u64, _>>()?;
+        let raw: u64 = files
+            .iter()
+            .map(|f| crate::io::load(f).map(|v| v.raw_bytes().len() as u64))
+            .sum::<Result<u64, _>>()?;
+        let gz: u64 = files
+            .iter()
+            .map(|f| std::fs::metadata(f).map(|m| m.len()))
+            .sum::<Result<u64, _>>()?;
         let t_lib = best_of(repeat, || libdeflate_gunzip(files))?;
         let t_ume = best_of(repeat, || ume_load(files))?;
         let t_nib = nib.as_ref().and_then(|n| n[name.as_str()].as_f64());
         // Peak memory of a process that loads the largest file.
-        let peak = Command::new(&exe).args(["bench", "peak"]).arg(&files[0]).output()?;
+        let peak = Command::new(&exe)
+            .args(["bench", "peak"])
+            .arg(&files[0])
+            .output()?;
         let peak: serde_json::Value = serde_json::from_slice(&peak.stdout).unwrap_or_default();
-        let ratio = |a: Option<f64>, b: f64| a.map_or("-".to_string(), |a| format!("{:.2}×", a / b));
+        let ratio =
+            |a: Option<f64>, b: f64| a.map_or("-".to_string(), |a| format!("{:.2}×", a / b));
         println!(
             "{:<11} {:>9.1} {:>9.1} {:>10.3}s {:>8.3}s {:>9} {:>9} {:>8.2}× {:>8.2}×",
             name,
@@ -180,7 +215,8 @@ fn load(dir: &Path, repeat: usize, python: &str) -> Result<()> {
             t_nib.map_or("-".into(), |t| format!("{t:.3}s")),
             ratio(t_nib, t_ume),
             t_ume / t_lib,
-            peak["vm_hwm"].as_f64().unwrap_or(f64::NAN) / peak["raw_bytes"].as_f64().unwrap_or(f64::NAN),
+            peak["vm_hwm"].as_f64().unwrap_or(f64::NAN)
+                / peak["raw_bytes"].as_f64().unwrap_or(f64::NAN),
         );
         // Whole processes: `ume info FILE --json` vs a Python process doing the same.
         let p_ume = process_time(repeat, files, |f| {
@@ -206,6 +242,8 @@ fn load(dir: &Path, repeat: usize, python: &str) -> Result<()> {
             ratio(p_nib, p_ume)
         );
     }
-    println!("nib/ume: speed-up over nibabel (goal ≥ 2); ume/lib: time relative to single-core libdeflate gunzip (goal ≤ 1.3); peak/raw: peak RSS of a process loading the first file over its raw voxel bytes (compressed pages are mapped, not copied)");
+    println!(
+        "nib/ume: speed-up over nibabel (goal ≥ 2); ume/lib: time relative to single-core libdeflate gunzip (goal ≤ 1.3); peak/raw: peak RSS of a process loading the first file over its raw voxel bytes (compressed pages are mapped, not copied)"
+    );
     Ok(())
 }

@@ -19,10 +19,18 @@ pub(super) fn run(path: &Path, as_json: bool, at: &[Vec<usize>]) -> Result<()> {
     let mut samples = Vec::new();
     for index in at {
         let Some(flat) = v.flat_index_of(index) else {
-            bail!("{}: index {index:?} is outside the image (shape {:?})", path.display(), v.file_shape);
+            bail!(
+                "{}: index {index:?} is outside the image (shape {:?})",
+                path.display(),
+                v.file_shape
+            );
         };
         let value = if v.dtype.channels() > 1 {
-            json!((0..v.dtype.channels()).map(|c| v.value_at(flat, c)).collect::<Vec<_>>())
+            json!(
+                (0..v.dtype.channels())
+                    .map(|c| v.value_at(flat, c))
+                    .collect::<Vec<_>>()
+            )
         } else {
             json!(v.value_at(flat, 0))
         };
@@ -30,7 +38,10 @@ pub(super) fn run(path: &Path, as_json: bool, at: &[Vec<usize>]) -> Result<()> {
     }
     let stats = v.stats();
     if as_json {
-        println!("{}", serde_json::to_string_pretty(&file_json(path, &v, &stats, samples))?);
+        println!(
+            "{}",
+            serde_json::to_string_pretty(&file_json(path, &v, &stats, samples))?
+        );
     } else {
         print_file(path, &v, &stats, &samples);
     }
@@ -51,7 +62,11 @@ fn num(x: f64) -> Value {
 
 fn file_json(path: &Path, v: &Volume, stats: &[Stats], at: Vec<Value>) -> Value {
     // The headline statistic: the value itself, or the magnitude of complex data.
-    let main = if stats.len() == 3 && stats[2].channel == "abs" { &stats[2] } else { &stats[0] };
+    let main = if stats.len() == 3 && stats[2].channel == "abs" {
+        &stats[2]
+    } else {
+        &stats[0]
+    };
     json!({
         "path": path.display().to_string(),
         "format": v.format.as_str(),
@@ -75,7 +90,10 @@ fn print_file(path: &Path, v: &Volume, stats: &[Stats], at: &[Value]) {
     println!("  format       {}", v.format.as_str());
     println!("  shape        {:?}  {}", v.file_shape, v.dtype);
     let sp = v.spacing_mm();
-    println!("  spacing      {:.4} × {:.4} × {:.4} mm", sp[0], sp[1], sp[2]);
+    println!(
+        "  spacing      {:.4} × {:.4} × {:.4} mm",
+        sp[0], sp[1], sp[2]
+    );
     if let Some(dt) = v.geometry.time_step {
         println!("  frame step   {dt:.4} s");
     }
@@ -85,7 +103,10 @@ fn print_file(path: &Path, v: &Volume, stats: &[Stats], at: &[Value]) {
     }
     println!("  world_from_voxel (RAS mm)");
     for row in &v.geometry.world_from_voxel[..3] {
-        println!("    [{:>10.4} {:>10.4} {:>10.4} {:>10.4}]", row[0], row[1], row[2], row[3]);
+        println!(
+            "    [{:>10.4} {:>10.4} {:>10.4} {:>10.4}]",
+            row[0], row[1], row[2], row[3]
+        );
     }
     for s in stats {
         println!(
@@ -107,7 +128,11 @@ fn folder(path: &Path, as_json: bool) -> Result<()> {
         LabelSource::None => json!(null),
         LabelSource::File(p) => json!(p.display().to_string()),
         LabelSource::Masks(m) => json!({"masks": m.len()}),
-        LabelSource::Frames(f) => json!(f.iter().map(|(t, p)| json!({"frame": t, "file": p.display().to_string()})).collect::<Vec<_>>()),
+        LabelSource::Frames(f) => json!(
+            f.iter()
+                .map(|(t, p)| json!({"frame": t, "file": p.display().to_string()}))
+                .collect::<Vec<_>>()
+        ),
     };
     let modalities: Vec<String> = ds
         .cases
@@ -142,11 +167,29 @@ fn folder(path: &Path, as_json: bool) -> Result<()> {
     println!("  layout      {}", ds.layout.as_str());
     println!("  cases       {}", ds.cases.len());
     println!("  modalities  {}", modalities.join(", "));
-    let names: Vec<String> = ds.labels.labels.iter().take(12).map(|l| format!("{} {}", l.id, l.name)).collect();
+    let names: Vec<String> = ds
+        .labels
+        .labels
+        .iter()
+        .take(12)
+        .map(|l| format!("{} {}", l.id, l.name))
+        .collect();
     let more = ds.labels.labels.len().saturating_sub(12);
-    println!("  labels      {}{}", names.join(", "), if more > 0 { format!(" (+{more} more)") } else { String::new() });
+    println!(
+        "  labels      {}{}",
+        names.join(", "),
+        if more > 0 {
+            format!(" (+{more} more)")
+        } else {
+            String::new()
+        }
+    );
     for c in ds.cases.iter().take(20) {
-        let extra = c.acdc.as_ref().map(|a| format!("  ED {} ES {} ({})", a.ed, a.es, a.group)).unwrap_or_default();
+        let extra = c
+            .acdc
+            .as_ref()
+            .map(|a| format!("  ED {} ES {} ({})", a.ed, a.es, a.group))
+            .unwrap_or_default();
         println!("  - {} ({} images){extra}", c.id, c.images.len());
     }
     if ds.cases.len() > 20 {

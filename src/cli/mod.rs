@@ -63,7 +63,9 @@ fn parse_index(s: &str) -> Result<Vec<usize>, String> {
     let v: Result<Vec<usize>, _> = s.split(',').map(|p| p.trim().parse::<usize>()).collect();
     match v {
         Ok(v) if (3..=5).contains(&v.len()) => Ok(v),
-        _ => Err(format!("{s:?} is not a voxel index like 10,20,30 or 10,20,30,4")),
+        _ => Err(format!(
+            "{s:?} is not a voxel index like 10,20,30 or 10,20,30,4"
+        )),
     }
 }
 
@@ -90,7 +92,9 @@ fn run(cli: Cli) -> Result<()> {
             size,
         } => {
             let bar = progress_bar(cases as u64, "writing phantom cases");
-            let dirs = crate::phantom::generate(kind, size, seed, cases, &out, |done, _| bar.set_position(done as u64))?;
+            let dirs = crate::phantom::generate(kind, size, seed, cases, &out, |done, _| {
+                bar.set_position(done as u64);
+            })?;
             bar.finish_and_clear();
             for d in dirs {
                 println!("{}", d.display());
@@ -103,7 +107,14 @@ fn run(cli: Cli) -> Result<()> {
             let case = dir.join("BraTS20_Training_001");
             if !case.is_dir() {
                 eprintln!("generating the demo case in {}", dir.display());
-                crate::phantom::generate(crate::phantom::Kind::Brats, crate::phantom::Size::Small, 0, 1, &dir, |_, _| {})?;
+                crate::phantom::generate(
+                    crate::phantom::Kind::Brats,
+                    crate::phantom::Size::Small,
+                    0,
+                    1,
+                    &dir,
+                    |_, _| {},
+                )?;
             }
             info::run(&case, false, &[])
         }
@@ -122,7 +133,9 @@ fn demo_dir() -> Result<PathBuf> {
 /// A progress bar on stderr, hidden when stderr is not a terminal.
 pub(crate) fn progress_bar(len: u64, msg: &'static str) -> indicatif::ProgressBar {
     let bar = indicatif::ProgressBar::new(len);
-    if let Ok(style) = indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})") {
+    if let Ok(style) =
+        indicatif::ProgressStyle::with_template("{msg} [{bar:30}] {pos}/{len} ({eta})")
+    {
         bar.set_style(style.progress_chars("=> "));
     }
     bar.set_message(msg);

@@ -47,15 +47,22 @@ pub fn parse_acdc_info(path: &Path, text: &str) -> Result<AcdcInfo, DatasetError
         path: path.to_path_buf(),
         problem,
     };
-    let get = |k: &str| kv.get(k).ok_or_else(|| bad(format!("missing `{}:` line", k.to_uppercase())));
+    let get = |k: &str| {
+        kv.get(k)
+            .ok_or_else(|| bad(format!("missing `{}:` line", k.to_uppercase())))
+    };
     let num = |k: &str| -> Result<f64, DatasetError> {
         let v = get(k)?;
-        v.parse::<f64>().map_err(|_| bad(format!("{k} = {v:?} is not a number")))
+        v.parse::<f64>()
+            .map_err(|_| bad(format!("{k} = {v:?} is not a number")))
     };
     let frame = |k: &str| -> Result<usize, DatasetError> {
         let v = num(k)?;
         if v < 1.0 || v.fract() != 0.0 {
-            return Err(bad(format!("{} = {v} is not a 1-based frame number", k.to_uppercase())));
+            return Err(bad(format!(
+                "{} = {v} is not a 1-based frame number",
+                k.to_uppercase()
+            )));
         }
         Ok(v as usize)
     };
@@ -68,7 +75,10 @@ pub fn parse_acdc_info(path: &Path, text: &str) -> Result<AcdcInfo, DatasetError
         nb_frame: frame("nbframe")?,
     };
     if info.ed > info.nb_frame || info.es > info.nb_frame {
-        return Err(bad(format!("ED {} / ES {} beyond NbFrame {}", info.ed, info.es, info.nb_frame)));
+        return Err(bad(format!(
+            "ED {} / ES {} beyond NbFrame {}",
+            info.ed, info.es, info.nb_frame
+        )));
     }
     Ok(info)
 }
@@ -85,7 +95,10 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
     let mut out = Vec::new();
     for e in std::fs::read_dir(dir).map_err(io_err(dir))? {
         let p = e.map_err(io_err(dir))?.path();
-        if !p.file_name().is_some_and(|n| n.to_string_lossy().starts_with('.')) {
+        if !p
+            .file_name()
+            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+        {
             out.push(p);
         }
     }
@@ -96,7 +109,9 @@ fn list(dir: &Path) -> Result<Vec<PathBuf>, DatasetError> {
 /// File name without `.nii.gz` / `.nii`, if it is a NIfTI file.
 fn nifti_stem(p: &Path) -> Option<String> {
     let n = p.file_name()?.to_string_lossy().to_string();
-    n.strip_suffix(".nii.gz").or_else(|| n.strip_suffix(".nii")).map(str::to_string)
+    n.strip_suffix(".nii.gz")
+        .or_else(|| n.strip_suffix(".nii"))
+        .map(str::to_string)
 }
 
 pub(super) fn detect(root: &Path) -> Result<Dataset, DatasetError> {
@@ -128,7 +143,11 @@ pub(super) fn detect(root: &Path) -> Result<Dataset, DatasetError> {
             path: root.to_path_buf(),
         });
     };
-    let cases = found.into_iter().filter(|(l, _)| *l == layout).map(|(_, c)| c).collect();
+    let cases = found
+        .into_iter()
+        .filter(|(l, _)| *l == layout)
+        .map(|(_, c)| c)
+        .collect();
     Ok(finish(root, layout, cases))
 }
 
@@ -157,7 +176,10 @@ fn finish(root: &Path, layout: Layout, mut cases: Vec<CaseSpec>) -> Dataset {
 /// Recognise one case folder.
 fn try_case(dir: &Path) -> Result<Option<(Layout, CaseSpec)>, DatasetError> {
     let files = list(dir)?;
-    let id = dir.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let id = dir
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     // TotalSegmentator: ct.nii.gz + segmentations/
     let ct = dir.join("ct.nii.gz");
     if ct.is_file() {
@@ -187,7 +209,10 @@ fn try_case(dir: &Path) -> Result<Option<(Layout, CaseSpec)>, DatasetError> {
     }
     // ACDC: Info.cfg + *_4d.nii.gz
     let info_path = dir.join("Info.cfg");
-    if let Some(cine) = files.iter().find(|p| nifti_stem(p).is_some_and(|s| s.ends_with("_4d"))) {
+    if let Some(cine) = files
+        .iter()
+        .find(|p| nifti_stem(p).is_some_and(|s| s.ends_with("_4d")))
+    {
         let acdc = if info_path.is_file() {
             let text = std::fs::read_to_string(&info_path).map_err(io_err(&info_path))?;
             Some(parse_acdc_info(&info_path, &text)?)
@@ -197,8 +222,12 @@ fn try_case(dir: &Path) -> Result<Option<(Layout, CaseSpec)>, DatasetError> {
         let mut frames = Vec::new();
         for p in &files {
             let Some(stem) = nifti_stem(p) else { continue };
-            let Some(rest) = stem.strip_suffix("_gt") else { continue };
-            let Some((_, num)) = rest.rsplit_once("_frame") else { continue };
+            let Some(rest) = stem.strip_suffix("_gt") else {
+                continue;
+            };
+            let Some((_, num)) = rest.rsplit_once("_frame") else {
+                continue;
+            };
             if let Ok(n) = num.parse::<usize>() {
                 frames.push((n.saturating_sub(1), p.clone()));
             }
@@ -225,7 +254,9 @@ fn try_case(dir: &Path) -> Result<Option<(Layout, CaseSpec)>, DatasetError> {
     for p in &files {
         let Some(stem) = nifti_stem(p) else { continue };
         let lower = stem.to_lowercase();
-        let Some(pos) = lower.rfind(['_', '-']) else { continue };
+        let Some(pos) = lower.rfind(['_', '-']) else {
+            continue;
+        };
         let suffix = &lower[pos + 1..];
         let canonical = match suffix {
             "t1" | "t1n" => Some((0, "t1")),
@@ -285,23 +316,42 @@ fn msd_or_nnunet(root: &Path) -> Result<Dataset, DatasetError> {
         v.into_iter().map(|(_, n)| n).collect()
     };
     let table = label_table_from_json(&meta);
-    let files = if images_dir.is_dir() { list(&images_dir)? } else { Vec::new() };
-    let nnunet = files.iter().any(|p| nifti_stem(p).is_some_and(|s| s.ends_with("_0000")));
+    let files = if images_dir.is_dir() {
+        list(&images_dir)?
+    } else {
+        Vec::new()
+    };
+    let nnunet = files
+        .iter()
+        .any(|p| nifti_stem(p).is_some_and(|s| s.ends_with("_0000")));
     let mut cases = Vec::new();
     if nnunet {
         let mut by_case: BTreeMap<String, Vec<(usize, PathBuf)>> = BTreeMap::new();
         for p in &files {
             let Some(stem) = nifti_stem(p) else { continue };
-            let Some((case, ch)) = stem.rsplit_once('_') else { continue };
+            let Some((case, ch)) = stem.rsplit_once('_') else {
+                continue;
+            };
             if let Ok(ch) = ch.parse::<usize>() {
-                by_case.entry(case.to_string()).or_default().push((ch, p.clone()));
+                by_case
+                    .entry(case.to_string())
+                    .or_default()
+                    .push((ch, p.clone()));
             }
         }
         for (case, mut chans) in by_case {
             chans.sort();
             let images = chans
                 .into_iter()
-                .map(|(ch, p)| (channel_names.get(ch).cloned().unwrap_or_else(|| format!("{ch:04}")), p))
+                .map(|(ch, p)| {
+                    (
+                        channel_names
+                            .get(ch)
+                            .cloned()
+                            .unwrap_or_else(|| format!("{ch:04}")),
+                        p,
+                    )
+                })
                 .collect();
             cases.push(CaseSpec {
                 labels: find_label(&labels_dir, &case),
@@ -312,14 +362,22 @@ fn msd_or_nnunet(root: &Path) -> Result<Dataset, DatasetError> {
         }
     } else if let Some(training) = meta.get("training").and_then(|t| t.as_array()) {
         for item in training {
-            let Some(image) = item.get("image").and_then(|v| v.as_str()) else { continue };
+            let Some(image) = item.get("image").and_then(|v| v.as_str()) else {
+                continue;
+            };
             let image = root.join(image.trim_start_matches("./"));
             let id = nifti_stem(&image).unwrap_or_default();
             let labels = item
                 .get("label")
                 .and_then(|v| v.as_str())
-                .map_or(LabelSource::None, |l| LabelSource::File(root.join(l.trim_start_matches("./"))));
-            let name = if channel_names.len() == 1 { channel_names[0].clone() } else { "image".into() };
+                .map_or(LabelSource::None, |l| {
+                    LabelSource::File(root.join(l.trim_start_matches("./")))
+                });
+            let name = if channel_names.len() == 1 {
+                channel_names[0].clone()
+            } else {
+                "image".into()
+            };
             cases.push(CaseSpec {
                 id,
                 images: vec![(name, image)],
@@ -382,7 +440,11 @@ fn label_table_from_json(meta: &serde_json::Value) -> LabelTable {
     }
     entries.sort_by_key(|e| e.id);
     LabelTable {
-        name: meta.get("name").and_then(|v| v.as_str()).unwrap_or("dataset").to_string(),
+        name: meta
+            .get("name")
+            .and_then(|v| v.as_str())
+            .unwrap_or("dataset")
+            .to_string(),
         labels: entries,
     }
 }
@@ -405,10 +467,16 @@ mod tests {
 
     #[test]
     fn label_tables_from_msd_and_nnunet_json() {
-        let msd: serde_json::Value = serde_json::from_str(r#"{"labels": {"0": "background", "1": "edema", "2": "tumour"}}"#).unwrap();
+        let msd: serde_json::Value =
+            serde_json::from_str(r#"{"labels": {"0": "background", "1": "edema", "2": "tumour"}}"#)
+                .unwrap();
         let t = label_table_from_json(&msd);
-        assert_eq!((t.name_of(1), t.name_of(2)), (Some("edema"), Some("tumour")));
-        let nn: serde_json::Value = serde_json::from_str(r#"{"labels": {"background": 0, "liver": 1}}"#).unwrap();
+        assert_eq!(
+            (t.name_of(1), t.name_of(2)),
+            (Some("edema"), Some("tumour"))
+        );
+        let nn: serde_json::Value =
+            serde_json::from_str(r#"{"labels": {"background": 0, "liver": 1}}"#).unwrap();
         assert_eq!(label_table_from_json(&nn).name_of(1), Some("liver"));
     }
 }

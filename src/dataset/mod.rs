@@ -201,7 +201,11 @@ impl Dataset {
 
 /// Load a listed case: its images in parallel, then its labels, checking
 /// every file against the first image's grid.
-pub fn load_case(layout: Layout, spec: &CaseSpec, table: &LabelTable) -> Result<Case, DatasetError> {
+pub fn load_case(
+    layout: Layout,
+    spec: &CaseSpec,
+    table: &LabelTable,
+) -> Result<Case, DatasetError> {
     let paths: Vec<PathBuf> = spec.images.iter().map(|(_, p)| p.clone()).collect();
     let mut images = Vec::with_capacity(paths.len());
     let mut warnings = Vec::new();
@@ -209,9 +213,20 @@ pub fn load_case(layout: Layout, spec: &CaseSpec, table: &LabelTable) -> Result<
         let v = v?;
         if let Some((_, first)) = images.first() {
             let first: &Volume = first;
-            check_same_grid(&paths[0], first.dims, &first.geometry, path, v.dims, &v.geometry)?;
+            check_same_grid(
+                &paths[0],
+                first.dims,
+                &first.geometry,
+                path,
+                v.dims,
+                &v.geometry,
+            )?;
         }
-        warnings.extend(v.warnings.iter().map(|w| format!("{}: {w}", path.display())));
+        warnings.extend(
+            v.warnings
+                .iter()
+                .map(|w| format!("{}: {w}", path.display())),
+        );
         images.push((name.clone(), v));
     }
     let (ref_path, ref_dims, ref_geom) = match images.first() {
@@ -223,7 +238,9 @@ pub fn load_case(layout: Layout, spec: &CaseSpec, table: &LabelTable) -> Result<
             });
         }
     };
-    let check = |p: &Path, l: &LabelVolume| check_same_grid(&ref_path, ref_dims, &ref_geom, p, l.dims, &l.geometry);
+    let check = |p: &Path, l: &LabelVolume| {
+        check_same_grid(&ref_path, ref_dims, &ref_geom, p, l.dims, &l.geometry)
+    };
     let mut table = table.clone();
     let mut labels = None;
     let mut frame_labels = Vec::new();
@@ -290,22 +307,27 @@ fn merge_masks(
                     id
                 }
             };
+            // Masks are u8 0/1 in practice; other integer or float masks
+            // count as "on" wherever the (scaled) value is non-zero.
             let n = v.voxels_per_frame();
-            let raw = v.raw_bytes();
-            let fast_u8 = v.dtype == crate::volume::DataType::U8;
-            for flat in 0..n {
-                let on = if fast_u8 { raw[flat] != 0 } else { v.value_at(flat, 0) != 0.0 };
-                if on {
-                    if out.get(flat) != 0 {
-                        overlaps += 1;
-                    }
-                    out.set(flat, id);
+            let on: Vec<bool> = if v.dtype == crate::volume::DataType::U8 && v.scaling.is_identity()
+            {
+                v.raw_bytes()[..n].iter().map(|&x| x != 0).collect()
+            } else {
+                (0..n).map(|f| v.value_at(f, 0) != 0.0).collect()
+            };
+            for (flat, _) in on.iter().enumerate().filter(|(_, on)| **on) {
+                if out.get(flat) != 0 {
+                    overlaps += 1;
                 }
+                out.set(flat, id);
             }
         }
     }
     if overlaps > 0 {
-        notes.push(format!("{overlaps} voxels belong to more than one mask; the later structure was kept"));
+        notes.push(format!(
+            "{overlaps} voxels belong to more than one mask; the later structure was kept"
+        ));
     }
     Ok((out, notes))
 }

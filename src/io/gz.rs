@@ -23,7 +23,9 @@ pub(super) fn inflate_file(
     needed: impl Fn(&[u8]) -> Result<usize, LoadErrorKind>,
 ) -> Result<Vec<u8>, LoadErrorKind> {
     if len < 18 {
-        return Err(LoadErrorKind::Gzip(format!("only {len} bytes, shorter than any gzip member")));
+        return Err(LoadErrorKind::Gzip(format!(
+            "only {len} bytes, shorter than any gzip member"
+        )));
     }
     // SAFETY: a private read-only mapping of a file we opened. The one hazard
     // of mapping is another process truncating the file while we read it;
@@ -39,9 +41,12 @@ pub(super) fn inflate(
     needed: impl Fn(&[u8]) -> Result<usize, LoadErrorKind>,
 ) -> Result<Vec<u8>, LoadErrorKind> {
     let mut head = Vec::with_capacity(540);
-    let peek = flate2::read::GzDecoder::new(compressed).take(540).read_to_end(&mut head);
+    let peek = flate2::read::GzDecoder::new(compressed)
+        .take(540)
+        .read_to_end(&mut head);
     if let Err(e) = peek {
-        if head.len() < 4 {
+        // Fewer bytes than the smallest header: the stream itself is broken.
+        if head.len() < 348 {
             return Err(LoadErrorKind::Gzip(e.to_string()));
         }
     }
@@ -56,7 +61,9 @@ pub(super) fn inflate(
     }
     // ISIZE (last 4 bytes) is the inflated size mod 2^32: the smallest size
     // >= need that agrees with it, unless that is implausible.
-    let tail: [u8; 4] = compressed[compressed.len() - 4..].try_into().unwrap_or([0; 4]);
+    let tail: [u8; 4] = compressed[compressed.len() - 4..]
+        .try_into()
+        .unwrap_or([0; 4]);
     let isize = u32::from_le_bytes(tail);
     let mut cap = need + isize.wrapping_sub(need as u32) as usize;
     if cap > max {
@@ -64,11 +71,11 @@ pub(super) fn inflate(
     }
     let mut out = vec![0u8; cap];
     let mut d = libdeflater::Decompressor::new();
-    if let Ok(n) = d.gzip_decompress(compressed, &mut out) {
-        if n >= need {
-            out.truncate(n);
-            return Ok(out);
-        }
+    if let Ok(n) = d.gzip_decompress(compressed, &mut out)
+        && n >= need
+    {
+        out.truncate(n);
+        return Ok(out);
     }
     drop(out);
     stream(compressed, need)
@@ -112,7 +119,9 @@ mod tests {
 
     #[test]
     fn truncated_stream_reports_progress() {
-        let a: Vec<u8> = (0..200_000u32).map(|x| (x.wrapping_mul(2_654_435_761) >> 13) as u8).collect();
+        let a: Vec<u8> = (0..200_000u32)
+            .map(|x| (x.wrapping_mul(2_654_435_761) >> 13) as u8)
+            .collect();
         let z = gz(&a);
         let cut = &z[..z.len() / 2];
         let e = inflate(cut, |_| Ok(a.len())).unwrap_err().to_string();

@@ -31,7 +31,9 @@ pub enum HeaderError {
         value: i64,
     },
     /// Unknown or unsupported `datatype`.
-    #[error("unsupported datatype code {0} (supported: 2, 4, 8, 16, 32, 64, 128, 256, 512, 768, 1024, 1280)")]
+    #[error(
+        "unsupported datatype code {0} (supported: 2, 4, 8, 16, 32, 64, 128, 256, 512, 768, 1024, 1280)"
+    )]
     UnknownDatatype(i32),
     /// The voxel count overflows.
     #[error("dims {0:?} describe more voxel bytes than can be addressed")]
@@ -159,7 +161,10 @@ pub fn parse(bytes: &[u8]) -> Result<Header, HeaderError> {
     if bytes.len() < size {
         return Err(HeaderError::TooShort(bytes.len()));
     }
-    let r = Reader { b: bytes, be: big_endian };
+    let r = Reader {
+        b: bytes,
+        be: big_endian,
+    };
     if size == 540 {
         Ok(parse_nifti2(&r, big_endian))
     } else {
@@ -177,7 +182,15 @@ fn parse_348(r: &Reader<'_>, big_endian: bool) -> Header {
     let nifti = format == SourceFormat::Nifti1;
     let dim = std::array::from_fn(|i| i64::from(r.i16(40 + 2 * i)));
     let pixdim = std::array::from_fn(|i| r.f32(76 + 4 * i));
-    let srow = std::array::from_fn(|row| std::array::from_fn(|c| if nifti { r.f32(280 + 16 * row + 4 * c) } else { 0.0 }));
+    let srow = std::array::from_fn(|row| {
+        std::array::from_fn(|c| {
+            if nifti {
+                r.f32(280 + 16 * row + 4 * c)
+            } else {
+                0.0
+            }
+        })
+    });
     // Analyze `originator` is 10 bytes at 253 (unaligned); SPM keeps its
     // origin in the first three 16-bit values.
     let spm_origin = if nifti {
@@ -203,8 +216,16 @@ fn parse_348(r: &Reader<'_>, big_endian: bool) -> Header {
         glmin: i64::from(r.i32(144)),
         qform_code: if nifti { i32::from(r.i16(252)) } else { 0 },
         sform_code: if nifti { i32::from(r.i16(254)) } else { 0 },
-        quatern_bcd: if nifti { [r.f32(256), r.f32(260), r.f32(264)] } else { [0.0; 3] },
-        qoffset: if nifti { [r.f32(268), r.f32(272), r.f32(276)] } else { [0.0; 3] },
+        quatern_bcd: if nifti {
+            [r.f32(256), r.f32(260), r.f32(264)]
+        } else {
+            [0.0; 3]
+        },
+        qoffset: if nifti {
+            [r.f32(268), r.f32(272), r.f32(276)]
+        } else {
+            [0.0; 3]
+        },
         srow,
         intent_code: if nifti { i32::from(r.i16(68)) } else { 0 },
         xyzt_units: if nifti { i32::from(r.b[123]) } else { 0 },
@@ -255,31 +276,42 @@ impl Header {
         let mut shape = Vec::with_capacity(dims.len());
         for (axis, &d) in dims.iter().enumerate() {
             if d < 1 {
-                return Err(HeaderError::BadDim { axis: axis + 1, value: d });
+                return Err(HeaderError::BadDim {
+                    axis: axis + 1,
+                    value: d,
+                });
             }
             shape.push(usize::try_from(d).map_err(|_| HeaderError::Overflow(dims.to_vec()))?);
         }
-        let dtype = DataType::from_nifti_code(self.datatype).ok_or(HeaderError::UnknownDatatype(self.datatype))?;
+        let dtype = DataType::from_nifti_code(self.datatype)
+            .ok_or(HeaderError::UnknownDatatype(self.datatype))?;
         let nbytes = shape
             .iter()
             .try_fold(dtype.bytes_per_voxel(), |acc, &d| acc.checked_mul(d))
             .filter(|&n| n < (1usize << 48))
             .ok_or_else(|| HeaderError::Overflow(dims.to_vec()))?;
         if self.bitpix != 0 && self.bitpix as usize != dtype.bytes_per_voxel() * 8 {
-            warnings.push(format!("bitpix {} does not match {dtype}; using the datatype", self.bitpix));
+            warnings.push(format!(
+                "bitpix {} does not match {dtype}; using the datatype",
+                self.bitpix
+            ));
         }
         let off = self.vox_offset;
-        if !off.is_finite() || off < 0.0 || off > 1e15 {
+        if !(0.0..=1e15).contains(&off) {
             return Err(HeaderError::BadOffset(off));
         }
         let mut offset = off as usize;
         if off.fract() != 0.0 {
-            warnings.push(format!("vox_offset {off} is not an integer; using {offset}"));
+            warnings.push(format!(
+                "vox_offset {off} is not an integer; using {offset}"
+            ));
         }
         if self.single_file {
             let min = self.sizeof_hdr + 4;
             if offset < min {
-                warnings.push(format!("vox_offset {offset} is inside the header; using {min}"));
+                warnings.push(format!(
+                    "vox_offset {offset} is inside the header; using {min}"
+                ));
                 offset = min;
             }
         }
@@ -335,7 +367,8 @@ impl Header {
             let zooms = [self.pixdim[1], self.pixdim[2], self.pixdim[3]];
             let o = self.spm_origin.map(f64::from);
             let df = dims.map(|x| x as f64);
-            let use_origin = o.iter().any(|&x| x != 0.0) && (0..3).all(|i| o[i] > -df[i] && o[i] < df[i] * 2.0);
+            let use_origin =
+                o.iter().any(|&x| x != 0.0) && (0..3).all(|i| o[i] > -df[i] && o[i] < df[i] * 2.0);
             let origin = if use_origin {
                 o.map(|x| x - 1.0)
             } else {
@@ -381,11 +414,20 @@ mod tests {
     fn rejects_bad_dims_before_allocating() {
         let h = parse(&nifti1(&[10000, 10000, 10000, 1000], 16)).unwrap();
         // 10^15 floats: refused by the size cap, not by an allocation failure.
-        assert!(matches!(h.layout(&mut vec![]), Err(HeaderError::Overflow(_))));
+        assert!(matches!(
+            h.layout(&mut vec![]),
+            Err(HeaderError::Overflow(_))
+        ));
         let h = parse(&nifti1(&[4, 0, 4], 2)).unwrap();
-        assert_eq!(h.layout(&mut vec![]), Err(HeaderError::BadDim { axis: 2, value: 0 }));
+        assert_eq!(
+            h.layout(&mut vec![]),
+            Err(HeaderError::BadDim { axis: 2, value: 0 })
+        );
         let h = parse(&nifti1(&[4, -3, 4], 2)).unwrap();
-        assert_eq!(h.layout(&mut vec![]), Err(HeaderError::BadDim { axis: 2, value: -3 }));
+        assert_eq!(
+            h.layout(&mut vec![]),
+            Err(HeaderError::BadDim { axis: 2, value: -3 })
+        );
         let h = parse(&nifti1(&[4, 4], 7)).unwrap();
         assert_eq!(h.layout(&mut vec![]), Err(HeaderError::UnknownDatatype(7)));
     }

@@ -53,7 +53,9 @@ pub enum LoadErrorKind {
     #[error("header says the voxels are in a separate .img file, but this is a single file")]
     PairHeaderInSingleFile,
     /// Fewer voxel bytes than the header requires.
-    #[error("truncated: the header needs {needed} voxel bytes from offset {offset}, but only {available} are there")]
+    #[error(
+        "truncated: the header needs {needed} voxel bytes from offset {offset}, but only {available} are there"
+    )]
     Truncated {
         /// Bytes required.
         needed: usize,
@@ -74,7 +76,9 @@ pub enum LoadErrorKind {
     #[error("corrupt or truncated gzip stream: {0}")]
     Gzip(String),
     /// Header asks for more than the compressed file can expand to.
-    #[error("header needs {needed} bytes but a {compressed}-byte gzip file can hold at most {max}: truncated file or corrupt dims")]
+    #[error(
+        "header needs {needed} bytes but a {compressed}-byte gzip file can hold at most {max}: truncated file or corrupt dims"
+    )]
     ImpossibleSize {
         /// Bytes required.
         needed: usize,
@@ -107,14 +111,21 @@ enum FileKind {
 }
 
 fn lower_name(path: &Path) -> String {
-    path.file_name().map(|n| n.to_string_lossy().to_lowercase()).unwrap_or_default()
+    path.file_name()
+        .map(|n| n.to_string_lossy().to_lowercase())
+        .unwrap_or_default()
 }
 
 /// The stem of a pair file name and whether it is the header half.
 fn pair_stem(path: &Path) -> Option<(String, bool)> {
     let name = path.file_name()?.to_string_lossy().to_string();
     let lower = name.to_lowercase();
-    for (ext, is_header) in [(".hdr.gz", true), (".hdr", true), (".img.gz", false), (".img", false)] {
+    for (ext, is_header) in [
+        (".hdr.gz", true),
+        (".hdr", true),
+        (".img.gz", false),
+        (".img", false),
+    ] {
         if lower.ends_with(ext) {
             return Some((name[..name.len() - ext.len()].to_string(), is_header));
         }
@@ -132,7 +143,10 @@ fn classify(path: &Path) -> Result<FileKind, LoadError> {
     } else {
         ["hdr", "hdr.gz", "HDR", "HDR.GZ"]
     };
-    let found = candidates.iter().map(|e| dir.join(format!("{stem}.{e}"))).find(|p| p.is_file());
+    let found = candidates
+        .iter()
+        .map(|e| dir.join(format!("{stem}.{e}")))
+        .find(|p| p.is_file());
     match (found, is_header) {
         (Some(image), true) => Ok(FileKind::Pair {
             header: path.to_path_buf(),
@@ -142,8 +156,14 @@ fn classify(path: &Path) -> Result<FileKind, LoadError> {
             header,
             image: path.to_path_buf(),
         }),
-        (None, true) => Err(err(path, LoadErrorKind::MissingImage(format!("{stem}.img[.gz]")))),
-        (None, false) => Err(err(path, LoadErrorKind::MissingHeader(format!("{stem}.hdr[.gz]")))),
+        (None, true) => Err(err(
+            path,
+            LoadErrorKind::MissingImage(format!("{stem}.img[.gz]")),
+        )),
+        (None, false) => Err(err(
+            path,
+            LoadErrorKind::MissingHeader(format!("{stem}.hdr[.gz]")),
+        )),
     }
 }
 
@@ -173,23 +193,29 @@ pub fn load_labels(path: &Path) -> Result<LabelVolume, LoadError> {
 /// Load several files on parallel threads (at most one per core), results
 /// in the order given.
 pub fn load_many(paths: &[PathBuf]) -> Vec<Result<Volume, LoadError>> {
-    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).min(paths.len()).max(1);
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .min(paths.len())
+        .max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<Volume, LoadError>>> = (0..paths.len()).map(|_| None).collect();
+    let mut results: Vec<Option<Result<Volume, LoadError>>> =
+        (0..paths.len()).map(|_| None).collect();
     let slots = std::sync::Mutex::new(&mut results);
     std::thread::scope(|s| {
         for w in 0..workers {
             let (next, slots) = (&next, &slots);
-            let spawned = std::thread::Builder::new().name(format!("ume-load-{w}")).spawn_scoped(s, move || {
-                loop {
-                    let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                    let Some(p) = paths.get(i) else { break };
-                    let r = load(p);
-                    if let Ok(mut guard) = slots.lock() {
-                        guard[i] = Some(r);
+            let spawned = std::thread::Builder::new()
+                .name(format!("ume-load-{w}"))
+                .spawn_scoped(s, move || {
+                    loop {
+                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+                        let Some(p) = paths.get(i) else { break };
+                        let r = load(p);
+                        if let Ok(mut guard) = slots.lock() {
+                            guard[i] = Some(r);
+                        }
                     }
-                }
-            });
+                });
             if spawned.is_err() {
                 break; // the other workers (or the fallback below) do the work
             }
@@ -233,7 +259,7 @@ fn short_data(need_total: usize, have: usize, head: &[u8]) -> LoadErrorKind {
         .ok()
         .and_then(|h| h.layout(&mut Vec::new()).ok())
         .map_or(0, |l| l.offset);
-    if have <= offset && offset > 0 {
+    if have < offset {
         LoadErrorKind::OffsetPastEnd { offset, len: have }
     } else {
         LoadErrorKind::Truncated {
@@ -258,7 +284,9 @@ fn load_single(path: &Path) -> Result<Volume, LoadError> {
         if !h.single_file {
             return Err(LoadErrorKind::PairHeaderInSingleFile);
         }
-        l.offset.checked_add(l.nbytes).ok_or(LoadErrorKind::Header(HeaderError::Overflow(vec![])))
+        l.offset
+            .checked_add(l.nbytes)
+            .ok_or(LoadErrorKind::Header(HeaderError::Overflow(vec![])))
     })?;
     volume_from_buffer(path, buf)
 }
@@ -302,7 +330,7 @@ fn volume_from_buffer(path: &Path, mut buf: Vec<u8>) -> Result<Volume, LoadError
 }
 
 fn check_span(path: &Path, layout: &DataLayout, len: usize) -> Result<(), LoadError> {
-    if layout.offset > len || (layout.offset == len && layout.nbytes > 0) {
+    if layout.offset > len {
         return Err(err(
             path,
             LoadErrorKind::OffsetPastEnd {
@@ -372,7 +400,9 @@ pub fn read_header(path: &Path) -> Result<Header, LoadError> {
     let file = File::open(&header_path).map_err(|e| err(&header_path, e))?;
     let mut head = Vec::with_capacity(540);
     let mut magic = [0u8; 2];
-    (&file).read_exact(&mut magic).map_err(|e| err(&header_path, e))?;
+    (&file)
+        .read_exact(&mut magic)
+        .map_err(|e| err(&header_path, e))?;
     let file = File::open(&header_path).map_err(|e| err(&header_path, e))?;
     if magic == [0x1f, 0x8b] {
         flate2::read::MultiGzDecoder::new(file)
@@ -380,7 +410,9 @@ pub fn read_header(path: &Path) -> Result<Header, LoadError> {
             .read_to_end(&mut head)
             .map_err(|e| err(&header_path, LoadErrorKind::Gzip(e.to_string())))?;
     } else {
-        file.take(540).read_to_end(&mut head).map_err(|e| err(&header_path, e))?;
+        file.take(540)
+            .read_to_end(&mut head)
+            .map_err(|e| err(&header_path, e))?;
     }
     header::parse(&head).map_err(|e| err(&header_path, e))
 }

@@ -36,7 +36,11 @@ fn header_bytes(v: &Volume) -> Option<Vec<u8>> {
     let mut h = vec![0u8; 352];
     let put = |h: &mut Vec<u8>, at: usize, b: &[u8]| h[at..at + b.len()].copy_from_slice(b);
     put(&mut h, 0, &348i32.to_le_bytes());
-    put(&mut h, 40, &i16::try_from(v.file_shape.len()).ok()?.to_le_bytes());
+    put(
+        &mut h,
+        40,
+        &i16::try_from(v.file_shape.len()).ok()?.to_le_bytes(),
+    );
     for (i, &d) in v.file_shape.iter().enumerate() {
         put(&mut h, 42 + 2 * i, &i16::try_from(d).ok()?.to_le_bytes());
     }
@@ -44,7 +48,11 @@ fn header_bytes(v: &Volume) -> Option<Vec<u8>> {
         put(&mut h, 42 + 2 * i, &1i16.to_le_bytes());
     }
     put(&mut h, 70, &v.dtype.nifti_code().to_le_bytes());
-    put(&mut h, 72, &((v.dtype.bytes_per_voxel() * 8) as i16).to_le_bytes());
+    put(
+        &mut h,
+        72,
+        &((v.dtype.bytes_per_voxel() * 8) as i16).to_le_bytes(),
+    );
 
     let g = &v.geometry;
     let mut pixdim = [1.0f64; 8];
@@ -111,8 +119,14 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
         path: path.to_path_buf(),
         source,
     };
-    let dir = path.parent().filter(|d| !d.as_os_str().is_empty()).unwrap_or(Path::new("."));
-    let name = path.file_name().map(|n| n.to_string_lossy().to_string()).unwrap_or_default();
+    let dir = path
+        .parent()
+        .filter(|d| !d.as_os_str().is_empty())
+        .unwrap_or(Path::new("."));
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
     let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;

@@ -79,7 +79,10 @@ impl Heart {
         }
         // RV crescent on the -x side, wrapping the septum.
         let rv_scale = (1.0 - self.ef_rv * c).sqrt() * taper;
-        let rc = [self.centre[0] - (self.r_endo + self.wall) * 0.9, self.centre[1] + 6.0];
+        let rc = [
+            self.centre[0] - (self.r_endo + self.wall) * 0.9,
+            self.centre[1] + 6.0,
+        ];
         let (a, b) = (self.rv_axes[0] * rv_scale, self.rv_axes[1] * taper);
         let e = ((p[0] - rc[0]) / a).powi(2) + ((p[1] - rc[1]) / b).powi(2);
         let r_epi_ed = (self.r_endo + self.wall) * taper;
@@ -119,9 +122,19 @@ pub fn acdc_case(seed: u64, n: usize, size: Size) -> AcdcPhantom {
     // Scanner frame → world: identity for even cases, double-oblique for odd.
     let rot = if n % 2 == 1 {
         let (a, b) = (0.35f64, 0.5f64);
-        let rx = [[1.0, 0.0, 0.0], [0.0, a.cos(), -a.sin()], [0.0, a.sin(), a.cos()]];
-        let rz = [[b.cos(), -b.sin(), 0.0], [b.sin(), b.cos(), 0.0], [0.0, 0.0, 1.0]];
-        std::array::from_fn(|r| std::array::from_fn(|c| (0..3).map(|k| rz[r][k] * rx[k][c]).sum::<f64>()))
+        let rx = [
+            [1.0, 0.0, 0.0],
+            [0.0, a.cos(), -a.sin()],
+            [0.0, a.sin(), a.cos()],
+        ];
+        let rz = [
+            [b.cos(), -b.sin(), 0.0],
+            [b.sin(), b.cos(), 0.0],
+            [0.0, 0.0, 1.0],
+        ];
+        std::array::from_fn(|r| {
+            std::array::from_fn(|c| (0..3).map(|k| rz[r][k] * rx[k][c]).sum::<f64>())
+        })
     } else {
         [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]]
     };
@@ -141,12 +154,16 @@ pub fn acdc_case(seed: u64, n: usize, size: Size) -> AcdcPhantom {
     let mut frame_labels = Vec::with_capacity(frames);
     for t in 0..frames {
         let frame = sample_grid(dims, |i, j, k| {
-            let p = [i as f64 * s - half[0], j as f64 * s - half[1], k as f64 * sz - half[2]];
+            let p = [
+                i as f64 * s - half[0],
+                j as f64 * s - half[1],
+                k as f64 * sz - half[2],
+            ];
             let label = heart.label(p, t);
             let body = (p[0] / 150.0).powi(2) + (p[1] / 110.0).powi(2) < 1.0;
-            let lung = [-1.0, 1.0]
-                .iter()
-                .any(|sx| ((p[0] - sx * 85.0) / 45.0).powi(2) + ((p[1] + 5.0) / 70.0).powi(2) < 1.0);
+            let lung = [-1.0, 1.0].iter().any(|sx| {
+                ((p[0] - sx * 85.0) / 45.0).powi(2) + ((p[1] + 5.0) / 70.0).powi(2) < 1.0
+            });
             let base = match label {
                 3 | 1 => 620.0,
                 2 => 140.0,
@@ -208,7 +225,10 @@ impl AcdcPhantom {
             let t = frame - 1;
             let stem = format!("{}_frame{frame:02}", self.id);
             save_volume(&self.frame_volume(t), &dir.join(format!("{stem}.nii.gz")))?;
-            save_labels(&self.frame_labels[t], &dir.join(format!("{stem}_gt.nii.gz")))?;
+            save_labels(
+                &self.frame_labels[t],
+                &dir.join(format!("{stem}_gt.nii.gz")),
+            )?;
         }
         let i = &self.info;
         let cfg = format!(

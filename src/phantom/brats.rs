@@ -30,10 +30,22 @@ enum Tissue {
 /// Modality names in BraTS order and their tissue intensities
 /// (air, scalp, skull, CSF, GM, WM, necrosis, enhancing, edema).
 const MODALITIES: [(&str, [f64; 9]); 4] = [
-    ("t1", [0.0, 700.0, 80.0, 150.0, 450.0, 650.0, 200.0, 450.0, 350.0]),
-    ("t1ce", [0.0, 720.0, 80.0, 160.0, 470.0, 660.0, 180.0, 980.0, 360.0]),
-    ("t2", [0.0, 400.0, 60.0, 950.0, 600.0, 400.0, 820.0, 650.0, 850.0]),
-    ("flair", [0.0, 450.0, 60.0, 110.0, 560.0, 450.0, 480.0, 650.0, 920.0]),
+    (
+        "t1",
+        [0.0, 700.0, 80.0, 150.0, 450.0, 650.0, 200.0, 450.0, 350.0],
+    ),
+    (
+        "t1ce",
+        [0.0, 720.0, 80.0, 160.0, 470.0, 660.0, 180.0, 980.0, 360.0],
+    ),
+    (
+        "t2",
+        [0.0, 400.0, 60.0, 950.0, 600.0, 400.0, 820.0, 650.0, 850.0],
+    ),
+    (
+        "flair",
+        [0.0, 450.0, 60.0, 110.0, 560.0, 450.0, 480.0, 650.0, 920.0],
+    ),
 ];
 
 /// One generated brain case.
@@ -58,7 +70,11 @@ struct Anatomy {
 
 impl Anatomy {
     fn new(rng: &mut Rng) -> Anatomy {
-        let head = [rng.range(68.0, 74.0), rng.range(88.0, 96.0), rng.range(74.0, 80.0)];
+        let head = [
+            rng.range(68.0, 74.0),
+            rng.range(88.0, 96.0),
+            rng.range(74.0, 80.0),
+        ];
         // Tumour centre inside the brain, off the midline, away from the skull.
         let side = if rng.unit() < 0.5 { -1.0 } else { 1.0 };
         let tumour = [
@@ -69,7 +85,12 @@ impl Anatomy {
         let r_core = rng.range(4.0, 9.0);
         let r_rim = r_core + rng.range(3.0, 5.0);
         let r_edema = r_rim + rng.range(8.0, 16.0);
-        let lobes = [rng.range(0.0, 6.3), rng.range(0.0, 6.3), rng.range(0.0, 6.3), rng.range(0.0, 6.3)];
+        let lobes = [
+            rng.range(0.0, 6.3),
+            rng.range(0.0, 6.3),
+            rng.range(0.0, 6.3),
+            rng.range(0.0, 6.3),
+        ];
         Anatomy {
             head,
             tumour,
@@ -96,7 +117,11 @@ impl Anatomy {
             return Tissue::Csf;
         }
         // Tumour (inside the brain only), lumpy radii from a few harmonics.
-        let d = [p[0] - self.tumour[0], p[1] - self.tumour[1], p[2] - self.tumour[2]];
+        let d = [
+            p[0] - self.tumour[0],
+            p[1] - self.tumour[1],
+            p[2] - self.tumour[2],
+        ];
         let dist = (d[0] * d[0] + d[1] * d[1] + d[2] * d[2]).sqrt();
         if dist < self.r_edema * 1.3 && r < 0.83 {
             let theta = d[1].atan2(d[0]);
@@ -115,14 +140,22 @@ impl Anatomy {
             }
         }
         for sx in [-1.0, 1.0] {
-            let v = [(p[0] - sx * 11.0) / 6.0, (p[1] - 4.0) / 24.0, (p[2] - 8.0) / 10.0];
+            let v = [
+                (p[0] - sx * 11.0) / 6.0,
+                (p[1] - 4.0) / 24.0,
+                (p[2] - 8.0) / 10.0,
+            ];
             if v[0] * v[0] + v[1] * v[1] + v[2] * v[2] < 1.0 {
                 return Tissue::Csf;
             }
         }
         // Cortex: grey matter shell with gyral folding.
         let fold = 0.035 * (p[0] * 0.25).sin() * (p[1] * 0.2).sin() * (p[2] * 0.22).cos();
-        if r > 0.74 + fold { Tissue::Grey } else { Tissue::White }
+        if r > 0.74 + fold {
+            Tissue::Grey
+        } else {
+            Tissue::White
+        }
     }
 }
 
@@ -157,11 +190,14 @@ pub fn brats_case(seed: u64, n: usize, size: Size) -> BratsPhantom {
                     return 0i16;
                 }
                 let p = world(&m, i, j, k);
-                let bias = 1.0 + 0.08 * (p[0] / 90.0 + bias_phase[0] + mi as f64).sin() + 0.06 * (p[2] / 70.0 + bias_phase[1]).cos();
+                let bias = 1.0
+                    + 0.08 * (p[0] / 90.0 + bias_phase[0] + mi as f64).sin()
+                    + 0.06 * (p[2] / 70.0 + bias_phase[1]).cos();
                 let v = table[t as usize] * bias + 18.0 * gauss(key, flat);
                 v.round().clamp(0.0, 32767.0) as i16
             });
-            let v = Volume::from_values(shape.clone(), &values, geometry.clone()).expect("shape matches values");
+            let v = Volume::from_values(shape.clone(), &values, geometry.clone())
+                .expect("shape matches values");
             ((*name).to_string(), v)
         })
         .collect();

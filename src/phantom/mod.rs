@@ -40,7 +40,9 @@ impl std::str::FromStr for Kind {
             "brats" => Ok(Kind::Brats),
             "acdc" => Ok(Kind::Acdc),
             "totalseg" => Ok(Kind::TotalSeg),
-            other => Err(format!("unknown phantom kind {other:?} (brats, acdc, totalseg)")),
+            other => Err(format!(
+                "unknown phantom kind {other:?} (brats, acdc, totalseg)"
+            )),
         }
     }
 }
@@ -114,11 +116,16 @@ pub fn generate(
 
 /// Evaluate `f(i, j, k)` at every voxel of a grid, x fastest, on parallel
 /// named threads (slabs of z). Deterministic: each voxel is a pure function.
-pub(crate) fn sample_grid<T: Send + Copy + Default>(dims: [usize; 3], f: impl Fn(usize, usize, usize) -> T + Sync) -> Vec<T> {
+pub(crate) fn sample_grid<T: Send + Copy + Default>(
+    dims: [usize; 3],
+    f: impl Fn(usize, usize, usize) -> T + Sync,
+) -> Vec<T> {
     let [nx, ny, nz] = dims;
     let plane = nx * ny;
     let mut out = vec![T::default(); plane * nz];
-    let workers = std::thread::available_parallelism().map_or(1, std::num::NonZero::get).clamp(1, nz.max(1));
+    let workers = std::thread::available_parallelism()
+        .map_or(1, std::num::NonZero::get)
+        .clamp(1, nz.max(1));
     let per = nz.div_ceil(workers).max(1);
     std::thread::scope(|s| {
         let f = &f;

@@ -55,6 +55,9 @@ mod tests {
         let n = 20_000;
         let mean = (0..n).map(|i| gauss(7, i)).sum::<f64>() / n as f64;
         let var = (0..n).map(|i| gauss(7, i).powi(2)).sum::<f64>() / n as f64;
-        assert!(mean.abs() < 0.03 && (var - 1.0).abs() < 0.05, "{mean} {var}");
+        assert!(
+            mean.abs() < 0.03 && (var - 1.0).abs() < 0.05,
+            "{mean} {var}"
+        );
     }
 }

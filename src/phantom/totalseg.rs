@@ -50,7 +50,10 @@ struct Ellipsoid {
 
 impl Ellipsoid {
     fn inside(&self, p: [f64; 3]) -> bool {
-        (0..3).map(|a| ((p[a] - self.c[a]) / self.r[a]).powi(2)).sum::<f64>() < 1.0
+        (0..3)
+            .map(|a| ((p[a] - self.c[a]) / self.r[a]).powi(2))
+            .sum::<f64>()
+            < 1.0
     }
 }
 
@@ -80,7 +83,10 @@ struct Ids {
 
 impl Ids {
     fn new(t: &LabelTable) -> Ids {
-        let id = |n: &str| t.id_of(n).expect("TotalSegmentator table names every phantom structure");
+        let id = |n: &str| {
+            t.id_of(n)
+                .expect("TotalSegmentator table names every phantom structure")
+        };
         Ids {
             liver: id("liver"),
             spleen: id("spleen"),
@@ -126,8 +132,13 @@ impl Torso {
 
     /// (label id, HU before noise) at world position `q`.
     fn classify(&self, q: [f64; 3], ids: &Ids) -> (u16, f64) {
-        let p = [q[0] - self.jitter[0], q[1] - self.jitter[1], q[2] - self.jitter[2]];
-        let body = (p[0] / (170.0 * self.scale)).powi(2) + ((p[1] + 10.0) / (125.0 * self.scale)).powi(2);
+        let p = [
+            q[0] - self.jitter[0],
+            q[1] - self.jitter[1],
+            q[2] - self.jitter[2],
+        ];
+        let body =
+            (p[0] / (170.0 * self.scale)).powi(2) + ((p[1] + 10.0) / (125.0 * self.scale)).powi(2);
         if body >= 1.0 || p[2].abs() > 200.0 {
             return (0, -1000.0);
         }
@@ -142,7 +153,14 @@ impl Torso {
             let within = (180.0 - p[2]) - level * 30.0;
             let vid = ids.vertebrae[level as usize];
             if within < 24.0 && rb < 22.0 {
-                return (vid, if rb > 19.0 || within < 2.0 || within > 22.0 { 900.0 } else { 250.0 });
+                return (
+                    vid,
+                    if rb > 19.0 || !(2.0..=22.0).contains(&within) {
+                        900.0
+                    } else {
+                        250.0
+                    },
+                );
             }
             if within < 24.0 && (8.0..14.0).contains(&rc) && p[1] < sy - 18.0 {
                 return (vid, 800.0);
@@ -212,7 +230,7 @@ pub fn totalseg_case(seed: u64, n: usize, size: Size) -> TotalSegPhantom {
         Size::Full => ([288usize, 224, 256], 1.5),
         Size::Small => ([96, 80, 88], 4.5),
     };
-    let sign = if n % 2 == 0 { -1.0 } else { 1.0 }; // even cases LPS, odd RAS
+    let sign = if n.is_multiple_of(2) { -1.0 } else { 1.0 }; // even cases LPS, odd RAS
     let m = [
         [sign * s, 0.0, 0.0, -sign * s * (dims[0] as f64 - 1.0) / 2.0],
         [0.0, sign * s, 0.0, -sign * s * (dims[1] as f64 - 1.0) / 2.0],
@@ -222,7 +240,8 @@ pub fn totalseg_case(seed: u64, n: usize, size: Size) -> TotalSegPhantom {
     let sampled = render(&torso, &ids, seed, n, dims, &m);
     let geometry = Geometry::from_affine(m);
     let hu: Vec<i16> = sampled.iter().map(|&(_, v)| v).collect();
-    let ct = Volume::from_values(dims.to_vec(), &hu, geometry.clone()).expect("shape matches values");
+    let ct =
+        Volume::from_values(dims.to_vec(), &hu, geometry.clone()).expect("shape matches values");
     let labels = LabelVolume {
         dims,
         frames: 1,
@@ -238,13 +257,25 @@ pub fn totalseg_case(seed: u64, n: usize, size: Size) -> TotalSegPhantom {
 }
 
 /// Classify every voxel and add noise: (label id, HU).
-fn render(torso: &Torso, ids: &Ids, seed: u64, n: usize, dims: [usize; 3], m: &crate::volume::geometry::Mat4) -> Vec<(u16, i16)> {
+fn render(
+    torso: &Torso,
+    ids: &Ids,
+    seed: u64,
+    n: usize,
+    dims: [usize; 3],
+    m: &crate::volume::geometry::Mat4,
+) -> Vec<(u16, i16)> {
     let key = mix(seed ^ mix(n as u64 ^ 0xC7));
     sample_grid(dims, |i, j, k| {
         let (id, hu) = torso.classify(world(m, i, j, k), ids);
         let flat = i + dims[0] * (j + dims[1] * k);
         let noise = if hu <= -1000.0 { 4.0 } else { 12.0 };
-        (id, (hu + noise * gauss(key, flat)).round().clamp(-1024.0, 3071.0) as i16)
+        (
+            id,
+            (hu + noise * gauss(key, flat))
+                .round()
+                .clamp(-1024.0, 3071.0) as i16,
+        )
     })
 }
 
@@ -261,7 +292,10 @@ pub fn ct_volume(seed: u64, dims: [usize; 3], spacing_mm: [f64; 3]) -> Volume {
         m[a][3] = -spacing_mm[a] * (dims[a] as f64 - 1.0) / 2.0;
     }
     m[3][3] = 1.0;
-    let hu: Vec<i16> = render(&torso, &ids, seed, 1, dims, &m).iter().map(|&(_, v)| v).collect();
+    let hu: Vec<i16> = render(&torso, &ids, seed, 1, dims, &m)
+        .iter()
+        .map(|&(_, v)| v)
+        .collect();
     Volume::from_values(dims.to_vec(), &hu, Geometry::from_affine(m)).expect("shape matches values")
 }
 
@@ -275,7 +309,9 @@ impl TotalSegPhantom {
         save_volume(&self.ct, &dir.join("ct.nii.gz"))?;
         let n = self.labels.len();
         for entry in &self.table.labels {
-            let mask: Vec<u8> = (0..n).map(|f| u8::from(self.labels.get(f) == entry.id)).collect();
+            let mask: Vec<u8> = (0..n)
+                .map(|f| u8::from(self.labels.get(f) == entry.id))
+                .collect();
             let mask = LabelVolume {
                 dims: self.labels.dims,
                 frames: 1,

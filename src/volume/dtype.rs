@@ -139,7 +139,12 @@ impl DataType {
             DataType::Rgb24 => f64::from(bytes[at + ch]),
             DataType::Complex64 => {
                 let o = at + 4 * ch;
-                f64::from(f32::from_le_bytes([bytes[o], bytes[o + 1], bytes[o + 2], bytes[o + 3]]))
+                f64::from(f32::from_le_bytes([
+                    bytes[o],
+                    bytes[o + 1],
+                    bytes[o + 2],
+                    bytes[o + 3],
+                ]))
             }
             _ => {
                 let mut out = 0.0;

@@ -6,6 +6,9 @@
 //! with x flipped (Analyze convention). Everything is f64; the GPU gets f32
 //! copies. Oblique or sheared axes are reported as warnings, never errors.
 
+// Matrix code reads best with explicit row/column indices.
+#![allow(clippy::needless_range_loop)]
+
 /// A 4×4 row-major matrix.
 pub type Mat4 = [[f64; 4]; 4];
 
@@ -26,6 +29,9 @@ pub struct NiftiSpatial {
     /// `srow_x, srow_y, srow_z`.
     pub srow: [[f64; 4]; 3],
 }
+
+/// NIfTI qform parameters: `(quatern_bcd, qoffset, qfac, spacing_mm)`.
+pub type QformParams = ([f64; 3], [f64; 3], f64, [f64; 3]);
 
 /// Where a volume's voxels are in the world.
 #[derive(Debug, Clone, PartialEq)]
@@ -156,7 +162,7 @@ impl Geometry {
 
     /// NIfTI qform parameters representing this affine, if it has no shear:
     /// `(quatern_bcd, qoffset, qfac, spacing_mm)`.
-    pub fn to_quaternion(&self) -> Option<([f64; 3], [f64; 3], f64, [f64; 3])> {
+    pub fn to_quaternion(&self) -> Option<QformParams> {
         if self.shear() > 1e-4 {
             return None;
         }
@@ -232,7 +238,8 @@ fn norm(v: [f64; 3]) -> f64 {
 }
 
 fn det3(m: &Mat4) -> f64 {
-    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1]) - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
+    m[0][0] * (m[1][1] * m[2][2] - m[1][2] * m[2][1])
+        - m[0][1] * (m[1][0] * m[2][2] - m[1][2] * m[2][0])
         + m[0][2] * (m[1][0] * m[2][1] - m[1][1] * m[2][0])
 }
 
@@ -339,9 +346,27 @@ pub fn axcodes(m: &Mat4) -> String {
     assigned
         .iter()
         .map(|a| match a {
-            Some((0, v)) => if *v >= 0.0 { 'R' } else { 'L' },
-            Some((1, v)) => if *v >= 0.0 { 'A' } else { 'P' },
-            Some((_, v)) => if *v >= 0.0 { 'S' } else { 'I' },
+            Some((0, v)) => {
+                if *v >= 0.0 {
+                    'R'
+                } else {
+                    'L'
+                }
+            }
+            Some((1, v)) => {
+                if *v >= 0.0 {
+                    'A'
+                } else {
+                    'P'
+                }
+            }
+            Some((_, v)) => {
+                if *v >= 0.0 {
+                    'S'
+                } else {
+                    'I'
+                }
+            }
             None => '?',
         })
         .collect()
@@ -401,7 +426,11 @@ mod tests {
         let mut s = spatial();
         s.sform_code = 2;
         s.qform_code = 1;
-        s.srow = [[5.0, 0.0, 0.0, 1.0], [0.0, 6.0, 0.0, 2.0], [0.0, 0.0, 7.0, 3.0]];
+        s.srow = [
+            [5.0, 0.0, 0.0, 1.0],
+            [0.0, 6.0, 0.0, 2.0],
+            [0.0, 0.0, 7.0, 3.0],
+        ];
         let (g, w) = Geometry::from_nifti(s, [2, 2, 2]);
         assert_eq!(g.world_from_voxel[0], [5.0, 0.0, 0.0, 1.0]);
         assert!(w.is_empty());
@@ -444,7 +473,11 @@ mod tests {
                     _ => (2, -1.0),
                 };
                 for row in 0..3 {
-                    m[row][c] = if row == w { sign * (c as f64 + 1.5) } else { 0.0 };
+                    m[row][c] = if row == w {
+                        sign * (c as f64 + 1.5)
+                    } else {
+                        0.0
+                    };
                 }
             }
             m[0][3] = 10.0;
@@ -462,7 +495,10 @@ mod tests {
             let (back, _) = Geometry::from_nifti(s, [2, 2, 2]);
             for r in 0..3 {
                 for c in 0..4 {
-                    assert!((back.world_from_voxel[r][c] - m[r][c]).abs() < 1e-12, "{code}");
+                    assert!(
+                        (back.world_from_voxel[r][c] - m[r][c]).abs() < 1e-12,
+                        "{code}"
+                    );
                 }
             }
         }

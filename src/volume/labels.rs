@@ -82,7 +82,7 @@ impl LabelVolume {
         let mut index = 0usize;
         v.dtype.for_each_f64(bytes, |raw| {
             let x = s.apply(raw);
-            if bad.is_none() && !(x >= 0.0 && x <= 65535.0 && x.fract() == 0.0) {
+            if bad.is_none() && !((0.0..=65535.0).contains(&x) && x.fract() == 0.0) {
                 bad = Some((x, index));
             }
             let id = x as u16;
@@ -214,7 +214,10 @@ impl LabelTable {
 
     /// Name of an id, if listed.
     pub fn name_of(&self, id: u16) -> Option<&str> {
-        self.labels.iter().find(|l| l.id == id).map(|l| l.name.as_str())
+        self.labels
+            .iter()
+            .find(|l| l.id == id)
+            .map(|l| l.name.as_str())
     }
 
     /// Id of a name, if listed.
@@ -267,10 +270,19 @@ mod tests {
         assert_eq!(ts.labels.len(), 117);
         assert_eq!(ts.id_of("liver"), Some(5));
         assert_eq!(ts.id_of("costal_cartilages"), Some(117));
-        assert_eq!(LabelTable::builtin("brats").unwrap().name_of(4), Some("enhancing_tumor"));
-        assert_eq!(LabelTable::builtin("brats2023").unwrap().name_of(3), Some("enhancing_tumor"));
+        assert_eq!(
+            LabelTable::builtin("brats").unwrap().name_of(4),
+            Some("enhancing_tumor")
+        );
+        assert_eq!(
+            LabelTable::builtin("brats2023").unwrap().name_of(3),
+            Some("enhancing_tumor")
+        );
         let acdc = LabelTable::builtin("acdc").unwrap();
-        assert_eq!((acdc.name_of(1), acdc.name_of(2), acdc.name_of(3)), (Some("RV"), Some("MYO"), Some("LV")));
+        assert_eq!(
+            (acdc.name_of(1), acdc.name_of(2), acdc.name_of(3)),
+            (Some("RV"), Some("MYO"), Some("LV"))
+        );
         assert!(LabelTable::builtin("nope").is_err());
     }
 
@@ -281,7 +293,12 @@ mod tests {
         assert!(matches!(l.data, LabelData::U16(_)));
         assert_eq!(l.get(2), 300);
         let bad = Volume::from_values(vec![2], &[0.0f32, 1.5], Geometry::identity()).unwrap();
-        assert!(LabelVolume::from_volume(&bad).unwrap_err().to_string().contains("1.5"));
+        assert!(
+            LabelVolume::from_volume(&bad)
+                .unwrap_err()
+                .to_string()
+                .contains("1.5")
+        );
         let mut l8 = LabelVolume::zeros([2, 1, 1], 1, Geometry::identity());
         l8.set(1, 1000);
         assert_eq!((l8.get(0), l8.get(1)), (0, 1000));

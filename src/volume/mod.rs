@@ -15,7 +15,7 @@ mod labels;
 mod stats;
 
 pub use dtype::DataType;
-pub use geometry::{Geometry, NiftiSpatial, axcodes, mat4_mul, mat4_inverse};
+pub use geometry::{Geometry, NiftiSpatial, axcodes, mat4_inverse, mat4_mul};
 pub use labels::{LabelData, LabelEntry, LabelError, LabelTable, LabelVolume, palette};
 pub use stats::Stats;
 
@@ -288,7 +288,9 @@ impl Volume {
             flat += ix * stride;
             stride *= n;
         }
-        if index.len() > self.file_shape.len() && index[self.file_shape.len()..].iter().any(|&x| x != 0) {
+        if index.len() > self.file_shape.len()
+            && index[self.file_shape.len()..].iter().any(|&x| x != 0)
+        {
             return None;
         }
         Some(flat)

@@ -226,18 +226,10 @@ fn integer_stats(dtype: DataType, bytes: &[u8], s: Scaling) -> Stats {
                     part += x as $wide;
                     zeros += usize::from(x == 0);
                 }
-                sum += part as i128;
+                sum += i128::from(part);
                 count += block.len() / $n;
             }
-            finish_int(
-                "value",
-                count,
-                min as f64,
-                max as f64,
-                sum as f64,
-                zeros,
-                s,
-            )
+            finish_int("value", count, min as f64, max as f64, sum as f64, zeros, s)
         }};
     }
     match dtype {
