@@ -55,7 +55,7 @@ pub(super) fn run(cmd: BenchCommand) -> Result<()> {
                     .and_then(|x| x.parse::<u64>().ok())
                     .map_or(0, |kb| kb * 1024)
             };
-            println!(
+            say!(
                 "{}",
                 serde_json::json!({
                     "raw_bytes": v.raw_bytes().len(),
@@ -179,11 +179,20 @@ fn load(dir: &Path, repeat: usize, python: &str) -> Result<()> {
     let groups = fixtures(dir)?;
     let exe = std::env::current_exe()?;
     let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    println!("ume bench load — best of {repeat}, {threads} hardware threads");
+    say!("ume bench load — best of {repeat}, {threads} hardware threads");
     let nib = nibabel_times(python, repeat, &groups);
-    println!(
-        "{:<11} {:>9} {:>9} {:>11} {:>9} {:>9} {:>9} {:>9} {:>9}",
-        "case", "raw MB", "gz MB", "libdeflate", "ume", "nibabel", "nib/ume", "ume/lib", "peak/raw"
+    say!(
+        "{:<11} {:>7} {:>7} {:>11} {:>8} {:>8} {:>8} {:>8} {:>9} {:>9}",
+        "case",
+        "raw MB",
+        "gz MB",
+        "libdeflate",
+        "ume",
+        "nibabel",
+        "nib/ume",
+        "ume/lib",
+        "peak/raw",
+        "anon/raw"
     );
     for (name, files) in &groups {
         let raw: u64 = files
@@ -205,8 +214,8 @@ fn load(dir: &Path, repeat: usize, python: &str) -> Result<()> {
         let peak: serde_json::Value = serde_json::from_slice(&peak.stdout).unwrap_or_default();
         let ratio =
             |a: Option<f64>, b: f64| a.map_or("-".to_string(), |a| format!("{:.2}×", a / b));
-        println!(
-            "{:<11} {:>9.1} {:>9.1} {:>10.3}s {:>8.3}s {:>9} {:>9} {:>8.2}× {:>8.2}×",
+        say!(
+            "{:<11} {:>7.1} {:>7.1} {:>10.3}s {:>7.3}s {:>8} {:>8} {:>7.2}× {:>8.2}× {:>8.2}×",
             name,
             raw as f64 / 1e6,
             gz as f64 / 1e6,
@@ -216,6 +225,8 @@ fn load(dir: &Path, repeat: usize, python: &str) -> Result<()> {
             ratio(t_nib, t_ume),
             t_ume / t_lib,
             peak["vm_hwm"].as_f64().unwrap_or(f64::NAN)
+                / peak["raw_bytes"].as_f64().unwrap_or(f64::NAN),
+            peak["rss_anon"].as_f64().unwrap_or(f64::NAN)
                 / peak["raw_bytes"].as_f64().unwrap_or(f64::NAN),
         );
         // Whole processes: `ume info FILE --json` vs a Python process doing the same.
@@ -234,7 +245,7 @@ fn load(dir: &Path, repeat: usize, python: &str) -> Result<()> {
         } else {
             None
         };
-        println!(
+        say!(
             "{:<11} whole process, one per file: ume info {:.3}s, python+nibabel {}, nib/ume {}",
             "",
             p_ume,
@@ -242,7 +253,7 @@ fn load(dir: &Path, repeat: usize, python: &str) -> Result<()> {
             ratio(p_nib, p_ume)
         );
     }
-    println!(
+    say!(
         "nib/ume: speed-up over nibabel (goal ≥ 2); ume/lib: time relative to single-core libdeflate gunzip (goal ≤ 1.3); peak/raw: peak RSS of a process loading the first file over its raw voxel bytes (compressed pages are mapped, not copied)"
     );
     Ok(())

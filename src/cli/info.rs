@@ -38,7 +38,7 @@ pub(super) fn run(path: &Path, as_json: bool, at: &[Vec<usize>]) -> Result<()> {
     }
     let stats = v.stats();
     if as_json {
-        println!(
+        say!(
             "{}",
             serde_json::to_string_pretty(&file_json(path, &v, &stats, samples))?
         );
@@ -86,39 +86,39 @@ fn file_json(path: &Path, v: &Volume, stats: &[Stats], at: Vec<Value>) -> Value 
 }
 
 fn print_file(path: &Path, v: &Volume, stats: &[Stats], at: &[Value]) {
-    println!("{}", path.display());
-    println!("  format       {}", v.format.as_str());
-    println!("  shape        {:?}  {}", v.file_shape, v.dtype);
+    say!("{}", path.display());
+    say!("  format       {}", v.format.as_str());
+    say!("  shape        {:?}  {}", v.file_shape, v.dtype);
     let sp = v.spacing_mm();
-    println!(
+    say!(
         "  spacing      {:.4} × {:.4} × {:.4} mm",
         sp[0], sp[1], sp[2]
     );
     if let Some(dt) = v.geometry.time_step {
-        println!("  frame step   {dt:.4} s");
+        say!("  frame step   {dt:.4} s");
     }
-    println!("  orientation  {}", v.geometry.orientation());
+    say!("  orientation  {}", v.geometry.orientation());
     if !v.scaling.is_identity() {
-        println!("  scaling      × {} + {}", v.scaling.slope, v.scaling.inter);
+        say!("  scaling      × {} + {}", v.scaling.slope, v.scaling.inter);
     }
-    println!("  world_from_voxel (RAS mm)");
+    say!("  world_from_voxel (RAS mm)");
     for row in &v.geometry.world_from_voxel[..3] {
-        println!(
+        say!(
             "    [{:>10.4} {:>10.4} {:>10.4} {:>10.4}]",
             row[0], row[1], row[2], row[3]
         );
     }
     for s in stats {
-        println!(
+        say!(
             "  {:<6} min {:.6} max {:.6} mean {:.6} ({} NaN, {} inf)",
             s.channel, s.min, s.max, s.mean, s.nan_count, s.inf_count
         );
     }
     for a in at {
-        println!("  at {} = {}", a["index"], a["value"]);
+        say!("  at {} = {}", a["index"], a["value"]);
     }
     for w in &v.warnings {
-        println!("  warning: {w}");
+        say!("  warning: {w}");
     }
 }
 
@@ -160,13 +160,13 @@ fn folder(path: &Path, as_json: bool) -> Result<()> {
             "labels": ds.labels.labels.iter().map(|l| json!({"id": l.id, "name": l.name})).collect::<Vec<_>>(),
             "cases": cases,
         });
-        println!("{}", serde_json::to_string_pretty(&out)?);
+        say!("{}", serde_json::to_string_pretty(&out)?);
         return Ok(());
     }
-    println!("{}", path.display());
-    println!("  layout      {}", ds.layout.as_str());
-    println!("  cases       {}", ds.cases.len());
-    println!("  modalities  {}", modalities.join(", "));
+    say!("{}", path.display());
+    say!("  layout      {}", ds.layout.as_str());
+    say!("  cases       {}", ds.cases.len());
+    say!("  modalities  {}", modalities.join(", "));
     let names: Vec<String> = ds
         .labels
         .labels
@@ -175,7 +175,7 @@ fn folder(path: &Path, as_json: bool) -> Result<()> {
         .map(|l| format!("{} {}", l.id, l.name))
         .collect();
     let more = ds.labels.labels.len().saturating_sub(12);
-    println!(
+    say!(
         "  labels      {}{}",
         names.join(", "),
         if more > 0 {
@@ -190,10 +190,10 @@ fn folder(path: &Path, as_json: bool) -> Result<()> {
             .as_ref()
             .map(|a| format!("  ED {} ES {} ({})", a.ed, a.es, a.group))
             .unwrap_or_default();
-        println!("  - {} ({} images){extra}", c.id, c.images.len());
+        say!("  - {} ({} images){extra}", c.id, c.images.len());
     }
     if ds.cases.len() > 20 {
-        println!("  ... {} more", ds.cases.len() - 20);
+        say!("  ... {} more", ds.cases.len() - 20);
     }
     Ok(())
 }

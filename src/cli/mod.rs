@@ -3,6 +3,15 @@
 //! for machines, everything else for people; long work shows a progress bar
 //! on a terminal.
 
+/// `println!` that does not panic when stdout is a closed pipe (`ume info
+/// f | head`): output simply stops, as for any Unix tool.
+macro_rules! say {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        let _ = writeln!(std::io::stdout().lock(), $($arg)*);
+    }};
+}
+
 mod bench;
 mod info;
 
@@ -97,7 +106,7 @@ fn run(cli: Cli) -> Result<()> {
             })?;
             bar.finish_and_clear();
             for d in dirs {
-                println!("{}", d.display());
+                say!("{}", d.display());
             }
             Ok(())
         }

@@ -204,39 +204,56 @@ fn finish_int(
     }
 }
 
-/// Fast paths per integer width: min/max/sum in the native type, widened
-/// once per chunk so the inner loop stays in registers.
+/// Fast paths per integer width: 16 independent lanes of min/max/sum/zero
+/// count in the native type (the shape LLVM turns into SIMD), reduced per
+/// block so narrow accumulators never overflow, then a scalar tail.
 fn integer_stats(dtype: DataType, bytes: &[u8], s: Scaling) -> Stats {
+    const L: usize = 16;
     macro_rules! ints {
         ($t:ty, $n:expr, $wide:ty) => {{
-            let mut min = <$t>::MAX;
-            let mut max = <$t>::MIN;
+            let read = |c: &[u8]| {
+                let mut a = [0u8; $n];
+                a.copy_from_slice(c);
+                <$t>::from_le_bytes(a)
+            };
+            let count = bytes.len() / $n;
+            let body = count / L * L;
+            let mut mn = [<$t>::MAX; L];
+            let mut mx = [<$t>::MIN; L];
             let mut sum: i128 = 0;
             let mut zeros = 0usize;
-            let mut count = 0usize;
-            // Chunks of 4096 elements keep a narrow accumulator from overflowing.
-            for block in bytes.chunks(4096 * $n) {
-                let mut part: $wide = 0;
-                for c in block.chunks_exact($n) {
-                    let mut a = [0u8; $n];
-                    a.copy_from_slice(c);
-                    let x = <$t>::from_le_bytes(a);
-                    min = min.min(x);
-                    max = max.max(x);
-                    part += x as $wide;
-                    zeros += usize::from(x == 0);
+            for block in bytes[..body * $n].chunks(4096 * L * $n) {
+                let mut part = [0 as $wide; L];
+                let mut z = [0u32; L];
+                for group in block.chunks_exact(L * $n) {
+                    for l in 0..L {
+                        let x = read(&group[l * $n..(l + 1) * $n]);
+                        mn[l] = mn[l].min(x);
+                        mx[l] = mx[l].max(x);
+                        part[l] += x as $wide;
+                        z[l] += u32::from(x == 0);
+                    }
                 }
-                sum += i128::from(part);
-                count += block.len() / $n;
+                sum += part.iter().map(|&p| i128::from(p)).sum::<i128>();
+                zeros += z.iter().map(|&c| c as usize).sum::<usize>();
+            }
+            let mut min = mn.iter().copied().min().unwrap_or(<$t>::MAX);
+            let mut max = mx.iter().copied().max().unwrap_or(<$t>::MIN);
+            for c in bytes[body * $n..count * $n].chunks_exact($n) {
+                let x = read(c);
+                min = min.min(x);
+                max = max.max(x);
+                sum += x as i128;
+                zeros += usize::from(x == 0);
             }
             finish_int("value", count, min as f64, max as f64, sum as f64, zeros, s)
         }};
     }
     match dtype {
-        DataType::U8 => ints!(u8, 1, i64),
-        DataType::I8 => ints!(i8, 1, i64),
+        DataType::U8 => ints!(u8, 1, i32),
+        DataType::I8 => ints!(i8, 1, i32),
         DataType::U16 => ints!(u16, 2, i64),
-        DataType::I16 => ints!(i16, 2, i64),
+        DataType::I16 => ints!(i16, 2, i32),
         DataType::U32 => ints!(u32, 4, i64),
         DataType::I32 => ints!(i32, 4, i64),
         DataType::U64 => ints!(u64, 8, i128),
@@ -261,6 +278,21 @@ mod tests {
         assert_eq!((s.min, s.max), (-20.0, 6.0));
         assert_eq!(s.mean, -6.0);
         assert_eq!(s.nonzero_count, 3);
+    }
+
+    #[test]
+    fn lanes_and_tail_agree_with_a_plain_loop() {
+        // 16-lane body plus a 7-element tail, extreme values in both.
+        let vals: Vec<i16> = (0..4096 * 16 + 16 * 3 + 7)
+            .map(|i| ((i * 7919) % 65536) as u16 as i16)
+            .collect();
+        let v = Volume::from_values(vec![vals.len()], &vals, Geometry::identity()).unwrap();
+        let s = v.stats()[0];
+        let sum: i64 = vals.iter().map(|&x| i64::from(x)).sum();
+        assert_eq!(s.min, f64::from(*vals.iter().min().unwrap()));
+        assert_eq!(s.max, f64::from(*vals.iter().max().unwrap()));
+        assert_eq!(s.mean, sum as f64 / vals.len() as f64);
+        assert_eq!(s.nonzero_count, vals.iter().filter(|&&x| x != 0).count());
     }
 
     #[test]

@@ -1,0 +1,39 @@
+#!/usr/bin/env bash
+# The whole UME test suite (README.md's test command; .ci/run calls it).
+# Installs what the tests need when it is missing, then: formatting, the
+# dependency rules between modules, the tests, clippy, and a build of the
+# core + CLI without the GUI feature.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+
+# One target directory outside the clone, so CI after a session's own build
+# is incremental while a fresh machine still builds from scratch.
+export CARGO_TARGET_DIR="${CARGO_TARGET_DIR:-$HOME/.cache/ume-target}"
+export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
+
+step() { printf '\n== %s\n' "$*"; }
+
+step "test dependencies"
+# nibabel is the reference reader our written files are cross-checked with.
+if ! python3 -c 'import nibabel' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check nibabel numpy \
+        || echo "warning: could not install nibabel; the nibabel cross-check will say so"
+fi
+
+step "cargo fmt --check"
+cargo fmt --check
+
+step "module dependency rules"
+# Core modules never touch GUI or ML crates; the CLI never needs app/render.
+bad=$(grep -rnE '^\s*use (egui|eframe|egui_wgpu|wgpu|burn)\b|(egui|eframe|wgpu|burn)::' \
+        src/volume src/io src/dataset src/phantom src/cli 2>/dev/null || true)
+if [ -n "$bad" ]; then echo "$bad"; echo "core/CLI modules must not depend on GUI or ML crates"; exit 1; fi
+
+step "cargo test --release"
+cargo test --release
+
+step "cargo clippy --release --all-targets -- -D warnings"
+cargo clippy --release --all-targets -- -D warnings
+
+step "core + CLI without the gui feature"
+cargo build --release --no-default-features --bin ume
