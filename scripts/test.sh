@@ -30,10 +30,18 @@ bad=$(grep -rnE '^\s*use (egui|eframe|egui_wgpu|wgpu|burn)\b|(egui|eframe|wgpu|b
 if [ -n "$bad" ]; then echo "$bad"; echo "core/CLI modules must not depend on GUI or ML crates"; exit 1; fi
 
 step "cargo test --release"
-cargo test --release
+log="$(mktemp)"
+trap 'rm -f "$log"' EXIT
+cargo test --release 2>&1 | tee "$log"
+count() { grep '^test result:' "$log" | grep -oE "[0-9]+ $1" | awk '{s+=$1} END {print s+0}'; }
+passed=$(count passed)
+failed=$(count failed)
 
 step "cargo clippy --release --all-targets -- -D warnings"
 cargo clippy --release --all-targets -- -D warnings
 
 step "core + CLI without the gui feature"
 cargo build --release --no-default-features --bin ume
+
+step "summary"
+echo "tests: ${passed} passed, ${failed} failed"

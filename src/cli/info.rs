@@ -92,7 +92,9 @@ fn print_file(path: &Path, v: &Volume, stats: &[Stats], at: &[Value]) {
     let sp = v.spacing_mm();
     say!(
         "  spacing      {:.4} × {:.4} × {:.4} mm",
-        sp[0], sp[1], sp[2]
+        sp[0],
+        sp[1],
+        sp[2]
     );
     if let Some(dt) = v.geometry.time_step {
         say!("  frame step   {dt:.4} s");
@@ -105,13 +107,21 @@ fn print_file(path: &Path, v: &Volume, stats: &[Stats], at: &[Value]) {
     for row in &v.geometry.world_from_voxel[..3] {
         say!(
             "    [{:>10.4} {:>10.4} {:>10.4} {:>10.4}]",
-            row[0], row[1], row[2], row[3]
+            row[0],
+            row[1],
+            row[2],
+            row[3]
         );
     }
     for s in stats {
         say!(
             "  {:<6} min {:.6} max {:.6} mean {:.6} ({} NaN, {} inf)",
-            s.channel, s.min, s.max, s.mean, s.nan_count, s.inf_count
+            s.channel,
+            s.min,
+            s.max,
+            s.mean,
+            s.nan_count,
+            s.inf_count
         );
     }
     for a in at {
