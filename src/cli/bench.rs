@@ -111,9 +111,8 @@ fn best_of(repeat: usize, mut f: impl FnMut() -> Result<()>) -> Result<f64> {
 
 /// UME: load the files (in parallel, as a case is loaded) and compute stats.
 fn ume_load(files: &[PathBuf]) -> Result<()> {
-    for v in crate::io::load_many(files) {
-        let v = v?;
-        std::hint::black_box(v.stats());
+    for stats in crate::io::load_many_then(files, |v| v.stats()) {
+        std::hint::black_box(stats?);
     }
     Ok(())
 }
@@ -254,7 +253,7 @@ fn load(dir: &Path, repeat: usize, python: &str) -> Result<()> {
         );
     }
     say!(
-        "nib/ume: speed-up over nibabel (goal ≥ 2); ume/lib: time relative to single-core libdeflate gunzip (goal ≤ 1.3); peak/raw: peak RSS of a process loading the first file over its raw voxel bytes (compressed pages are mapped, not copied)"
+        "nib/ume: speed-up over nibabel (goal ≥ 2); ume/lib: time relative to single-core libdeflate gunzip (goal ≤ 1.3); peak/raw: peak RSS of a process loading the first file over its raw voxel bytes, counting the memory-mapped compressed file; anon/raw: its heap (anonymous memory) after loading over raw bytes"
     );
     Ok(())
 }

@@ -125,7 +125,8 @@ fn run(cli: Cli) -> Result<()> {
                     |_, _| {},
                 )?;
             }
-            info::run(&case, false, &[])
+            info::run(&case, false, &[])?;
+            info::case_summary(&case)
         }
     }
 }

@@ -193,38 +193,46 @@ pub fn load_labels(path: &Path) -> Result<LabelVolume, LoadError> {
 /// Load several files on parallel threads (at most one per core), results
 /// in the order given.
 pub fn load_many(paths: &[PathBuf]) -> Vec<Result<Volume, LoadError>> {
+    load_many_then(paths, |v| v)
+}
+
+/// Load several files on parallel threads and process each volume on the
+/// thread that loaded it (e.g. statistics or window levels of every
+/// modality of a case), results in the order given.
+pub fn load_many_then<T: Send>(
+    paths: &[PathBuf],
+    then: impl Fn(Volume) -> T + Sync,
+) -> Vec<Result<T, LoadError>> {
     let workers = std::thread::available_parallelism()
         .map_or(1, std::num::NonZero::get)
         .min(paths.len())
         .max(1);
     let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<Volume, LoadError>>> =
-        (0..paths.len()).map(|_| None).collect();
+    let mut results: Vec<Option<Result<T, LoadError>>> = (0..paths.len()).map(|_| None).collect();
     let slots = std::sync::Mutex::new(&mut results);
-    std::thread::scope(|s| {
-        for w in 0..workers {
-            let (next, slots) = (&next, &slots);
-            let spawned = std::thread::Builder::new()
-                .name(format!("ume-load-{w}"))
-                .spawn_scoped(s, move || {
-                    loop {
-                        let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-                        let Some(p) = paths.get(i) else { break };
-                        let r = load(p);
-                        if let Ok(mut guard) = slots.lock() {
-                            guard[i] = Some(r);
-                        }
-                    }
-                });
-            if spawned.is_err() {
-                break; // the other workers (or the fallback below) do the work
+    let work = || {
+        loop {
+            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+            let Some(p) = paths.get(i) else { break };
+            let r = load(p).map(&then);
+            if let Ok(mut guard) = slots.lock() {
+                guard[i] = Some(r);
             }
         }
+    };
+    std::thread::scope(|s| {
+        for w in 1..workers {
+            // A worker that cannot start leaves its share to the others.
+            let _ = std::thread::Builder::new()
+                .name(format!("ume-load-{w}"))
+                .spawn_scoped(s, work);
+        }
+        work();
     });
     results
         .into_iter()
         .zip(paths)
-        .map(|(r, p)| r.unwrap_or_else(|| load(p)))
+        .map(|(r, p)| r.unwrap_or_else(|| load(p).map(&then)))
         .collect()
 }
 
@@ -307,24 +315,36 @@ pub fn load_from_bytes(path: &Path, bytes: &[u8]) -> Result<Volume, LoadError> {
     volume_from_buffer(path, buf)
 }
 
-fn volume_from_buffer(path: &Path, mut buf: Vec<u8>) -> Result<Volume, LoadError> {
-    let (h, layout, mut warnings) = parse_layout(&buf).map_err(|k| err(path, k))?;
+fn volume_from_buffer(path: &Path, buf: Vec<u8>) -> Result<Volume, LoadError> {
+    let (h, layout, warnings) = parse_layout(&buf).map_err(|k| err(path, k))?;
     if !h.single_file {
         return Err(err(path, LoadErrorKind::PairHeaderInSingleFile));
     }
-    check_span(path, &layout, buf.len())?;
-    swap_to_le(&h, &layout, &mut buf);
+    assemble(path, &h, layout, warnings, buf)
+}
+
+/// Check the voxel span, fix the byte order and build the volume; errors
+/// name `data_path`, the file holding the voxels.
+fn assemble(
+    data_path: &Path,
+    h: &Header,
+    layout: DataLayout,
+    mut warnings: Vec<String>,
+    mut buf: Vec<u8>,
+) -> Result<Volume, LoadError> {
+    check_span(data_path, &layout, buf.len())?;
+    swap_to_le(h, &layout, &mut buf);
     let (geometry, gw) = h.geometry(&layout.shape);
     warnings.extend(gw);
     let mut v = Volume::new(
-        layout.shape.clone(),
+        layout.shape,
         layout.dtype,
         h.scaling(),
         geometry,
         h.format,
         VoxelBytes::new(buf, layout.offset, layout.nbytes),
     )
-    .map_err(|e| err(path, e))?;
+    .map_err(|e| err(data_path, e))?;
     v.warnings = warnings;
     Ok(v)
 }
@@ -368,24 +388,10 @@ fn load_pair(header_path: &Path, image_path: &Path) -> Result<Volume, LoadError>
         let h = header::parse(head)?;
         Ok(h.sizeof_hdr)
     })?;
-    let (h, layout, mut warnings) = parse_layout(&head).map_err(|k| err(header_path, k))?;
+    let (h, layout, warnings) = parse_layout(&head).map_err(|k| err(header_path, k))?;
     let need = layout.offset + layout.nbytes;
-    let mut buf = read_maybe_gz(image_path, |_| Ok(need))?;
-    check_span(image_path, &layout, buf.len())?;
-    swap_to_le(&h, &layout, &mut buf);
-    let (geometry, gw) = h.geometry(&layout.shape);
-    warnings.extend(gw);
-    let mut v = Volume::new(
-        layout.shape.clone(),
-        layout.dtype,
-        h.scaling(),
-        geometry,
-        h.format,
-        VoxelBytes::new(buf, layout.offset, layout.nbytes),
-    )
-    .map_err(|e| err(image_path, e))?;
-    v.warnings = warnings;
-    Ok(v)
+    let buf = read_maybe_gz(image_path, |_| Ok(need))?;
+    assemble(image_path, &h, layout, warnings, buf)
 }
 
 /// Read just the header of a file (for quick listings).
