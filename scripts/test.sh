@@ -14,6 +14,24 @@ export CARGO_TERM_COLOR="${CARGO_TERM_COLOR:-never}"
 step() { printf '\n== %s\n' "$*"; }
 
 step "test dependencies"
+# Mesa's software Vulkan (lavapipe) so the wgpu renderer runs without a GPU,
+# Xvfb for the end-to-end window test.
+packages="mesa-vulkan-drivers libvulkan1 libgl1 libegl1 libxkbcommon-x11-0 xvfb xauth"
+missing=""
+for p in $packages; do
+    dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
+done
+if [ -n "$missing" ]; then
+    sudo=""
+    [ "$(id -u)" -ne 0 ] && command -v sudo >/dev/null && sudo="sudo"
+    echo "installing:$missing"
+    $sudo apt-get update -qq && DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq $missing >/dev/null
+fi
+# wgpu and Mesa want a runtime dir; CI shells may not have one.
+if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then
+    export XDG_RUNTIME_DIR="$(mktemp -d)"
+    chmod 700 "$XDG_RUNTIME_DIR"
+fi
 # nibabel is the reference reader our written files are cross-checked with.
 if ! python3 -c 'import nibabel' 2>/dev/null; then
     python3 -m pip install --quiet --disable-pip-version-check nibabel numpy \
@@ -26,7 +44,8 @@ cargo fmt --check
 step "module dependency rules"
 # Core modules never touch GUI or ML crates; the CLI never needs app/render.
 bad=$(grep -rnE '^\s*use (egui|eframe|egui_wgpu|wgpu|burn)\b|(egui|eframe|wgpu|burn)::' \
-        src/volume src/io src/dataset src/phantom src/cli 2>/dev/null || true)
+        src/volume src/io src/dataset src/phantom src/cli src/viewmath.rs 2>/dev/null || true)
+bad="$bad$(grep -rnE 'burn::' src/render 2>/dev/null || true)"
 if [ -n "$bad" ]; then echo "$bad"; echo "core/CLI modules must not depend on GUI or ML crates"; exit 1; fi
 
 step "cargo test --release"

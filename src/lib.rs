@@ -9,4 +9,10 @@ pub mod cli;
 pub mod dataset;
 pub mod io;
 pub mod phantom;
+pub mod viewmath;
 pub mod volume;
+
+#[cfg(feature = "gui")]
+pub mod app;
+#[cfg(feature = "gui")]
+pub mod render;

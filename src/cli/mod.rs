@@ -64,7 +64,18 @@ enum Command {
         #[command(subcommand)]
         what: bench::BenchCommand,
     },
-    /// Generate the built-in demo case (if needed) and describe it.
+    /// Open files or a dataset folder in the viewer.
+    View {
+        /// NIfTI/Analyze files (shown as layers) or one dataset folder.
+        paths: Vec<PathBuf>,
+        /// A label map for the image.
+        #[arg(long)]
+        labels: Option<PathBuf>,
+        /// Save a PNG of the window once the data is shown, then exit.
+        #[arg(long, value_name = "OUT.png")]
+        screenshot: Option<PathBuf>,
+    },
+    /// Generate the built-in demo case (if needed) and describe it in text.
     Demo,
 }
 
@@ -91,7 +102,22 @@ pub fn main() -> ExitCode {
 }
 
 fn run(cli: Cli) -> Result<()> {
-    match cli.command.unwrap_or(Command::Demo) {
+    // No subcommand: the app on the built-in demo (text demo without the GUI).
+    let default = if cfg!(feature = "gui") {
+        Command::View {
+            paths: Vec::new(),
+            labels: None,
+            screenshot: None,
+        }
+    } else {
+        Command::Demo
+    };
+    match cli.command.unwrap_or(default) {
+        Command::View {
+            paths,
+            labels,
+            screenshot,
+        } => view(paths, labels, screenshot),
         Command::Info { path, json, at } => info::run(&path, json, &at),
         Command::Phantom {
             kind,
@@ -129,6 +155,28 @@ fn run(cli: Cli) -> Result<()> {
             info::case_summary(&case)
         }
     }
+}
+
+#[cfg(feature = "gui")]
+fn view(paths: Vec<PathBuf>, labels: Option<PathBuf>, screenshot: Option<PathBuf>) -> Result<()> {
+    for p in paths.iter().chain(labels.iter()) {
+        if !p.exists() {
+            anyhow::bail!("{}: no such file or folder", p.display());
+        }
+    }
+    crate::app::run(crate::app::ViewOptions {
+        paths,
+        labels,
+        screenshot,
+        demo_dir: Some(demo_dir()?),
+    })
+}
+
+#[cfg(not(feature = "gui"))]
+fn view(_: Vec<PathBuf>, _: Option<PathBuf>, _: Option<PathBuf>) -> Result<()> {
+    anyhow::bail!(
+        "this ume was built without the `gui` feature; rebuild with default features to open the viewer"
+    )
 }
 
 /// The per-user cache folder for the demo case.

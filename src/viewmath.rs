@@ -1,0 +1,488 @@
+//! Slice-view geometry as pure functions, shared by the GPU renderer, the
+//! CPU reference renderer and the input handling of the app.
+//!
+//! A slice view shows a plane of world space (RAS+ mm) through the crosshair.
+//! Its screen axes are fixed world directions, so the same anatomy looks the
+//! same whatever the file's storage order, and oblique or sheared data are
+//! resampled correctly. Screen coordinates here are normalised: x and y in
+//! [-1, 1], x to the right, y up.
+
+// Matrix code reads best with explicit row/column indices.
+#![allow(clippy::needless_range_loop)]
+
+use crate::volume::{Geometry, mat4_mul};
+
+/// Which anatomical plane a view shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Hash)]
+pub enum SliceAxis {
+    /// Horizontal plane (normal superior).
+    Axial,
+    /// Frontal plane (normal anterior).
+    Coronal,
+    /// Side plane (normal right).
+    Sagittal,
+}
+
+impl SliceAxis {
+    /// All three, in the usual layout order.
+    pub const ALL: [SliceAxis; 3] = [SliceAxis::Axial, SliceAxis::Coronal, SliceAxis::Sagittal];
+
+    /// Display name.
+    pub fn name(self) -> &'static str {
+        match self {
+            SliceAxis::Axial => "Axial",
+            SliceAxis::Coronal => "Coronal",
+            SliceAxis::Sagittal => "Sagittal",
+        }
+    }
+
+    /// World index (0 x, 1 y, 2 z) of the plane normal.
+    pub fn normal_axis(self) -> usize {
+        match self {
+            SliceAxis::Axial => 2,
+            SliceAxis::Coronal => 1,
+            SliceAxis::Sagittal => 0,
+        }
+    }
+}
+
+/// Left-right display convention.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum Convention {
+    /// Patient's right on the screen's left (radiology).
+    #[default]
+    Radiological,
+    /// Patient's right on the screen's right (neurology).
+    Neurological,
+}
+
+/// A view's in-plane screen directions in world space: (right, up).
+pub fn screen_axes(axis: SliceAxis, convention: Convention) -> ([f64; 3], [f64; 3]) {
+    let lr = match convention {
+        Convention::Radiological => -1.0,
+        Convention::Neurological => 1.0,
+    };
+    match axis {
+        SliceAxis::Axial => ([lr, 0.0, 0.0], [0.0, 1.0, 0.0]),
+        SliceAxis::Coronal => ([lr, 0.0, 0.0], [0.0, 0.0, 1.0]),
+        // Anterior on the left, as ITK-SNAP and most viewers show sagittal slices.
+        SliceAxis::Sagittal => ([0.0, -1.0, 0.0], [0.0, 0.0, 1.0]),
+    }
+}
+
+/// Orientation letters on the view edges: (left, right, top, bottom).
+pub fn edge_letters(axis: SliceAxis, convention: Convention) -> [char; 4] {
+    let (right, up) = screen_axes(axis, convention);
+    let letter = |d: [f64; 3]| {
+        let (i, v) = d.iter().enumerate().fold((0, 0.0), |best, (i, &v)| {
+            if v.abs() > f64::abs(best.1) {
+                (i, v)
+            } else {
+                best
+            }
+        });
+        match (i, v > 0.0) {
+            (0, true) => 'R',
+            (0, false) => 'L',
+            (1, true) => 'A',
+            (1, false) => 'P',
+            (_, true) => 'S',
+            (_, false) => 'I',
+        }
+    };
+    let neg = |d: [f64; 3]| d.map(|x| -x);
+    [
+        letter(neg(right)),
+        letter(right),
+        letter(up),
+        letter(neg(up)),
+    ]
+}
+
+/// The plane a slice view shows and how it maps to the screen.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct SlicePlane {
+    /// World point at the centre of the view (mm).
+    pub center_mm: [f64; 3],
+    /// World direction of screen-right (unit).
+    pub right: [f64; 3],
+    /// World direction of screen-up (unit).
+    pub up: [f64; 3],
+    /// Half the view's width and height in mm.
+    pub half_extent_mm: [f64; 2],
+}
+
+impl SlicePlane {
+    /// World position of a normalised screen point.
+    pub fn world_from_screen(&self, s: [f64; 2]) -> [f64; 3] {
+        std::array::from_fn(|i| {
+            self.center_mm[i]
+                + s[0] * self.half_extent_mm[0] * self.right[i]
+                + s[1] * self.half_extent_mm[1] * self.up[i]
+        })
+    }
+
+    /// Normalised screen position of a world point (its projection on the plane).
+    pub fn screen_from_world(&self, w: [f64; 3]) -> [f64; 2] {
+        let d: [f64; 3] = std::array::from_fn(|i| w[i] - self.center_mm[i]);
+        let dot = |a: [f64; 3]| a[0] * d[0] + a[1] * d[1] + a[2] * d[2];
+        [
+            dot(self.right) / self.half_extent_mm[0],
+            dot(self.up) / self.half_extent_mm[1],
+        ]
+    }
+
+    /// Matrix taking (screen x, screen y, 0, 1) to world mm.
+    pub fn world_from_screen_matrix(&self) -> [[f64; 4]; 4] {
+        let mut m = [[0.0; 4]; 4];
+        for r in 0..3 {
+            m[r][0] = self.right[r] * self.half_extent_mm[0];
+            m[r][1] = self.up[r] * self.half_extent_mm[1];
+            m[r][3] = self.center_mm[r];
+        }
+        m[3][3] = 1.0;
+        m
+    }
+}
+
+/// Matrix from world mm to normalised texture coordinates of a grid
+/// (`tex = (voxel + 0.5) / dims`, the GPU convention).
+pub fn tex_from_world(geometry: &Geometry, dims: [usize; 3]) -> Option<[[f64; 4]; 4]> {
+    let vfw = geometry.voxel_from_world()?;
+    let mut scale = [[0.0; 4]; 4];
+    for a in 0..3 {
+        scale[a][a] = 1.0 / dims[a] as f64;
+        scale[a][3] = 0.5 / dims[a] as f64;
+    }
+    scale[3][3] = 1.0;
+    Some(mat4_mul(&scale, &vfw))
+}
+
+/// Matrix from normalised screen coordinates to texture coordinates.
+pub fn tex_from_screen(
+    plane: &SlicePlane,
+    geometry: &Geometry,
+    dims: [usize; 3],
+) -> Option<[[f64; 4]; 4]> {
+    Some(mat4_mul(
+        &tex_from_world(geometry, dims)?,
+        &plane.world_from_screen_matrix(),
+    ))
+}
+
+/// The view that fits the whole volume: centred on the bounding box of the
+/// voxel corners, with the aspect ratio of the screen rectangle.
+pub fn fit_plane(
+    axis: SliceAxis,
+    convention: Convention,
+    geometry: &Geometry,
+    dims: [usize; 3],
+    crosshair: [f64; 3],
+    aspect: f64,
+) -> SlicePlane {
+    let (right, up) = screen_axes(axis, convention);
+    let (lo, hi) = world_bounds(geometry, dims);
+    let extent = |d: [f64; 3]| (0..3).map(|i| d[i].abs() * (hi[i] - lo[i])).sum::<f64>() / 2.0;
+    let (ew, eh) = (extent(right).max(1e-3), extent(up).max(1e-3));
+    let aspect = if aspect.is_finite() && aspect > 0.0 {
+        aspect
+    } else {
+        1.0
+    };
+    let (w, h) = if ew / eh > aspect {
+        (ew, ew / aspect)
+    } else {
+        (eh * aspect, eh)
+    };
+    let mid: [f64; 3] = std::array::from_fn(|i| (lo[i] + hi[i]) / 2.0);
+    // Centre in-plane on the volume, through-plane on the crosshair.
+    let n = axis.normal_axis();
+    let mut center = mid;
+    center[n] = crosshair[n];
+    SlicePlane {
+        center_mm: center,
+        right,
+        up,
+        half_extent_mm: [w * 1.05, h * 1.05],
+    }
+}
+
+/// World-space bounding box of a grid's voxel corners.
+pub fn world_bounds(geometry: &Geometry, dims: [usize; 3]) -> ([f64; 3], [f64; 3]) {
+    let mut lo = [f64::INFINITY; 3];
+    let mut hi = [f64::NEG_INFINITY; 3];
+    for corner in 0..8 {
+        let ijk: [f64; 3] = std::array::from_fn(|a| {
+            if corner >> a & 1 == 1 {
+                dims[a] as f64 - 0.5
+            } else {
+                -0.5
+            }
+        });
+        let w = geometry.world_from_index(ijk);
+        for i in 0..3 {
+            lo[i] = lo[i].min(w[i]);
+            hi[i] = hi[i].max(w[i]);
+        }
+    }
+    (lo, hi)
+}
+
+/// Index of the voxel containing a world point, if inside the grid.
+pub fn voxel_at(geometry: &Geometry, dims: [usize; 3], w: [f64; 3]) -> Option<[usize; 3]> {
+    let m = geometry.voxel_from_world()?;
+    let mut out = [0usize; 3];
+    for r in 0..3 {
+        let x = m[r][0] * w[0] + m[r][1] * w[1] + m[r][2] * w[2] + m[r][3];
+        let i = x.round();
+        if !(0.0..dims[r] as f64).contains(&i) {
+            return None;
+        }
+        out[r] = i as usize;
+    }
+    Some(out)
+}
+
+/// Step along a view's normal by one voxel's extent in that direction.
+pub fn slice_step_mm(geometry: &Geometry, axis: SliceAxis) -> f64 {
+    let n = axis.normal_axis();
+    let m = &geometry.world_from_voxel;
+    // The voxel axis most aligned with the normal decides the step.
+    (0..3).map(|c| m[n][c].abs()).fold(0.0, f64::max).max(1e-3)
+}
+
+/// Window (level ± width/2) mapping of a value to [0, 1].
+#[inline]
+pub fn apply_window(v: f64, lo: f64, hi: f64) -> f64 {
+    if hi > lo {
+        ((v - lo) / (hi - lo)).clamp(0.0, 1.0)
+    } else if v >= hi {
+        1.0
+    } else {
+        0.0
+    }
+}
+
+/// Inverse of a general 4×4 matrix (Gauss–Jordan with partial pivoting);
+/// `None` if singular.
+pub fn invert4(m: &[[f64; 4]; 4]) -> Option<[[f64; 4]; 4]> {
+    let mut a = *m;
+    let mut inv = [[0.0; 4]; 4];
+    for (i, row) in inv.iter_mut().enumerate() {
+        row[i] = 1.0;
+    }
+    for col in 0..4 {
+        let pivot = (col..4).max_by(|&x, &y| a[x][col].abs().total_cmp(&a[y][col].abs()))?;
+        if a[pivot][col].abs() < 1e-12 {
+            return None;
+        }
+        a.swap(col, pivot);
+        inv.swap(col, pivot);
+        let d = a[col][col];
+        for c in 0..4 {
+            a[col][c] /= d;
+            inv[col][c] /= d;
+        }
+        for r in 0..4 {
+            if r != col {
+                let f = a[r][col];
+                for c in 0..4 {
+                    a[r][c] -= f * a[col][c];
+                    inv[r][c] -= f * inv[col][c];
+                }
+            }
+        }
+    }
+    Some(inv)
+}
+
+/// An orbit camera around a volume.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Orbit {
+    /// Rotation about the superior axis, radians (0: looking from anterior).
+    pub yaw: f64,
+    /// Elevation, radians.
+    pub pitch: f64,
+    /// Distance as a multiple of the fitting distance (1 = volume fills the view).
+    pub zoom: f64,
+}
+
+impl Default for Orbit {
+    fn default() -> Orbit {
+        Orbit {
+            yaw: 0.0,
+            pitch: 0.3,
+            zoom: 1.0,
+        }
+    }
+}
+
+/// Clip space → world matrix of an orbit camera looking at the centre of a
+/// box of the given bounds (perspective, 30° vertical field of view; clip z
+/// in [0, 1] as wgpu).
+pub fn orbit_world_from_clip(
+    orbit: &Orbit,
+    bounds: ([f64; 3], [f64; 3]),
+    aspect: f64,
+) -> Option<[[f64; 4]; 4]> {
+    let (lo, hi) = bounds;
+    let center: [f64; 3] = std::array::from_fn(|i| (lo[i] + hi[i]) / 2.0);
+    let radius = (0..3).map(|i| (hi[i] - lo[i]).powi(2)).sum::<f64>().sqrt() / 2.0;
+    let fov = 30f64.to_radians();
+    let dist = radius / (fov / 2.0).sin() * orbit.zoom.max(0.05);
+    let (cp, sp) = (orbit.pitch.cos(), orbit.pitch.sin());
+    let (cy, sy) = (orbit.yaw.cos(), orbit.yaw.sin());
+    // Yaw 0 looks from the patient's front (anterior, +y) towards the back.
+    let eye = [
+        center[0] + dist * cp * sy,
+        center[1] + dist * cp * cy,
+        center[2] + dist * sp,
+    ];
+    let f = normalize([center[0] - eye[0], center[1] - eye[1], center[2] - eye[2]]);
+    let up0 = [0.0, 0.0, 1.0];
+    let s = normalize(cross(f, up0));
+    let u = cross(s, f);
+    let view = [
+        [s[0], s[1], s[2], -dot(s, eye)],
+        [u[0], u[1], u[2], -dot(u, eye)],
+        [-f[0], -f[1], -f[2], dot(f, eye)],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let near = (dist - radius * 1.5).max(dist * 0.01);
+    let far = dist + radius * 1.5;
+    let t = 1.0 / (fov / 2.0).tan();
+    let aspect = if aspect > 0.0 && aspect.is_finite() {
+        aspect
+    } else {
+        1.0
+    };
+    let proj = [
+        [t / aspect, 0.0, 0.0, 0.0],
+        [0.0, t, 0.0, 0.0],
+        [0.0, 0.0, far / (near - far), near * far / (near - far)],
+        [0.0, 0.0, -1.0, 0.0],
+    ];
+    invert4(&mat4_mul(&proj, &view))
+}
+
+fn cross(a: [f64; 3], b: [f64; 3]) -> [f64; 3] {
+    [
+        a[1] * b[2] - a[2] * b[1],
+        a[2] * b[0] - a[0] * b[2],
+        a[0] * b[1] - a[1] * b[0],
+    ]
+}
+
+fn dot(a: [f64; 3], b: [f64; 3]) -> f64 {
+    a[0] * b[0] + a[1] * b[1] + a[2] * b[2]
+}
+
+fn normalize(a: [f64; 3]) -> [f64; 3] {
+    let n = dot(a, a).sqrt();
+    if n > 0.0 {
+        a.map(|x| x / n)
+    } else {
+        [0.0, 0.0, 1.0]
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn radiological_axial_puts_patient_right_on_screen_left() {
+        assert_eq!(
+            edge_letters(SliceAxis::Axial, Convention::Radiological),
+            ['R', 'L', 'A', 'P']
+        );
+        assert_eq!(
+            edge_letters(SliceAxis::Axial, Convention::Neurological),
+            ['L', 'R', 'A', 'P']
+        );
+        assert_eq!(
+            edge_letters(SliceAxis::Coronal, Convention::Radiological),
+            ['R', 'L', 'S', 'I']
+        );
+        assert_eq!(
+            edge_letters(SliceAxis::Sagittal, Convention::Radiological),
+            ['A', 'P', 'S', 'I']
+        );
+    }
+
+    #[test]
+    fn screen_world_round_trip_and_texture_mapping() {
+        let g = Geometry::from_affine([
+            [-2.0, 0.0, 0.0, 50.0],
+            [0.0, 2.0, 0.0, -20.0],
+            [0.0, 0.0, 3.0, 5.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ]);
+        let dims = [10, 20, 30];
+        let plane = fit_plane(
+            SliceAxis::Axial,
+            Convention::Radiological,
+            &g,
+            dims,
+            [0.0, 0.0, 11.0],
+            1.0,
+        );
+        let w = plane.world_from_screen([0.3, -0.7]);
+        let s = plane.screen_from_world(w);
+        assert!((s[0] - 0.3).abs() < 1e-12 && (s[1] + 0.7).abs() < 1e-12);
+        // Voxel (0,0,2) centre is at world (50, -20, 11): texture (0.5/10, 0.5/20, 2.5/30).
+        let t = tex_from_world(&g, dims).unwrap();
+        let p = [50.0, -20.0, 11.0];
+        let tex: Vec<f64> = (0..3)
+            .map(|r| t[r][0] * p[0] + t[r][1] * p[1] + t[r][2] * p[2] + t[r][3])
+            .collect();
+        assert!(
+            (tex[0] - 0.05).abs() < 1e-12
+                && (tex[1] - 0.025).abs() < 1e-12
+                && (tex[2] - 2.5 / 30.0).abs() < 1e-12
+        );
+        assert_eq!(voxel_at(&g, dims, p), Some([0, 0, 2]));
+        assert_eq!(voxel_at(&g, dims, [60.0, -20.0, 11.0]), None);
+        assert_eq!(slice_step_mm(&g, SliceAxis::Axial), 3.0);
+    }
+
+    #[test]
+    fn orbit_rays_hit_the_box_centre() {
+        let bounds = ([-10.0, -20.0, -30.0], [10.0, 20.0, 30.0]);
+        let m = orbit_world_from_clip(&Orbit::default(), bounds, 1.5).unwrap();
+        let at = |z: f64| {
+            let h: Vec<f64> = (0..4)
+                .map(|r| m[r][0] * 0.0 + m[r][1] * 0.0 + m[r][2] * z + m[r][3])
+                .collect();
+            [h[0] / h[3], h[1] / h[3], h[2] / h[3]]
+        };
+        // The centre pixel's ray passes through the box centre.
+        let (a, b) = (at(0.0), at(1.0));
+        let d = normalize([b[0] - a[0], b[1] - a[1], b[2] - a[2]]);
+        let to_c = [-a[0], -a[1], -a[2]];
+        let along = dot(to_c, d);
+        let miss = (0..3)
+            .map(|i| (to_c[i] - along * d[i]).powi(2))
+            .sum::<f64>()
+            .sqrt();
+        assert!(miss < 1e-6, "{miss}");
+        let id = mat4_mul(&m, &invert4(&m).unwrap());
+        assert!((id[2][2] - 1.0).abs() < 1e-9 && id[0][3].abs() < 1e-9);
+    }
+
+    #[test]
+    fn fit_keeps_aspect_and_covers_the_volume() {
+        let g = Geometry::identity();
+        let p = fit_plane(
+            SliceAxis::Axial,
+            Convention::Radiological,
+            &g,
+            [100, 50, 10],
+            [0.0; 3],
+            2.0,
+        );
+        assert!((p.half_extent_mm[0] / p.half_extent_mm[1] - 2.0).abs() < 1e-12);
+        assert!(p.half_extent_mm[0] >= 50.0);
+        assert!((p.center_mm[0] - 49.5).abs() < 1e-12);
+    }
+}

@@ -1,0 +1,175 @@
+//! The app's panels and views driven through egui_kittest, as a user would:
+//! click to move the crosshair, right-drag to window, use the frame slider,
+//! toggle a label, play the cine. These run without a GPU renderer (state
+//! checks); pixels are checked in `render_gpu.rs` and `window_e2e.rs`.
+#![cfg(feature = "gui")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use ume::app::views::ViewId;
+use ume::app::{LoadRequest, UmeApp, ViewOptions};
+use ume::phantom::{Kind, Size, generate};
+use ume::viewmath::SliceAxis;
+
+fn app_with(kind: Kind) -> (UmeApp, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = generate(kind, Size::Small, 2, 1, tmp.path(), |_, _| {}).unwrap();
+    let doc = ume::app::loader::load(&LoadRequest::Folder(dirs[0].clone()), &|_| {}).unwrap();
+    let mut app = UmeApp::new(&egui::Context::default(), None, &ViewOptions::default());
+    app.set_document(doc);
+    (app, tmp)
+}
+
+fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
+    let mut h = Harness::builder()
+        .with_size(egui::vec2(1200.0, 800.0))
+        .build_ui_state(
+            |ui, app: &mut UmeApp| {
+                // As eframe does: logic (jobs, cine clock), then the UI.
+                let ctx = ui.ctx().clone();
+                app.logic(&ctx);
+                app.show(ui);
+            },
+            app,
+        );
+    h.run();
+    h
+}
+
+fn rect_of(h: &Harness<'_, UmeApp>, view: ViewId) -> egui::Rect {
+    h.state()
+        .view_rects
+        .iter()
+        .find(|(v, _)| *v == view)
+        .map(|(_, r)| *r)
+        .unwrap()
+}
+
+fn press(h: &Harness<'_, UmeApp>, pos: egui::Pos2, button: egui::PointerButton, pressed: bool) {
+    h.event(egui::Event::PointerButton {
+        pos,
+        button,
+        pressed,
+        modifiers: egui::Modifiers::NONE,
+    });
+}
+
+#[test]
+fn click_moves_the_crosshair_in_world_space() {
+    let (app, _tmp) = app_with(Kind::Brats);
+    let mut h = harness(app);
+    let rect = rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    let before = h.state().doc.as_ref().unwrap().crosshair_mm;
+    // A point left of and above the centre of the axial view: in the
+    // radiological convention that is towards the patient's right (+x) and anterior (+y).
+    let p = rect.center() + egui::vec2(-rect.width() * 0.2, -rect.height() * 0.2);
+    h.hover_at(p);
+    press(&h, p, egui::PointerButton::Primary, true);
+    h.run();
+    press(&h, p, egui::PointerButton::Primary, false);
+    h.run();
+    let after = h.state().doc.as_ref().unwrap().crosshair_mm;
+    assert!(
+        after[0] > before[0] + 5.0,
+        "x should move to the patient's right: {before:?} -> {after:?}"
+    );
+    assert!(
+        after[1] > before[1] + 5.0,
+        "y should move anterior: {before:?} -> {after:?}"
+    );
+    assert_eq!(after[2], before[2], "an axial click keeps the slice");
+}
+
+#[test]
+fn right_drag_changes_window_and_wheel_steps_slices() {
+    let (app, _tmp) = app_with(Kind::Brats);
+    let mut h = harness(app);
+    let rect = rect_of(&h, ViewId::Slice(SliceAxis::Coronal));
+    let w0 = h.state().doc.as_ref().unwrap().layers[0].window;
+    let p = rect.center();
+    h.hover_at(p);
+    press(&h, p, egui::PointerButton::Secondary, true);
+    h.run();
+    for i in 1..=10 {
+        h.event(egui::Event::PointerMoved(
+            p + egui::vec2(8.0 * i as f32, 0.0),
+        ));
+        h.run();
+    }
+    press(
+        &h,
+        p + egui::vec2(80.0, 0.0),
+        egui::PointerButton::Secondary,
+        false,
+    );
+    h.run();
+    let w1 = h.state().doc.as_ref().unwrap().layers[0].window;
+    assert!(
+        w1.1 - w1.0 > w0.1 - w0.0,
+        "dragging right widens the window: {w0:?} -> {w1:?}"
+    );
+
+    let y0 = h.state().doc.as_ref().unwrap().crosshair_mm[1];
+    h.hover_at(p);
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Line,
+        delta: egui::vec2(0.0, 1.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+        modifiers: egui::Modifiers::NONE,
+    });
+    h.run();
+    let y1 = h.state().doc.as_ref().unwrap().crosshair_mm[1];
+    assert!(
+        (y1 - y0).abs() > 1.0,
+        "the wheel steps the coronal slice: {y0} -> {y1}"
+    );
+}
+
+#[test]
+fn label_visibility_toggles() {
+    let (app, _tmp) = app_with(Kind::Brats);
+    let mut h = harness(app);
+    assert!(h.state().doc.as_ref().unwrap().is_visible(2));
+    let gen0 = h.state().palette_generation;
+    h.get_by_label("2 edema").click();
+    h.run();
+    assert!(
+        !h.state().doc.as_ref().unwrap().is_visible(2),
+        "edema hidden"
+    );
+    assert!(
+        h.state().palette_generation > gen0,
+        "the palette is re-uploaded"
+    );
+    assert_eq!(h.state().doc.as_ref().unwrap().palette()[2][3], 0);
+}
+
+#[test]
+fn frame_slider_and_cine_change_the_frame() {
+    let (app, _tmp) = app_with(Kind::Acdc);
+    let mut h = harness(app);
+    let doc = h.state().doc.as_ref().unwrap();
+    assert!(doc.frames() >= 20);
+    assert_eq!(doc.frame, doc.acdc.as_ref().unwrap().ed_index());
+    // The slider (not its text label) is the node that has a value.
+    h.get_all_by_label("frame")
+        .find(|n| n.value().is_some())
+        .unwrap()
+        .set_value_accesskit(5.0);
+    h.run();
+    assert_eq!(h.state().doc.as_ref().unwrap().frame, 5);
+    h.get_by_label("Play").click();
+    h.run_steps(30);
+    assert!(h.state().playing);
+    assert_ne!(
+        h.state().doc.as_ref().unwrap().frame,
+        5,
+        "playing advances frames"
+    );
+    h.get_by_label("Pause").click();
+    h.run_steps(2);
+    assert!(!h.state().playing);
+}

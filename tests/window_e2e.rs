@@ -1,0 +1,109 @@
+//! End to end: the real `ume` binary opens a real window under Xvfb (wgpu
+//! on Mesa's lavapipe where there is no GPU), shows data, saves a
+//! screenshot with `--screenshot` and exits. The picture must show the
+//! three slice views and the 3D view.
+#![cfg(feature = "gui")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+
+fn screenshot(args: &[&Path], out: &Path) -> image::RgbaImage {
+    let runtime = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    let status = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1400x900x24"])
+        .arg(env!("CARGO_BIN_EXE_ume"))
+        .arg("view")
+        .args(args)
+        .arg("--screenshot")
+        .arg(out)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .env("HOME", home.path())
+        .env_remove("WAYLAND_DISPLAY")
+        .status()
+        .expect("xvfb-run (package xvfb; the README's test command installs it)");
+    assert!(status.success(), "ume view exited with {status}");
+    image::open(out).unwrap().to_rgba8()
+}
+
+/// Share of pixels in a region that are neither black nor panel grey.
+fn lit_share(img: &image::RgbaImage, x0: u32, y0: u32, x1: u32, y1: u32) -> f64 {
+    let mut lit = 0;
+    let mut n = 0;
+    for y in y0..y1 {
+        for x in x0..x1 {
+            let p = img.get_pixel(x, y);
+            let max = p[0].max(p[1]).max(p[2]);
+            if max > 60 {
+                lit += 1;
+            }
+            n += 1;
+        }
+    }
+    f64::from(lit) / f64::from(n.max(1))
+}
+
+fn assert_four_views(img: &image::RgbaImage, what: &str) {
+    let (w, h) = img.dimensions();
+    assert!(w >= 800 && h >= 600, "{what}: window {w}×{h}");
+    // The views fill the area right of the control panel: check each quadrant.
+    let (x0, x1, y0, y1) = (w * 35 / 100, w - 10, h * 6 / 100, h * 88 / 100);
+    let (mx, my) = ((x0 + x1) / 2, (y0 + y1) / 2);
+    for (name, q) in [
+        ("axial", (x0, y0, mx, my)),
+        ("3D", (mx, y0, x1, my)),
+        ("coronal", (x0, my, mx, y1)),
+        ("sagittal", (mx, my, x1, y1)),
+    ] {
+        let share = lit_share(img, q.0, q.1, q.2, q.3);
+        assert!(
+            share > 0.03,
+            "{what}: the {name} view looks empty ({:.1}% lit)",
+            share * 100.0
+        );
+    }
+}
+
+#[test]
+fn window_shows_a_real_nifti_with_labels() {
+    let data = PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata/github-niivue");
+    if !data.is_dir() {
+        eprintln!("../shared/testdata not present");
+        return;
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("flair.png");
+    let img = screenshot(
+        &[
+            &data.join("FLAIR.nii.gz"),
+            Path::new("--labels"),
+            &data.join("lesion.nii.gz"),
+        ],
+        &out,
+    );
+    assert_four_views(&img, "FLAIR + lesion");
+}
+
+#[test]
+fn window_shows_a_brats_phantom_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = ume::phantom::generate(
+        ume::phantom::Kind::Brats,
+        ume::phantom::Size::Small,
+        4,
+        1,
+        tmp.path(),
+        |_, _| {},
+    )
+    .unwrap();
+    let out = tmp.path().join("brats.png");
+    let img = screenshot(&[&dirs[0]], &out);
+    assert_four_views(&img, "BraTS phantom");
+    // The tumour overlay colours (edema green) appear somewhere.
+    let green = img
+        .pixels()
+        .filter(|p| p[1] > 120 && p[1] > p[0] + 40 && p[1] > p[2] + 40)
+        .count();
+    assert!(green > 200, "edema overlay visible ({green} green pixels)");
+}
