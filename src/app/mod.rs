@@ -6,16 +6,18 @@
 //! when it changed. Nothing slow runs on the UI thread: loading is a job,
 //! and a frame upload converts one frame (tens of ms at most).
 
+pub mod bench;
 pub mod document;
 pub mod loader;
 mod panels;
+pub mod upload;
 pub mod views;
 
 pub use document::Document;
 pub use loader::LoadRequest;
 
-use crate::render::{LabelUpload, Renderer, f16_bits};
-use crate::volume::{Geometry, LabelData};
+use crate::render::{LabelUpload, Renderer};
+use crate::volume::LabelData;
 use eframe::egui;
 use eframe::egui_wgpu::RenderState;
 use std::path::PathBuf;
@@ -308,7 +310,7 @@ impl UmeApp {
                 continue;
             };
             let frame = doc.frame.min(layer.volume.frames - 1);
-            let (dims, values, grid) = frame_upload(layer, frame, limit);
+            let (dims, values, grid) = upload::frame_upload(layer, frame, limit);
             if grid.dims != layer.volume.dims {
                 notice = Some(format!(
                     "{} is larger than the GPU's 3D texture limit ({limit}); shown downsampled to {:?}",
@@ -322,7 +324,7 @@ impl UmeApp {
                 let has = labels.is_some();
                 match labels {
                     Some(l) => {
-                        let (ldims, data) = label_upload(l, stride);
+                        let (ldims, data) = upload::label_upload(l, doc.frame, stride);
                         match &data {
                             LabelData::U8(d) => renderer.set_labels(
                                 &rs.device,
@@ -561,85 +563,6 @@ impl UmeApp {
             Err(_) => self.browser = Some(panels::Browser::new()),
         }
     }
-}
-
-/// One frame of a layer as normalised f16, downsampled by an integer stride
-/// if the grid exceeds the texture limit.
-fn frame_upload(
-    layer: &document::Layer,
-    frame: usize,
-    limit: usize,
-) -> ([u32; 3], Vec<u16>, TexGrid) {
-    let v = &layer.volume;
-    let stride = v
-        .dims
-        .iter()
-        .map(|&d| d.div_ceil(limit.max(1)))
-        .max()
-        .unwrap_or(1)
-        .max(1);
-    let dims = v.dims.map(|d| d.div_ceil(stride));
-    let (lo, hi) = layer.range;
-    let scale = if hi > lo { 1.0 / (hi - lo) } else { 0.0 };
-    let mut values = Vec::with_capacity(dims[0] * dims[1] * dims[2]);
-    if stride == 1 {
-        let frame_values = v.frame_f32(frame).unwrap_or_default();
-        values.extend(
-            frame_values
-                .iter()
-                .map(|&x| f16_bits(((f64::from(x) - lo) * scale) as f32)),
-        );
-    } else {
-        for k in 0..dims[2] {
-            for j in 0..dims[1] {
-                for i in 0..dims[0] {
-                    let x = v
-                        .get(i * stride, j * stride, k * stride, frame)
-                        .unwrap_or(lo);
-                    values.push(f16_bits(((x - lo) * scale) as f32));
-                }
-            }
-        }
-    }
-    let mut m = v.geometry.world_from_voxel;
-    for row in m.iter_mut().take(3) {
-        for c in row.iter_mut().take(3) {
-            *c *= stride as f64;
-        }
-    }
-    let grid = TexGrid {
-        geometry: Geometry::from_affine(m),
-        dims,
-        has_labels: false,
-    };
-    (dims.map(|d| d as u32), values, grid)
-}
-
-fn label_upload(l: &crate::volume::LabelVolume, stride: usize) -> ([u32; 3], LabelData) {
-    let dims = l.dims.map(|d| d.div_ceil(stride));
-    let dims32 = dims.map(|d| d as u32);
-    if stride == 1 {
-        let n = l.dims[0] * l.dims[1] * l.dims[2];
-        let data = match &l.data {
-            LabelData::U8(d) => LabelData::U8(d[..n].to_vec()),
-            LabelData::U16(d) => LabelData::U16(d[..n].to_vec()),
-        };
-        return (dims32, data);
-    }
-    let mut ids = Vec::with_capacity(dims[0] * dims[1] * dims[2]);
-    for k in 0..dims[2] {
-        for j in 0..dims[1] {
-            for i in 0..dims[0] {
-                ids.push(l.get(i * stride + l.dims[0] * (j * stride + l.dims[1] * k * stride)));
-            }
-        }
-    }
-    let data = if ids.iter().all(|&x| x <= 255) {
-        LabelData::U8(ids.iter().map(|&x| x as u8).collect())
-    } else {
-        LabelData::U16(ids)
-    };
-    (dims32, data)
 }
 
 fn save_png(path: &std::path::Path, image: &egui::ColorImage) -> anyhow::Result<()> {

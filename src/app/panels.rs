@@ -123,7 +123,8 @@ pub(super) fn status_bar(app: &UmeApp, ui: &mut egui::Ui) {
                         let value = v.get(i, j, k, t).unwrap_or(f64::NAN);
                         ui.label(format!("voxel {i}, {j}, {k}  value {value:.4}"));
                         if let Some(l) = doc.labels.at_frame(doc.frame) {
-                            let id = l.get(i + l.dims[0] * (j + l.dims[1] * k));
+                            let lt = doc.frame.min(l.frames.saturating_sub(1));
+                            let id = l.get(i + l.dims[0] * (j + l.dims[1] * (k + l.dims[2] * lt)));
                             if id != 0 {
                                 ui.label(format!(
                                     "label {id} {}",

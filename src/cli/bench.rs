@@ -28,6 +28,8 @@ pub(super) enum BenchCommand {
         #[arg(long, default_value = "python3")]
         python: String,
     },
+    /// Viewer frame costs on the wgpu adapter (slice change, cine).
+    Viewer,
     /// (Internal) load one file and print peak memory as JSON.
     #[command(hide = true)]
     Peak {
@@ -43,6 +45,10 @@ pub(super) fn run(cmd: BenchCommand) -> Result<()> {
             repeat,
             python,
         } => load(&dir, repeat.max(1), &python),
+        #[cfg(feature = "gui")]
+        BenchCommand::Viewer => crate::app::bench::viewer(),
+        #[cfg(not(feature = "gui"))]
+        BenchCommand::Viewer => anyhow::bail!("built without the `gui` feature"),
         BenchCommand::Peak { file } => {
             let v = crate::io::load(&file)?;
             let stats = v.stats();
