@@ -173,3 +173,52 @@ fn frame_slider_and_cine_change_the_frame() {
     h.run_steps(2);
     assert!(!h.state().playing);
 }
+
+#[test]
+fn a_rejected_file_shows_its_error_and_the_app_lives_on() {
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("broken_scan.nii.gz");
+    std::fs::write(&bad, b"\x1f\x8b\x08\x00 this is not a gzip stream").unwrap();
+    let app = UmeApp::new(&egui::Context::default(), None, &ViewOptions::default());
+    let mut h = harness(app);
+    let ctx = h.ctx.clone();
+    h.state_mut().open(
+        &ctx,
+        LoadRequest::Files {
+            paths: vec![bad],
+            labels: None,
+        },
+    );
+    // The load runs on its own thread; the UI keeps drawing meanwhile.
+    for _ in 0..200 {
+        // step, not run: the loading spinner keeps asking for repaints.
+        h.step();
+        if !h.state().is_loading() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    h.run();
+    let err = h.state().error.clone().expect("an error is shown");
+    assert!(
+        err.contains("broken_scan.nii.gz") && err.contains("gzip"),
+        "{err}"
+    );
+    h.get_by_label_contains("broken_scan.nii.gz");
+    h.get_by_label("OK").click();
+    h.run();
+    assert!(h.state().error.is_none());
+    assert!(h.state().doc.is_none());
+}
+
+#[test]
+fn modalities_side_by_side_share_one_crosshair() {
+    let (app, _tmp) = app_with(Kind::Brats);
+    let mut h = harness(app);
+    h.get_by_label("View").click();
+    h.run();
+    h.get_by_label("Modalities side by side").click();
+    h.run();
+    assert_eq!(h.state().layout, ume::app::Layout::Modalities);
+    assert!(h.state().view_rects.is_empty() || h.state().view_rects.len() == 4);
+}

@@ -114,6 +114,8 @@ pub struct UmeApp {
     shot: Shot,
     shot_rx: Option<std::sync::mpsc::Receiver<std::sync::Arc<egui::ColorImage>>>,
     screenshot_path: Option<PathBuf>,
+    /// Crop the next screenshot to this view's rectangle (points).
+    shot_crop: Option<egui::Rect>,
     /// Close the window after the screenshot (the `--screenshot` option).
     exit_after_shot: bool,
     /// Where demo phantoms live.
@@ -161,6 +163,7 @@ impl UmeApp {
             },
             shot_rx: None,
             exit_after_shot: options.screenshot.is_some(),
+            shot_crop: None,
             screenshot_path: options.screenshot.clone(),
             recent: panels::load_recent(),
             demo_dir: options.demo_dir.clone(),
@@ -176,7 +179,7 @@ impl UmeApp {
     /// Start loading in the background.
     pub fn open(&mut self, ctx: &egui::Context, request: LoadRequest) {
         let ctx2 = ctx.clone();
-        self.status = "loading…".into();
+        self.status = "loading...".into();
         match loader::spawn(request, move || ctx2.request_repaint()) {
             Ok(job) => self.load = Some(job),
             Err(e) => self.error = Some(format!("could not start loading: {e}")),
@@ -396,7 +399,7 @@ impl UmeApp {
             let msg = if self.is_loading() {
                 self.status.as_str()
             } else {
-                "File → Open, or drop a NIfTI file or dataset folder here"
+                "File > Open, or drop a NIfTI file or dataset folder here"
             };
             ui.painter().text(
                 rect.center(),
@@ -489,7 +492,8 @@ impl UmeApp {
         };
         let shot = self.shot_rx.as_ref().and_then(|rx| rx.try_recv().ok());
         if let Some(image) = shot {
-            if let Err(e) = save_png(&path, &image) {
+            let ppp = ctx.pixels_per_point();
+            if let Err(e) = save_png(&path, &image, self.shot_crop.take().map(|r| r * ppp)) {
                 eprintln!("error: {e:#}");
             } else {
                 eprintln!("saved {}", path.display());
@@ -530,8 +534,15 @@ impl UmeApp {
         }
     }
 
-    /// Save the window as PNG (File → Export).
-    pub fn request_export(&mut self, ctx: &egui::Context, path: PathBuf) {
+    /// Save the window, or one view of it, as PNG (File → Export).
+    pub fn request_export(&mut self, ctx: &egui::Context, path: PathBuf, view: Option<ViewId>) {
+        self.shot_crop = view.and_then(|v| {
+            self.view_rects
+                .iter()
+                .find(|(id, _)| *id == v)
+                .map(|(_, r)| *r)
+        });
+        self.status = format!("saving {}", path.display());
         self.screenshot_path = Some(path);
         self.shot = Shot::Waiting(3);
         ctx.request_repaint();
@@ -565,15 +576,26 @@ impl UmeApp {
     }
 }
 
-fn save_png(path: &std::path::Path, image: &egui::ColorImage) -> anyhow::Result<()> {
+fn save_png(
+    path: &std::path::Path,
+    image: &egui::ColorImage,
+    crop_px: Option<egui::Rect>,
+) -> anyhow::Result<()> {
     let [w, h] = image.size;
     let rgba: Vec<u8> = image
         .pixels
         .iter()
         .flat_map(egui::Color32::to_array)
         .collect();
-    let img = image::RgbaImage::from_raw(w as u32, h as u32, rgba)
+    let mut img = image::RgbaImage::from_raw(w as u32, h as u32, rgba)
         .ok_or_else(|| anyhow::anyhow!("screenshot has a wrong size"))?;
+    if let Some(r) = crop_px {
+        let x = (r.left().max(0.0) as u32).min(w as u32 - 1);
+        let y = (r.top().max(0.0) as u32).min(h as u32 - 1);
+        let cw = (r.width() as u32).min(w as u32 - x).max(1);
+        let ch = (r.height() as u32).min(h as u32 - y).max(1);
+        img = image::imageops::crop_imm(&img, x, y, cw, ch).to_image();
+    }
     let mut bytes = Vec::new();
     img.write_to(
         &mut std::io::Cursor::new(&mut bytes),
@@ -614,4 +636,34 @@ pub fn run(options: ViewOptions) -> anyhow::Result<()> {
         }),
     )
     .map_err(|e| anyhow::anyhow!("could not open the UME window: {e}"))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn exported_views_are_cropped_from_the_window() {
+        let tmp = tempfile::tempdir().unwrap();
+        let mut img = egui::ColorImage::filled([40, 30], egui::Color32::BLACK);
+        img.pixels[12 * 40 + 21] = egui::Color32::RED; // inside the crop, at (1, 2) of it
+        let path = tmp.path().join("view.png");
+        save_png(
+            &path,
+            &img,
+            Some(egui::Rect::from_min_size(
+                egui::pos2(20.0, 10.0),
+                egui::vec2(15.0, 10.0),
+            )),
+        )
+        .unwrap();
+        let back = image::open(&path).unwrap().to_rgba8();
+        assert_eq!(back.dimensions(), (15, 10));
+        assert_eq!(back.get_pixel(1, 2).0, [255, 0, 0, 255]);
+        save_png(&path, &img, None).unwrap();
+        assert_eq!(
+            image::open(&path).unwrap().to_rgba8().dimensions(),
+            (40, 30)
+        );
+    }
 }

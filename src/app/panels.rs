@@ -22,15 +22,15 @@ pub(super) fn menu_bar(app: &mut UmeApp, ui: &mut egui::Ui) {
     egui::Panel::top("menu").show(ui, |ui| {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
-                if ui.button("Open file…").clicked() {
+                if ui.button("Open file...").clicked() {
                     app.open_dialog(false);
                     ui.close();
                 }
-                if ui.button("Open folder…").clicked() {
+                if ui.button("Open folder...").clicked() {
                     app.open_dialog(true);
                     ui.close();
                 }
-                if ui.button("Browse…").clicked() {
+                if ui.button("Browse...").clicked() {
                     app.browser = Some(Browser::new());
                     ui.close();
                 }
@@ -67,17 +67,23 @@ pub(super) fn menu_bar(app: &mut UmeApp, ui: &mut egui::Ui) {
                     }
                 });
                 ui.separator();
+                let stamp = std::time::SystemTime::now()
+                    .duration_since(std::time::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs());
+                let here = std::env::current_dir().unwrap_or_default();
                 if ui.button("Export window as PNG").clicked() {
-                    let name = format!(
-                        "ume-{}.png",
-                        std::time::SystemTime::now()
-                            .duration_since(std::time::UNIX_EPOCH)
-                            .map_or(0, |d| d.as_secs())
-                    );
-                    let path = std::env::current_dir().unwrap_or_default().join(name);
-                    app.request_export(ui.ctx(), path);
+                    app.request_export(ui.ctx(), here.join(format!("ume-{stamp}.png")), None);
                     ui.close();
                 }
+                ui.menu_button("Export view as PNG", |ui| {
+                    for v in super::views::ViewId::ALL {
+                        if ui.button(v.name()).clicked() {
+                            let file = format!("ume-{}-{stamp}.png", v.name().to_lowercase());
+                            app.request_export(ui.ctx(), here.join(file), Some(v));
+                            ui.close();
+                        }
+                    }
+                });
             });
             ui.menu_button("View", |ui| {
                 ui.radio_value(
@@ -432,7 +438,7 @@ impl Browser {
             .default_size([520.0, 420.0])
             .show(ctx, |ui| {
                 ui.horizontal(|ui| {
-                    if ui.button("⬆ Up").clicked()
+                    if ui.button("Up").clicked()
                         && let Some(parent) = self.dir.parent().map(Path::to_path_buf)
                     {
                         self.go(&parent);
@@ -450,11 +456,7 @@ impl Browser {
                             .file_name()
                             .map(|n| n.to_string_lossy().to_string())
                             .unwrap_or_default();
-                        let text = if *is_dir {
-                            format!("📁 {name}")
-                        } else {
-                            name
-                        };
+                        let text = if *is_dir { format!("[{name}]") } else { name };
                         if ui.selectable_label(false, text).clicked() {
                             if *is_dir {
                                 go_to = Some(p.clone());

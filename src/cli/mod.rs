@@ -13,6 +13,7 @@ macro_rules! say {
 }
 
 mod bench;
+mod eval;
 mod info;
 
 use anyhow::{Context, Result};
@@ -40,6 +41,28 @@ enum Command {
         /// Report the scaled value at voxel i,j,k[,t] (repeatable).
         #[arg(long = "at", value_name = "I,J,K[,T]", value_parser = parse_index)]
         at: Vec<Vec<usize>>,
+    },
+    /// Per-structure metrics (Dice, IoU, HD95, NSD, ASSD, volumes) of a
+    /// prediction against ground truth: two label files or two folders.
+    Eval {
+        /// Predicted label map (or a folder of them).
+        #[arg(long)]
+        pred: PathBuf,
+        /// Ground-truth label map (or a folder with the same relative paths).
+        #[arg(long)]
+        gt: PathBuf,
+        /// Label names: a label-table JSON file or totalseg, brats, brats2023, acdc.
+        #[arg(long)]
+        labels: Option<String>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
+        /// Also write a CSV table here.
+        #[arg(long, value_name = "OUT.csv")]
+        csv: Option<PathBuf>,
+        /// Tolerance of the normalised surface Dice, mm.
+        #[arg(long, default_value_t = 1.0)]
+        nsd_tolerance_mm: f64,
     },
     /// Write procedural phantom cases with exact ground truth.
     Phantom {
@@ -119,6 +142,21 @@ fn run(cli: Cli) -> Result<()> {
             screenshot,
         } => view(paths, labels, screenshot),
         Command::Info { path, json, at } => info::run(&path, json, &at),
+        Command::Eval {
+            pred,
+            gt,
+            labels,
+            json,
+            csv,
+            nsd_tolerance_mm,
+        } => eval::run(&eval::EvalArgs {
+            pred,
+            gt,
+            labels,
+            json,
+            csv,
+            nsd_tolerance_mm,
+        }),
         Command::Phantom {
             kind,
             cases,

@@ -157,6 +157,11 @@ pub(crate) fn sample_grid<T: Send + Copy + Default>(
     out
 }
 
+/// A well-mixed hash of a 3D cell index (for synthetic label layouts).
+pub fn mix_cell(i: usize, j: usize, k: usize) -> u64 {
+    rng::mix(rng::mix(rng::mix(i as u64) ^ j as u64) ^ k as u64)
+}
+
 /// World position of voxel (i, j, k) under an affine.
 #[inline]
 pub(crate) fn world(m: &crate::volume::geometry::Mat4, i: usize, j: usize, k: usize) -> [f64; 3] {
