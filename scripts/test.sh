@@ -44,7 +44,7 @@ cargo fmt --check
 step "module dependency rules"
 # Core modules never touch GUI or ML crates; the CLI never needs app/render.
 bad=$(grep -rnE '^\s*use (egui|eframe|egui_wgpu|wgpu|burn)\b|(egui|eframe|wgpu|burn)::' \
-        src/volume src/io src/dataset src/phantom src/cli src/viewmath.rs 2>/dev/null || true)
+        src/volume src/io src/dataset src/phantom src/metrics src/cli src/viewmath.rs 2>/dev/null || true)
 bad="$bad$(grep -rnE 'burn::' src/render 2>/dev/null || true)"
 if [ -n "$bad" ]; then echo "$bad"; echo "core/CLI modules must not depend on GUI or ML crates"; exit 1; fi
 
