@@ -222,3 +222,33 @@ fn modalities_side_by_side_share_one_crosshair() {
     assert_eq!(h.state().layout, ume::app::Layout::Modalities);
     assert!(h.state().view_rects.is_empty() || h.state().view_rects.len() == 4);
 }
+
+#[test]
+fn drag_rotates_the_3d_view() {
+    let (app, _tmp) = app_with(Kind::Brats);
+    let mut h = harness(app);
+    let rect = rect_of(&h, ViewId::ThreeD);
+    let yaw0 = h.state().views.orbit.yaw;
+    let p = rect.center();
+    h.hover_at(p);
+    press(&h, p, egui::PointerButton::Primary, true);
+    h.run();
+    for i in 1..=10 {
+        h.event(egui::Event::PointerMoved(
+            p + egui::vec2(10.0 * i as f32, 0.0),
+        ));
+        h.run();
+    }
+    press(
+        &h,
+        p + egui::vec2(100.0, 0.0),
+        egui::PointerButton::Primary,
+        false,
+    );
+    h.run();
+    assert!(
+        h.state().views.orbit.yaw > yaw0 + 0.5,
+        "orbit yaw {yaw0} -> {}",
+        h.state().views.orbit.yaw
+    );
+}
