@@ -95,7 +95,7 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
         var alpha = clamp(t * t * u.window.z, 0.0, 1.0);
         if (u.params.y == 1u && u.dims.w == 1u) {
             // With labels shown, tissue turns translucent so structures show through.
-            alpha = alpha * 0.15;
+            alpha = alpha * 0.02;
             let voxel = vec3<i32>(clamp(floor(tex * ldims), vec3<f32>(0.0), ldims - vec3<f32>(1.0)));
             let id = textureLoad(labels, voxel, 0).r;
             if (id != 0u) {

@@ -252,3 +252,66 @@ fn drag_rotates_the_3d_view() {
         h.state().views.orbit.yaw
     );
 }
+
+#[test]
+fn a_prediction_fills_the_metrics_table() {
+    let (mut app, _tmp) = app_with(Kind::Brats);
+    // The prediction: the ground truth moved two voxels along x.
+    let gt = app
+        .doc
+        .as_ref()
+        .unwrap()
+        .labels
+        .at_frame(0)
+        .unwrap()
+        .clone();
+    let mut pred = (*gt).clone();
+    let [nx, ny, nz] = gt.dims;
+    for k in 0..nz {
+        for j in 0..ny {
+            for i in 0..nx {
+                let src = if i >= 2 {
+                    gt.get(i - 2 + nx * (j + ny * k))
+                } else {
+                    0
+                };
+                pred.set(i + nx * (j + ny * k), src);
+            }
+        }
+    }
+    app.set_prediction(std::path::Path::new("pred.nii.gz"), pred)
+        .unwrap();
+    let mut h = harness(app);
+    for _ in 0..300 {
+        h.step();
+        if h.state().eval.result.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    h.step();
+    let result = h
+        .state()
+        .eval
+        .result
+        .clone()
+        .expect("metrics computed in the background");
+    assert_eq!(result.structures.len(), 3);
+    assert!(result.mean_dice > 0.3 && result.mean_dice < 1.0);
+    h.get_by_label("edema");
+    h.get_by_label_contains("mean Dice");
+    // Sort by structure name, then show the difference overlay.
+    h.get_by_label("structure").click();
+    h.step();
+    assert_eq!(h.state().eval.sort.0, ume::app::evaluation::Column::Name);
+    h.get_by_label("difference").click();
+    h.step();
+    let doc = h.state().doc.as_ref().unwrap();
+    assert_eq!(doc.overlay, ume::app::evaluation::Overlay::Difference);
+    let diff = ume::app::evaluation::shown_labels(doc).unwrap();
+    let counts = diff.counts();
+    assert!(
+        counts[1] > 0 && counts[2] > 0,
+        "false positives and negatives: {counts:?}"
+    );
+}

@@ -127,6 +127,10 @@ pub struct Document {
     pub crosshair_mm: [f64; 3],
     /// Non-fatal notes from loading.
     pub warnings: Vec<String>,
+    /// A predicted label map to compare with the labels (same grid).
+    pub prediction: Option<Arc<LabelVolume>>,
+    /// Which labels the overlay shows.
+    pub overlay: super::evaluation::Overlay,
 }
 
 impl Document {
@@ -154,6 +158,8 @@ impl Document {
             acdc: None,
             crosshair_mm,
             warnings: Vec::new(),
+            prediction: None,
+            overlay: super::evaluation::Overlay::GroundTruth,
         }
     }
 

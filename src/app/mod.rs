@@ -8,6 +8,7 @@
 
 pub mod bench;
 pub mod document;
+pub mod evaluation;
 pub mod loader;
 mod panels;
 pub mod upload;
@@ -34,6 +35,8 @@ pub struct ViewOptions {
     pub screenshot: Option<PathBuf>,
     /// Folder for the demo phantoms.
     pub demo_dir: Option<PathBuf>,
+    /// A prediction label map to load once the case is open.
+    pub prediction: Option<PathBuf>,
 }
 
 impl ViewOptions {
@@ -59,6 +62,17 @@ struct UploadKey {
     frame: usize,
     layers: Vec<usize>,
     palette: u64,
+    prediction: u64,
+    overlay: u8,
+}
+
+/// What a file pick is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Open images or a folder as the case.
+    Open,
+    /// Load a prediction label map for the open case.
+    Prediction,
 }
 
 /// Screenshot-and-exit progress.
@@ -124,6 +138,15 @@ pub struct UmeApp {
     pub recent: Vec<PathBuf>,
     browser: Option<panels::Browser>,
     dialog: Option<std::sync::mpsc::Receiver<Option<Vec<PathBuf>>>>,
+    /// What the open dialog or browser is picking.
+    pub pick: Pick,
+    /// Prediction and metrics.
+    pub eval: evaluation::EvalState,
+    /// Bumped when the prediction changes.
+    pub prediction_generation: u64,
+    prediction_job:
+        Option<std::sync::mpsc::Receiver<Result<(PathBuf, crate::volume::LabelVolume), String>>>,
+    pending_prediction: Option<PathBuf>,
 }
 
 impl UmeApp {
@@ -169,6 +192,11 @@ impl UmeApp {
             demo_dir: options.demo_dir.clone(),
             browser: None,
             dialog: None,
+            pick: Pick::Open,
+            eval: evaluation::EvalState::default(),
+            prediction_generation: 0,
+            prediction_job: None,
+            pending_prediction: options.prediction.clone(),
         };
         if let Some(req) = options.request() {
             app.open(ctx, req);
@@ -235,6 +263,9 @@ impl UmeApp {
         {
             self.dialog = None;
             match picked {
+                Some(paths) if !paths.is_empty() && self.pick == Pick::Prediction => {
+                    self.load_prediction(ctx, paths[0].clone());
+                }
                 Some(paths) if !paths.is_empty() => {
                     let req = if paths.len() == 1 && paths[0].is_dir() {
                         LoadRequest::Folder(paths[0].clone())
@@ -270,6 +301,25 @@ impl UmeApp {
             };
             self.open(ctx, req);
         }
+        if self.doc.is_some()
+            && let Some(p) = self.pending_prediction.take()
+        {
+            self.load_prediction(ctx, p);
+        }
+        if let Some(rx) = &self.prediction_job
+            && let Ok(r) = rx.try_recv()
+        {
+            self.prediction_job = None;
+            match r.and_then(|(path, l)| self.set_prediction(&path, l)) {
+                Ok(()) => {}
+                Err(e) => self.error = Some(e),
+            }
+        }
+        if let Some(doc) = &self.doc {
+            let wake = ctx.clone();
+            let key = (self.doc_generation, self.prediction_generation, doc.frame);
+            self.eval.update(doc, key, move || wake.request_repaint());
+        }
         if self.playing
             && let Some(doc) = &mut self.doc
         {
@@ -282,6 +332,50 @@ impl UmeApp {
             }
             ctx.request_repaint();
         }
+    }
+
+    /// Load a prediction label map in the background.
+    pub fn load_prediction(&mut self, ctx: &egui::Context, path: PathBuf) {
+        let wake = ctx.clone();
+        match evaluation::spawn_prediction_load(path, move || wake.request_repaint()) {
+            Ok(rx) => self.prediction_job = Some(rx),
+            Err(e) => self.error = Some(format!("could not start loading: {e}")),
+        }
+    }
+
+    /// Install a prediction for the open case; it must be on the labels' grid.
+    pub fn set_prediction(
+        &mut self,
+        path: &std::path::Path,
+        labels: crate::volume::LabelVolume,
+    ) -> Result<(), String> {
+        let Some(doc) = &mut self.doc else {
+            return Err("open a case before its prediction".into());
+        };
+        let Some(layer) = doc.layer() else {
+            return Err("the case has no image".into());
+        };
+        let v = &layer.volume;
+        crate::dataset::check_same_grid(
+            std::path::Path::new(&layer.name),
+            v.dims,
+            &v.geometry,
+            path,
+            labels.dims,
+            &labels.geometry,
+        )
+        .map_err(|e| e.to_string())?;
+        if doc.table.labels.is_empty() {
+            let counts = labels.counts();
+            doc.table = crate::volume::LabelTable::generic(
+                (1..counts.len())
+                    .filter(|&i| counts[i] > 0)
+                    .filter_map(|i| u16::try_from(i).ok()),
+            );
+        }
+        doc.prediction = Some(std::sync::Arc::new(labels));
+        self.prediction_generation += 1;
+        Ok(())
     }
 
     /// Upload the current frame(s), labels and palette if they changed.
@@ -298,6 +392,8 @@ impl UmeApp {
             frame: doc.frame,
             layers: slots.clone(),
             palette: self.palette_generation,
+            prediction: self.prediction_generation,
+            overlay: doc.overlay as u8,
         };
         if key == self.uploaded {
             return;
@@ -323,9 +419,9 @@ impl UmeApp {
             renderer.set_volume(&rs.device, &rs.queue, slot, dims, &values);
             if slot == 0 {
                 let stride = layer.volume.dims[0].div_ceil(grid.dims[0]).max(1);
-                let labels = doc.labels.at_frame(doc.frame);
+                let labels = evaluation::shown_labels(doc);
                 let has = labels.is_some();
-                match labels {
+                match labels.as_deref() {
                     Some(l) => {
                         let (ldims, data) = upload::label_upload(l, doc.frame, stride);
                         match &data {
@@ -358,7 +454,13 @@ impl UmeApp {
                 });
             }
         }
-        renderer.set_palette(&rs.queue, &doc.palette());
+        let palette = if doc.overlay == evaluation::Overlay::Difference && doc.prediction.is_some()
+        {
+            evaluation::difference_palette()
+        } else {
+            doc.palette()
+        };
+        renderer.set_palette(&rs.queue, &palette);
         self.notice = notice;
         self.uploaded = key;
     }
@@ -378,13 +480,29 @@ impl UmeApp {
                 egui::Panel::bottom("cine").show(ui, |ui| panels::cine_bar(self, ui));
             }
         }
+        if let Some(doc) = &mut self.doc
+            && doc.prediction.is_some()
+        {
+            let mut changed = false;
+            let eval = &mut self.eval;
+            egui::Panel::right("metrics")
+                .default_size(380.0)
+                .show(ui, |ui| evaluation::panel_ui(eval, doc, ui, &mut changed));
+        }
         egui::CentralPanel::default().show(ui, |ui| self.views_ui(ui));
         panels::dialogs(self, ui);
         if let Some(b) = &mut self.browser {
             match b.ui(&ctx) {
                 panels::BrowserResult::Open(req) => {
                     self.browser = None;
-                    self.open(&ctx, req);
+                    match (self.pick, req) {
+                        (Pick::Prediction, LoadRequest::Files { paths, .. })
+                            if !paths.is_empty() =>
+                        {
+                            self.load_prediction(&ctx, paths[0].clone());
+                        }
+                        (_, req) => self.open(&ctx, req),
+                    }
                 }
                 panels::BrowserResult::Close => self.browser = None,
                 panels::BrowserResult::Stay => {}
@@ -514,7 +632,13 @@ impl UmeApp {
             return;
         }
         match self.shot {
-            Shot::Waiting(n) if self.doc.is_some() && self.uploaded.doc == self.doc_generation => {
+            Shot::Waiting(n)
+                if self.doc.is_some()
+                    && self.uploaded.doc == self.doc_generation
+                    && self.pending_prediction.is_none()
+                    && self.prediction_job.is_none()
+                    && !self.eval.is_computing() =>
+            {
                 if n >= 3 {
                     let (tx, rx) = std::sync::mpsc::sync_channel(1);
                     let wake = ctx.clone();
@@ -550,7 +674,8 @@ impl UmeApp {
 
     /// Open the native file dialog on its own thread (it blocks), falling
     /// back to the in-app browser when no dialog can be shown.
-    pub fn open_dialog(&mut self, folder: bool) {
+    pub fn open_dialog(&mut self, folder: bool, pick: Pick) {
+        self.pick = pick;
         if !panels::native_dialog_available() {
             self.browser = Some(panels::Browser::new());
             return;

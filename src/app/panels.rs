@@ -23,15 +23,26 @@ pub(super) fn menu_bar(app: &mut UmeApp, ui: &mut egui::Ui) {
         egui::MenuBar::new().ui(ui, |ui| {
             ui.menu_button("File", |ui| {
                 if ui.button("Open file...").clicked() {
-                    app.open_dialog(false);
+                    app.open_dialog(false, super::Pick::Open);
                     ui.close();
                 }
                 if ui.button("Open folder...").clicked() {
-                    app.open_dialog(true);
+                    app.open_dialog(true, super::Pick::Open);
                     ui.close();
                 }
                 if ui.button("Browse...").clicked() {
+                    app.pick = super::Pick::Open;
                     app.browser = Some(Browser::new());
+                    ui.close();
+                }
+                if ui
+                    .add_enabled(
+                        app.doc.is_some(),
+                        egui::Button::new("Open prediction labels..."),
+                    )
+                    .clicked()
+                {
+                    app.open_dialog(false, super::Pick::Prediction);
                     ui.close();
                 }
                 ui.menu_button("Demo cases", |ui| {

@@ -94,6 +94,9 @@ enum Command {
         /// A label map for the image.
         #[arg(long)]
         labels: Option<PathBuf>,
+        /// A predicted label map to compare with the labels (metrics panel).
+        #[arg(long)]
+        pred: Option<PathBuf>,
         /// Save a PNG of the window once the data is shown, then exit.
         #[arg(long, value_name = "OUT.png")]
         screenshot: Option<PathBuf>,
@@ -130,6 +133,7 @@ fn run(cli: Cli) -> Result<()> {
         Command::View {
             paths: Vec::new(),
             labels: None,
+            pred: None,
             screenshot: None,
         }
     } else {
@@ -139,8 +143,9 @@ fn run(cli: Cli) -> Result<()> {
         Command::View {
             paths,
             labels,
+            pred,
             screenshot,
-        } => view(paths, labels, screenshot),
+        } => view(paths, labels, pred, screenshot),
         Command::Info { path, json, at } => info::run(&path, json, &at),
         Command::Eval {
             pred,
@@ -196,8 +201,13 @@ fn run(cli: Cli) -> Result<()> {
 }
 
 #[cfg(feature = "gui")]
-fn view(paths: Vec<PathBuf>, labels: Option<PathBuf>, screenshot: Option<PathBuf>) -> Result<()> {
-    for p in paths.iter().chain(labels.iter()) {
+fn view(
+    paths: Vec<PathBuf>,
+    labels: Option<PathBuf>,
+    prediction: Option<PathBuf>,
+    screenshot: Option<PathBuf>,
+) -> Result<()> {
+    for p in paths.iter().chain(labels.iter()).chain(prediction.iter()) {
         if !p.exists() {
             anyhow::bail!("{}: no such file or folder", p.display());
         }
@@ -207,11 +217,12 @@ fn view(paths: Vec<PathBuf>, labels: Option<PathBuf>, screenshot: Option<PathBuf
         labels,
         screenshot,
         demo_dir: Some(demo_dir()?),
+        prediction,
     })
 }
 
 #[cfg(not(feature = "gui"))]
-fn view(_: Vec<PathBuf>, _: Option<PathBuf>, _: Option<PathBuf>) -> Result<()> {
+fn view(_: Vec<PathBuf>, _: Option<PathBuf>, _: Option<PathBuf>, _: Option<PathBuf>) -> Result<()> {
     anyhow::bail!(
         "this ume was built without the `gui` feature; rebuild with default features to open the viewer"
     )
