@@ -20,26 +20,7 @@ struct RayUniforms {
 };
 
 @group(0) @binding(0) var<uniform> u: RayUniforms;
-@group(0) @binding(1) var volume: texture_3d<f32>;
-@group(0) @binding(2) var volume_sampler: sampler;
-@group(0) @binding(3) var labels: texture_3d<u32>;
-@group(0) @binding(4) var palette: texture_2d<f32>;
-@group(0) @binding(5) var colormaps: texture_2d<f32>;
-
-struct VertexOut {
-    @builtin(position) position: vec4<f32>,
-    @location(0) ndc: vec2<f32>,
-};
-
-@vertex
-fn vs_main(@builtin(vertex_index) index: u32) -> VertexOut {
-    let x = f32(i32(index & 1u) * 4 - 1);
-    let y = f32(i32(index >> 1u) * 4 - 1);
-    var out: VertexOut;
-    out.position = vec4<f32>(x, y, 0.0, 1.0);
-    out.ndc = vec2<f32>(x, y);
-    return out;
-}
+// Bindings 1-5, VertexOut, vs_main, label_of, label_color, colormap: common.wgsl.
 
 fn to_tex(world: vec3<f32>) -> vec3<f32> {
     return (u.tex_from_world * vec4<f32>(world, 1.0)).xyz;
@@ -76,7 +57,6 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     let step_len = length(dir) * dt;
     let reference = 1.7320508 / 256.0;
     let span = max(u.window.y - u.window.x, 1e-6);
-    let ldims = vec3<f32>(u.dims.xyz);
 
     var acc = vec4<f32>(0.0);
     var peak = 0.0;
@@ -91,15 +71,14 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
             peak = max(peak, t);
             continue;
         }
-        var rgb = textureLoad(colormaps, vec2<i32>(i32(round(t * 255.0)), i32(u.window.w)), 0).rgb;
+        var rgb = colormap(t, u.window.w);
         var alpha = clamp(t * t * u.window.z, 0.0, 1.0);
         if (u.params.y == 1u && u.dims.w == 1u) {
             // With labels shown, tissue turns translucent so structures show through.
             alpha = alpha * 0.02;
-            let voxel = vec3<i32>(clamp(floor(tex * ldims), vec3<f32>(0.0), ldims - vec3<f32>(1.0)));
-            let id = textureLoad(labels, voxel, 0).r;
+            let id = label_of(tex, u.dims.xyz);
             if (id != 0u) {
-                let lc = textureLoad(palette, vec2<i32>(i32(id % 256u), i32(id / 256u)), 0);
+                let lc = label_color(id);
                 if (lc.a > 0.0) {
                     rgb = lc.rgb;
                     alpha = 0.6;
@@ -113,7 +92,7 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
         }
     }
     if (u.params.x == 0u) {
-        let rgb = textureLoad(colormaps, vec2<i32>(i32(round(peak * 255.0)), i32(u.window.w)), 0).rgb;
+        let rgb = colormap(peak, u.window.w);
         return vec4<f32>(rgb, 1.0);
     }
     return vec4<f32>(acc.rgb, 1.0);

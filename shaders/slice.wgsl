@@ -20,48 +20,15 @@ struct SliceUniforms {
 };
 
 @group(0) @binding(0) var<uniform> u: SliceUniforms;
-@group(0) @binding(1) var volume: texture_3d<f32>;
-@group(0) @binding(2) var volume_sampler: sampler;
-@group(0) @binding(3) var labels: texture_3d<u32>;
-@group(0) @binding(4) var palette: texture_2d<f32>;
-@group(0) @binding(5) var colormaps: texture_2d<f32>;
-
-struct VertexOut {
-    @builtin(position) position: vec4<f32>,
-    @location(0) screen: vec2<f32>,
-};
-
-@vertex
-fn vs_main(@builtin(vertex_index) index: u32) -> VertexOut {
-    // One oversized triangle: (-1,-1), (3,-1), (-1,3).
-    let x = f32(i32(index & 1u) * 4 - 1);
-    let y = f32(i32(index >> 1u) * 4 - 1);
-    var out: VertexOut;
-    out.position = vec4<f32>(x, y, 0.0, 1.0);
-    out.screen = vec2<f32>(x, y);
-    return out;
-}
-
-fn inside(tex: vec3<f32>) -> bool {
-    return all(tex >= vec3<f32>(0.0)) && all(tex <= vec3<f32>(1.0));
-}
+// Bindings 1-5, VertexOut, vs_main, label_of, label_color, colormap: common.wgsl.
 
 fn label_at(tex: vec3<f32>) -> u32 {
-    if (!inside(tex)) {
-        return 0u;
-    }
-    let dims = vec3<f32>(u.dims.xyz);
-    let voxel = vec3<i32>(clamp(floor(tex * dims), vec3<f32>(0.0), dims - vec3<f32>(1.0)));
-    return textureLoad(labels, voxel, 0).r;
-}
-
-fn label_color(id: u32) -> vec4<f32> {
-    return textureLoad(palette, vec2<i32>(i32(id % 256u), i32(id / 256u)), 0);
+    return label_of(tex, u.dims.xyz);
 }
 
 @fragment
 fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
-    let tex = (u.tex_from_screen * vec4<f32>(in.screen, 0.0, 1.0)).xyz;
+    let tex = (u.tex_from_screen * vec4<f32>(in.ndc, 0.0, 1.0)).xyz;
     if (u.dims.w == 0u || !inside(tex)) {
         return vec4<f32>(0.0, 0.0, 0.0, 1.0);
     }
@@ -75,7 +42,7 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
     }
     let span = max(u.window.y - u.window.x, 1e-6);
     let t = clamp((value - u.window.x) / span, 0.0, 1.0);
-    var color = textureLoad(colormaps, vec2<i32>(i32(round(t * 255.0)), i32(u.window.w)), 0).rgb;
+    var color = colormap(t, u.window.w);
 
     if (u.flags.z == 1u && u.flags.w == 1u) {
         let id = label_at(tex);
@@ -85,10 +52,10 @@ fn fs_main(in: VertexOut) -> @location(0) vec4<f32> {
             if (show && u.flags.x == 1u) {
                 // Outline: keep only pixels whose neighbour one pixel away differs.
                 let px = vec2<f32>(2.0) / max(u.screen.xy, vec2<f32>(1.0));
-                let right = (u.tex_from_screen * vec4<f32>(in.screen + vec2<f32>(px.x, 0.0), 0.0, 1.0)).xyz;
-                let left = (u.tex_from_screen * vec4<f32>(in.screen - vec2<f32>(px.x, 0.0), 0.0, 1.0)).xyz;
-                let up = (u.tex_from_screen * vec4<f32>(in.screen + vec2<f32>(0.0, px.y), 0.0, 1.0)).xyz;
-                let down = (u.tex_from_screen * vec4<f32>(in.screen - vec2<f32>(0.0, px.y), 0.0, 1.0)).xyz;
+                let right = (u.tex_from_screen * vec4<f32>(in.ndc + vec2<f32>(px.x, 0.0), 0.0, 1.0)).xyz;
+                let left = (u.tex_from_screen * vec4<f32>(in.ndc - vec2<f32>(px.x, 0.0), 0.0, 1.0)).xyz;
+                let up = (u.tex_from_screen * vec4<f32>(in.ndc + vec2<f32>(0.0, px.y), 0.0, 1.0)).xyz;
+                let down = (u.tex_from_screen * vec4<f32>(in.ndc - vec2<f32>(0.0, px.y), 0.0, 1.0)).xyz;
                 show = label_at(right) != id || label_at(left) != id || label_at(up) != id || label_at(down) != id;
             }
             if (show) {

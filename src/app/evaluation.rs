@@ -358,23 +358,7 @@ pub fn panel_ui(
         let here = std::env::current_dir().unwrap_or_default();
         if ui.button("Export CSV").clicked() {
             let path = here.join(format!("ume-metrics-{stamp}.csv"));
-            let mut text = String::from(
-                "label,name,dice,iou,hd95_mm,nsd,assd_mm,volume_gt_ml,volume_pred_ml\n",
-            );
-            for s in &result.structures {
-                text.push_str(&format!(
-                    "{},{},{},{},{},{},{},{},{}\n",
-                    s.label,
-                    s.name.replace(',', ";"),
-                    s.dice,
-                    s.iou,
-                    s.hd95_mm,
-                    s.nsd,
-                    s.assd_mm,
-                    s.volume_gt_ml,
-                    s.volume_pred_ml
-                ));
-            }
+            let text = crate::metrics::csv(&[(doc.title.as_str(), result)]);
             state.message = match crate::io::write_atomic(&path, text.as_bytes()) {
                 Ok(()) => format!("saved {}", path.display()),
                 Err(e) => e.to_string(),

@@ -44,37 +44,6 @@ fn num(x: f64) -> Value {
     if x.is_finite() { json!(x) } else { Value::Null }
 }
 
-fn csv_num(x: f64) -> String {
-    if x.is_nan() {
-        String::new()
-    } else if x.is_infinite() {
-        "inf".into()
-    } else {
-        format!("{x:.6}")
-    }
-}
-
-const CSV_HEADER: &str =
-    "case,label,name,dice,iou,hd95_mm,nsd,assd_mm,volume_gt_ml,volume_pred_ml,volume_diff_ml\n";
-
-fn csv_rows(case: &str, e: &Evaluation, out: &mut String) {
-    for s in &e.structures {
-        let name = s.name.replace(',', ";");
-        out.push_str(&format!(
-            "{case},{},{name},{},{},{},{},{},{},{},{}\n",
-            s.label,
-            csv_num(s.dice),
-            csv_num(s.iou),
-            csv_num(s.hd95_mm),
-            csv_num(s.nsd),
-            csv_num(s.assd_mm),
-            csv_num(s.volume_gt_ml),
-            csv_num(s.volume_pred_ml),
-            csv_num(s.volume_diff_ml)
-        ));
-    }
-}
-
 /// Label files below `dir`, as paths relative to it.
 fn label_files(dir: &Path) -> Result<Vec<PathBuf>> {
     let mut out = Vec::new();
@@ -114,8 +83,7 @@ pub(super) fn run(a: &EvalArgs) -> Result<()> {
 fn single(a: &EvalArgs, table: &LabelTable, opts: &EvalOptions) -> Result<()> {
     let e = evaluate_pair(&a.pred, &a.gt, table, opts)?;
     if let Some(path) = &a.csv {
-        let mut text = CSV_HEADER.to_string();
-        csv_rows("", &e, &mut text);
+        let text = metrics::csv(&[("", &e)]);
         crate::io::write_atomic(path, text.as_bytes())?;
     }
     if a.json {
@@ -226,10 +194,8 @@ fn folders(a: &EvalArgs, table: &LabelTable, opts: &EvalOptions) -> Result<()> {
     });
     let overall = mean(cases.iter().map(|(_, e)| e.mean_dice));
     if let Some(path) = &a.csv {
-        let mut text = CSV_HEADER.to_string();
-        for (c, e) in &cases {
-            csv_rows(&c.replace(',', ";"), e, &mut text);
-        }
+        let rows: Vec<(&str, &Evaluation)> = cases.iter().map(|(c, e)| (c.as_str(), e)).collect();
+        let text = metrics::csv(&rows);
         crate::io::write_atomic(path, text.as_bytes())?;
     }
     if a.json {

@@ -336,6 +336,47 @@ pub fn evaluate(
     })
 }
 
+fn csv_num(x: f64) -> String {
+    if x.is_nan() {
+        String::new()
+    } else if x.is_infinite() {
+        "inf".into()
+    } else {
+        format!("{x:.6}")
+    }
+}
+
+/// A CSV table of (case, evaluation) rows, one line per structure; empty
+/// cells for NaN ("not applicable"), `inf` for infinite distances.
+pub fn csv(cases: &[(&str, &Evaluation)]) -> String {
+    let mut out = String::from(
+        "case,label,name,dice,iou,hd95_mm,nsd,assd_mm,volume_gt_ml,volume_pred_ml,volume_diff_ml\n",
+    );
+    for (case, e) in cases {
+        let case = case.replace(',', ";");
+        for s in &e.structures {
+            let cells = [
+                s.dice,
+                s.iou,
+                s.hd95_mm,
+                s.nsd,
+                s.assd_mm,
+                s.volume_gt_ml,
+                s.volume_pred_ml,
+                s.volume_diff_ml,
+            ]
+            .map(csv_num);
+            out.push_str(&format!(
+                "{case},{},{},{}\n",
+                s.label,
+                s.name.replace(',', ";"),
+                cells.join(",")
+            ));
+        }
+    }
+    out
+}
+
 /// Detection rate (seed 002): the share of values above each threshold
 /// (0.1, 0.3, 0.5, 0.7), NaNs excluded.
 pub fn detection_rates(dice: &[f64]) -> [f64; 4] {

@@ -174,10 +174,17 @@ fn write_2d(queue: &wgpu::Queue, texture: &wgpu::Texture, size: [u32; 2], rgba: 
     write_3d(queue, texture, [size[0], size[1], 1], 4, rgba);
 }
 
-/// The WGSL sources, compiled into the binary.
-pub const SLICE_WGSL: &str = include_str!("../../shaders/slice.wgsl");
-/// See [`SLICE_WGSL`].
-pub const RAYCAST_WGSL: &str = include_str!("../../shaders/raycast.wgsl");
+/// The slice shader as compiled: `common.wgsl` followed by `slice.wgsl`
+/// (WGSL has no includes; module-scope declarations may come in any order).
+pub const SLICE_WGSL: &str = concat!(
+    include_str!("../../shaders/common.wgsl"),
+    include_str!("../../shaders/slice.wgsl")
+);
+/// The ray-casting shader: `common.wgsl` followed by `raycast.wgsl`.
+pub const RAYCAST_WGSL: &str = concat!(
+    include_str!("../../shaders/common.wgsl"),
+    include_str!("../../shaders/raycast.wgsl")
+);
 
 impl Renderer {
     /// Build pipelines for views drawn into `target_format`.
