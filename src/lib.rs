@@ -8,6 +8,7 @@
 pub mod cli;
 pub mod dataset;
 pub mod io;
+pub mod keyframes;
 pub mod metrics;
 pub mod phantom;
 pub mod viewmath;

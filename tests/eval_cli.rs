@@ -164,3 +164,61 @@ fn grids_that_differ_name_both_files() {
         "{err}"
     );
 }
+
+#[test]
+fn keyframes_of_a_cardiac_case_find_ed_and_es() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = generate(Kind::Acdc, Size::Small, 77, 1, tmp.path(), |_, _| {}).unwrap();
+    let j = json(&ume(&[
+        "keyframes",
+        p(&dirs[0]),
+        "--k",
+        "2",
+        "--strategy",
+        "content",
+        "--json",
+    ]));
+    let frames = j["frames"].as_u64().unwrap() as usize;
+    assert!(frames >= 20);
+    let (ed, es) = (
+        j["reference"]["ed"].as_u64().unwrap() as usize,
+        j["reference"]["es"].as_u64().unwrap() as usize,
+    );
+    let selected: Vec<usize> = j["selected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
+    let near = |a: usize, b: usize| a.abs_diff(b).min(frames - a.abs_diff(b)) <= 1;
+    assert!(
+        selected.iter().any(|&t| near(t, ed)) && selected.iter().any(|&t| near(t, es)),
+        "{selected:?} vs ED {ed} ES {es}"
+    );
+    assert_eq!(j["scores"]["content"].as_array().unwrap().len(), frames);
+    assert_eq!(j["scores"]["uniform"].as_array().unwrap().len(), frames);
+    assert!(j["scores"]["attention"].is_null());
+    let u = json(&ume(&[
+        "keyframes",
+        p(&dirs[0]),
+        "--k",
+        "4",
+        "--strategy",
+        "uniform",
+        "--json",
+    ]));
+    let last = frames - 1;
+    let expected: Vec<usize> = (0..4)
+        .map(|i| ((i * last) as f64 / 3.0).round() as usize)
+        .collect();
+    let got: Vec<usize> = u["selected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|x| x.as_u64().unwrap() as usize)
+        .collect();
+    assert_eq!(got, expected);
+    let out = ume(&["keyframes", p(&dirs[0]), "--strategy", "fused"]);
+    assert!(!out.status.success());
+    assert!(String::from_utf8_lossy(&out.stderr).contains("trained UME encoder"));
+}

@@ -30,6 +30,12 @@ pub(super) enum BenchCommand {
     },
     /// Viewer frame costs on the wgpu adapter (slice change, cine).
     Viewer,
+    /// Model-free keyframe selection: speed, and ED/ES hits on cardiac phantoms.
+    Keyframes {
+        /// Held-out cardiac phantom cases (seeds other than tests').
+        #[arg(long, default_value_t = 20)]
+        cases: usize,
+    },
     /// One-pass overlap metrics of 117 labels vs the per-structure loop.
     Metrics {
         /// Grid size.
@@ -52,6 +58,7 @@ pub(super) fn run(cmd: BenchCommand) -> Result<()> {
             python,
         } => load(&dir, repeat.max(1), &python),
         BenchCommand::Metrics { dims } => metrics(&dims),
+        BenchCommand::Keyframes { cases } => keyframes(cases),
         #[cfg(feature = "gui")]
         BenchCommand::Viewer => crate::app::bench::viewer(),
         #[cfg(not(feature = "gui"))]
@@ -343,6 +350,60 @@ fn metrics(dims: &[usize]) -> Result<()> {
     say!(
         "all metrics incl. HD95/NSD/ASSD (exact EDT per structure box): {with_distances:.3} s, mean Dice {:.4}",
         full.mean_dice
+    );
+    Ok(())
+}
+
+/// Keyframe selection speed on a 256×256×128×4 case, and how often the
+/// content-aware K = 2 selection lands within ±1 frame of ED and ES on
+/// held-out cardiac phantoms.
+fn keyframes(cases: usize) -> Result<()> {
+    use crate::keyframes::{FrameFeatures, Strategy, select};
+    use crate::volume::{Geometry, Volume};
+    let dims = [256usize, 256, 128];
+    let n = dims[0] * dims[1] * dims[2];
+    let vols: Vec<Volume> = (0..4)
+        .map(|m| {
+            let vals: Vec<i16> = (0..n).map(|i| ((i / 97 + m * 31) % 1000) as i16).collect();
+            Volume::from_values(dims.to_vec(), &vals, Geometry::identity())
+        })
+        .collect::<Result<_, _>>()?;
+    let refs: Vec<&Volume> = vols.iter().collect();
+    let mut times = Vec::new();
+    for _ in 0..5 {
+        let t = Instant::now();
+        let f = FrameFeatures::from_slices(&refs);
+        let s = select(&f, 10, Strategy::Content).map_err(anyhow::Error::msg)?;
+        std::hint::black_box(s);
+        times.push(t.elapsed().as_secs_f64() * 1e3);
+    }
+    times.sort_by(f64::total_cmp);
+    say!("ume bench keyframes");
+    say!(
+        "uniform + content scores and content selection (K=10) on 256×256×128×4 int16: {:.1} ms median (goal ≤ 100 ms)",
+        times[2]
+    );
+    let near = |a: usize, b: usize, n: usize| {
+        let d = a.abs_diff(b);
+        d.min(n - d) <= 1
+    };
+    let mut hits = 0;
+    let bar = super::progress_bar(cases as u64, "cardiac phantoms");
+    for c in 0..cases {
+        let p = crate::phantom::acdc_case(1000, c + 1, crate::phantom::Size::Small);
+        let f = FrameFeatures::from_time_frames(&p.cine);
+        let s = select(&f, 2, Strategy::Content).map_err(anyhow::Error::msg)?;
+        let (ed, es, n) = (p.info.ed_index(), p.info.es_index(), p.info.nb_frame);
+        if s.selected.iter().any(|&t| near(t, ed, n)) && s.selected.iter().any(|&t| near(t, es, n))
+        {
+            hits += 1;
+        }
+        bar.inc(1);
+    }
+    bar.finish_and_clear();
+    say!(
+        "content-aware K=2 within ±1 frame of both ED and ES: {hits}/{cases} held-out cardiac phantoms ({:.0}%; goal ≥ 90%)",
+        100.0 * f64::from(hits) / cases.max(1) as f64
     );
     Ok(())
 }

@@ -15,6 +15,7 @@ macro_rules! say {
 mod bench;
 mod eval;
 mod info;
+mod keyframes;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -63,6 +64,23 @@ enum Command {
         /// Tolerance of the normalised surface Dice, mm.
         #[arg(long, default_value_t = 1.0)]
         nsd_tolerance_mm: f64,
+    },
+    /// Select keyframes: time frames of a cine, or z slices of a volume.
+    Keyframes {
+        /// A NIfTI file or a dataset case folder.
+        input: PathBuf,
+        /// How many keyframes.
+        #[arg(long, default_value_t = 2)]
+        k: usize,
+        /// uniform, content, attention or fused (the last two need --model).
+        #[arg(long, default_value = "content")]
+        strategy: crate::keyframes::Strategy,
+        /// A trained UME encoder checkpoint folder.
+        #[arg(long)]
+        model: Option<PathBuf>,
+        /// Print JSON.
+        #[arg(long)]
+        json: bool,
     },
     /// Write procedural phantom cases with exact ground truth.
     Phantom {
@@ -147,6 +165,13 @@ fn run(cli: Cli) -> Result<()> {
             screenshot,
         } => view(paths, labels, pred, screenshot),
         Command::Info { path, json, at } => info::run(&path, json, &at),
+        Command::Keyframes {
+            input,
+            k,
+            strategy,
+            model,
+            json,
+        } => keyframes::run(&input, k, strategy, model.as_deref(), json),
         Command::Eval {
             pred,
             gt,

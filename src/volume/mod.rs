@@ -339,7 +339,7 @@ pub struct Frame<'a> {
     t: usize,
 }
 
-impl Frame<'_> {
+impl<'a> Frame<'a> {
     /// The frame's index in the volume.
     pub fn index(&self) -> usize {
         self.t
@@ -351,7 +351,7 @@ impl Frame<'_> {
     }
 
     /// The raw bytes of this frame (component 0).
-    pub fn raw_bytes(&self) -> &[u8] {
+    pub fn raw_bytes(&self) -> &'a [u8] {
         let n = self.volume.voxels_per_frame() * self.volume.dtype.bytes_per_voxel();
         &self.volume.raw_bytes()[self.t * n..(self.t + 1) * n]
     }
