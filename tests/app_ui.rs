@@ -315,3 +315,62 @@ fn a_prediction_fills_the_metrics_table() {
         "false positives and negatives: {counts:?}"
     );
 }
+
+#[test]
+fn keyframe_filmstrip_jumps_to_a_selected_frame() {
+    let (app, _tmp) = app_with(Kind::Acdc);
+    let mut h = harness(app);
+    for _ in 0..300 {
+        h.step();
+        if h.state().keyframes.selection.is_some() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    h.step();
+    let sel = h
+        .state()
+        .keyframes
+        .selection
+        .clone()
+        .expect("keyframes selected in the background");
+    assert_eq!(sel.selected.len(), 2);
+    let es = h
+        .state()
+        .doc
+        .as_ref()
+        .unwrap()
+        .acdc
+        .as_ref()
+        .unwrap()
+        .es_index();
+    let target = *sel
+        .selected
+        .iter()
+        .find(|&&t| t != h.state().doc.as_ref().unwrap().frame)
+        .unwrap();
+    let ed = h
+        .state()
+        .doc
+        .as_ref()
+        .unwrap()
+        .acdc
+        .as_ref()
+        .unwrap()
+        .ed_index();
+    let label = if target == es {
+        format!("frame {target} (ES)")
+    } else if target == ed {
+        format!("frame {target} (ED)")
+    } else {
+        format!("frame {target}")
+    };
+    h.get_by_label(&label).click();
+    h.step();
+    assert_eq!(h.state().doc.as_ref().unwrap().frame, target);
+    assert!(
+        sel.selected.iter().any(|&t| t.abs_diff(es) <= 1),
+        "{:?} vs ES {es}",
+        sel.selected
+    );
+}

@@ -9,6 +9,7 @@
 pub mod bench;
 pub mod document;
 pub mod evaluation;
+pub mod keyframes_ui;
 pub mod loader;
 mod panels;
 pub mod upload;
@@ -142,6 +143,8 @@ pub struct UmeApp {
     pub pick: Pick,
     /// Prediction and metrics.
     pub eval: evaluation::EvalState,
+    /// Keyframe inspector (cine cases).
+    pub keyframes: keyframes_ui::KeyframeState,
     /// Bumped when the prediction changes.
     pub prediction_generation: u64,
     prediction_job:
@@ -194,6 +197,7 @@ impl UmeApp {
             dialog: None,
             pick: Pick::Open,
             eval: evaluation::EvalState::default(),
+            keyframes: keyframes_ui::KeyframeState::default(),
             prediction_generation: 0,
             prediction_job: None,
             pending_prediction: options.prediction.clone(),
@@ -319,6 +323,11 @@ impl UmeApp {
             let wake = ctx.clone();
             let key = (self.doc_generation, self.prediction_generation, doc.frame);
             self.eval.update(doc, key, move || wake.request_repaint());
+            if doc.frames() > 1 {
+                let wake = ctx.clone();
+                self.keyframes
+                    .update(doc, self.doc_generation, move || wake.request_repaint());
+            }
         }
         if self.playing
             && let Some(doc) = &mut self.doc

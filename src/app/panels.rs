@@ -328,6 +328,11 @@ pub(super) fn cine_bar(app: &mut UmeApp, ui: &mut egui::Ui) {
         }
     });
     ui.add_space(10.0);
+    egui::CollapsingHeader::new("Keyframe inspector")
+        .default_open(true)
+        .show(ui, |ui| {
+            super::keyframes_ui::inspector_ui(&mut app.keyframes, doc, ui);
+        });
 }
 
 pub(super) fn dialogs(app: &mut UmeApp, ui: &mut egui::Ui) {

@@ -1,0 +1,199 @@
+//! The keyframe inspector for cine cases: the per-frame scores of the
+//! uniform and content-aware strategies over time with the selected frames
+//! and ACDC's ED/ES marked, and a filmstrip of the selected frames (click to
+//! jump). Frame summaries are computed on a background thread once per case.
+
+use super::document::Document;
+use crate::keyframes::{FrameFeatures, Selection, Strategy, select};
+use eframe::egui;
+use std::sync::mpsc::Receiver;
+
+/// What the filmstrip thumbnails show: (case generation, frames, axial
+/// slice, window in thousandths).
+type ThumbKey = (u64, Vec<usize>, usize, (i64, i64));
+
+/// Inspector state.
+pub struct KeyframeState {
+    /// Number of keyframes.
+    pub k: usize,
+    /// Strategy shown.
+    pub strategy: Strategy,
+    /// Current selection.
+    pub selection: Option<Selection>,
+    features: Option<(u64, FrameFeatures)>,
+    job: Option<(u64, Receiver<FrameFeatures>)>,
+    thumbs: Vec<(usize, egui::TextureHandle)>,
+    thumb_key: Option<ThumbKey>,
+}
+
+impl Default for KeyframeState {
+    fn default() -> KeyframeState {
+        KeyframeState {
+            k: 2,
+            strategy: Strategy::Content,
+            selection: None,
+            features: None,
+            job: None,
+            thumbs: Vec::new(),
+            thumb_key: None,
+        }
+    }
+}
+
+impl KeyframeState {
+    /// Start summarising a new case's frames; collect finished summaries;
+    /// recompute the selection.
+    pub fn update(&mut self, doc: &Document, generation: u64, wake: impl Fn() + Send + 'static) {
+        if let Some((g, rx)) = &self.job
+            && let Ok(f) = rx.try_recv()
+        {
+            self.features = Some((*g, f));
+            self.job = None;
+        }
+        let have = self
+            .features
+            .as_ref()
+            .is_some_and(|(g, _)| *g == generation)
+            || self.job.as_ref().is_some_and(|(g, _)| *g == generation);
+        if !have && let Some(layer) = doc.layer() {
+            let v = layer.volume.clone();
+            let (tx, rx) = std::sync::mpsc::sync_channel(1);
+            let spawned = std::thread::Builder::new()
+                .name("ume-keyframes".into())
+                .spawn(move || {
+                    let _ = tx.send(FrameFeatures::from_time_frames(&v));
+                    wake();
+                });
+            if spawned.is_ok() {
+                self.job = Some((generation, rx));
+                self.selection = None;
+            }
+        }
+        if let Some((g, f)) = &self.features
+            && *g == generation
+        {
+            let fresh = select(f, self.k, self.strategy).ok();
+            self.selection = fresh;
+        }
+    }
+}
+
+/// Draw the inspector.
+pub fn inspector_ui(state: &mut KeyframeState, doc: &mut Document, ui: &mut egui::Ui) {
+    ui.horizontal(|ui| {
+        ui.label("Keyframes");
+        let k = ui.label("K");
+        ui.add(egui::DragValue::new(&mut state.k).range(1..=16))
+            .labelled_by(k.id);
+        ui.selectable_value(&mut state.strategy, Strategy::Content, "content");
+        ui.selectable_value(&mut state.strategy, Strategy::Uniform, "uniform");
+        ui.add_enabled(false, egui::Button::new("attention / fused"))
+            .on_disabled_hover_text("needs a trained UME encoder");
+    });
+    let Some(sel) = state.selection.clone() else {
+        ui.horizontal(|ui| {
+            ui.spinner();
+            ui.label("summarising frames");
+        });
+        return;
+    };
+    let line =
+        |name: &str, v: &[f64]| egui_plot::Line::new(name, egui_plot::PlotPoints::from_ys_f64(v));
+    let marks: Vec<f64> = sel.selected.iter().map(|&t| t as f64).collect();
+    let acdc = doc.acdc.clone();
+    egui_plot::Plot::new("keyframe scores")
+        .height(110.0)
+        .allow_zoom(false)
+        .allow_drag(false)
+        .allow_scroll(false)
+        .legend(egui_plot::Legend::default())
+        .show(ui, |plot| {
+            plot.line(line("uniform", &sel.uniform));
+            plot.line(line("content", &sel.content));
+            for x in &marks {
+                plot.vline(egui_plot::VLine::new("selected", *x).color(egui::Color32::YELLOW));
+            }
+            if let Some(a) = &acdc {
+                plot.vline(
+                    egui_plot::VLine::new("ED", a.ed_index() as f64)
+                        .color(egui::Color32::LIGHT_GREEN),
+                );
+                plot.vline(
+                    egui_plot::VLine::new("ES", a.es_index() as f64)
+                        .color(egui::Color32::LIGHT_RED),
+                );
+            }
+        });
+    filmstrip_ui(state, doc, &sel.selected, ui);
+}
+
+/// Thumbnails of the selected frames at the crosshair's axial slice.
+fn filmstrip_ui(
+    state: &mut KeyframeState,
+    doc: &mut Document,
+    selected: &[usize],
+    ui: &mut egui::Ui,
+) {
+    let Some(layer) = doc.layer() else { return };
+    let v = layer.volume.clone();
+    let Some([_, _, kz]) = crate::viewmath::voxel_at(&v.geometry, v.dims, doc.crosshair_mm) else {
+        return;
+    };
+    let window = layer.window;
+    let key = (
+        state.features.as_ref().map_or(0, |(g, _)| *g),
+        selected.to_vec(),
+        kz,
+        ((window.0 * 1000.0) as i64, (window.1 * 1000.0) as i64),
+    );
+    if state.thumb_key.as_ref() != Some(&key) {
+        state.thumbs = selected
+            .iter()
+            .map(|&t| {
+                let [nx, ny, _] = v.dims;
+                let step = (nx.max(ny) / 96).max(1);
+                let (w, h) = (nx.div_ceil(step), ny.div_ceil(step));
+                let mut pixels = Vec::with_capacity(w * h);
+                // Rows from anterior (top) to posterior; radiological left-right.
+                for jj in (0..h).rev() {
+                    for ii in (0..w).rev() {
+                        let x = v.get(ii * step, jj * step, kz, t).unwrap_or(0.0);
+                        let g =
+                            (crate::viewmath::apply_window(x, window.0, window.1) * 255.0) as u8;
+                        pixels.push(egui::Color32::from_gray(g));
+                    }
+                }
+                let image = egui::ColorImage::new([w, h], pixels);
+                (
+                    t,
+                    ui.ctx().load_texture(
+                        format!("keyframe {t}"),
+                        image,
+                        egui::TextureOptions::LINEAR,
+                    ),
+                )
+            })
+            .collect();
+        state.thumb_key = Some(key);
+    }
+    ui.horizontal(|ui| {
+        for (t, tex) in &state.thumbs {
+            let label = match &doc.acdc {
+                Some(a) if a.ed_index() == *t => format!("frame {t} (ED)"),
+                Some(a) if a.es_index() == *t => format!("frame {t} (ES)"),
+                _ => format!("frame {t}"),
+            };
+            ui.vertical(|ui| {
+                let img = egui::Image::new(tex)
+                    .fit_to_exact_size(egui::vec2(72.0, 72.0))
+                    .sense(egui::Sense::click());
+                if ui.add(img).on_hover_text("show this frame").clicked() {
+                    doc.frame = *t;
+                }
+                if ui.small_button(&label).clicked() {
+                    doc.frame = *t;
+                }
+            });
+        }
+    });
+}
