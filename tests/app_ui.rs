@@ -23,7 +23,29 @@ fn app_with(kind: Kind) -> (UmeApp, tempfile::TempDir) {
 }
 
 fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
-    let mut h = Harness::builder()
+    let mut h = harness_unsettled(app);
+    settle(&mut h);
+    h
+}
+
+/// Let background work (loading, metrics, keyframe summaries) finish, then
+/// run the UI until it is idle.
+fn settle(h: &mut Harness<'_, UmeApp>) {
+    for _ in 0..1000 {
+        h.step();
+        let s = h.state();
+        if !s.is_loading() && !s.eval.is_computing() && !s.keyframes.is_pending() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    h.run();
+}
+
+/// A harness that has not been run yet (for UIs with background work whose
+/// spinners keep repainting).
+fn harness_unsettled(app: UmeApp) -> Harness<'static, UmeApp> {
+    Harness::builder()
         .with_size(egui::vec2(1200.0, 800.0))
         .build_ui_state(
             |ui, app: &mut UmeApp| {
@@ -33,9 +55,7 @@ fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
                 app.show(ui);
             },
             app,
-        );
-    h.run();
-    h
+        )
 }
 
 fn rect_of(h: &Harness<'_, UmeApp>, view: ViewId) -> egui::Rect {
@@ -373,4 +393,64 @@ fn keyframe_filmstrip_jumps_to_a_selected_frame() {
         "{:?} vs ES {es}",
         sel.selected
     );
+}
+
+#[test]
+fn every_shared_testdata_image_opens_and_uploads() {
+    let dir = std::path::PathBuf::from(env!("CARGO_MANIFEST_DIR")).join("../shared/testdata");
+    if !dir.is_dir() {
+        eprintln!("../shared/testdata not present");
+        return;
+    }
+    let mut opened = 0;
+    let mut stack = vec![dir];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).unwrap() {
+            let p = e.unwrap().path();
+            if p.is_dir() {
+                stack.push(p);
+                continue;
+            }
+            let name = p.to_string_lossy().to_string();
+            if !(name.ends_with(".nii")
+                || name.ends_with(".nii.gz")
+                || name.ends_with(".hdr")
+                || name.ends_with(".hdr.gz"))
+            {
+                continue;
+            }
+            let doc = ume::app::loader::load(
+                &LoadRequest::Files {
+                    paths: vec![p.clone()],
+                    labels: None,
+                },
+                &|_| {},
+            )
+            .unwrap_or_else(|e| panic!("{name}: {e}"));
+            let layer = doc.layer().unwrap();
+            for t in [0, layer.volume.frames - 1] {
+                let (dims, values, grid) = ume::app::upload::frame_upload(layer, t, 2048);
+                assert_eq!(
+                    values.len(),
+                    dims.iter().map(|&d| d as usize).product::<usize>(),
+                    "{name}"
+                );
+                assert!(
+                    viewmath_ok(&grid),
+                    "{name}: texture grid has a singular affine"
+                );
+            }
+            // The whole UI draws it without panicking.
+            let mut app = UmeApp::new(&egui::Context::default(), None, &ViewOptions::default());
+            app.set_document(doc);
+            let mut h = harness_unsettled(app);
+            h.run_steps(5);
+            opened += 1;
+        }
+    }
+    assert!(opened >= 25, "opened {opened}");
+}
+
+fn viewmath_ok(grid: &ume::app::views::TexGrid) -> bool {
+    ume::viewmath::tex_from_world(&grid.geometry, grid.dims).is_some()
 }

@@ -41,6 +41,11 @@ impl Default for KeyframeState {
 }
 
 impl KeyframeState {
+    /// Whether frame summaries are being computed.
+    pub fn is_pending(&self) -> bool {
+        self.job.is_some()
+    }
+
     /// Start summarising a new case's frames; collect finished summaries;
     /// recompute the selection.
     pub fn update(&mut self, doc: &Document, generation: u64, wake: impl Fn() + Send + 'static) {
