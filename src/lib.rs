@@ -10,6 +10,8 @@ pub mod dataset;
 pub mod io;
 pub mod keyframes;
 pub mod metrics;
+#[cfg(feature = "ml")]
+pub mod models;
 pub mod phantom;
 pub mod viewmath;
 pub mod volume;

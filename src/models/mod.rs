@@ -1,0 +1,117 @@
+//! Burn models (feature `ml`). Models are backend-free `Config` + `Module`
+//! pairs; where they run is a runtime [`burn::tensor::Device`]: the wgpu
+//! backend on a GPU, or the pure-Rust `flex` CPU backend.
+
+pub mod unet2d;
+
+pub use unet2d::{OutputMode, UNet2d, UNet2dConfig};
+
+use burn::tensor::Device;
+
+/// Where to run a model.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum DeviceChoice {
+    /// The wgpu backend (any adapter, lavapipe included).
+    Wgpu,
+    /// The pure-Rust CPU backend.
+    Cpu,
+}
+
+/// The device for a choice.
+pub fn device(choice: DeviceChoice) -> Device {
+    match choice {
+        DeviceChoice::Wgpu => Device::wgpu(Default::default()),
+        DeviceChoice::Cpu => Device::flex(),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use burn::prelude::*;
+
+    fn tiny() -> UNet2dConfig {
+        UNet2dConfig::new(2, 3)
+            .with_features(vec![4, 8])
+            .with_bottleneck(16)
+    }
+
+    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+        a.iter()
+            .zip(b)
+            .map(|(x, y)| (x - y).abs())
+            .fold(0.0, f32::max)
+    }
+
+    #[test]
+    fn cpu_and_wgpu_agree() {
+        let cpu = device(DeviceChoice::Cpu);
+        let gpu = device(DeviceChoice::Wgpu);
+        let model = tiny().init(&cpu);
+        let on_gpu = model.clone().to_device(&gpu);
+        let x = Tensor::<4>::random(
+            [1, 2, 32, 32],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &cpu,
+        );
+        let a: Vec<f32> = model
+            .forward(x.clone())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        let b: Vec<f32> = on_gpu
+            .forward(x.to_device(&gpu))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert_eq!(a.len(), b.len());
+        let scale = a.iter().map(|x| x.abs()).fold(0.0, f32::max).max(1e-3);
+        assert!(
+            max_abs_diff(&a, &b) / scale < 1e-3,
+            "CPU and wgpu differ by {}",
+            max_abs_diff(&a, &b)
+        );
+    }
+
+    #[test]
+    fn loss_decreases_on_a_tiny_problem() {
+        use burn::optim::{AdamConfig, GradientsParams};
+        let device = device(DeviceChoice::Cpu).autodiff();
+        let mut model = UNet2dConfig::new(1, 1)
+            .with_features(vec![4, 8])
+            .with_bottleneck(8)
+            .init(&device);
+        let mut optim = AdamConfig::new().init();
+        let x = Tensor::<4>::random(
+            [2, 1, 16, 16],
+            burn::tensor::Distribution::Normal(0.0, 1.0),
+            &device,
+        );
+        let y = x.clone().greater_elem(0.3).float();
+        let mut losses = Vec::new();
+        for _ in 0..40 {
+            let z = model.forward(x.clone());
+            // Binary cross-entropy with logits, numerically stable form.
+            let loss = (z.clone().clamp_min(0.0) - z.clone() * y.clone()
+                + (z.abs().neg().exp() + 1.0).log())
+            .mean();
+            losses.push(loss.clone().into_scalar::<f32>());
+            let grads = GradientsParams::from_grads(loss.backward(), &model);
+            model = optim.step(1e-2, model, grads);
+        }
+        assert!(
+            losses[39] < losses[0] * 0.5,
+            "loss {} -> {}",
+            losses[0],
+            losses[39]
+        );
+    }
+
+    #[test]
+    fn forward_shapes() {
+        let device = device(DeviceChoice::Cpu);
+        let model = tiny().init(&device);
+        let x = Tensor::<4>::zeros([2, 2, 32, 24], &device);
+        assert_eq!(model.forward(x).dims(), [2, 3, 32, 24]);
+    }
+}
