@@ -45,7 +45,8 @@ step "module dependency rules"
 # Core modules never touch GUI or ML crates; the CLI never needs app/render.
 bad=$(grep -rnE '^\s*use (egui|eframe|egui_wgpu|wgpu|burn)\b|(egui|eframe|wgpu|burn)::' \
         src/volume src/io src/dataset src/phantom src/metrics src/cli src/viewmath.rs 2>/dev/null || true)
-bad="$bad$(grep -rnE 'burn::' src/render 2>/dev/null || true)"
+bad="$bad$(grep -rnE 'burn::' src/render src/app 2>/dev/null || true)"
+bad="$bad$(grep -rnE '(egui|eframe|wgpu)::' src/models 2>/dev/null || true)"
 if [ -n "$bad" ]; then echo "$bad"; echo "core/CLI modules must not depend on GUI or ML crates"; exit 1; fi
 
 step "cargo test --release"
@@ -59,7 +60,7 @@ failed=$(count failed)
 step "cargo clippy --release --all-targets -- -D warnings"
 cargo clippy --release --all-targets -- -D warnings
 
-step "core + CLI without the gui feature"
+step "core + CLI without the gui and ml features"
 cargo build --release --no-default-features --bin ume
 
 step "summary"
