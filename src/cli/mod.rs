@@ -16,6 +16,8 @@ mod bench;
 mod eval;
 mod info;
 mod keyframes;
+#[cfg(feature = "ml")]
+mod segment;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -81,6 +83,24 @@ enum Command {
         /// Print JSON.
         #[arg(long)]
         json: bool,
+    },
+    /// Segment a file or dataset case with a U-Net checkpoint, slice by slice.
+    #[cfg(feature = "ml")]
+    Segment {
+        /// A NIfTI file or a dataset case folder (channels in modality order).
+        input: PathBuf,
+        /// Output label map (.nii.gz).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Checkpoint folder (config.json + model.bpk).
+        #[arg(long)]
+        model: PathBuf,
+        /// auto, wgpu or cpu (auto: the CPU backend).
+        #[arg(long, default_value = "auto")]
+        device: String,
+        /// Slices per forward pass.
+        #[arg(long, default_value_t = 8)]
+        batch: usize,
     },
     /// Write procedural phantom cases with exact ground truth.
     Phantom {
@@ -165,6 +185,14 @@ fn run(cli: Cli) -> Result<()> {
             screenshot,
         } => view(paths, labels, pred, screenshot),
         Command::Info { path, json, at } => info::run(&path, json, &at),
+        #[cfg(feature = "ml")]
+        Command::Segment {
+            input,
+            out,
+            model,
+            device,
+            batch,
+        } => segment::run(&input, &out, &model, &device, batch),
         Command::Keyframes {
             input,
             k,

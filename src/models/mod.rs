@@ -2,6 +2,7 @@
 //! pairs; where they run is a runtime [`burn::tensor::Device`]: the wgpu
 //! backend on a GPU, or the pure-Rust `flex` CPU backend.
 
+pub mod segment;
 pub mod unet2d;
 
 pub use unet2d::{OutputMode, UNet2d, UNet2dConfig};

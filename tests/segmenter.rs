@@ -1,0 +1,143 @@
+//! The 2D U-Net segmenter end to end on the CPU backend: checkpoints round
+//! trip, a short training run on brain phantoms learns the tumour, and
+//! segmentation writes labels on the input grid.
+#![cfg(feature = "ml")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use burn::prelude::*;
+use ume::models::segment::{
+    InputNorm, SegmenterConfig, TrainOptions, load_checkpoint, save_checkpoint, segment,
+    train_multiclass,
+};
+use ume::models::{DeviceChoice, OutputMode, UNet2dConfig, device};
+use ume::phantom::{Size, brats_case};
+
+fn config() -> SegmenterConfig {
+    SegmenterConfig {
+        model: UNet2dConfig::new(2, 4)
+            .with_features(vec![8, 16, 32])
+            .with_bottleneck(32)
+            .with_output(OutputMode::MultiClass),
+        size: 48,
+        norm: InputNorm::ZScore,
+        label_ids: vec![1, 2, 4],
+    }
+}
+
+#[test]
+fn checkpoints_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = device(DeviceChoice::Cpu);
+    let cfg = config();
+    let model = cfg.model.init(&dev);
+    save_checkpoint(tmp.path(), &cfg, &model).unwrap();
+    let (cfg2, loaded) = load_checkpoint(tmp.path(), &dev).unwrap();
+    assert_eq!(cfg2.label_ids, cfg.label_ids);
+    let x = Tensor::<4>::random(
+        [1, 2, 48, 48],
+        burn::tensor::Distribution::Normal(0.0, 1.0),
+        &dev,
+    );
+    let a = model
+        .forward(x.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let b = loaded.forward(x).into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(a, b);
+    std::fs::remove_file(tmp.path().join("model.bpk")).unwrap();
+    let e = load_checkpoint(tmp.path(), &dev).unwrap_err().to_string();
+    assert!(e.contains("model.bpk"), "{e}");
+}
+
+#[test]
+fn short_training_learns_the_tumour() {
+    let dev = device(DeviceChoice::Cpu);
+    let cfg = config();
+    let train: Vec<_> = (1..=3).map(|n| brats_case(31, n, Size::Small)).collect();
+    let cases: Vec<_> = train
+        .iter()
+        .map(|c| (vec![&c.images[1].1, &c.images[3].1], &c.labels))
+        .collect();
+    let mut losses = Vec::new();
+    let opts = TrainOptions {
+        steps: 150,
+        batch: 4,
+        learning_rate: 3e-3,
+        seed: 7,
+    };
+    let model = train_multiclass(&cfg, &cases, &opts, &dev, |_, l| losses.push(l)).unwrap();
+    let first: f32 = losses[..10].iter().sum::<f32>() / 10.0;
+    let last: f32 = losses[losses.len() - 10..].iter().sum::<f32>() / 10.0;
+    assert!(last < first * 0.5, "loss {first} -> {last}");
+    // Held-out case (another seed): whole-tumour Dice.
+    let test = brats_case(99, 1, Size::Small);
+    let pred = segment(
+        &cfg,
+        &model,
+        &[&test.images[1].1, &test.images[3].1],
+        &dev,
+        8,
+        |_, _| {},
+    )
+    .unwrap();
+    assert_eq!(pred.dims, test.labels.dims);
+    let (mut inter, mut p, mut g) = (0usize, 0usize, 0usize);
+    for i in 0..pred.len() {
+        let (a, b) = (pred.get(i) != 0, test.labels.get(i) != 0);
+        inter += usize::from(a && b);
+        p += usize::from(a);
+        g += usize::from(b);
+    }
+    let dice = 2.0 * inter as f64 / (p + g).max(1) as f64;
+    eprintln!("held-out whole-tumour Dice after 150 steps: {dice:.3}");
+    assert!(dice > 0.5, "whole-tumour Dice {dice:.3}");
+    assert!((0..pred.len()).all(|i| [0, 1, 2, 4].contains(&pred.get(i))));
+}
+
+#[test]
+fn segment_cli_writes_labels_on_the_input_grid() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = device(DeviceChoice::Cpu);
+    let cfg = config();
+    save_checkpoint(&tmp.path().join("ckpt"), &cfg, &cfg.model.init(&dev)).unwrap();
+    let dirs = ume::phantom::generate(
+        ume::phantom::Kind::Brats,
+        Size::Small,
+        5,
+        1,
+        &tmp.path().join("data"),
+        |_, _| {},
+    )
+    .unwrap();
+    let out = tmp.path().join("pred.nii.gz");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
+        .args(["segment"])
+        .arg(&dirs[0])
+        .arg("-o")
+        .arg(&out)
+        .arg("--model")
+        .arg(tmp.path().join("ckpt"))
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let labels = ume::io::load_labels(&out).unwrap();
+    let t1 = ume::io::load(&dirs[0].join("BraTS20_Training_001_t1.nii.gz")).unwrap();
+    assert_eq!(labels.dims, t1.dims);
+    ume::dataset::check_same_grid(
+        &out,
+        labels.dims,
+        &labels.geometry,
+        &dirs[0],
+        t1.dims,
+        &t1.geometry,
+    )
+    .unwrap();
+    let bad = std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
+        .args(["segment", "x.nii.gz", "-o", "y.nii.gz", "--model"])
+        .arg(tmp.path().join("nope"))
+        .output()
+        .unwrap();
+    assert!(!bad.status.success());
+    assert!(String::from_utf8_lossy(&bad.stderr).contains("config.json"));
+}
