@@ -141,3 +141,61 @@ fn segment_cli_writes_labels_on_the_input_grid() {
     assert!(!bad.status.success());
     assert!(String::from_utf8_lossy(&bad.stderr).contains("config.json"));
 }
+
+#[test]
+fn train_segment_eval_from_the_command_line() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("data");
+    ume::phantom::generate(
+        ume::phantom::Kind::Brats,
+        Size::Small,
+        12,
+        2,
+        &data,
+        |_, _| {},
+    )
+    .unwrap();
+    let ume = |args: &[&std::ffi::OsStr]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let ck = tmp.path().join("ckpt");
+    let o = ume(&[
+        "train".as_ref(),
+        "--data".as_ref(),
+        data.as_os_str(),
+        "--out".as_ref(),
+        ck.as_os_str(),
+        "--steps".as_ref(),
+        "20".as_ref(),
+        "--size".as_ref(),
+        "48".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(ck.join("config.json").is_file() && ck.join("model.bpk").is_file());
+    let case = data.join("BraTS20_Training_001");
+    let pred = tmp.path().join("pred.nii.gz");
+    let o = ume(&[
+        "segment".as_ref(),
+        case.as_os_str(),
+        "-o".as_ref(),
+        pred.as_os_str(),
+        "--model".as_ref(),
+        ck.as_os_str(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let gt = case.join("BraTS20_Training_001_seg.nii.gz");
+    let o = ume(&[
+        "eval".as_ref(),
+        "--pred".as_ref(),
+        pred.as_os_str(),
+        "--gt".as_ref(),
+        gt.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert!(j["structures"].is_array());
+}

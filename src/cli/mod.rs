@@ -102,6 +102,34 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         batch: usize,
     },
+    /// Train a multi-class U-Net on a labelled dataset folder (CPU backend).
+    #[cfg(feature = "ml")]
+    Train {
+        /// Dataset folder (BraTS, TotalSegmentator, MSD, nnU-Net layouts).
+        #[arg(long)]
+        data: PathBuf,
+        /// Checkpoint folder to write.
+        #[arg(long)]
+        out: PathBuf,
+        /// Optimiser steps.
+        #[arg(long, default_value_t = 300)]
+        steps: usize,
+        /// Slices per step.
+        #[arg(long, default_value_t = 4)]
+        batch: usize,
+        /// Adam learning rate.
+        #[arg(long, default_value_t = 3e-3)]
+        lr: f64,
+        /// Network input size (square, a multiple of 2^levels).
+        #[arg(long, default_value_t = 64)]
+        size: usize,
+        /// Seed of the weights and the slice sampling.
+        #[arg(long, default_value_t = 0)]
+        seed: u64,
+        /// Encoder widths.
+        #[arg(long, value_delimiter = ',', default_values_t = [8, 16, 32])]
+        features: Vec<usize>,
+    },
     /// Write procedural phantom cases with exact ground truth.
     Phantom {
         /// brats, acdc or totalseg.
@@ -185,6 +213,26 @@ fn run(cli: Cli) -> Result<()> {
             screenshot,
         } => view(paths, labels, pred, screenshot),
         Command::Info { path, json, at } => info::run(&path, json, &at),
+        #[cfg(feature = "ml")]
+        Command::Train {
+            data,
+            out,
+            steps,
+            batch,
+            lr,
+            size,
+            seed,
+            features,
+        } => segment::train(&segment::TrainArgs {
+            data,
+            out,
+            steps,
+            batch,
+            lr,
+            size,
+            seed,
+            features,
+        }),
         #[cfg(feature = "ml")]
         Command::Segment {
             input,
