@@ -39,6 +39,9 @@ fn settle(h: &mut Harness<'_, UmeApp>) {
         }
         std::thread::sleep(std::time::Duration::from_millis(5));
     }
+    // Absorb the wake-ups the finished threads send after their results.
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    h.step();
     h.run();
 }
 
@@ -47,6 +50,8 @@ fn settle(h: &mut Harness<'_, UmeApp>) {
 fn harness_unsettled(app: UmeApp) -> Harness<'static, UmeApp> {
     Harness::builder()
         .with_size(egui::vec2(1200.0, 800.0))
+        // A background thread finishing wakes the UI once more; allow it.
+        .with_max_steps(12)
         .build_ui_state(
             |ui, app: &mut UmeApp| {
                 // As eframe does: logic (jobs, cine clock), then the UI.
