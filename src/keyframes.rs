@@ -66,24 +66,10 @@ impl FrameFeatures {
 
     /// Time frames of a 4D volume (3D volumes: a single frame).
     pub fn from_time_frames(v: &Volume) -> FrameFeatures {
-        let [nx, ny, nz] = v.dims;
+        let [nx, ny, _] = v.dims;
         let (bx, by) = (nx.div_ceil(32).max(1), ny.div_ceil(32).max(1));
         let features = (0..v.frames)
-            .map(|t| {
-                let vals = v.frame_f32(t).unwrap_or_default();
-                let mut f = Vec::new();
-                for k in 0..nz {
-                    block_means(
-                        &vals[k * nx * ny..(k + 1) * nx * ny],
-                        nx,
-                        ny,
-                        bx,
-                        by,
-                        &mut f,
-                    );
-                }
-                f
-            })
+            .map(|t| frame_block_means(v, t, bx, by).concat())
             .collect();
         FrameFeatures { features }
     }
@@ -107,23 +93,7 @@ impl FrameFeatures {
                     std::thread::Builder::new()
                         .name("ume-keyframes".into())
                         .spawn_scoped(s, move || {
-                            let mut slices = raw_block_means(v, bx, by).unwrap_or_else(|| {
-                                let vals = v.frame_f32(0).unwrap_or_default();
-                                (0..nz)
-                                    .map(|k| {
-                                        let mut f = Vec::new();
-                                        block_means(
-                                            &vals[k * nx * ny..(k + 1) * nx * ny],
-                                            nx,
-                                            ny,
-                                            bx,
-                                            by,
-                                            &mut f,
-                                        );
-                                        f
-                                    })
-                                    .collect()
-                            });
+                            let mut slices = frame_block_means(v, 0, bx, by);
                             let all: Vec<f64> =
                                 slices.iter().flatten().map(|&x| f64::from(x)).collect();
                             let n = all.len().max(1) as f64;
@@ -157,10 +127,33 @@ impl FrameFeatures {
     }
 }
 
+/// Block means of every z slice of frame `t`: straight from the voxels for
+/// 16-bit data, else through one f32 copy of the frame.
+fn frame_block_means(v: &Volume, t: usize, bx: usize, by: usize) -> Vec<Vec<f32>> {
+    raw_block_means(v, t, bx, by).unwrap_or_else(|| {
+        let [nx, ny, nz] = v.dims;
+        let vals = v.frame_f32(t).unwrap_or_default();
+        (0..nz)
+            .map(|k| {
+                let mut f = Vec::new();
+                block_means(
+                    &vals[k * nx * ny..(k + 1) * nx * ny],
+                    nx,
+                    ny,
+                    bx,
+                    by,
+                    &mut f,
+                );
+                f
+            })
+            .collect()
+    })
+}
+
 /// Block means of every z slice straight from 16-bit integer voxels (no
 /// float copy of the volume); scaling is affine, so it is applied to the
 /// means. `None` for other types.
-fn raw_block_means(v: &Volume, bx: usize, by: usize) -> Option<Vec<Vec<f32>>> {
+fn raw_block_means(v: &Volume, t: usize, bx: usize, by: usize) -> Option<Vec<Vec<f32>>> {
     let signed = match v.dtype {
         crate::volume::DataType::I16 => true,
         crate::volume::DataType::U16 => false,
@@ -168,7 +161,7 @@ fn raw_block_means(v: &Volume, bx: usize, by: usize) -> Option<Vec<Vec<f32>>> {
     };
     let [nx, ny, nz] = v.dims;
     let (gx, gy) = (nx.div_ceil(bx), ny.div_ceil(by));
-    let bytes = v.frame(0)?.raw_bytes();
+    let bytes = v.frame(t)?.raw_bytes();
     let s = v.scaling;
     let out = (0..nz)
         .map(|k| {
@@ -386,7 +379,7 @@ mod tests {
             slope: 0.5,
             inter: 10.0,
         };
-        let fast = raw_block_means(&v, 3, 2).unwrap();
+        let fast = raw_block_means(&v, 0, 3, 2).unwrap();
         let floats = v.frame_f32(0).unwrap();
         for k in 0..3 {
             let mut slow = Vec::new();

@@ -81,6 +81,24 @@ fn press(h: &Harness<'_, UmeApp>, pos: egui::Pos2, button: egui::PointerButton, 
     });
 }
 
+/// Press at `from`, move by `by` in ten steps, release: a user's drag.
+fn drag(
+    h: &mut Harness<'_, UmeApp>,
+    from: egui::Pos2,
+    by: egui::Vec2,
+    button: egui::PointerButton,
+) {
+    h.hover_at(from);
+    press(h, from, button, true);
+    h.run();
+    for i in 1..=10 {
+        h.event(egui::Event::PointerMoved(from + by * (i as f32 / 10.0)));
+        h.run();
+    }
+    press(h, from + by, button, false);
+    h.run();
+}
+
 #[test]
 fn click_moves_the_crosshair_in_world_space() {
     let (app, _tmp) = app_with(Kind::Brats);
@@ -114,22 +132,12 @@ fn right_drag_changes_window_and_wheel_steps_slices() {
     let rect = rect_of(&h, ViewId::Slice(SliceAxis::Coronal));
     let w0 = h.state().doc.as_ref().unwrap().layers[0].window;
     let p = rect.center();
-    h.hover_at(p);
-    press(&h, p, egui::PointerButton::Secondary, true);
-    h.run();
-    for i in 1..=10 {
-        h.event(egui::Event::PointerMoved(
-            p + egui::vec2(8.0 * i as f32, 0.0),
-        ));
-        h.run();
-    }
-    press(
-        &h,
-        p + egui::vec2(80.0, 0.0),
+    drag(
+        &mut h,
+        p,
+        egui::vec2(80.0, 0.0),
         egui::PointerButton::Secondary,
-        false,
     );
-    h.run();
     let w1 = h.state().doc.as_ref().unwrap().layers[0].window;
     assert!(
         w1.1 - w1.0 > w0.1 - w0.0,
@@ -255,22 +263,12 @@ fn drag_rotates_the_3d_view() {
     let rect = rect_of(&h, ViewId::ThreeD);
     let yaw0 = h.state().views.orbit.yaw;
     let p = rect.center();
-    h.hover_at(p);
-    press(&h, p, egui::PointerButton::Primary, true);
-    h.run();
-    for i in 1..=10 {
-        h.event(egui::Event::PointerMoved(
-            p + egui::vec2(10.0 * i as f32, 0.0),
-        ));
-        h.run();
-    }
-    press(
-        &h,
-        p + egui::vec2(100.0, 0.0),
+    drag(
+        &mut h,
+        p,
+        egui::vec2(100.0, 0.0),
         egui::PointerButton::Primary,
-        false,
     );
-    h.run();
     assert!(
         h.state().views.orbit.yaw > yaw0 + 0.5,
         "orbit yaw {yaw0} -> {}",

@@ -99,19 +99,7 @@ pub fn viewer() -> anyhow::Result<()> {
             r.prepare(&device, &queue, id as u64, 0, &ViewDraw::Slice(u));
         }
         {
-            let mut pass = encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
-                label: None,
-                color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                    view: &view,
-                    depth_slice: None,
-                    resolve_target: None,
-                    ops: wgpu::Operations {
-                        load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
-                        store: wgpu::StoreOp::Store,
-                    },
-                })],
-                ..Default::default()
-            });
+            let mut pass = crate::render::clear_pass(&mut encoder, &view);
             for (id, _) in SliceAxis::ALL.iter().enumerate() {
                 let x = (id % 2) as f32 * 512.0;
                 let y = (id / 2) as f32 * 512.0;

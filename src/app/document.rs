@@ -82,21 +82,49 @@ pub fn intensity_summary(v: &Volume) -> ((f64, f64), (f64, f64)) {
     ((lo, hi), if b > a { (a, b) } else { (lo, hi) })
 }
 
-/// Labels: one map for 3D cases, or maps of some frames of a 4D case.
+/// A label map, the frame it belongs to (`None`: every frame), and its voxel
+/// counts per frame.
+type LabelMapEntry = (Option<usize>, Arc<LabelVolume>, Vec<Vec<usize>>);
+
+/// Labels: one map for 3D cases (or a 4D map following the frames), or
+/// maps of some frames of a 4D case. Voxel counts are computed once per map
+/// when it is added, not on every repaint of the labels panel.
 #[derive(Clone, Default)]
 pub struct Labels {
-    /// (frame, labels); frame `None` means "every frame" (a 3D map).
-    pub maps: Vec<(Option<usize>, Arc<LabelVolume>)>,
+    /// (frame, labels, voxel counts per frame of the map); frame `None`
+    /// means "every frame".
+    maps: Vec<LabelMapEntry>,
 }
 
 impl Labels {
-    /// The map to show at `frame`.
-    pub fn at_frame(&self, frame: usize) -> Option<&Arc<LabelVolume>> {
+    /// Add a map for one frame, or for every frame (`None`).
+    pub fn push(&mut self, frame: Option<usize>, map: Arc<LabelVolume>) {
+        let counts = (0..map.frames).map(|t| map.frame_counts(t)).collect();
+        self.maps.push((frame, map, counts));
+    }
+
+    /// Whether there are no label maps.
+    pub fn is_empty(&self) -> bool {
+        self.maps.is_empty()
+    }
+
+    fn entry(&self, frame: usize) -> Option<&LabelMapEntry> {
         self.maps
             .iter()
-            .find(|(f, _)| *f == Some(frame))
-            .or_else(|| self.maps.iter().find(|(f, _)| f.is_none()))
-            .map(|(_, l)| l)
+            .find(|(f, _, _)| *f == Some(frame))
+            .or_else(|| self.maps.iter().find(|(f, _, _)| f.is_none()))
+    }
+
+    /// The map to show at `frame`.
+    pub fn at_frame(&self, frame: usize) -> Option<&Arc<LabelVolume>> {
+        self.entry(frame).map(|(_, l, _)| l)
+    }
+
+    /// Voxel counts per id of what is shown at `frame`.
+    pub fn counts_at(&self, frame: usize) -> &[usize] {
+        self.entry(frame)
+            .and_then(|(_, l, c)| c.get(frame.min(l.frames.saturating_sub(1))))
+            .map_or(&[], Vec::as_slice)
     }
 }
 
@@ -172,10 +200,10 @@ impl Document {
             .collect();
         let mut labels = Labels::default();
         if let Some(l) = case.labels {
-            labels.maps.push((None, Arc::new(l)));
+            labels.push(None, Arc::new(l));
         }
         for (t, l) in case.frame_labels {
-            labels.maps.push((Some(t), Arc::new(l)));
+            labels.push(Some(t), Arc::new(l));
         }
         let mut doc = Document::new(case.id, layers, labels, case.table);
         if let Some(info) = &case.acdc {
@@ -202,11 +230,8 @@ impl Document {
     }
 
     /// Voxel counts per label id of the labels shown at the current frame.
-    pub fn label_counts(&self) -> Vec<usize> {
-        self.labels
-            .at_frame(self.frame)
-            .map(|l| l.counts())
-            .unwrap_or_default()
+    pub fn label_counts(&self) -> &[usize] {
+        self.labels.counts_at(self.frame)
     }
 
     /// RGBA palette for the GPU: table colours, alpha 0 for hidden or

@@ -159,7 +159,7 @@ impl EvalState {
         let spawned = std::thread::Builder::new()
             .name("ume-metrics".into())
             .spawn(move || {
-                let gt3 = frame_of(&gt, frame);
+                let gt3 = gt.frame(frame);
                 let r = crate::metrics::evaluate(&pred, &gt3, &table, &EvalOptions::default())
                     .map_err(|e| e.to_string());
                 let _ = tx.send(r);
@@ -170,20 +170,6 @@ impl EvalState {
             Err(e) => self.message = format!("could not start the metrics thread: {e}"),
         }
     }
-}
-
-/// One frame of a (possibly 4D) label map as a 3D map.
-fn frame_of(l: &Arc<LabelVolume>, frame: usize) -> LabelVolume {
-    if l.frames <= 1 {
-        return (**l).clone();
-    }
-    let n = l.dims[0] * l.dims[1] * l.dims[2];
-    let t = frame.min(l.frames - 1);
-    let mut out = LabelVolume::zeros(l.dims, 1, l.geometry.clone());
-    for i in 0..n {
-        out.set(i, l.get(t * n + i));
-    }
-    out
 }
 
 /// Load a prediction label map on a named thread.
@@ -387,7 +373,7 @@ pub fn shown_labels(doc: &Document) -> Option<Arc<LabelVolume>> {
     match (doc.overlay, &doc.prediction) {
         (Overlay::Prediction, Some(p)) => Some(p.clone()),
         (Overlay::Difference, Some(p)) => {
-            let g = gt.map(|g| frame_of(&g, doc.frame));
+            let g = gt.map(|g| g.frame(doc.frame));
             let mut d = LabelVolume::zeros(p.dims, 1, p.geometry.clone());
             for i in 0..d.len() {
                 let (pv, gv) = (p.get(i), g.as_ref().map_or(0, |g| g.get(i)));

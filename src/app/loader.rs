@@ -123,7 +123,7 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
                         .filter(|&i| counts[i] > 0)
                         .filter_map(|i| u16::try_from(i).ok()),
                 );
-                maps.maps.push((None, Arc::new(l)));
+                maps.push(None, Arc::new(l));
             }
             let title = paths
                 .first()

@@ -140,8 +140,9 @@ pub(super) fn status_bar(app: &UmeApp, ui: &mut egui::Ui) {
                         let value = v.get(i, j, k, t).unwrap_or(f64::NAN);
                         ui.label(format!("voxel {i}, {j}, {k}  value {value:.4}"));
                         if let Some(l) = doc.labels.at_frame(doc.frame) {
-                            let lt = doc.frame.min(l.frames.saturating_sub(1));
-                            let id = l.get(i + l.dims[0] * (j + l.dims[1] * (k + l.dims[2] * lt)));
+                            let id = l.get(
+                                l.frame_offset(doc.frame) + i + l.dims[0] * (j + l.dims[1] * k),
+                            );
                             if id != 0 {
                                 ui.label(format!(
                                     "label {id} {}",
@@ -234,12 +235,12 @@ pub(super) fn controls(app: &mut UmeApp, ui: &mut egui::Ui) {
             });
         ui.checkbox(&mut app.views.nearest, "Nearest-voxel sampling");
         ui.separator();
-        if !doc.labels.maps.is_empty() {
+        if !doc.labels.is_empty() {
             ui.label("Labels");
             ui.checkbox(&mut app.views.show_labels, "Show overlay");
             ui.add(egui::Slider::new(&mut doc.label_opacity, 0.0..=1.0).text("opacity"));
             ui.checkbox(&mut doc.outline, "Outline");
-            let counts = doc.label_counts();
+            let counts = doc.label_counts().to_vec();
             let spacing = doc.layer().map_or([1.0; 3], |l| l.volume.spacing_mm());
             let ml = spacing[0] * spacing[1] * spacing[2] / 1000.0;
             let entries: Vec<(u16, String, [u8; 3])> = doc

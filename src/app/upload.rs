@@ -100,16 +100,11 @@ pub fn frame_upload(layer: &Layer, frame: usize, limit: usize) -> ([u32; 3], Vec
 /// The ids of frame `frame` of a label map (3D maps: the map), downsampled
 /// by `stride`.
 pub fn label_upload(l: &LabelVolume, frame: usize, stride: usize) -> ([u32; 3], LabelData) {
-    let n = l.dims[0] * l.dims[1] * l.dims[2];
-    let base = n * frame.min(l.frames.saturating_sub(1));
+    let base = l.frame_offset(frame);
     let dims = l.dims.map(|d| d.div_ceil(stride));
     let dims32 = dims.map(|d| d as u32);
     if stride == 1 {
-        let data = match &l.data {
-            LabelData::U8(d) => LabelData::U8(d[base..base + n].to_vec()),
-            LabelData::U16(d) => LabelData::U16(d[base..base + n].to_vec()),
-        };
-        return (dims32, data);
+        return (dims32, l.frame(frame).data);
     }
     let mut ids = Vec::with_capacity(dims[0] * dims[1] * dims[2]);
     for k in 0..dims[2] {

@@ -142,24 +142,66 @@ pub fn load_checkpoint(
     Ok((config, model))
 }
 
-/// Per-volume normalisation parameters: (offset, scale) so x' = (x - offset) * scale.
-fn norm_params(v: &Volume, norm: InputNorm) -> (f64, f64) {
-    match norm {
-        InputNorm::Window { low, high } => (low, 1.0 / (high - low).max(1e-9)),
-        InputNorm::ZScore => {
-            let vals = v.frame_f32(0).unwrap_or_default();
-            let nz: Vec<f64> = vals
-                .iter()
-                .filter(|&&x| x != 0.0 && x.is_finite())
-                .map(|&x| f64::from(x))
-                .collect();
-            let n = nz.len().max(1) as f64;
-            let mean = nz.iter().sum::<f64>() / n;
-            let sd = (nz.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / n)
-                .sqrt()
-                .max(1e-9);
-            (mean, 1.0 / sd)
+/// A case's input channels converted to f32 and normalised once, ready to
+/// be cut into network inputs slice by slice.
+pub struct Prepared {
+    /// Grid size of every channel.
+    pub dims: [usize; 3],
+    /// Normalised values of each channel, file order.
+    pub channels: Vec<Vec<f32>>,
+}
+
+impl Prepared {
+    /// Convert and normalise each volume (first frame) once: HU window to
+    /// [0, 1], or z-score over the volume's non-zero voxels.
+    pub fn new(volumes: &[&Volume], norm: InputNorm) -> Prepared {
+        let dims = volumes.first().map_or([0; 3], |v| v.dims);
+        let channels = volumes
+            .iter()
+            .map(|v| {
+                let mut vals = v.frame_f32(0).unwrap_or_default();
+                let (off, scale, clamp) = match norm {
+                    InputNorm::Window { low, high } => (low, 1.0 / (high - low).max(1e-9), true),
+                    InputNorm::ZScore => {
+                        let (mut n, mut sum, mut sq) = (0usize, 0f64, 0f64);
+                        for &x in vals.iter().filter(|x| **x != 0.0 && x.is_finite()) {
+                            n += 1;
+                            sum += f64::from(x);
+                            sq += f64::from(x) * f64::from(x);
+                        }
+                        let n = n.max(1) as f64;
+                        let mean = sum / n;
+                        let sd = (sq / n - mean * mean).max(0.0).sqrt().max(1e-9);
+                        (mean, 1.0 / sd, false)
+                    }
+                };
+                for x in &mut vals {
+                    let y = (f64::from(*x) - off) * scale;
+                    *x = (if clamp { y.clamp(0.0, 1.0) } else { y }) as f32;
+                }
+                vals
+            })
+            .collect();
+        Prepared { dims, channels }
+    }
+
+    /// Network input for slices `ks`: `[B, C, size, size]` values, each
+    /// slice resampled bilinearly.
+    pub fn slices(&self, ks: &[usize], size: usize) -> Vec<f32> {
+        let [nx, ny, _] = self.dims;
+        let mut data = Vec::with_capacity(ks.len() * self.channels.len() * size * size);
+        for &k in ks {
+            for vals in &self.channels {
+                resample(
+                    &vals[k * nx * ny..(k + 1) * nx * ny],
+                    nx,
+                    ny,
+                    size,
+                    &mut data,
+                );
+            }
         }
+        data
     }
 }
 
@@ -181,39 +223,6 @@ fn resample(slice: &[f32], nx: usize, ny: usize, size: usize, out: &mut Vec<f32>
             out.push(v as f32);
         }
     }
-}
-
-/// Network input for slices `ks` of the channel volumes: `[B, C, S, S]` values.
-pub fn slices_input(
-    volumes: &[&Volume],
-    norms: &[(f64, f64)],
-    ks: &[usize],
-    size: usize,
-    window: Option<(f64, f64)>,
-) -> Vec<f32> {
-    let mut data = Vec::with_capacity(ks.len() * volumes.len() * size * size);
-    for &k in ks {
-        for (v, &(off, scale)) in volumes.iter().zip(norms) {
-            let [nx, ny, _] = v.dims;
-            let vals = v.frame(0).map(|f| f.to_f32()).unwrap_or_default();
-            let slice = &vals[k * nx * ny..(k + 1) * nx * ny];
-            let start = data.len();
-            resample(slice, nx, ny, size, &mut data);
-            for x in &mut data[start..] {
-                let mut y = (f64::from(*x) - off) * scale;
-                if window.is_some() {
-                    y = y.clamp(0.0, 1.0);
-                }
-                *x = y as f32;
-            }
-        }
-    }
-    data
-}
-
-/// Normalisation parameters of each channel volume for a config.
-pub fn channel_norms(volumes: &[&Volume], norm: InputNorm) -> Vec<(f64, f64)> {
-    volumes.iter().map(|v| norm_params(v, norm)).collect()
 }
 
 /// Segment a 3D case (one volume per input channel, all on one grid)
@@ -239,12 +248,11 @@ pub fn segment(
     }
     let [nx, ny, nz] = first.dims;
     let size = config.size;
-    let norms = channel_norms(volumes, config.norm);
-    let window = matches!(config.norm, InputNorm::Window { .. }).then_some((0.0, 1.0));
+    let prepared = Prepared::new(volumes, config.norm);
     let mut out = LabelVolume::zeros(first.dims, 1, first.geometry.clone());
     let ks: Vec<usize> = (0..nz).collect();
     for (done, chunk) in ks.chunks(batch.max(1)).enumerate() {
-        let data = slices_input(volumes, &norms, chunk, size, window);
+        let data = prepared.slices(chunk, size);
         let x = Tensor::<4>::from_data(
             TensorData::new(data, [chunk.len(), volumes.len(), size, size]),
             device,
@@ -334,10 +342,9 @@ pub fn train_multiclass(
     let mut optim = AdamConfig::new().init();
     let size = config.size;
     let classes = config.model.out_channels;
-    let window = matches!(config.norm, InputNorm::Window { .. }).then_some((0.0, 1.0));
-    let norms: Vec<Vec<(f64, f64)>> = cases
+    let prepared: Vec<Prepared> = cases
         .iter()
-        .map(|(vols, _)| channel_norms(vols, config.norm))
+        .map(|(vols, _)| Prepared::new(vols, config.norm))
         .collect();
     // Deterministic slice sampling, biased towards slices with labels.
     let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
@@ -350,7 +357,7 @@ pub fn train_multiclass(
         let mut ys = Vec::new();
         for _ in 0..batch.max(1) {
             let c = (next() % cases.len() as u64) as usize;
-            let (vols, labels) = &cases[c];
+            let (_, labels) = &cases[c];
             let [nx, ny, nz] = labels.dims;
             let mut k = (next() % nz as u64) as usize;
             for _ in 0..8 {
@@ -359,7 +366,7 @@ pub fn train_multiclass(
                 }
                 k = (next() % nz as u64) as usize;
             }
-            xs.extend(slices_input(vols, &norms[c], &[k], size, window));
+            xs.extend(prepared[c].slices(&[k], size));
             // Class index per network pixel (nearest from the native grid).
             for j in 0..size {
                 let sj = ((j as f64 + 0.5) * ny as f64 / size as f64) as usize;

@@ -503,21 +503,7 @@ impl Renderer {
             label: Some("ume offscreen"),
         });
         {
-            let mut pass = encoder
-                .begin_render_pass(&wgpu::RenderPassDescriptor {
-                    label: Some("ume offscreen"),
-                    color_attachments: &[Some(wgpu::RenderPassColorAttachment {
-                        view: &view,
-                        depth_slice: None,
-                        resolve_target: None,
-                        ops: wgpu::Operations {
-                            load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
-                            store: wgpu::StoreOp::Store,
-                        },
-                    })],
-                    ..Default::default()
-                })
-                .forget_lifetime();
+            let mut pass = clear_pass(&mut encoder, &view).forget_lifetime();
             self.paint(&mut pass, OFFSCREEN);
         }
         encoder.copy_texture_to_buffer(
@@ -558,6 +544,27 @@ impl Renderer {
         buffer.unmap();
         out
     }
+}
+
+/// A render pass into `view` that clears it to black first (off-screen
+/// renders and benchmarks).
+pub fn clear_pass<'e>(
+    encoder: &'e mut wgpu::CommandEncoder,
+    view: &wgpu::TextureView,
+) -> wgpu::RenderPass<'e> {
+    encoder.begin_render_pass(&wgpu::RenderPassDescriptor {
+        label: Some("ume clear pass"),
+        color_attachments: &[Some(wgpu::RenderPassColorAttachment {
+            view,
+            depth_slice: None,
+            resolve_target: None,
+            ops: wgpu::Operations {
+                load: wgpu::LoadOp::Clear(wgpu::Color::BLACK),
+                store: wgpu::StoreOp::Store,
+            },
+        })],
+        ..Default::default()
+    })
 }
 
 /// An egui paint callback that draws one view with the [`Renderer`] stored

@@ -143,14 +143,49 @@ impl LabelVolume {
         }
     }
 
+    /// Voxels in one frame.
+    pub fn frame_len(&self) -> usize {
+        self.dims[0] * self.dims[1] * self.dims[2]
+    }
+
+    /// Flat index of the first voxel of frame `t` (clamped to the last
+    /// frame, so 3D maps serve every frame).
+    pub fn frame_offset(&self, t: usize) -> usize {
+        self.frame_len() * t.min(self.frames.saturating_sub(1))
+    }
+
+    /// Frame `t` as a 3D label map (a copy of that frame only).
+    pub fn frame(&self, t: usize) -> LabelVolume {
+        let r = self.frame_offset(t)..self.frame_offset(t) + self.frame_len();
+        LabelVolume {
+            dims: self.dims,
+            frames: 1,
+            geometry: self.geometry.clone(),
+            data: match &self.data {
+                LabelData::U8(d) => LabelData::U8(d[r].to_vec()),
+                LabelData::U16(d) => LabelData::U16(d[r].to_vec()),
+            },
+        }
+    }
+
     /// Voxel count per id (index = id), over all frames.
     pub fn counts(&self) -> Vec<usize> {
+        self.count_range(0..self.len())
+    }
+
+    /// Voxel count per id in frame `t`.
+    pub fn frame_counts(&self, t: usize) -> Vec<usize> {
+        let start = self.frame_offset(t);
+        self.count_range(start..start + self.frame_len())
+    }
+
+    fn count_range(&self, r: std::ops::Range<usize>) -> Vec<usize> {
         let mut counts = vec![0usize; 256];
         match &self.data {
-            LabelData::U8(d) => d.iter().for_each(|&x| counts[usize::from(x)] += 1),
+            LabelData::U8(d) => d[r].iter().for_each(|&x| counts[usize::from(x)] += 1),
             LabelData::U16(d) => {
                 counts.resize(65536, 0);
-                d.iter().for_each(|&x| counts[usize::from(x)] += 1);
+                d[r].iter().for_each(|&x| counts[usize::from(x)] += 1);
             }
         }
         while counts.len() > 1 && counts.last() == Some(&0) {
@@ -303,5 +338,15 @@ mod tests {
         l8.set(1, 1000);
         assert_eq!((l8.get(0), l8.get(1)), (0, 1000));
         assert_eq!(l8.counts()[1000], 1);
+        let mut four_d = LabelVolume::zeros([2, 1, 1], 3, Geometry::identity());
+        four_d.set(2 * 2 + 1, 5); // frame 2, voxel 1
+        assert_eq!(four_d.frame(2).data, LabelData::U8(vec![0, 5]));
+        assert_eq!(
+            four_d.frame(9).data,
+            LabelData::U8(vec![0, 5]),
+            "clamped to the last frame"
+        );
+        assert_eq!(four_d.frame_counts(2), vec![1, 0, 0, 0, 0, 1]);
+        assert_eq!(four_d.frame_counts(0), vec![2]);
     }
 }
