@@ -185,3 +185,57 @@ fn six_storage_orders_render_the_same_axial_slice() {
         );
     }
 }
+
+#[test]
+fn ray_caster_projects_a_bright_cube_and_clips_it() {
+    use ume::render::RayUniforms;
+    let (device, queue) = device();
+    let mut r = Renderer::new(&device, &queue, wgpu::TextureFormat::Rgba8Unorm);
+    let n = 16usize;
+    let vals: Vec<u16> = (0..n * n * n)
+        .map(|i| {
+            let (x, y, z) = (i % n, (i / n) % n, i / (n * n));
+            let inside = (5..11).contains(&x) && (5..11).contains(&y) && (5..11).contains(&z);
+            f16_bits(if inside { 1.0 } else { 0.0 })
+        })
+        .collect();
+    r.set_volume(&device, &queue, 0, [16, 16, 16], &vals);
+    let g = ume::volume::Geometry::identity();
+    let dims = [n; 3];
+    let bounds = viewmath::world_bounds(&g, dims);
+    let wfc = viewmath::orbit_world_from_clip(&viewmath::Orbit::default(), bounds, 1.0).unwrap();
+    let tfw = viewmath::tex_from_world(&g, dims).unwrap();
+    let mut u = RayUniforms {
+        world_from_clip: gpu_matrix(&wfc),
+        tex_from_world: gpu_matrix(&tfw),
+        window: [0.0, 1.0, 4.0, 0.0],
+        params: [0, 0, 0, 128],
+        clip: [0.5, 0.5, 0.5, 1.0],
+        dims: [16, 16, 16, 0],
+    };
+    let size = [64, 64];
+    let lit = |img: &[u8]| img.chunks(4).filter(|p| p[0] > 200).count();
+    let mip = r.render_to_rgba(&device, &queue, &ViewDraw::Ray(u), size);
+    let centre = &mip[(32 * 64 + 32) * 4..(32 * 64 + 32) * 4 + 4];
+    assert!(
+        centre[0] > 200,
+        "the cube is bright in the MIP centre: {centre:?}"
+    );
+    assert_eq!(&mip[..4], &[0, 0, 0, 255], "the corner is background");
+    // Clipping away everything above the crosshair's x plane hides part of the cube.
+    u.params[2] = 1;
+    let clipped = r.render_to_rgba(&device, &queue, &ViewDraw::Ray(u), size);
+    assert!(
+        lit(&clipped) < lit(&mip),
+        "clipping removes lit pixels ({} vs {})",
+        lit(&clipped),
+        lit(&mip)
+    );
+    // DVR of the same data also shows the cube.
+    u.params = [1, 0, 0, 128];
+    let dvr = r.render_to_rgba(&device, &queue, &ViewDraw::Ray(u), size);
+    let c = &dvr[(32 * 64 + 32) * 4..(32 * 64 + 32) * 4 + 4];
+    // Front-to-back compositing through the filtered surface gives grey, not white.
+    assert!(c[0] > 50, "DVR shows the cube: centre {c:?}");
+    assert_eq!(&dvr[..4], &[0, 0, 0, 255], "DVR background stays black");
+}
