@@ -13,6 +13,8 @@ pub mod metrics;
 #[cfg(feature = "ml")]
 pub mod models;
 pub mod phantom;
+#[cfg(feature = "ml")]
+pub mod training;
 pub mod viewmath;
 pub mod volume;
 

@@ -84,51 +84,48 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Segment a file or dataset case with a U-Net checkpoint, slice by slice.
+    /// Segment a file or dataset case with a U-Net checkpoint, slice by
+    /// slice (frame by frame for 4D), writing labels on the input's grid.
     #[cfg(feature = "ml")]
     Segment {
         /// A NIfTI file or a dataset case folder (channels in modality order).
         input: PathBuf,
-        /// Output label map (.nii.gz).
+        /// Output label map (.nii.gz); a label table JSON is written beside it.
         #[arg(short, long)]
         out: PathBuf,
-        /// Checkpoint folder (config.json + model.bpk).
+        /// Checkpoint folder (config.json + model.bpk) or a bundled demo
+        /// model (demo-ct, demo-brats); default: the demo for the input's layout.
         #[arg(long)]
-        model: PathBuf,
-        /// auto, wgpu or cpu (auto: the CPU backend).
+        model: Option<String>,
+        /// auto (a hardware GPU, else the CPU backend), wgpu or cpu.
         #[arg(long, default_value = "auto")]
-        device: String,
+        device: crate::models::DeviceChoice,
         /// Slices per forward pass.
         #[arg(long, default_value_t = 8)]
         batch: usize,
     },
-    /// Train a multi-class U-Net on a labelled dataset folder (CPU backend).
+    /// Train a U-Net on a labelled dataset folder from a JSON config
+    /// (configs/unet_*.json); the best model is saved as the checkpoint.
     #[cfg(feature = "ml")]
     Train {
-        /// Dataset folder (BraTS, TotalSegmentator, MSD, nnU-Net layouts).
+        /// Training configuration (model / data / training sections).
+        #[arg(long)]
+        config: PathBuf,
+        /// Dataset folder (BraTS, ACDC, TotalSegmentator, MSD, nnU-Net layouts).
         #[arg(long)]
         data: PathBuf,
         /// Checkpoint folder to write.
         #[arg(long)]
         out: PathBuf,
-        /// Optimiser steps.
-        #[arg(long, default_value_t = 300)]
-        steps: usize,
-        /// Slices per step.
-        #[arg(long, default_value_t = 4)]
-        batch: usize,
-        /// Adam learning rate.
-        #[arg(long, default_value_t = 3e-3)]
-        lr: f64,
-        /// Network input size (square, a multiple of 2^levels).
-        #[arg(long, default_value_t = 64)]
-        size: usize,
-        /// Seed of the weights and the slice sampling.
-        #[arg(long, default_value_t = 0)]
-        seed: u64,
-        /// Encoder widths.
-        #[arg(long, value_delimiter = ',', default_values_t = [8, 16, 32])]
-        features: Vec<usize>,
+        /// Continue from OUT/last.
+        #[arg(long)]
+        resume: bool,
+        /// Override the config's step count.
+        #[arg(long)]
+        steps: Option<usize>,
+        /// auto (a hardware GPU, else the CPU backend), wgpu or cpu.
+        #[arg(long, default_value = "auto")]
+        device: crate::models::DeviceChoice,
     },
     /// Write procedural phantom cases with exact ground truth.
     Phantom {
@@ -215,24 +212,13 @@ fn run(cli: Cli) -> Result<()> {
         Command::Info { path, json, at } => info::run(&path, json, &at),
         #[cfg(feature = "ml")]
         Command::Train {
+            config,
             data,
             out,
+            resume,
             steps,
-            batch,
-            lr,
-            size,
-            seed,
-            features,
-        } => segment::train(&segment::TrainArgs {
-            data,
-            out,
-            steps,
-            batch,
-            lr,
-            size,
-            seed,
-            features,
-        }),
+            device,
+        } => segment::train(&config, &data, &out, resume, steps, device),
         #[cfg(feature = "ml")]
         Command::Segment {
             input,
@@ -240,7 +226,7 @@ fn run(cli: Cli) -> Result<()> {
             model,
             device,
             batch,
-        } => segment::run(&input, &out, &model, &device, batch),
+        } => segment::run(&input, &out, model.as_deref(), device, batch),
         Command::Keyframes {
             input,
             k,

@@ -12,17 +12,67 @@ use burn::tensor::Device;
 /// Where to run a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
+    /// A hardware GPU through wgpu when there is one, else the CPU backend
+    /// (a software adapter such as lavapipe is slower than `flex`).
+    Auto,
     /// The wgpu backend (any adapter, lavapipe included).
     Wgpu,
     /// The pure-Rust CPU backend.
     Cpu,
 }
 
-/// The device for a choice.
+impl std::str::FromStr for DeviceChoice {
+    type Err = String;
+    fn from_str(s: &str) -> Result<DeviceChoice, String> {
+        match s {
+            "auto" => Ok(DeviceChoice::Auto),
+            "wgpu" | "gpu" => Ok(DeviceChoice::Wgpu),
+            "cpu" => Ok(DeviceChoice::Cpu),
+            other => Err(format!("unknown device {other:?} (auto, wgpu, cpu)")),
+        }
+    }
+}
+
+/// Whether wgpu sees a hardware GPU (integrated, discrete or virtual),
+/// not only a CPU/software adapter. Probed once per process.
+pub fn hardware_gpu() -> Option<String> {
+    static PROBE: std::sync::OnceLock<Option<String>> = std::sync::OnceLock::new();
+    PROBE
+        .get_or_init(|| {
+            use burn::backend::wgpu::wgpu as w;
+            let instance = w::Instance::new(w::InstanceDescriptor::new_without_display_handle());
+            let adapters = pollster::block_on(instance.enumerate_adapters(w::Backends::all()));
+            adapters.into_iter().map(|a| a.get_info()).find_map(|info| {
+                matches!(
+                    info.device_type,
+                    w::DeviceType::DiscreteGpu
+                        | w::DeviceType::IntegratedGpu
+                        | w::DeviceType::VirtualGpu
+                )
+                .then(|| format!("{} ({:?})", info.name, info.backend))
+            })
+        })
+        .clone()
+}
+
+/// The device for a choice (`Auto` probes the adapters).
 pub fn device(choice: DeviceChoice) -> Device {
     match choice {
+        DeviceChoice::Auto if hardware_gpu().is_some() => Device::wgpu(Default::default()),
         DeviceChoice::Wgpu => Device::wgpu(Default::default()),
-        DeviceChoice::Cpu => Device::flex(),
+        DeviceChoice::Auto | DeviceChoice::Cpu => Device::flex(),
+    }
+}
+
+/// A short description of the device a choice resolves to.
+pub fn describe(choice: DeviceChoice) -> String {
+    match choice {
+        DeviceChoice::Auto => match hardware_gpu() {
+            Some(gpu) => format!("wgpu on {gpu}"),
+            None => "CPU (flex; no hardware GPU adapter)".into(),
+        },
+        DeviceChoice::Wgpu => "wgpu (default adapter)".into(),
+        DeviceChoice::Cpu => "CPU (flex)".into(),
     }
 }
 

@@ -33,8 +33,9 @@ pub enum InputNorm {
 /// Everything needed to run a checkpoint.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 pub struct SegmenterConfig {
-    /// Network.
-    pub model: UNet2dConfig,
+    /// Network (its fields sit at the top level of the JSON object).
+    #[serde(flatten)]
+    pub network: UNet2dConfig,
     /// Network input size (square).
     pub size: usize,
     /// Input normalisation, one per channel or one for all.
@@ -99,6 +100,40 @@ pub fn save_checkpoint(
     })
 }
 
+/// The demo models bundled in the binary: (name, config.json, model.bpk),
+/// trained by `ume train` on phantoms (README: "Demo models").
+pub const DEMOS: &[(&str, &str, &[u8])] = &[];
+
+/// Load a checkpoint folder, or a bundled demo by name (`demo-ct`,
+/// `demo-brats`), onto `device`.
+pub fn load_model(spec: &str, device: &Device) -> Result<(SegmenterConfig, UNet2d), SegmentError> {
+    let path = Path::new(spec);
+    if path.is_dir() {
+        return load_checkpoint(path, device);
+    }
+    let Some((name, config, weights)) = DEMOS.iter().find(|d| d.0 == spec) else {
+        return Err(SegmentError::Checkpoint {
+            path: path.to_path_buf(),
+            problem: format!(
+                "no such checkpoint folder, and not a bundled model ({})",
+                DEMOS.iter().map(|d| d.0).collect::<Vec<_>>().join(", ")
+            ),
+        });
+    };
+    let origin = Path::new(name);
+    let config: SegmenterConfig =
+        serde_json::from_str(config).map_err(|e| SegmentError::Checkpoint {
+            path: origin.to_path_buf(),
+            problem: format!("bundled config: {e}"),
+        })?;
+    let model = load_weights(
+        config.network.init(device),
+        &mut BurnpackStore::from_static(weights),
+        origin,
+    )?;
+    Ok((config, model))
+}
+
 /// Load a checkpoint folder onto `device`.
 pub fn load_checkpoint(
     dir: &Path,
@@ -114,7 +149,6 @@ pub fn load_checkpoint(
             path: cfg_path.clone(),
             problem: format!("not a segmenter config: {e}"),
         })?;
-    let mut model = config.model.init(device);
     let weights = dir.join("model.bpk");
     if !weights.is_file() {
         return Err(SegmentError::Checkpoint {
@@ -122,16 +156,29 @@ pub fn load_checkpoint(
             problem: "weights file missing".into(),
         });
     }
-    let mut store = BurnpackStore::from_file(&weights);
+    let model = load_weights(
+        config.network.init(device),
+        &mut BurnpackStore::from_file(&weights),
+        &weights,
+    )?;
+    Ok((config, model))
+}
+
+/// Apply stored weights, requiring every tensor to be present and fit.
+fn load_weights(
+    mut model: UNet2d,
+    store: &mut BurnpackStore,
+    origin: &Path,
+) -> Result<UNet2d, SegmentError> {
     let result = model
-        .load_from(&mut store)
+        .load_from(store)
         .map_err(|e| SegmentError::Checkpoint {
-            path: weights.clone(),
+            path: origin.to_path_buf(),
             problem: e.to_string(),
         })?;
     if !result.missing.is_empty() || !result.errors.is_empty() {
         return Err(SegmentError::Checkpoint {
-            path: weights,
+            path: origin.to_path_buf(),
             problem: format!(
                 "weights do not match the config ({} missing, {} errors)",
                 result.missing.len(),
@@ -139,7 +186,7 @@ pub fn load_checkpoint(
             ),
         });
     }
-    Ok((config, model))
+    Ok(model)
 }
 
 /// A case's input channels converted to f32 and normalised once, ready to
@@ -152,14 +199,20 @@ pub struct Prepared {
 }
 
 impl Prepared {
-    /// Convert and normalise each volume (first frame) once: HU window to
-    /// [0, 1], or z-score over the volume's non-zero voxels.
+    /// Convert and normalise the first frame of each volume once.
     pub fn new(volumes: &[&Volume], norm: InputNorm) -> Prepared {
+        Prepared::frame(volumes, 0, norm)
+    }
+
+    /// Convert and normalise frame `t` of each volume once: HU window to
+    /// [0, 1], or z-score over the frame's non-zero voxels. Non-finite
+    /// values become 0 so one NaN voxel cannot poison a whole batch.
+    pub fn frame(volumes: &[&Volume], t: usize, norm: InputNorm) -> Prepared {
         let dims = volumes.first().map_or([0; 3], |v| v.dims);
         let channels = volumes
             .iter()
             .map(|v| {
-                let mut vals = v.frame_f32(0).unwrap_or_default();
+                let mut vals = v.frame_f32(t).unwrap_or_default();
                 let (off, scale, clamp) = match norm {
                     InputNorm::Window { low, high } => (low, 1.0 / (high - low).max(1e-9), true),
                     InputNorm::ZScore => {
@@ -177,7 +230,8 @@ impl Prepared {
                 };
                 for x in &mut vals {
                     let y = (f64::from(*x) - off) * scale;
-                    *x = (if clamp { y.clamp(0.0, 1.0) } else { y }) as f32;
+                    let y = if clamp { y.clamp(0.0, 1.0) } else { y };
+                    *x = if y.is_finite() { y as f32 } else { 0.0 };
                 }
                 vals
             })
@@ -225,9 +279,15 @@ fn resample(slice: &[f32], nx: usize, ny: usize, size: usize, out: &mut Vec<f32>
     }
 }
 
-/// Segment a 3D case (one volume per input channel, all on one grid)
-/// slice by slice, `batch` slices at a time. `progress(done, total)` is
-/// called after each batch.
+/// Network pixel of native index `i` along an axis of `n` voxels (nearest),
+/// or native voxel of network pixel `i` (swap the sizes).
+pub fn nearest(i: usize, from: usize, to: usize) -> usize {
+    (((i as f64 + 0.5) * to as f64 / from as f64) as usize).min(to.saturating_sub(1))
+}
+
+/// Segment a 3D case (one volume per input channel, all on one grid; 4D
+/// inputs frame by frame) slice by slice, `batch` slices at a time.
+/// `progress(done, total)` counts slices over all frames.
 pub fn segment(
     config: &SegmenterConfig,
     model: &UNet2d,
@@ -239,27 +299,61 @@ pub fn segment(
     let Some(first) = volumes.first() else {
         return Err(SegmentError::Input("no input volume".into()));
     };
-    if volumes.len() != config.model.in_channels {
+    if volumes.len() != config.network.in_channels {
         return Err(SegmentError::Input(format!(
             "the model takes {} channel(s) but {} volume(s) were given",
-            config.model.in_channels,
+            config.network.in_channels,
             volumes.len()
         )));
     }
-    let [nx, ny, nz] = first.dims;
+    if let Some(v) = volumes.iter().find(|v| v.dims != first.dims) {
+        return Err(SegmentError::Input(format!(
+            "input channels differ in size ({:?} and {:?})",
+            first.dims, v.dims
+        )));
+    }
+    let frames = volumes.iter().map(|v| v.frames).min().unwrap_or(1).max(1);
+    let nz = first.dims[2];
+    let mut out = LabelVolume::zeros(first.dims, frames, first.geometry.clone());
+    let per_frame = first.dims.iter().product::<usize>();
+    for t in 0..frames {
+        let prepared = Prepared::frame(volumes, t, config.norm);
+        let labels = segment_prepared(config, model, &prepared, device, batch, |done, _| {
+            progress(t * nz + done, frames * nz);
+        })?;
+        for (flat, id) in labels.into_iter().enumerate() {
+            if id != 0 {
+                out.set(t * per_frame + flat, id);
+            }
+        }
+    }
+    Ok(out)
+}
+
+/// Label ids of one prepared 3D grid (x fastest), slice by slice.
+pub fn segment_prepared(
+    config: &SegmenterConfig,
+    model: &UNet2d,
+    prepared: &Prepared,
+    device: &Device,
+    batch: usize,
+    mut progress: impl FnMut(usize, usize),
+) -> Result<Vec<u16>, SegmentError> {
+    let [nx, ny, nz] = prepared.dims;
     let size = config.size;
-    let prepared = Prepared::new(volumes, config.norm);
-    let mut out = LabelVolume::zeros(first.dims, 1, first.geometry.clone());
+    let c = config.network.out_channels;
+    let mut out = vec![0u16; nx * ny * nz];
     let ks: Vec<usize> = (0..nz).collect();
-    for (done, chunk) in ks.chunks(batch.max(1)).enumerate() {
+    let si: Vec<usize> = (0..nx).map(|i| nearest(i, nx, size)).collect();
+    let sj: Vec<usize> = (0..ny).map(|j| nearest(j, ny, size)).collect();
+    for chunk in ks.chunks(batch.max(1)) {
         let data = prepared.slices(chunk, size);
         let x = Tensor::<4>::from_data(
-            TensorData::new(data, [chunk.len(), volumes.len(), size, size]),
+            TensorData::new(data, [chunk.len(), prepared.channels.len(), size, size]),
             device,
         );
         let logits = model.forward(x);
-        let c = config.model.out_channels;
-        let probs: Vec<f32> = match config.model.output {
+        let probs: Vec<f32> = match config.network.output {
             OutputMode::MultiClass => burn::tensor::activation::softmax(logits, 1),
             OutputMode::MultiLabel => burn::tensor::activation::sigmoid(logits),
         }
@@ -268,14 +362,10 @@ pub fn segment(
         .map_err(|e| SegmentError::Input(format!("{e:?}")))?;
         for (b, &k) in chunk.iter().enumerate() {
             for j in 0..ny {
-                let sj = ((j as f64 + 0.5) * size as f64 / ny as f64) as usize;
                 for i in 0..nx {
-                    let si = ((i as f64 + 0.5) * size as f64 / nx as f64) as usize;
-                    let at = |ch: usize| {
-                        probs[((b * c + ch) * size + sj.min(size - 1)) * size + si.min(size - 1)]
-                    };
+                    let at = |ch: usize| probs[((b * c + ch) * size + sj[j]) * size + si[i]];
                     let best = (0..c).max_by(|&p, &q| at(p).total_cmp(&at(q))).unwrap_or(0);
-                    let id = match config.model.output {
+                    let id = match config.network.output {
                         OutputMode::MultiClass if best > 0 => {
                             config.label_ids.get(best - 1).copied().unwrap_or(0)
                         }
@@ -284,125 +374,13 @@ pub fn segment(
                         }
                         _ => 0,
                     };
-                    if id != 0 {
-                        out.set(i + nx * (j + ny * k), id);
-                    }
+                    out[i + nx * (j + ny * k)] = id;
                 }
             }
         }
-        progress(((done + 1) * batch.max(1)).min(nz), nz);
+        progress(chunk.last().map_or(0, |k| k + 1), nz);
     }
     Ok(out)
-}
-
-/// Settings of [`train_multiclass`].
-#[derive(Debug, Clone, Copy, PartialEq)]
-pub struct TrainOptions {
-    /// Optimiser steps.
-    pub steps: usize,
-    /// Slices per step.
-    pub batch: usize,
-    /// Adam learning rate.
-    pub learning_rate: f64,
-    /// Seed of the initial weights and of slice sampling.
-    pub seed: u64,
-}
-
-/// Supervised training on labelled 3D cases (one volume per channel plus a
-/// label map), multi-class cross-entropy on random axial slices with Adam.
-/// A small, synchronous core: the background-thread driver with events,
-/// cancel and checkpoints builds on it. `on_step(step, loss)` is called
-/// after every step; a NaN loss stops training with an error.
-pub fn train_multiclass(
-    config: &SegmenterConfig,
-    cases: &[(Vec<&Volume>, &LabelVolume)],
-    opts: &TrainOptions,
-    device: &Device,
-    mut on_step: impl FnMut(usize, f32),
-) -> Result<UNet2d, SegmentError> {
-    let TrainOptions {
-        steps,
-        batch,
-        learning_rate,
-        seed,
-    } = *opts;
-    use burn::optim::{AdamConfig, GradientsParams};
-    if config.model.output != OutputMode::MultiClass {
-        return Err(SegmentError::Input(
-            "train_multiclass needs a multi-class model".into(),
-        ));
-    }
-    if cases.is_empty() {
-        return Err(SegmentError::Input("no training cases".into()));
-    }
-    let device = device.clone().autodiff();
-    // Seeded initialisation: the same seed trains the same model.
-    device.seed(seed);
-    let mut model = config.model.init(&device);
-    let mut optim = AdamConfig::new().init();
-    let size = config.size;
-    let classes = config.model.out_channels;
-    let prepared: Vec<Prepared> = cases
-        .iter()
-        .map(|(vols, _)| Prepared::new(vols, config.norm))
-        .collect();
-    // Deterministic slice sampling, biased towards slices with labels.
-    let mut state = seed ^ 0x9E37_79B9_7F4A_7C15;
-    let mut next = || {
-        state = crate::phantom::mix_cell(state as usize, 7, 11);
-        state
-    };
-    for step in 0..steps {
-        let mut xs = Vec::new();
-        let mut ys = Vec::new();
-        for _ in 0..batch.max(1) {
-            let c = (next() % cases.len() as u64) as usize;
-            let (_, labels) = &cases[c];
-            let [nx, ny, nz] = labels.dims;
-            let mut k = (next() % nz as u64) as usize;
-            for _ in 0..8 {
-                if (0..nx * ny).any(|i| labels.get(k * nx * ny + i) != 0) {
-                    break;
-                }
-                k = (next() % nz as u64) as usize;
-            }
-            xs.extend(prepared[c].slices(&[k], size));
-            // Class index per network pixel (nearest from the native grid).
-            for j in 0..size {
-                let sj = ((j as f64 + 0.5) * ny as f64 / size as f64) as usize;
-                for i in 0..size {
-                    let si = ((i as f64 + 0.5) * nx as f64 / size as f64) as usize;
-                    let id = labels.get(k * nx * ny + sj.min(ny - 1) * nx + si.min(nx - 1));
-                    let class = config
-                        .label_ids
-                        .iter()
-                        .position(|&l| l == id)
-                        .map_or(0, |p| p + 1);
-                    ys.push(class as i64);
-                }
-            }
-        }
-        let b = batch.max(1);
-        let x = Tensor::<4>::from_data(
-            TensorData::new(xs, [b, config.model.in_channels, size, size]),
-            &device,
-        );
-        let y = Tensor::<3, Int>::from_data(TensorData::new(ys, [b, size, size]), &device);
-        let logits = model.forward(x);
-        let logp = burn::tensor::activation::log_softmax(logits, 1);
-        let onehot = y.one_hot::<4>(classes).permute([0, 3, 1, 2]).float();
-        let loss = (logp * onehot).sum_dim(1).mean().neg();
-        let value = loss.clone().into_scalar::<f32>();
-        if !value.is_finite() {
-            return Err(SegmentError::Input(format!(
-                "training diverged: loss {value} at step {step}"
-            )));
-        }
-        on_step(step, value);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(learning_rate, model, grads);
-    }
-    Ok(model.to_device(&device.without_autodiff()))
 }
 
 #[cfg(test)]

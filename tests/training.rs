@@ -1,0 +1,231 @@
+//! The training core as the CLI and the app drive it: seeded determinism,
+//! resume equals an uninterrupted run, cancel saves a resumable state, a
+//! diverging run and a panicking one end as errors, and every shipped
+//! config parses and passes its checks.
+#![cfg(feature = "ml")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use std::path::Path;
+use std::sync::Arc;
+use std::sync::atomic::AtomicBool;
+use ume::models::{DeviceChoice, device};
+use ume::phantom::{Size, totalseg_case};
+use ume::training::{
+    Event, RunOptions, TrainConfig, TrainError, TrainingData, spawn_training, train,
+};
+
+fn tiny_config() -> TrainConfig {
+    let mut c = TrainConfig::load(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/unet_tiny_ct.json"
+    )))
+    .unwrap();
+    c.training.steps = 12;
+    c.training.val_every = 6;
+    c.training.checkpoint_every = 6;
+    c.model.size = 32;
+    c
+}
+
+fn data(config: &TrainConfig) -> TrainingData {
+    let cases: Vec<_> = (1..=3)
+        .map(|n| {
+            let c = totalseg_case(5, n, Size::Small);
+            ume::dataset::Case {
+                id: format!("s{n:04}"),
+                layout: ume::dataset::Layout::TotalSegmentator,
+                images: vec![("ct".into(), c.ct.clone())],
+                labels: Some(c.labels.clone()),
+                frame_labels: Vec::new(),
+                table: c.table.clone(),
+                acdc: None,
+                warnings: Vec::new(),
+            }
+        })
+        .collect();
+    TrainingData::from_cases(&cases, config).unwrap()
+}
+
+fn opts(out: &Path, resume: bool) -> RunOptions {
+    RunOptions {
+        out: out.to_path_buf(),
+        resume,
+        device: device(DeviceChoice::Cpu),
+    }
+}
+
+fn losses(config: &TrainConfig, data: &TrainingData, o: &RunOptions) -> (Vec<f32>, Vec<Event>) {
+    let mut events = Vec::new();
+    let mut losses = Vec::new();
+    let _ = train(config, data, o, &AtomicBool::new(false), |e| {
+        if let Event::Step { loss, .. } = e {
+            losses.push(loss);
+        }
+        events.push(e);
+    });
+    (losses, events)
+}
+
+#[test]
+fn same_seed_same_run_and_resume_continues_exactly() {
+    let config = tiny_config();
+    let data = data(&config);
+    assert_eq!((data.train.len(), data.val.len()), (2, 1));
+    let tmp = tempfile::tempdir().unwrap();
+    let (a, events) = losses(&config, &data, &opts(&tmp.path().join("a"), false));
+    let (b, _) = losses(&config, &data, &opts(&tmp.path().join("b"), false));
+    assert_eq!(a.len(), 12);
+    assert_eq!(a, b, "same seed, same losses");
+    // Event order: Started first, Finished last, validation every 6 steps.
+    assert!(matches!(events[0], Event::Started { first_step: 0, .. }));
+    assert!(matches!(events.last(), Some(Event::Finished(Ok(_)))));
+    let validated: Vec<usize> = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Validated { step, dice, .. } => {
+                assert_eq!(dice.len(), 3);
+                Some(*step)
+            }
+            _ => None,
+        })
+        .collect();
+    assert_eq!(validated, vec![5, 11]);
+    for f in [
+        "config.json",
+        "model.bpk",
+        "train_config.json",
+        "last/state.json",
+        "last/optim.bpk",
+    ] {
+        assert!(tmp.path().join("a").join(f).is_file(), "{f}");
+    }
+
+    // Half the steps, then resume to the end: the same losses as one run.
+    let mut half = config.clone();
+    half.training.steps = 6;
+    let c = tmp.path().join("c");
+    let (first, _) = losses(&half, &data, &opts(&c, false));
+    let (rest, events) = losses(&config, &data, &opts(&c, true));
+    assert!(
+        matches!(events[0], Event::Started { first_step: 6, .. }),
+        "{:?}",
+        events[0]
+    );
+    let joined: Vec<f32> = first.into_iter().chain(rest).collect();
+    assert_eq!(joined.len(), 12);
+    for (x, y) in joined.iter().zip(&a) {
+        assert!(
+            (x - y).abs() <= 1e-4 * y.abs().max(1.0),
+            "{joined:?} vs {a:?}"
+        );
+    }
+
+    // Resuming with another network is refused, naming the folder.
+    let mut other = config.clone();
+    other.model.network.features = vec![4, 8, 16];
+    let err = train(
+        &other,
+        &data,
+        &opts(&c, true),
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(matches!(err, TrainError::Config(_)), "{err}");
+    assert!(err.to_string().contains("last"), "{err}");
+}
+
+#[test]
+fn a_diverging_run_ends_with_an_error_not_silence() {
+    let mut config = tiny_config();
+    config.training.learning_rate = 1e30;
+    config.training.grad_clip_norm = None;
+    config.training.scheduler = ume::training::config::SchedulerConfig::Constant;
+    let data = data(&config);
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, events) = losses(&config, &data, &opts(tmp.path(), false));
+    match events.last() {
+        Some(Event::Finished(Err(TrainError::Diverged { step, loss }))) => {
+            assert!(*step > 0 && !loss.is_finite());
+        }
+        other => panic!("expected a divergence error, got {other:?}"),
+    }
+}
+
+#[test]
+fn background_run_reports_cancels_and_survives_a_panic() {
+    let mut config = tiny_config();
+    config.training.steps = 10_000;
+    config.training.checkpoint_every = 10_000;
+    let data = Arc::new(data(&config));
+    let tmp = tempfile::tempdir().unwrap();
+    let handle =
+        spawn_training(config.clone(), data.clone(), opts(tmp.path(), false), || {}).unwrap();
+    let mut steps = 0;
+    let finished = loop {
+        match handle.next().unwrap() {
+            Event::Step { .. } => {
+                steps += 1;
+                if steps == 3 {
+                    handle.cancel();
+                }
+            }
+            Event::Finished(r) => break r,
+            _ => {}
+        }
+    };
+    match finished {
+        Err(TrainError::Cancelled { steps: done, .. }) => assert!((3..=4).contains(&done)),
+        other => panic!("expected a cancel, got {other:?}"),
+    }
+    assert!(
+        tmp.path().join("last/state.json").is_file(),
+        "cancel saves a resumable state"
+    );
+    assert!(handle.next().is_none(), "nothing after Finished");
+
+    // A panic inside the run (here: in the wake-up callback) becomes an
+    // error event; the caller lives on.
+    let handle = spawn_training(config, data, opts(&tmp.path().join("p"), false), || {
+        panic!("boom")
+    })
+    .unwrap();
+    let mut last = None;
+    while let Some(e) = handle.next() {
+        last = Some(e);
+    }
+    match last {
+        Some(Event::Finished(Err(TrainError::Panicked(msg)))) => assert!(msg.contains("boom")),
+        other => panic!("expected a panic report, got {other:?}"),
+    }
+}
+
+#[test]
+fn every_shipped_config_parses_and_checks() {
+    let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs"));
+    let mut n = 0;
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let path = entry.unwrap().path();
+        let name = path.file_name().unwrap().to_string_lossy().into_owned();
+        if name.ends_with(".json") && (name.starts_with("unet_") || name.starts_with("demo_")) {
+            TrainConfig::load(&path).unwrap_or_else(|e| panic!("{e}"));
+            n += 1;
+        }
+    }
+    assert!(n >= 5, "{n} configs");
+    // The seed's TotalSegmentator defaults.
+    let c = TrainConfig::load(&dir.join("unet_totalseg.json")).unwrap();
+    assert_eq!(c.model.size, 256);
+    assert_eq!(c.model.network.features, vec![32, 64, 128, 256]);
+    assert_eq!(c.training.learning_rate, 1e-3);
+    // Typos and mismatched losses are refused with the file's name.
+    let tmp = tempfile::tempdir().unwrap();
+    let bad = tmp.path().join("bad.json");
+    let text = std::fs::read_to_string(dir.join("unet_tiny_ct.json")).unwrap();
+    std::fs::write(&bad, text.replace("\"steps\"", "\"stepz\"")).unwrap();
+    let e = TrainConfig::load(&bad).unwrap_err().to_string();
+    assert!(e.contains("bad.json") && e.contains("stepz"), "{e}");
+    std::fs::write(&bad, text.replace("bce_dice", "ce")).unwrap();
+    let e = TrainConfig::load(&bad).unwrap_err().to_string();
+    assert!(e.contains("multi-class"), "{e}");
+}
