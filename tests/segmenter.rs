@@ -66,6 +66,7 @@ fn short_training_learns_the_tumour() {
         out: tmp.path().to_path_buf(),
         resume: false,
         device: dev.clone(),
+        init: None,
     };
     let mut losses = Vec::new();
     train(&tc, &data, &opts, &Default::default(), |e| {
@@ -86,7 +87,7 @@ fn short_training_learns_the_tumour() {
         &[&test.images[1].1, &test.images[3].1],
         &dev,
         8,
-        |_, _| {},
+        |_, _| true,
     )
     .unwrap();
     assert_eq!(pred.dims, test.labels.dims);

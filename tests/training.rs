@@ -51,6 +51,7 @@ fn opts(out: &Path, resume: bool) -> RunOptions {
         out: out.to_path_buf(),
         resume,
         device: device(DeviceChoice::Cpu),
+        init: None,
     }
 }
 

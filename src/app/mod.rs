@@ -6,6 +6,8 @@
 //! when it changed. Nothing slow runs on the UI thread: loading is a job,
 //! and a frame upload converts one frame (tens of ms at most).
 
+#[cfg(feature = "ml")]
+pub mod ai;
 pub mod bench;
 pub mod document;
 pub mod evaluation;
@@ -150,6 +152,9 @@ pub struct UmeApp {
     prediction_job:
         Option<std::sync::mpsc::Receiver<Result<(PathBuf, crate::volume::LabelVolume), String>>>,
     pending_prediction: Option<PathBuf>,
+    /// Models: segmentation, what-if, fine-tuning.
+    #[cfg(feature = "ml")]
+    pub ai: ai::AiState,
 }
 
 impl UmeApp {
@@ -201,6 +206,8 @@ impl UmeApp {
             prediction_generation: 0,
             prediction_job: None,
             pending_prediction: options.prediction.clone(),
+            #[cfg(feature = "ml")]
+            ai: ai::AiState::default(),
         };
         if let Some(req) = options.request() {
             app.open(ctx, req);
@@ -329,6 +336,8 @@ impl UmeApp {
                     .update(doc, self.doc_generation, move || wake.request_repaint());
             }
         }
+        #[cfg(feature = "ml")]
+        ai::logic(self, ctx);
         if self.playing
             && let Some(doc) = &mut self.doc
         {

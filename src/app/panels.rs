@@ -166,8 +166,19 @@ pub(super) fn status_bar(app: &UmeApp, ui: &mut egui::Ui) {
 }
 
 pub(super) fn controls(app: &mut UmeApp, ui: &mut egui::Ui) {
-    let Some(doc) = &mut app.doc else { return };
     egui::ScrollArea::vertical().show(ui, |ui| {
+        image_controls(app, ui);
+        #[cfg(feature = "ml")]
+        {
+            ui.separator();
+            super::ai::section(app, ui);
+        }
+    });
+}
+
+fn image_controls(app: &mut UmeApp, ui: &mut egui::Ui) {
+    let Some(doc) = &mut app.doc else { return };
+    {
         ui.heading(&doc.title);
         if doc.layers.len() > 1 {
             ui.label("Modality");
@@ -295,7 +306,7 @@ pub(super) fn controls(app: &mut UmeApp, ui: &mut egui::Ui) {
         for w in &doc.warnings {
             ui.colored_label(egui::Color32::YELLOW, w);
         }
-    });
+    }
 }
 
 pub(super) fn cine_bar(app: &mut UmeApp, ui: &mut egui::Ui) {

@@ -42,6 +42,37 @@ pub(super) enum BenchCommand {
         #[arg(long, default_values_t = [512, 512, 300], num_args = 3, value_delimiter = ',')]
         dims: Vec<usize>,
     },
+    /// U-Net inference and training throughput at 256×256 (the seed's full
+    /// model) on the CPU backend, and on wgpu with --wgpu, against the
+    /// PyTorch CPU reference (scripts/unet_reference.py) at the same thread
+    /// count when PyTorch is installed.
+    #[cfg(feature = "ml")]
+    Unet {
+        /// Slice size.
+        #[arg(long, default_value_t = 256)]
+        size: usize,
+        /// Output channels (117 as TotalSegmentator).
+        #[arg(long, default_value_t = 117)]
+        out_channels: usize,
+        /// Timed forward passes (batch 1).
+        #[arg(long, default_value_t = 5)]
+        reps: usize,
+        /// Images per training step.
+        #[arg(long, default_value_t = 4)]
+        train_batch: usize,
+        /// Timed training steps.
+        #[arg(long, default_value_t = 3)]
+        train_reps: usize,
+        /// PyTorch threads (UME's CPU backend is measured as it runs).
+        #[arg(long, default_value_t = 1)]
+        threads: usize,
+        /// Also measure the wgpu backend (slow on a software adapter).
+        #[arg(long)]
+        wgpu: bool,
+        /// Python interpreter with PyTorch for the reference.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
     /// (Internal) load one file and print peak memory as JSON.
     #[command(hide = true)]
     Peak {
@@ -58,6 +89,26 @@ pub(super) fn run(cmd: BenchCommand) -> Result<()> {
             python,
         } => load(&dir, repeat.max(1), &python),
         BenchCommand::Metrics { dims } => metrics(&dims),
+        #[cfg(feature = "ml")]
+        BenchCommand::Unet {
+            size,
+            out_channels,
+            reps,
+            train_batch,
+            train_reps,
+            threads,
+            wgpu,
+            python,
+        } => unet(&UnetBench {
+            size,
+            out_channels,
+            reps: reps.max(1),
+            train_batch: train_batch.max(1),
+            train_reps: train_reps.max(1),
+            threads,
+            wgpu,
+            python,
+        }),
         BenchCommand::Keyframes { cases } => keyframes(cases),
         #[cfg(feature = "gui")]
         BenchCommand::Viewer => crate::app::bench::viewer(),
@@ -405,5 +456,102 @@ fn keyframes(cases: usize) -> Result<()> {
         "content-aware K=2 within ±1 frame of both ED and ES: {hits}/{cases} held-out cardiac phantoms ({:.0}%; goal ≥ 90%)",
         100.0 * f64::from(hits) / cases.max(1) as f64
     );
+    Ok(())
+}
+
+#[cfg(feature = "ml")]
+struct UnetBench {
+    size: usize,
+    out_channels: usize,
+    reps: usize,
+    train_batch: usize,
+    train_reps: usize,
+    threads: usize,
+    wgpu: bool,
+    python: String,
+}
+
+/// `ume bench unet`: UME's backends and the PyTorch reference, one table.
+#[cfg(feature = "ml")]
+fn unet(b: &UnetBench) -> Result<()> {
+    use crate::models::bench::unet_throughput;
+    use crate::models::{DeviceChoice, UNet2dConfig, describe, device};
+    let config = UNet2dConfig::new(1, b.out_channels);
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    say!(
+        "U-Net {:?} + {} bottleneck, 1 -> {} channels, {}x{}; machine threads: {cores}",
+        config.features,
+        config.bottleneck,
+        b.out_channels,
+        b.size,
+        b.size
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/unet_reference.py");
+    let reference = Command::new(&b.python)
+        .arg(&script)
+        .arg("bench")
+        .args(["--out-channels", &b.out_channels.to_string()])
+        .args(["--size", &b.size.to_string()])
+        .args(["--threads", &b.threads.to_string()])
+        .args(["--reps", &b.reps.to_string()])
+        .args(["--train-batch", &b.train_batch.to_string()])
+        .args(["--train-reps", &b.train_reps.to_string()])
+        .arg("--channels-last")
+        .output();
+    let torch = match reference {
+        Ok(o) if o.status.success() => {
+            let j: serde_json::Value = serde_json::from_slice(&o.stdout)
+                .context("the PyTorch reference printed no JSON")?;
+            let get = |k: &str| j[k].as_f64().unwrap_or(f64::NAN);
+            say!(
+                "PyTorch {} CPU, {} thread(s): {:.2} slices/s inference, {:.2} img/s training",
+                j["torch"].as_str().unwrap_or("?"),
+                b.threads,
+                get("inference_slices_per_s"),
+                get("train_images_per_s")
+            );
+            Some((get("inference_slices_per_s"), get("train_images_per_s")))
+        }
+        Ok(o) => {
+            say!(
+                "PyTorch reference not run ({}); ratios omitted",
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("failed")
+            );
+            None
+        }
+        Err(e) => {
+            say!("PyTorch reference not run ({e}); ratios omitted");
+            None
+        }
+    };
+    let mut choices = vec![DeviceChoice::Cpu];
+    if b.wgpu {
+        choices.push(DeviceChoice::Wgpu);
+    }
+    for choice in choices {
+        let t = unet_throughput(
+            &config,
+            &device(choice),
+            b.size,
+            1,
+            b.reps,
+            b.train_batch,
+            b.train_reps,
+        );
+        let ratio = |ours: f64, theirs: Option<f64>| {
+            theirs.map_or(String::new(), |r| format!(" ({:.2}x PyTorch)", ours / r))
+        };
+        say!(
+            "UME {}: {:.2} slices/s inference{}, {:.2} img/s training{}",
+            describe(choice),
+            t.inference_slices_per_s,
+            ratio(t.inference_slices_per_s, torch.map(|t| t.0)),
+            t.train_images_per_s,
+            ratio(t.train_images_per_s, torch.map(|t| t.1)),
+        );
+    }
     Ok(())
 }

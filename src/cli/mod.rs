@@ -127,6 +127,20 @@ enum Command {
         #[arg(long, default_value = "auto")]
         device: crate::models::DeviceChoice,
     },
+    /// Convert a PyTorch state_dict (.pth) of the seed U-Net (enc1..enc4,
+    /// bottleneck, up4..up1, dec4..dec1, final_conv) into a checkpoint.
+    #[cfg(feature = "ml")]
+    ImportPth {
+        /// The .pth file.
+        pth: PathBuf,
+        /// A training config (configs/unet_*.json) or a checkpoint's
+        /// config.json describing the network.
+        #[arg(long)]
+        config: PathBuf,
+        /// Checkpoint folder to write.
+        #[arg(long)]
+        out: PathBuf,
+    },
     /// Write procedural phantom cases with exact ground truth.
     Phantom {
         /// brats, acdc or totalseg.
@@ -219,6 +233,8 @@ fn run(cli: Cli) -> Result<()> {
             steps,
             device,
         } => segment::train(&config, &data, &out, resume, steps, device),
+        #[cfg(feature = "ml")]
+        Command::ImportPth { pth, config, out } => segment::import_pth(&pth, &config, &out),
         #[cfg(feature = "ml")]
         Command::Segment {
             input,

@@ -44,10 +44,13 @@ pub(super) fn run(
     let bar = super::progress_bar(total as u64, "segmenting slices");
     let labels = segment(&config, &net, &refs, &dev, batch, |done, _| {
         bar.set_position(done as u64);
+        true
     })?;
     bar.finish_and_clear();
     crate::io::save_labels(&labels, out).with_context(|| format!("writing {}", out.display()))?;
-    let table = label_table(&config.label_ids);
+    let table =
+        serde_json::to_string_pretty(&crate::volume::LabelTable::for_ids(&config.label_ids))
+            .unwrap_or_else(|_| "{}".into());
     let table_path = out.with_file_name(format!(
         "{}.labels.json",
         out.file_name()
@@ -66,23 +69,6 @@ pub(super) fn run(
         table_path.display()
     );
     Ok(())
-}
-
-/// The label-table JSON for predicted ids, in the app's table format:
-/// names and colours from the built-in table that knows all of them
-/// (BraTS, TotalSegmentator, ACDC), else "label N".
-fn label_table(ids: &[u16]) -> String {
-    use crate::volume::LabelTable;
-    let table = ["brats", "totalseg", "acdc"]
-        .iter()
-        .filter_map(|name| LabelTable::builtin(name).ok())
-        .find(|t| ids.iter().all(|&id| t.name_of(id).is_some()))
-        .map(|mut t| {
-            t.labels.retain(|l| ids.contains(&l.id));
-            t
-        })
-        .unwrap_or_else(|| LabelTable::generic(ids.iter().copied()));
-    serde_json::to_string_pretty(&table).unwrap_or_else(|_| "{}".into())
 }
 
 /// `ume train`: every labelled case of the folder, split by the config.
@@ -120,6 +106,7 @@ pub(super) fn train(
         out: out.to_path_buf(),
         resume,
         device: device(choice),
+        init: None,
     };
     let bar = super::progress_bar(config.training.steps as u64, "training");
     let mut names = std::collections::HashMap::new();
@@ -192,6 +179,38 @@ pub(super) fn train(
         summary.best_dice,
         summary.best_step + 1,
         summary.out.display()
+    );
+    Ok(())
+}
+
+/// `ume import-pth`: a seed U-Net `.pth` becomes a checkpoint folder.
+pub(super) fn import_pth(pth: &Path, config: &Path, out: &Path) -> Result<()> {
+    use crate::models::segment::{SegmenterConfig, save_checkpoint};
+    let text =
+        std::fs::read_to_string(config).with_context(|| format!("reading {}", config.display()))?;
+    let mut model: SegmenterConfig = match serde_json::from_str::<TrainConfig>(&text) {
+        Ok(tc) => tc.model,
+        Err(_) => serde_json::from_str(&text).with_context(|| {
+            format!(
+                "{}: neither a training config nor a checkpoint config.json",
+                config.display()
+            )
+        })?,
+    };
+    if model.label_ids.is_empty() {
+        // Channel c predicts label c + 1 (after background for multi-class).
+        let n = match model.network.output {
+            crate::models::OutputMode::MultiLabel => model.network.out_channels,
+            crate::models::OutputMode::MultiClass => model.network.out_channels.saturating_sub(1),
+        };
+        model.label_ids = (1..=n as u16).collect();
+    }
+    let net = crate::models::pytorch::load_pth(pth, &model.network, &device(DeviceChoice::Cpu))?;
+    save_checkpoint(out, &model, &net)?;
+    say!(
+        "wrote {} ({} structures)",
+        out.display(),
+        model.label_ids.len()
     );
     Ok(())
 }

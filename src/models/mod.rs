@@ -2,6 +2,8 @@
 //! pairs; where they run is a runtime [`burn::tensor::Device`]: the wgpu
 //! backend on a GPU, or the pure-Rust `flex` CPU backend.
 
+pub mod bench;
+pub mod pytorch;
 pub mod segment;
 pub mod unet2d;
 

@@ -67,6 +67,9 @@ pub enum SegmentError {
     /// The inputs do not fit the checkpoint.
     #[error("{0}")]
     Input(String),
+    /// The caller's progress callback asked to stop.
+    #[error("segmentation cancelled")]
+    Cancelled,
 }
 
 /// Save a checkpoint folder (`config.json` + `model.bpk`).
@@ -287,14 +290,15 @@ pub fn nearest(i: usize, from: usize, to: usize) -> usize {
 
 /// Segment a 3D case (one volume per input channel, all on one grid; 4D
 /// inputs frame by frame) slice by slice, `batch` slices at a time.
-/// `progress(done, total)` counts slices over all frames.
+/// `progress(done, total)` counts slices over all frames and returns
+/// whether to go on (false cancels).
 pub fn segment(
     config: &SegmenterConfig,
     model: &UNet2d,
     volumes: &[&Volume],
     device: &Device,
     batch: usize,
-    mut progress: impl FnMut(usize, usize),
+    mut progress: impl FnMut(usize, usize) -> bool,
 ) -> Result<LabelVolume, SegmentError> {
     let Some(first) = volumes.first() else {
         return Err(SegmentError::Input("no input volume".into()));
@@ -319,7 +323,7 @@ pub fn segment(
     for t in 0..frames {
         let prepared = Prepared::frame(volumes, t, config.norm);
         let labels = segment_prepared(config, model, &prepared, device, batch, |done, _| {
-            progress(t * nz + done, frames * nz);
+            progress(t * nz + done, frames * nz)
         })?;
         for (flat, id) in labels.into_iter().enumerate() {
             if id != 0 {
@@ -330,14 +334,15 @@ pub fn segment(
     Ok(out)
 }
 
-/// Label ids of one prepared 3D grid (x fastest), slice by slice.
+/// Label ids of one prepared 3D grid (x fastest), slice by slice;
+/// `progress` as for [`segment`].
 pub fn segment_prepared(
     config: &SegmenterConfig,
     model: &UNet2d,
     prepared: &Prepared,
     device: &Device,
     batch: usize,
-    mut progress: impl FnMut(usize, usize),
+    mut progress: impl FnMut(usize, usize) -> bool,
 ) -> Result<Vec<u16>, SegmentError> {
     let [nx, ny, nz] = prepared.dims;
     let size = config.size;
@@ -378,7 +383,9 @@ pub fn segment_prepared(
                 }
             }
         }
-        progress(chunk.last().map_or(0, |k| k + 1), nz);
+        if !progress(chunk.last().map_or(0, |k| k + 1), nz) {
+            return Err(SegmentError::Cancelled);
+        }
     }
     Ok(out)
 }

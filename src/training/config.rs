@@ -34,8 +34,8 @@ pub struct DataConfig {
     /// Share of the cases held out for validation (at least one case when
     /// there are two or more; the last cases in id order).
     pub val_fraction: f64,
-    /// Probability that a drawn slice contains a label (retrying a few
-    /// times), so small structures are seen often enough.
+    /// Probability that a slice is drawn class-balanced (a structure
+    /// uniformly, then a slice containing it) instead of uniformly.
     pub labelled_slice_bias: f64,
     /// Image channels to use, by modality name, in this order (e.g. `["t1ce",
     /// "flair"]`); empty means all of the case's images in file order.

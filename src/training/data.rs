@@ -18,8 +18,8 @@ pub struct Sample {
     pub input: Prepared,
     /// Labels on the same grid (one frame).
     pub labels: LabelVolume,
-    /// Axial slices that contain any label.
-    labelled: Vec<usize>,
+    /// Axial slices containing each label id present (sorted by id).
+    slices_by_label: Vec<(u16, Vec<usize>)>,
 }
 
 /// The samples of a run, split.
@@ -72,14 +72,21 @@ impl Sample {
         }
         let input = Prepared::frame(channels, frame, config.model.norm);
         let [nx, ny, nz] = labels.dims;
-        let labelled = (0..nz)
-            .filter(|&k| (0..nx * ny).any(|i| labels.get(k * nx * ny + i) != 0))
-            .collect();
+        let mut by_label = std::collections::BTreeMap::<u16, Vec<usize>>::new();
+        for k in 0..nz {
+            let mut seen = std::collections::BTreeSet::new();
+            for i in 0..nx * ny {
+                seen.insert(labels.get(k * nx * ny + i));
+            }
+            for id in seen.into_iter().filter(|&id| id != 0) {
+                by_label.entry(id).or_default().push(k);
+            }
+        }
         Ok(Sample {
             id,
             input,
             labels,
-            labelled,
+            slices_by_label: by_label.into_iter().collect(),
         })
     }
 
@@ -100,19 +107,52 @@ impl Sample {
     }
 }
 
+/// A labelled case by reference: what training needs of a loaded dataset
+/// case or of the case open in the app.
+pub struct LabelledCase<'a> {
+    /// Case id.
+    pub id: &'a str,
+    /// (modality name, image), one grid.
+    pub images: Vec<(&'a str, &'a Volume)>,
+    /// 3D labels.
+    pub labels: Option<&'a LabelVolume>,
+    /// Labelled frames of a 4D case: (0-based frame, 3D labels).
+    pub frame_labels: Vec<(usize, &'a LabelVolume)>,
+}
+
+impl<'a> From<&'a Case> for LabelledCase<'a> {
+    fn from(c: &'a Case) -> LabelledCase<'a> {
+        LabelledCase {
+            id: &c.id,
+            images: c.images.iter().map(|(n, v)| (n.as_str(), v)).collect(),
+            labels: c.labels.as_ref(),
+            frame_labels: c.frame_labels.iter().map(|(t, l)| (*t, l)).collect(),
+        }
+    }
+}
+
 impl TrainingData {
-    /// Samples of loaded cases: the channels named in `data.channels` (or
+    /// Samples of loaded dataset cases; see [`TrainingData::from_labelled`].
+    pub fn from_cases(cases: &[Case], config: &TrainConfig) -> Result<TrainingData, DataError> {
+        let cases: Vec<LabelledCase> = cases.iter().map(LabelledCase::from).collect();
+        TrainingData::from_labelled(&cases, config)
+    }
+
+    /// Samples of labelled cases: the channels named in `data.channels` (or
     /// all), the 3D labels or each labelled frame. The last
     /// `val_fraction` of the cases (at least one when there are two or
     /// more) validate; a single case both trains and validates.
-    pub fn from_cases(cases: &[Case], config: &TrainConfig) -> Result<TrainingData, DataError> {
+    pub fn from_labelled(
+        cases: &[LabelledCase],
+        config: &TrainConfig,
+    ) -> Result<TrainingData, DataError> {
         let mut per_case = Vec::new();
         for case in cases {
             let channels = pick_channels(case, &config.data)?;
             let mut samples = Vec::new();
-            if let Some(labels) = &case.labels {
+            if let Some(labels) = case.labels {
                 samples.push(Sample::new(
-                    case.id.clone(),
+                    case.id.to_string(),
                     &channels,
                     0,
                     labels.clone(),
@@ -124,7 +164,7 @@ impl TrainingData {
                     format!("{} frame {t}", case.id),
                     &channels,
                     *t,
-                    labels.clone(),
+                    (*labels).clone(),
                     config,
                 )?);
             }
@@ -134,7 +174,6 @@ impl TrainingData {
         }
         TrainingData::split(per_case, config.data.val_fraction)
     }
-
     /// Split samples grouped by case.
     pub fn split(
         mut per_case: Vec<Vec<Sample>>,
@@ -171,8 +210,16 @@ impl TrainingData {
     }
 
     /// Draw one training batch: network inputs `[B, C, S, S]` and label ids
-    /// `[B, S, S]`, augmented.
-    pub fn batch(&self, config: &TrainConfig, rng: &mut Rng) -> (Vec<f32>, Vec<u16>) {
+    /// `[B, S, S]`, augmented. With probability `labelled_slice_bias` a
+    /// slice is drawn class-balanced — a structure of `label_ids` uniformly,
+    /// then a slice containing it (nnU-Net's foreground oversampling), so
+    /// small structures are seen as often as large ones — else uniformly.
+    pub fn batch(
+        &self,
+        config: &TrainConfig,
+        label_ids: &[u16],
+        rng: &mut Rng,
+    ) -> (Vec<f32>, Vec<u16>) {
         let size = config.model.size;
         let b = config.training.batch_size;
         let mut xs = Vec::with_capacity(b * config.model.network.in_channels * size * size);
@@ -180,8 +227,15 @@ impl TrainingData {
         for _ in 0..b {
             let s = &self.train[rng.below(self.train.len())];
             let nz = s.labels.dims[2];
-            let k = if !s.labelled.is_empty() && rng.unit() < config.data.labelled_slice_bias {
-                s.labelled[rng.below(s.labelled.len())]
+            let wanted: Vec<&Vec<usize>> = s
+                .slices_by_label
+                .iter()
+                .filter(|(id, _)| label_ids.contains(id))
+                .map(|(_, ks)| ks)
+                .collect();
+            let k = if !wanted.is_empty() && rng.unit() < config.data.labelled_slice_bias {
+                let ks = wanted[rng.below(wanted.len())];
+                ks[rng.below(ks.len())]
             } else {
                 rng.below(nz)
             };
@@ -222,9 +276,12 @@ pub fn one_hot(ids: &[u16], label_ids: &[u16], mode: OutputMode, pixels: usize) 
     out
 }
 
-fn pick_channels<'a>(case: &'a Case, data: &DataConfig) -> Result<Vec<&'a Volume>, DataError> {
+fn pick_channels<'a>(
+    case: &LabelledCase<'a>,
+    data: &DataConfig,
+) -> Result<Vec<&'a Volume>, DataError> {
     if data.channels.is_empty() {
-        return Ok(case.images.iter().map(|(_, v)| v).collect());
+        return Ok(case.images.iter().map(|(_, v)| *v).collect());
     }
     data.channels
         .iter()
@@ -232,14 +289,14 @@ fn pick_channels<'a>(case: &'a Case, data: &DataConfig) -> Result<Vec<&'a Volume
             case.images
                 .iter()
                 .find(|(name, _)| name.eq_ignore_ascii_case(want))
-                .map(|(_, v)| v)
+                .map(|(_, v)| *v)
                 .ok_or_else(|| DataError {
-                    case: case.id.clone(),
+                    case: case.id.to_string(),
                     problem: format!(
                         "no {want:?} image (has {})",
                         case.images
                             .iter()
-                            .map(|(n, _)| n.as_str())
+                            .map(|(n, _)| *n)
                             .collect::<Vec<_>>()
                             .join(", ")
                     ),

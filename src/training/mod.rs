@@ -163,6 +163,10 @@ pub struct RunOptions {
     pub resume: bool,
     /// Device (not autodiff; the trainer adds it).
     pub device: Device,
+    /// Start from these weights (a checkpoint folder or bundled demo name)
+    /// instead of a random initialisation — fine-tuning. Its network must
+    /// match the config's.
+    pub init: Option<String>,
 }
 
 /// The resumable state saved with the last weights.
@@ -280,7 +284,21 @@ fn train_inner(
             best_dice: -1.0, // below any Dice, and JSON-representable
             best_step: 0,
         };
-        (model_config.network.init(&device), optimizer(config), state)
+        let model = match &opts.init {
+            Some(spec) => {
+                let (from, model) = crate::models::segment::load_model(spec, &device)?;
+                if serde_json::to_value(&from.network).ok()
+                    != serde_json::to_value(&model_config.network).ok()
+                {
+                    return Err(TrainError::Config(format!(
+                        "{spec}: its network differs from the config's; fine-tuning keeps the architecture"
+                    )));
+                }
+                model
+            }
+            None => model_config.network.init(&device),
+        };
+        (model, optimizer(config), state)
     };
     let json = serde_json::to_vec_pretty(config).map_err(|e| TrainError::Config(e.to_string()))?;
     crate::io::write_atomic(&opts.out.join("train_config.json"), &json)
@@ -321,7 +339,7 @@ fn train_inner(
         let mut accumulator = GradientsAccumulator::new();
         let mut loss_sum = 0.0f32;
         for _ in 0..t.accumulation {
-            let (xs, ys) = data.batch(config, &mut state.rng);
+            let (xs, ys) = data.batch(config, &model_config.label_ids, &mut state.rng);
             let b = t.batch_size;
             let target = data::one_hot(
                 &ys,
@@ -409,7 +427,7 @@ pub fn validate(
 ) -> Result<Vec<(u16, f64)>, TrainError> {
     let mut counts = vec![(0u64, 0u64, 0u64); config.label_ids.len()];
     for s in samples {
-        let ids = segment_prepared(config, model, &s.input, device, batch, |_, _| {})?;
+        let ids = segment_prepared(config, model, &s.input, device, batch, |_, _| true)?;
         let mut pred = LabelVolume::zeros(s.labels.dims, 1, s.labels.geometry.clone());
         for (flat, id) in ids.into_iter().enumerate() {
             if id != 0 {

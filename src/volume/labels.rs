@@ -260,6 +260,21 @@ impl LabelTable {
         self.labels.iter().find(|l| l.name == name).map(|l| l.id)
     }
 
+    /// Names and colours for predicted ids: the built-in table that knows
+    /// all of them (BraTS, TotalSegmentator, ACDC), narrowed to them, else
+    /// "label N".
+    pub fn for_ids(ids: &[u16]) -> LabelTable {
+        ["brats", "totalseg", "acdc"]
+            .iter()
+            .filter_map(|name| LabelTable::builtin(name).ok())
+            .find(|t| ids.iter().all(|&id| t.name_of(id).is_some()))
+            .map(|mut t| {
+                t.labels.retain(|l| ids.contains(&l.id));
+                t
+            })
+            .unwrap_or_else(|| LabelTable::generic(ids.iter().copied()))
+    }
+
     /// A table naming ids 1..=max as "label N" (for label files with no table).
     pub fn generic(ids: impl IntoIterator<Item = u16>) -> LabelTable {
         LabelTable {

@@ -1,0 +1,191 @@
+//! Models in the app, driven through egui_kittest as a user would: segment
+//! the open case and see the metrics table fill; drop a modality and see
+//! the Dice change; fine-tune with live curves, stop, restart, finish, and
+//! see the new model swapped in with before/after Dice. Training runs on
+//! the CPU backend; segmentation also on wgpu (lavapipe here).
+#![cfg(all(feature = "gui", feature = "ml"))]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use eframe::egui;
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use std::time::{Duration, Instant};
+use ume::app::{LoadRequest, UmeApp, ViewOptions};
+use ume::models::segment::{InputNorm, SegmenterConfig, save_checkpoint};
+use ume::models::{DeviceChoice, OutputMode, UNet2dConfig, device};
+use ume::phantom::{Kind, Size, generate};
+
+fn app_with(kind: Kind) -> (UmeApp, tempfile::TempDir) {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = generate(kind, Size::Small, 3, 1, tmp.path(), |_, _| {}).unwrap();
+    let doc = ume::app::loader::load(&LoadRequest::Folder(dirs[0].clone()), &|_| {}).unwrap();
+    let mut app = UmeApp::new(&egui::Context::default(), None, &ViewOptions::default());
+    app.set_document(doc);
+    (app, tmp)
+}
+
+/// A small random BraTS-style checkpoint (4 channels, labels 1/2/4), quick
+/// to run and to train.
+fn tiny_checkpoint(dir: &std::path::Path) -> String {
+    let config = SegmenterConfig {
+        network: UNet2dConfig::new(4, 4)
+            .with_features(vec![4, 8])
+            .with_bottleneck(8)
+            .with_output(OutputMode::MultiClass),
+        size: 32,
+        norm: InputNorm::ZScore,
+        label_ids: vec![1, 2, 4],
+    };
+    let dev = device(DeviceChoice::Cpu);
+    save_checkpoint(dir, &config, &config.network.init(&dev)).unwrap();
+    dir.display().to_string()
+}
+
+fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
+    Harness::builder()
+        .with_size(egui::vec2(1400.0, 1000.0))
+        .with_max_steps(12)
+        .build_ui_state(
+            |ui, app: &mut UmeApp| {
+                let ctx = ui.ctx().clone();
+                app.logic(&ctx);
+                app.show(ui);
+            },
+            app,
+        )
+}
+
+/// Step the UI until `done` holds (background threads wake it).
+fn wait_for(h: &mut Harness<'_, UmeApp>, what: &str, done: impl Fn(&UmeApp) -> bool) {
+    let start = Instant::now();
+    while !done(h.state()) {
+        assert!(
+            start.elapsed() < Duration::from_secs(300),
+            "timed out waiting for {what}; message: {}",
+            h.state().ai.message
+        );
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    h.step();
+}
+
+#[test]
+fn segment_fills_the_table_and_the_what_if_compares_modalities() {
+    let (mut app, tmp) = app_with(Kind::Brats);
+    app.ai.model = tiny_checkpoint(&tmp.path().join("ckpt"));
+    app.ai.device = DeviceChoice::Cpu;
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label("Segment").click();
+    wait_for(&mut h, "segmentation", |a| {
+        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
+    });
+    wait_for(&mut h, "metrics", |a| {
+        !a.eval.is_computing() && a.eval.result.is_some()
+    });
+    let result = h.state().eval.result.as_ref().unwrap();
+    assert!(!result.structures.is_empty(), "the metrics table fills");
+    assert!(h.state().ai.message.contains("segmented with"));
+    h.step();
+    h.get_by_label("Run").click();
+    wait_for(&mut h, "what-if", |a| a.ai.what_if.is_some());
+    let w = h.state().ai.what_if.as_ref().unwrap();
+    assert_eq!(w.dropped, "t1ce");
+    assert!(!w.rows.is_empty());
+    assert!(
+        w.rows
+            .iter()
+            .all(|(_, with, _)| with.is_finite() || with.is_nan())
+    );
+}
+
+#[test]
+fn segment_on_wgpu_matches_the_cpu_result() {
+    let (mut app, tmp) = app_with(Kind::Brats);
+    app.ai.model = tiny_checkpoint(&tmp.path().join("ckpt"));
+    app.ai.device = DeviceChoice::Cpu;
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label("Segment").click();
+    wait_for(&mut h, "CPU segmentation", |a| {
+        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
+    });
+    let cpu = h.state().doc.as_ref().unwrap().prediction.clone().unwrap();
+    let generation = h.state().prediction_generation;
+    h.get_by_label("GPU (wgpu)").click();
+    h.step();
+    h.get_by_label("Segment").click();
+    wait_for(&mut h, "wgpu segmentation", |a| {
+        !a.ai.is_busy() && a.prediction_generation > generation
+    });
+    let gpu = h.state().doc.as_ref().unwrap().prediction.clone().unwrap();
+    let differ = (0..cpu.len()).filter(|&i| cpu.get(i) != gpu.get(i)).count();
+    assert!(
+        differ * 1000 <= cpu.len(),
+        "{differ} of {} voxels differ between CPU and wgpu",
+        cpu.len()
+    );
+}
+
+#[test]
+fn fine_tune_shows_curves_stops_restarts_and_swaps_the_model() {
+    let (mut app, tmp) = app_with(Kind::Brats);
+    let original = tiny_checkpoint(&tmp.path().join("ckpt"));
+    app.ai.model = original.clone();
+    app.ai.device = DeviceChoice::Cpu;
+    app.ai.steps = 400;
+    let cache = tmp.path().join("finetuned");
+    app.ai.out_root = Some(cache.clone());
+    let mut h = harness(app);
+    h.step();
+    // Segment first, so there is a "before".
+    h.get_by_label("Segment").click();
+    wait_for(&mut h, "segmentation", |a| {
+        !a.ai.is_busy() && a.eval.result.is_some() && !a.eval.is_computing()
+    });
+    h.get_by_label("Start fine-tuning").click();
+    wait_for(&mut h, "loss curve", |a| a.ai.curves.loss.len() >= 3);
+    h.get_by_label("Stop").click();
+    wait_for(&mut h, "stop", |a| !a.ai.is_training());
+    assert!(
+        h.state().ai.message.contains("cancelled"),
+        "{}",
+        h.state().ai.message
+    );
+    assert_eq!(
+        h.state().ai.model,
+        original,
+        "a stopped run keeps the model"
+    );
+
+    // Restart with a short run and let it finish.
+    h.state_mut().ai.steps = 10;
+    h.step();
+    h.get_by_label("Start fine-tuning").click();
+    wait_for(&mut h, "fine-tuning", |a| {
+        !a.ai.is_training() && a.ai.curves.mean_dice.len() >= 2
+    });
+    let msg = h.state().ai.message.clone();
+    assert!(
+        !h.state().ai.curves.dice.is_empty(),
+        "per-structure curves: {msg}"
+    );
+    assert_ne!(
+        h.state().ai.model,
+        original,
+        "the new model is swapped in: {msg}"
+    );
+    assert!(
+        std::path::Path::new(&h.state().ai.model)
+            .join("model.bpk")
+            .is_file()
+    );
+    assert!(h.state().ai.model.starts_with(cache.to_str().unwrap()));
+    wait_for(&mut h, "re-segmentation and metrics", |a| {
+        !a.ai.is_busy() && !a.eval.is_computing() && a.eval.result.is_some()
+    });
+    h.step();
+    h.get_by_label("Dice before / after fine-tuning");
+    assert!(h.state().ai.before.is_some());
+}

@@ -1,0 +1,123 @@
+//! PyTorch weight import: a `.pth` written by `scripts/unet_reference.py
+//! parity` (random weights and BatchNorm statistics of the seed 003 U-Net,
+//! with its output for a fixed input) loads into `UNet2d` and gives the same
+//! output within 1e-4 relative. The fixture was made with real PyTorch
+//! 2.15; `cargo test --release --test pytorch_import -- --ignored` makes a
+//! fresh one (another shape) with the installed PyTorch and checks again.
+#![cfg(feature = "ml")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use burn::prelude::*;
+use std::path::Path;
+use ume::models::pytorch::load_pth;
+use ume::models::{DeviceChoice, OutputMode, UNet2dConfig, device};
+
+fn read_f32(path: &Path) -> Vec<f32> {
+    std::fs::read(path)
+        .unwrap()
+        .chunks_exact(4)
+        .map(|b| f32::from_le_bytes([b[0], b[1], b[2], b[3]]))
+        .collect()
+}
+
+fn check(dir: &Path) {
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    let dims = |k: &str| -> Vec<usize> {
+        meta[k]
+            .as_array()
+            .unwrap()
+            .iter()
+            .map(|v| v.as_u64().unwrap() as usize)
+            .collect()
+    };
+    let config = UNet2dConfig::new(
+        meta["in_channels"].as_u64().unwrap() as usize,
+        meta["out_channels"].as_u64().unwrap() as usize,
+    )
+    .with_features(dims("features"))
+    .with_bottleneck(meta["bottleneck"].as_u64().unwrap() as usize)
+    .with_output(OutputMode::MultiLabel);
+    let dev = device(DeviceChoice::Cpu);
+    let model = load_pth(&dir.join("model.pth"), &config, &dev).unwrap();
+    let xs = dims("x_shape");
+    let x = Tensor::<4>::from_data(
+        TensorData::new(read_f32(&dir.join("x.bin")), [xs[0], xs[1], xs[2], xs[3]]),
+        &dev,
+    );
+    let got = model.forward(x).into_data().try_to_vec::<f32>().unwrap();
+    let want = read_f32(&dir.join("y.bin"));
+    assert_eq!(got.len(), want.len());
+    let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= 1e-4 * scale,
+        "max difference {worst} vs output scale {scale}"
+    );
+}
+
+#[test]
+fn seed_unet_pth_matches_pytorch_output() {
+    check(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/unet_pth"
+    )));
+}
+
+#[test]
+fn a_pth_of_another_shape_is_refused_clearly() {
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/unet_pth"
+    ));
+    let config = UNet2dConfig::new(2, 3)
+        .with_features(vec![8, 16, 32, 64])
+        .with_bottleneck(16);
+    let e = load_pth(&dir.join("model.pth"), &config, &device(DeviceChoice::Cpu))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("model.pth"), "{e}");
+    let e = load_pth(&dir.join("x.bin"), &config, &device(DeviceChoice::Cpu))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("x.bin"), "{e}");
+}
+
+#[test]
+#[ignore = "needs PyTorch: cargo test --release --test pytorch_import -- --ignored"]
+fn live_pytorch_parity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/unet_reference.py");
+    let ok = std::process::Command::new("python3")
+        .args([script, "parity"])
+        .arg(tmp.path())
+        .args([
+            "--in-channels",
+            "4",
+            "--out-channels",
+            "4",
+            "--features",
+            "8,16,32,64",
+        ])
+        .args([
+            "--bottleneck",
+            "128",
+            "--size",
+            "64",
+            "--batch",
+            "2",
+            "--seed",
+            "11",
+        ])
+        .status()
+        .unwrap();
+    assert!(
+        ok.success(),
+        "the PyTorch script failed (is torch installed?)"
+    );
+    check(tmp.path());
+}
