@@ -189,3 +189,24 @@ fn fine_tune_shows_curves_stops_restarts_and_swaps_the_model() {
     h.get_by_label("Dice before / after fine-tuning");
     assert!(h.state().ai.before.is_some());
 }
+
+#[test]
+fn fine_tune_runs_on_wgpu() {
+    let (mut app, tmp) = app_with(Kind::Brats);
+    let original = tiny_checkpoint(&tmp.path().join("ckpt"));
+    app.ai.model = original.clone();
+    app.ai.device = DeviceChoice::Wgpu;
+    app.ai.steps = 3;
+    app.ai.out_root = Some(tmp.path().join("finetuned"));
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label("Start fine-tuning").click();
+    wait_for(&mut h, "fine-tuning on wgpu", |a| {
+        !a.ai.is_training() && a.ai.model != original
+    });
+    assert_eq!(h.state().ai.curves.loss.len(), 3);
+    assert!(h.state().ai.curves.loss.iter().all(|p| p[1].is_finite()));
+    wait_for(&mut h, "re-segmentation on wgpu", |a| {
+        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
+    });
+}

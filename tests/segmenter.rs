@@ -9,6 +9,10 @@ use ume::models::segment::{InputNorm, SegmenterConfig, load_checkpoint, save_che
 use ume::models::{DeviceChoice, OutputMode, UNet2dConfig, device};
 use ume::phantom::{Size, brats_case};
 
+/// Tests that draw from the backend's global random stream run one at a
+/// time, so a seeded run always draws the same numbers.
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn config() -> SegmenterConfig {
     SegmenterConfig {
         network: UNet2dConfig::new(2, 4)
@@ -23,6 +27,7 @@ fn config() -> SegmenterConfig {
 
 #[test]
 fn checkpoints_round_trip() {
+    let _serial = SEEDED.lock();
     let tmp = tempfile::tempdir().unwrap();
     let dev = device(DeviceChoice::Cpu);
     let cfg = config();
@@ -49,6 +54,7 @@ fn checkpoints_round_trip() {
 
 #[test]
 fn short_training_learns_the_tumour() {
+    let _serial = SEEDED.lock();
     use ume::training::{RunOptions, TrainConfig, TrainingData, train};
     let dev = device(DeviceChoice::Cpu);
     let mut tc = TrainConfig::load(std::path::Path::new(concat!(

@@ -14,6 +14,10 @@ use ume::training::{
     Event, RunOptions, TrainConfig, TrainError, TrainingData, spawn_training, train,
 };
 
+/// Training seeds the backend's global random stream; tests that train
+/// run one at a time so their draws cannot interleave.
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn tiny_config() -> TrainConfig {
     let mut c = TrainConfig::load(Path::new(concat!(
         env!("CARGO_MANIFEST_DIR"),
@@ -69,6 +73,7 @@ fn losses(config: &TrainConfig, data: &TrainingData, o: &RunOptions) -> (Vec<f32
 
 #[test]
 fn same_seed_same_run_and_resume_continues_exactly() {
+    let _serial = SEEDED.lock();
     let config = tiny_config();
     let data = data(&config);
     assert_eq!((data.train.len(), data.val.len()), (2, 1));
@@ -138,6 +143,7 @@ fn same_seed_same_run_and_resume_continues_exactly() {
 
 #[test]
 fn a_diverging_run_ends_with_an_error_not_silence() {
+    let _serial = SEEDED.lock();
     let mut config = tiny_config();
     config.training.learning_rate = 1e30;
     config.training.grad_clip_norm = None;
@@ -155,6 +161,7 @@ fn a_diverging_run_ends_with_an_error_not_silence() {
 
 #[test]
 fn background_run_reports_cancels_and_survives_a_panic() {
+    let _serial = SEEDED.lock();
     let mut config = tiny_config();
     config.training.steps = 10_000;
     config.training.checkpoint_every = 10_000;

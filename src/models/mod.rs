@@ -3,6 +3,7 @@
 //! backend on a GPU, or the pure-Rust `flex` CPU backend.
 
 pub mod bench;
+pub mod encoder;
 pub mod pytorch;
 pub mod segment;
 pub mod unet2d;
@@ -10,6 +11,11 @@ pub mod unet2d;
 pub use unet2d::{OutputMode, UNet2d, UNet2dConfig};
 
 use burn::tensor::Device;
+
+/// Tests that seed the backend's global random stream and then draw from
+/// it hold this lock, so parallel tests cannot interleave draws.
+#[cfg(test)]
+pub(crate) static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
 /// Where to run a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -98,6 +104,7 @@ mod tests {
 
     #[test]
     fn cpu_and_wgpu_agree() {
+        let _serial = SEEDED.lock();
         let cpu = device(DeviceChoice::Cpu);
         let gpu = device(DeviceChoice::Wgpu);
         let model = tiny().init(&cpu);
@@ -128,6 +135,7 @@ mod tests {
 
     #[test]
     fn loss_decreases_on_a_tiny_problem() {
+        let _serial = SEEDED.lock();
         use burn::optim::{AdamConfig, GradientsParams};
         let device = device(DeviceChoice::Cpu).autodiff();
         let mut model = UNet2dConfig::new(1, 1)
@@ -162,6 +170,7 @@ mod tests {
 
     #[test]
     fn forward_shapes() {
+        let _serial = SEEDED.lock();
         let device = device(DeviceChoice::Cpu);
         let model = tiny().init(&device);
         let x = Tensor::<4>::zeros([2, 2, 32, 24], &device);

@@ -1,0 +1,623 @@
+//! The UME 4D encoder of seed 000: a volume is a sequence of frames (z
+//! slices of a 3D multi-modal scan, or time frames of a cine), each frame
+//! of each modality cut into patches and embedded separately. A keyframe
+//! selector scores the frames three ways — a uniform prior, content change
+//! (difference energy of frame embeddings) and learned attention (a query
+//! over frame summaries) — and fuses the scores with learned softmax
+//! weights; the top-`K` frames go on, with a straight-through mask so the
+//! scores receive gradients. Their tokens are compressed (`compression_ratio`
+//! patches averaged), fused within each modality (self-attention), across
+//! modalities at each position (attention over modalities plus learned
+//! modality gates, exposed for inspection) and globally (a ViT trunk with a
+//! class token). Heads: frame-by-frame segmentation (a frame's own tokens
+//! query the keyframe context, then a linear patch decoder) and the VoCo
+//! projection head.
+//!
+//! Shapes use `B` batch, `M` modalities, `T` frames, `H×W` frame size, `P`
+//! patch size, `N = (H/P)(W/P)` patches per frame, `D` embedding width, `K`
+//! keyframes, `N' = N / compression_ratio`.
+
+use burn::module::Param;
+use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
+use burn::nn::conv::{Conv2d, Conv2dConfig};
+use burn::nn::transformer::{
+    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
+};
+use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
+use burn::prelude::*;
+use burn::tensor::Distribution;
+use burn::tensor::activation::{gelu, softmax};
+
+/// Encoder hyper-parameters, with the seed's names and defaults
+/// (`configs/ume_brats.json`).
+#[derive(Config, Debug)]
+pub struct UmeConfig {
+    /// Modalities (4 for BraTS, 1 for a cine).
+    pub input_channels: usize,
+    /// Token width.
+    #[config(default = 768)]
+    pub embed_dim: usize,
+    /// Attention heads.
+    #[config(default = 12)]
+    pub num_heads: usize,
+    /// Trunk transformer layers.
+    #[config(default = 12)]
+    pub num_layers: usize,
+    /// Square patch side in pixels.
+    #[config(default = 32)]
+    pub patch_size: usize,
+    /// Frame size `[H, W]` (multiples of the patch size).
+    #[config(default = "[256, 256]")]
+    pub image_size: [usize; 2],
+    /// Segmentation classes (with background).
+    #[config(default = 4)]
+    pub num_classes: usize,
+    /// Keyframes selected.
+    #[config(default = 10)]
+    pub max_keyframes: usize,
+    /// Patches averaged into one context token.
+    #[config(default = 4)]
+    pub compression_ratio: usize,
+    /// Longest frame sequence (frame-position table size).
+    #[config(default = 160)]
+    pub max_frames: usize,
+    /// VoCo projection width.
+    #[config(default = 128)]
+    pub voco_dim: usize,
+}
+
+/// Per-frame scores of each strategy, their fusion and the selection.
+#[derive(Debug, Clone)]
+pub struct Selection {
+    /// Selected frames per batch item, ascending.
+    pub indices: Vec<Vec<usize>>,
+    /// Uniform prior `[B, T]` in [0, 1].
+    pub uniform: Tensor<2>,
+    /// Content change `[B, T]` in [0, 1].
+    pub content: Tensor<2>,
+    /// Learned attention `[B, T]` in [0, 1].
+    pub attention: Tensor<2>,
+    /// Fused score `[B, T]`.
+    pub fused: Tensor<2>,
+    /// Fusion weights `[3]` (uniform, content, attention), summing to 1.
+    pub weights: Tensor<1>,
+    /// Straight-through selection mask `[B, T]`: 1 at selected frames in the
+    /// forward pass, the gradient of a softmax of the fused scores.
+    pub mask: Tensor<2>,
+}
+
+/// The fused keyframe context.
+#[derive(Debug, Clone)]
+pub struct Context {
+    /// Trunk output `[B, 1 + K·N', D]` (class token first).
+    pub tokens: Tensor<3>,
+    /// Modality gate weights `[B, M]` (softmax over modalities).
+    pub gates: Tensor<2>,
+}
+
+/// The encoder.
+#[derive(Module, Debug)]
+pub struct UmeEncoder {
+    patch: Vec<Conv2d>,
+    modality_embed: Param<Tensor<2>>,
+    patch_pos: Param<Tensor<2>>,
+    frame_pos: Embedding,
+    attn_query: Param<Tensor<1>>,
+    attn_key: Linear,
+    fusion_logits: Param<Tensor<1>>,
+    intra: TransformerEncoder,
+    inter: MultiHeadAttention,
+    gate: Linear,
+    cls: Param<Tensor<1>>,
+    trunk: TransformerEncoder,
+    norm: LayerNorm,
+    seg_cross: MultiHeadAttention,
+    seg_norm: LayerNorm,
+    seg_head: Linear,
+    voco_hidden: Linear,
+    voco_out: Linear,
+    patch_size: usize,
+    grid: [usize; 2],
+    keyframes: usize,
+    compression: usize,
+    classes: usize,
+}
+
+impl UmeConfig {
+    /// Check the sizes fit together.
+    pub fn check(&self) -> Result<(), String> {
+        let p = self.patch_size;
+        if p == 0 || self.image_size.iter().any(|&s| s == 0 || s % p != 0) {
+            return Err(format!(
+                "image_size {:?} must be positive multiples of patch_size {p}",
+                self.image_size
+            ));
+        }
+        if self.num_heads == 0 || !self.embed_dim.is_multiple_of(self.num_heads) {
+            return Err(format!(
+                "embed_dim {} must be a multiple of num_heads {}",
+                self.embed_dim, self.num_heads
+            ));
+        }
+        let n = self.patches();
+        let r = self.compression_ratio;
+        if r == 0 || !n.is_multiple_of(r) {
+            return Err(format!(
+                "compression_ratio {r} must divide the {n} patches of a frame"
+            ));
+        }
+        if self.input_channels == 0 || self.max_keyframes == 0 {
+            return Err("input_channels and max_keyframes must be at least 1".into());
+        }
+        Ok(())
+    }
+
+    /// Patches per frame.
+    pub fn patches(&self) -> usize {
+        (self.image_size[0] / self.patch_size.max(1))
+            * (self.image_size[1] / self.patch_size.max(1))
+    }
+
+    /// Build the encoder with fresh weights.
+    pub fn init(&self, device: &Device) -> UmeEncoder {
+        let d = self.embed_dim;
+        let p = self.patch_size;
+        let normal = |shape: [usize; 2]| {
+            Param::from_tensor(Tensor::<2>::random(
+                shape,
+                Distribution::Normal(0.0, 0.02),
+                device,
+            ))
+        };
+        let normal1 = |n: usize| {
+            Param::from_tensor(Tensor::<1>::random(
+                [n],
+                Distribution::Normal(0.0, 0.02),
+                device,
+            ))
+        };
+        let mha = || {
+            MultiHeadAttentionConfig::new(d, self.num_heads)
+                .with_dropout(0.0)
+                .init(device)
+        };
+        let layers = |n| {
+            TransformerEncoderConfig::new(d, 4 * d, self.num_heads, n)
+                .with_dropout(0.0)
+                .with_norm_first(true)
+                .init(device)
+        };
+        UmeEncoder {
+            patch: (0..self.input_channels)
+                .map(|_| {
+                    Conv2dConfig::new([1, d], [p, p])
+                        .with_stride([p, p])
+                        .init(device)
+                })
+                .collect(),
+            modality_embed: normal([self.input_channels, d]),
+            patch_pos: normal([self.patches(), d]),
+            frame_pos: EmbeddingConfig::new(self.max_frames, d)
+                .with_initializer(burn::nn::Initializer::Normal {
+                    mean: 0.0,
+                    std: 0.02,
+                })
+                .init(device),
+            attn_query: normal1(d),
+            attn_key: LinearConfig::new(d, d).init(device),
+            fusion_logits: Param::from_tensor(Tensor::zeros([3], device)),
+            intra: layers(1),
+            inter: mha(),
+            gate: LinearConfig::new(d, 1).init(device),
+            cls: normal1(d),
+            trunk: layers(self.num_layers),
+            norm: LayerNormConfig::new(d).init(device),
+            seg_cross: mha(),
+            seg_norm: LayerNormConfig::new(d).init(device),
+            seg_head: LinearConfig::new(d, p * p * self.num_classes).init(device),
+            voco_hidden: LinearConfig::new(d, d).init(device),
+            voco_out: LinearConfig::new(d, self.voco_dim).init(device),
+            patch_size: p,
+            grid: [self.image_size[0] / p, self.image_size[1] / p],
+            keyframes: self.max_keyframes,
+            compression: self.compression_ratio,
+            classes: self.num_classes,
+        }
+    }
+}
+
+/// Scale each row of `[B, T]` scores to [0, 1] by its maximum.
+fn unit_rows(s: Tensor<2>) -> Tensor<2> {
+    let max = s.clone().max_dim(1).clamp_min(1e-12);
+    s / max
+}
+
+impl UmeEncoder {
+    /// Patch tokens of every frame of every modality, with modality and
+    /// patch-position embeddings added (frame positions are added to the
+    /// selected frames in [`UmeEncoder::context`], so content change is
+    /// measured on the images alone).
+    ///
+    /// # Shapes
+    /// `[B, M, T, H, W]` → `[B, M, T, N, D]`
+    pub fn embed(&self, x: Tensor<5>) -> Tensor<5> {
+        let [b, m, t, h, w] = x.dims();
+        let n = self.grid[0] * self.grid[1];
+        let per_modality: Vec<Tensor<4>> = (0..m)
+            .map(|k| {
+                let frames = x.clone().narrow(1, k, 1).reshape([b * t, 1, h, w]);
+                let tokens = self.patch[k].forward(frames); // [B·T, D, gh, gw]
+                let d = tokens.dims()[1];
+                tokens
+                    .reshape([b * t, d, n])
+                    .swap_dims(1, 2)
+                    .reshape([b, t, n, d])
+            })
+            .collect();
+        let tokens = Tensor::stack::<5>(per_modality, 1); // [B, M, T, N, D]
+        let d = tokens.dims()[4];
+        let modality = self.modality_embed.val().reshape([1, m, 1, 1, d]);
+        let patch = self.patch_pos.val().reshape([1, 1, 1, n, d]);
+        tokens + modality + patch
+    }
+
+    /// Frame-position embeddings of frame indices, `[len, D]`.
+    fn frame_positions(&self, frames: &[usize], device: &Device) -> Tensor<2> {
+        let ids: Vec<i64> = frames.iter().map(|&f| f as i64).collect();
+        let ids = Tensor::<2, Int>::from_data(TensorData::new(ids, [1, frames.len()]), device);
+        let e = self.frame_pos.forward(ids);
+        let d = e.dims()[2];
+        e.reshape([frames.len(), d])
+    }
+
+    /// Score and select keyframes.
+    ///
+    /// # Shapes
+    /// tokens `[B, M, T, N, D]`; `k` ≤ T frames are selected.
+    pub fn select(&self, tokens: Tensor<5>, k: usize) -> Selection {
+        let [b, _, t, _, d] = tokens.dims();
+        let device = tokens.device();
+        let k = k.clamp(1, t);
+        // Frame summaries [B, T, D]: mean over modalities and patches.
+        let summary = tokens.mean_dim(3).mean_dim(1).reshape([b, t, d]);
+        // Uniform prior: 1 at the K evenly spaced frames.
+        let mut prior = vec![0.0f32; t];
+        for i in 0..k {
+            prior[(((i as f64 + 0.5) * t as f64 / k as f64) as usize).min(t - 1)] = 1.0;
+        }
+        let uniform = Tensor::<1>::from_data(TensorData::new(prior, [t]), &device)
+            .reshape([1, t])
+            .repeat_dim(0, b);
+        // Content: difference energy to both neighbours.
+        let content = if t > 1 {
+            let diff = (summary.clone().narrow(1, 1, t - 1) - summary.clone().narrow(1, 0, t - 1))
+                .powi_scalar(2)
+                .sum_dim(2)
+                .reshape([b, t - 1]);
+            let zero = Tensor::<2>::zeros([b, 1], &device);
+            let left = Tensor::cat(vec![zero.clone(), diff.clone()], 1);
+            let right = Tensor::cat(vec![diff, zero], 1);
+            unit_rows(left + right)
+        } else {
+            Tensor::ones([b, t], &device)
+        };
+        // Attention: a learned query over frame keys.
+        let keys = self.attn_key.forward(summary); // [B, T, D]
+        let logits = keys
+            .matmul(self.attn_query.val().reshape([1, d, 1]))
+            .reshape([b, t])
+            / (d as f64).sqrt();
+        let attention = unit_rows(softmax(logits, 1));
+        let weights = softmax(self.fusion_logits.val(), 0);
+        let w = |i: usize| weights.clone().narrow(0, i, 1).reshape([1, 1]);
+        let fused =
+            uniform.clone() * w(0) + content.clone().detach() * w(1) + attention.clone() * w(2);
+        // Hard top-K on the host; straight-through mask for gradients.
+        let scores: Vec<f32> = fused
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        let mut indices = Vec::with_capacity(b);
+        let mut hard = vec![0.0f32; b * t];
+        for bi in 0..b {
+            let row = &scores[bi * t..(bi + 1) * t];
+            let mut order: Vec<usize> = (0..t).collect();
+            order.sort_by(|&p, &q| row[q].total_cmp(&row[p]).then(p.cmp(&q)));
+            let mut chosen: Vec<usize> = order.into_iter().take(k).collect();
+            chosen.sort_unstable();
+            for &c in &chosen {
+                hard[bi * t + c] = 1.0;
+            }
+            indices.push(chosen);
+        }
+        let hard = Tensor::<2>::from_data(TensorData::new(hard, [b, t]), &device);
+        let soft = softmax(fused.clone() * 10.0, 1) * k as f64;
+        let mask = hard + soft.clone() - soft.detach();
+        Selection {
+            indices,
+            uniform,
+            content,
+            attention,
+            fused,
+            weights,
+            mask,
+        }
+    }
+
+    /// Fuse the selected frames into the keyframe context.
+    ///
+    /// # Shapes
+    /// tokens `[B, M, T, N, D]` → context tokens `[B, 1 + K·N', D]`, gates `[B, M]`
+    pub fn context(&self, tokens: Tensor<5>, selection: &Selection) -> Context {
+        let [b, m, _, n, d] = tokens.dims();
+        let device = tokens.device();
+        let k = selection.indices.first().map_or(0, Vec::len);
+        // Gather the keyframes of each batch item, scaled by the mask.
+        let picked: Vec<Tensor<5>> = selection
+            .indices
+            .iter()
+            .enumerate()
+            .map(|(bi, idx)| {
+                let ids: Vec<i64> = idx.iter().map(|&i| i as i64).collect();
+                let ids = Tensor::<1, Int>::from_data(TensorData::new(ids, [k]), &device);
+                let frames = tokens.clone().narrow(0, bi, 1).select(2, ids.clone()) // [1, M, K, N, D]
+                    + self.frame_positions(idx, &device).reshape([1, 1, k, 1, d]);
+                let t = selection.mask.dims()[1];
+                let scale = selection
+                    .mask
+                    .clone()
+                    .narrow(0, bi, 1)
+                    .reshape([t])
+                    .select(0, ids)
+                    .reshape([1, 1, k, 1, 1]);
+                frames * scale
+            })
+            .collect();
+        let x = Tensor::cat(picked, 0); // [B, M, K, N, D]
+        // Token compression: average groups of `compression` patches.
+        let r = self.compression;
+        let nc = n / r;
+        let x = x
+            .reshape([b, m, k, nc, r, d])
+            .mean_dim(4)
+            .reshape([b, m, k * nc, d]);
+        // Intra-modal: self-attention within each modality.
+        let x = self
+            .intra
+            .forward(TransformerEncoderInput::new(x.reshape([b * m, k * nc, d])))
+            .reshape([b, m, k * nc, d]);
+        // Modality gates from each modality's summary.
+        let gates = softmax(
+            self.gate
+                .forward(x.clone().mean_dim(2).reshape([b, m, d]))
+                .reshape([b, m]),
+            1,
+        );
+        // Inter-modal: attention across modalities at each position.
+        let per_position = x.swap_dims(1, 2).reshape([b * k * nc, m, d]);
+        let mixed = self
+            .inter
+            .forward(MhaInput::self_attn(per_position.clone()))
+            .context
+            + per_position;
+        let mixed = mixed.reshape([b, k * nc, m, d]);
+        let fused = (mixed * gates.clone().reshape([b, 1, m, 1]))
+            .sum_dim(2)
+            .reshape([b, k * nc, d]);
+        // Global: class token + the trunk.
+        let cls = self.cls.val().reshape([1, 1, d]).repeat_dim(0, b);
+        let seq = Tensor::cat(vec![cls, fused], 1);
+        let tokens = self
+            .norm
+            .forward(self.trunk.forward(TransformerEncoderInput::new(seq)));
+        Context { tokens, gates }
+    }
+
+    /// Segmentation logits of frame `t` given the keyframe context: the
+    /// frame's tokens (summed over modalities, plus its frame position)
+    /// attend to the context, then a linear decoder turns each token into a
+    /// `P×P` patch of class logits.
+    ///
+    /// # Shapes
+    /// tokens `[B, M, T, N, D]`, context `[B, S, D]` → `[B, C, H, W]`
+    pub fn segment_frame(&self, tokens: &Tensor<5>, t: usize, context: &Context) -> Tensor<4> {
+        let [b, m, _, n, d] = tokens.dims();
+        let frame = tokens.clone().narrow(2, t, 1).reshape([b, m, n, d]);
+        let q = frame.sum_dim(1).reshape([b, n, d])
+            + self
+                .frame_positions(&[t], &tokens.device())
+                .reshape([1, 1, d]);
+        let attended = self
+            .seg_cross
+            .forward(MhaInput::new(
+                q.clone(),
+                context.tokens.clone(),
+                context.tokens.clone(),
+            ))
+            .context;
+        let h = self.seg_norm.forward(q + attended);
+        let p = self.patch_size;
+        let [gh, gw] = self.grid;
+        let c = self.classes;
+        // [B, N, P·P·C] → [B, C, gh·P, gw·P]
+        self.seg_head
+            .forward(h)
+            .reshape([b, gh, gw, p, p, c])
+            .permute([0, 5, 1, 3, 2, 4])
+            .reshape([b, c, gh * p, gw * p])
+    }
+
+    /// VoCo embedding of crops: every frame of the crop embedded (patch
+    /// grid of the crop size), fused without selection, the class token
+    /// projected and L2-normalised.
+    ///
+    /// # Shapes
+    /// `[B, M, T, h, w]` (h, w multiples of P; (h/P)(w/P) a multiple of the
+    /// compression ratio) → `[B, voco_dim]`
+    pub fn voco(&self, crops: Tensor<5>) -> Tensor<2> {
+        let [b, m, t, h, w] = crops.dims();
+        let d = self.cls.dims()[0];
+        let p = self.patch_size;
+        let n = (h / p) * (w / p);
+        let device = crops.device();
+        let per_modality: Vec<Tensor<4>> = (0..m)
+            .map(|k| {
+                let frames = crops.clone().narrow(1, k, 1).reshape([b * t, 1, h, w]);
+                self.patch[k]
+                    .forward(frames)
+                    .reshape([b * t, d, n])
+                    .swap_dims(1, 2)
+                    .reshape([b, t, n, d])
+            })
+            .collect();
+        let tokens = Tensor::stack::<5>(per_modality, 1)
+            + self.modality_embed.val().reshape([1, m, 1, 1, d]);
+        let all: Vec<usize> = (0..t).collect();
+        let selection = Selection {
+            indices: vec![all; b],
+            uniform: Tensor::ones([b, t], &device),
+            content: Tensor::ones([b, t], &device),
+            attention: Tensor::ones([b, t], &device),
+            fused: Tensor::ones([b, t], &device),
+            weights: Tensor::ones([3], &device) / 3.0,
+            mask: Tensor::ones([b, t], &device),
+        };
+        let ctx = self.context(tokens, &selection);
+        let cls = ctx.tokens.narrow(1, 0, 1).reshape([b, d]);
+        let z = self.voco_out.forward(gelu(self.voco_hidden.forward(cls)));
+        let norm = z.clone().powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-12);
+        z / norm
+    }
+
+    /// Number of keyframes this encoder selects by default.
+    pub fn max_keyframes(&self) -> usize {
+        self.keyframes
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{DeviceChoice, device};
+
+    fn tiny() -> UmeConfig {
+        UmeConfig::new(2)
+            .with_embed_dim(16)
+            .with_num_heads(2)
+            .with_num_layers(1)
+            .with_patch_size(8)
+            .with_image_size([32, 32])
+            .with_num_classes(3)
+            .with_max_keyframes(3)
+            .with_compression_ratio(4)
+            .with_max_frames(16)
+            .with_voco_dim(8)
+    }
+
+    #[test]
+    fn shapes_through_the_whole_encoder() {
+        let _serial = crate::models::SEEDED.lock();
+        let dev = device(DeviceChoice::Cpu);
+        let cfg = tiny();
+        cfg.check().unwrap();
+        let enc = cfg.init(&dev);
+        let x = Tensor::<5>::random([2, 2, 10, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
+        let tokens = enc.embed(x);
+        assert_eq!(tokens.dims(), [2, 2, 10, 16, 16]);
+        let sel = enc.select(tokens.clone(), 3);
+        assert_eq!(sel.indices.len(), 2);
+        assert!(
+            sel.indices
+                .iter()
+                .all(|i| i.len() == 3 && i.windows(2).all(|w| w[0] < w[1]))
+        );
+        for s in [
+            &sel.uniform,
+            &sel.content,
+            &sel.attention,
+            &sel.fused,
+            &sel.mask,
+        ] {
+            assert_eq!(s.dims(), [2, 10]);
+        }
+        let w: Vec<f32> = sel.weights.clone().into_data().try_to_vec::<f32>().unwrap();
+        assert!((w.iter().sum::<f32>() - 1.0).abs() < 1e-5);
+        let ctx = enc.context(tokens.clone(), &sel);
+        assert_eq!(ctx.tokens.dims(), [2, 1 + 3 * 4, 16]);
+        assert_eq!(ctx.gates.dims(), [2, 2]);
+        assert_eq!(enc.segment_frame(&tokens, 4, &ctx).dims(), [2, 3, 32, 32]);
+        let crops = Tensor::<5>::random([3, 2, 4, 16, 16], Distribution::Normal(0.0, 1.0), &dev);
+        let z = enc.voco(crops);
+        assert_eq!(z.dims(), [3, 8]);
+        let norms: Vec<f32> = z
+            .powi_scalar(2)
+            .sum_dim(1)
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap();
+        assert!(norms.iter().all(|n| (n - 1.0).abs() < 1e-4));
+    }
+
+    #[test]
+    fn uniform_prior_is_exact_and_content_finds_the_change() {
+        let _serial = crate::models::SEEDED.lock();
+        let dev = device(DeviceChoice::Cpu);
+        let enc = tiny().init(&dev);
+        // Frames constant except a jump between frames 6 and 7.
+        let mut data = vec![0.0f32; 2 * 10 * 32 * 32];
+        for m in 0..2 {
+            for t in 7..10 {
+                let base = (m * 10 + t) * 32 * 32;
+                data[base..base + 32 * 32].fill(3.0);
+            }
+        }
+        let x = Tensor::<5>::from_data(TensorData::new(data, [1, 2, 10, 32, 32]), &dev);
+        let sel = enc.select(enc.embed(x), 2);
+        let u: Vec<f32> = sel.uniform.into_data().try_to_vec::<f32>().unwrap();
+        let ones: Vec<usize> = (0..10).filter(|&t| u[t] == 1.0).collect();
+        assert_eq!(ones, vec![2, 7]); // round((i + 0.5) · 10 / 2)
+        let c: Vec<f32> = sel.content.into_data().try_to_vec::<f32>().unwrap();
+        let best = (0..10).max_by(|&a, &b| c[a].total_cmp(&c[b])).unwrap();
+        assert!(best == 6 || best == 7, "content peaks at the jump: {c:?}");
+    }
+
+    #[test]
+    fn seeded_init_is_deterministic_and_config_errors_are_clear() {
+        let dev = device(DeviceChoice::Cpu);
+        let x = Tensor::<5>::random([1, 2, 5, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
+        let _serial = crate::models::SEEDED.lock();
+        let run = || {
+            dev.seed(42);
+            let enc = tiny().init(&dev);
+            let sel = enc.select(enc.embed(x.clone()), 2);
+            let ctx = enc.context(enc.embed(x.clone()), &sel);
+            ctx.tokens.into_data().try_to_vec::<f32>().unwrap()
+        };
+        assert_eq!(run(), run());
+        let bad = tiny().with_image_size([30, 32]);
+        assert!(bad.check().unwrap_err().contains("patch_size"));
+        let bad = tiny().with_compression_ratio(3);
+        assert!(bad.check().unwrap_err().contains("compression_ratio"));
+    }
+
+    #[test]
+    fn selection_scores_receive_gradients() {
+        let _serial = crate::models::SEEDED.lock();
+        let dev = device(DeviceChoice::Cpu).autodiff();
+        let enc = tiny().init(&dev);
+        let x = Tensor::<5>::random([1, 2, 6, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
+        let tokens = enc.embed(x);
+        let sel = enc.select(tokens.clone(), 2);
+        let ctx = enc.context(tokens, &sel);
+        let loss = ctx.tokens.sum();
+        let grads = loss.backward();
+        let g = enc
+            .fusion_logits
+            .val()
+            .grad(&grads)
+            .expect("fusion weights get a gradient");
+        let g: Vec<f32> = g.into_data().try_to_vec::<f32>().unwrap();
+        assert!(g.iter().any(|v| v.abs() > 0.0), "{g:?}");
+    }
+}
