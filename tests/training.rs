@@ -237,3 +237,35 @@ fn every_shipped_config_parses_and_checks() {
     let e = TrainConfig::load(&bad).unwrap_err().to_string();
     assert!(e.contains("multi-class"), "{e}");
 }
+
+#[test]
+fn reported_validation_dice_is_the_saved_models_dice() {
+    let _serial = SEEDED.lock();
+    let mut config = tiny_config();
+    config.training.steps = 30;
+    config.training.val_every = 10;
+    let data = data(&config);
+    let tmp = tempfile::tempdir().unwrap();
+    let (_, events) = losses(&config, &data, &opts(tmp.path(), false));
+    let best = events
+        .iter()
+        .filter_map(|e| match e {
+            Event::Validated {
+                dice, best: true, ..
+            } => Some(dice.clone()),
+            _ => None,
+        })
+        .last()
+        .unwrap();
+    // The checkpoint on disk, loaded afresh, scores exactly what was reported.
+    let dev = device(DeviceChoice::Cpu);
+    let (cfg, model) = ume::models::segment::load_checkpoint(tmp.path(), &dev).unwrap();
+    let again = ume::training::validate(&cfg, &model, &data.val, &dev, 8).unwrap();
+    for ((id, a), (id2, b)) in best.iter().zip(&again) {
+        assert_eq!(id, id2);
+        assert!(
+            (a - b).abs() < 1e-9 || (a.is_nan() && b.is_nan()),
+            "label {id}: reported {a}, saved model {b}"
+        );
+    }
+}

@@ -39,10 +39,7 @@ pub(super) fn run(
     as_json: bool,
 ) -> Result<()> {
     if let Some(m) = model {
-        bail!(
-            "{}: loading UME encoder checkpoints is not available yet (the encoder is still to be built); uniform and content work without --model",
-            m.display()
-        );
+        return with_model(input, k, m, as_json);
     }
     let (features, reference) = features_of(input)?;
     if features.is_empty() {
@@ -71,4 +68,107 @@ pub(super) fn run(
         say!("ACDC reference: ED frame {ed}, ES frame {es} (0-based)");
     }
     Ok(())
+}
+
+/// The frames the encoder reads: modalities × frames of (values, nx, ny).
+/// A cine gives one modality whose frames are the middle z slice of each
+/// time frame; a 3D case gives its modalities' z slices.
+type Frames = Vec<Vec<(Vec<f32>, usize, usize)>>;
+
+fn encoder_frames(input: &Path) -> Result<Frames> {
+    let volumes: Vec<crate::volume::Volume> = if input.is_dir() {
+        let ds = crate::dataset::open(input)?;
+        ds.load_case(0)?
+            .images
+            .into_iter()
+            .map(|(_, v)| v)
+            .collect()
+    } else {
+        vec![crate::io::load(input)?]
+    };
+    let Some(first) = volumes.first() else {
+        bail!("{}: no image", input.display());
+    };
+    let [nx, ny, nz] = first.dims;
+    let plane = nx * ny;
+    if first.frames > 1 {
+        let mid = nz / 2;
+        let frames = (0..first.frames)
+            .map(|t| {
+                let f = first.frame_f32(t).unwrap_or_default();
+                (f[mid * plane..(mid + 1) * plane].to_vec(), nx, ny)
+            })
+            .collect();
+        return Ok(vec![frames]);
+    }
+    Ok(volumes
+        .iter()
+        .map(|v| {
+            let f = v.frame_f32(0).unwrap_or_default();
+            (0..nz)
+                .map(|k| (f[k * plane..(k + 1) * plane].to_vec(), nx, ny))
+                .collect()
+        })
+        .collect())
+}
+
+#[cfg(feature = "ml")]
+fn with_model(input: &Path, k: usize, model: &Path, as_json: bool) -> Result<()> {
+    use crate::models::encoder::{input_tensor, keyframe_report, load_encoder};
+    use crate::models::{DeviceChoice, device};
+    let dev = device(DeviceChoice::Auto);
+    let (config, encoder) = load_encoder(model, &dev)?;
+    let mut frames = encoder_frames(input)?;
+    if frames.len() < config.input_channels {
+        bail!(
+            "{}: the encoder takes {} modalities but the input has {}",
+            input.display(),
+            config.input_channels,
+            frames.len()
+        );
+    }
+    frames.truncate(config.input_channels);
+    let t = frames[0].len();
+    if t > config.max_frames {
+        bail!(
+            "{}: {t} frames, more than the encoder's max_frames {}",
+            input.display(),
+            config.max_frames
+        );
+    }
+    let report = keyframe_report(&encoder, input_tensor(&config, &frames, &dev), k);
+    if as_json {
+        let out = json!({
+            "frames": report.frames,
+            "selected": report.selected,
+            "scores": {
+                "uniform": report.uniform,
+                "content": report.content,
+                "attention": report.attention,
+                "fused": report.fused,
+            },
+            "weights": report.weights,
+            "modality_gates": report.gates,
+        });
+        say!("{}", serde_json::to_string_pretty(&out)?);
+    } else {
+        say!(
+            "{} frames, {k} keyframes (fused): {:?}; fusion weights uniform {:.2}, content {:.2}, attention {:.2}",
+            report.frames,
+            report.selected,
+            report.weights.first().copied().unwrap_or(f32::NAN),
+            report.weights.get(1).copied().unwrap_or(f32::NAN),
+            report.weights.get(2).copied().unwrap_or(f32::NAN)
+        );
+    }
+    Ok(())
+}
+
+#[cfg(not(feature = "ml"))]
+fn with_model(_: &Path, _: usize, model: &Path, _: bool) -> Result<()> {
+    let _ = encoder_frames;
+    bail!(
+        "{}: this ume was built without the `ml` feature; encoder checkpoints need it",
+        model.display()
+    )
 }

@@ -280,11 +280,12 @@ impl UmeEncoder {
         let k = k.clamp(1, t);
         // Frame summaries [B, T, D]: mean over modalities and patches.
         let summary = tokens.mean_dim(3).mean_dim(1).reshape([b, t, d]);
-        // Uniform prior: 1 at the K evenly spaced frames.
-        let mut prior = vec![0.0f32; t];
-        for i in 0..k {
-            prior[(((i as f64 + 0.5) * t as f64 / k as f64) as usize).min(t - 1)] = 1.0;
-        }
+        // Uniform prior: the model-free strategy's tent around the K evenly
+        // spaced frames (1 on them).
+        let prior: Vec<f32> = crate::keyframes::uniform_scores(t, k)
+            .into_iter()
+            .map(|v| v as f32)
+            .collect();
         let uniform = Tensor::<1>::from_data(TensorData::new(prior, [t]), &device)
             .reshape([1, t])
             .repeat_dim(0, b);
@@ -496,6 +497,150 @@ impl UmeEncoder {
     }
 }
 
+/// An encoder checkpoint's `config.json`: the model section plus a kind tag
+/// so a U-Net folder is never mistaken for an encoder.
+#[derive(Debug, Clone, serde::Serialize, serde::Deserialize)]
+pub struct EncoderCheckpoint {
+    /// Always "ume_encoder".
+    pub kind: String,
+    /// The encoder's hyper-parameters.
+    pub model: UmeConfig,
+}
+
+/// Save an encoder checkpoint folder (`config.json` + `model.bpk`).
+pub fn save_encoder(
+    dir: &std::path::Path,
+    config: &UmeConfig,
+    model: &UmeEncoder,
+) -> Result<(), super::segment::SegmentError> {
+    let json = EncoderCheckpoint {
+        kind: "ume_encoder".into(),
+        model: config.clone(),
+    };
+    super::segment::save_folder(dir, &json, model)
+}
+
+/// Load an encoder checkpoint folder.
+pub fn load_encoder(
+    dir: &std::path::Path,
+    device: &Device,
+) -> Result<(UmeConfig, UmeEncoder), super::segment::SegmentError> {
+    let ck: EncoderCheckpoint = super::segment::read_config(dir, "a UME encoder checkpoint")?;
+    if ck.kind != "ume_encoder" {
+        return Err(super::segment::SegmentError::Checkpoint {
+            path: dir.join("config.json"),
+            problem: format!("kind {:?} is not a UME encoder", ck.kind),
+        });
+    }
+    ck.model
+        .check()
+        .map_err(|problem| super::segment::SegmentError::Checkpoint {
+            path: dir.join("config.json"),
+            problem,
+        })?;
+    let model = super::segment::load_folder_weights(ck.model.init(device), dir)?;
+    Ok((ck.model, model))
+}
+
+/// Frames as the encoder reads them: `[1, M, T, H, W]` values, each frame
+/// resampled (bilinear) to the image size and z-scored per modality over
+/// its non-zero voxels. `frames[m][t]` is frame t of modality m as
+/// (values, nx, ny).
+pub fn input_tensor(
+    config: &UmeConfig,
+    frames: &[Vec<(Vec<f32>, usize, usize)>],
+    device: &Device,
+) -> Tensor<5> {
+    let m = frames.len();
+    let t = frames.first().map_or(0, Vec::len);
+    let [h, w] = config.image_size;
+    let mut data = Vec::with_capacity(m * t * h * w);
+    for modality in frames {
+        let (mut n, mut sum, mut sq) = (0usize, 0f64, 0f64);
+        for (vals, _, _) in modality {
+            for &x in vals.iter().filter(|x| **x != 0.0 && x.is_finite()) {
+                n += 1;
+                sum += f64::from(x);
+                sq += f64::from(x) * f64::from(x);
+            }
+        }
+        let mean = sum / n.max(1) as f64;
+        let sd = (sq / n.max(1) as f64 - mean * mean)
+            .max(0.0)
+            .sqrt()
+            .max(1e-9);
+        for (vals, nx, ny) in modality {
+            for j in 0..h {
+                let y =
+                    ((j as f64 + 0.5) * *ny as f64 / h as f64 - 0.5).clamp(0.0, (*ny - 1) as f64);
+                let (y0, fy) = (y.floor() as usize, y - y.floor());
+                let y1 = (y0 + 1).min(ny - 1);
+                for i in 0..w {
+                    let x = ((i as f64 + 0.5) * *nx as f64 / w as f64 - 0.5)
+                        .clamp(0.0, (*nx - 1) as f64);
+                    let (x0, fx) = (x.floor() as usize, x - x.floor());
+                    let x1 = (x0 + 1).min(nx - 1);
+                    let at = |xx: usize, yy: usize| {
+                        let v = f64::from(vals[xx + nx * yy]);
+                        if v.is_finite() { v } else { 0.0 }
+                    };
+                    let v = at(x0, y0) * (1.0 - fx) * (1.0 - fy)
+                        + at(x1, y0) * fx * (1.0 - fy)
+                        + at(x0, y1) * (1.0 - fx) * fy
+                        + at(x1, y1) * fx * fy;
+                    data.push(((v - mean) / sd) as f32);
+                }
+            }
+        }
+    }
+    Tensor::from_data(TensorData::new(data, [1, m, t, h, w]), device)
+}
+
+/// What `ume keyframes --model` reports: per-frame scores of every
+/// strategy, the fused score, the fusion weights and the selection.
+#[derive(Debug, Clone, serde::Serialize)]
+pub struct KeyframeReport {
+    /// Frames in the sequence.
+    pub frames: usize,
+    /// Selected frames, ascending, 0-based.
+    pub selected: Vec<usize>,
+    /// Per-frame scores of each strategy.
+    pub uniform: Vec<f32>,
+    /// Content change.
+    pub content: Vec<f32>,
+    /// Learned attention.
+    pub attention: Vec<f32>,
+    /// Fused.
+    pub fused: Vec<f32>,
+    /// Fusion weights (uniform, content, attention).
+    pub weights: Vec<f32>,
+    /// Modality gate weights of the selected context.
+    pub gates: Vec<f32>,
+}
+
+/// Run the selector (and the modal fusion, for the gates) on one sequence.
+pub fn keyframe_report(encoder: &UmeEncoder, x: Tensor<5>, k: usize) -> KeyframeReport {
+    let tokens = encoder.embed(x);
+    let frames = tokens.dims()[2];
+    let sel = encoder.select(tokens.clone(), k);
+    let ctx = encoder.context(tokens, &sel);
+    let v = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap_or_default();
+    KeyframeReport {
+        frames,
+        selected: sel.indices.first().cloned().unwrap_or_default(),
+        uniform: v(sel.uniform),
+        content: v(sel.content),
+        attention: v(sel.attention),
+        fused: v(sel.fused),
+        weights: sel
+            .weights
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default(),
+        gates: v(ctx.gates),
+    }
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -576,7 +721,7 @@ mod tests {
         let sel = enc.select(enc.embed(x), 2);
         let u: Vec<f32> = sel.uniform.into_data().try_to_vec::<f32>().unwrap();
         let ones: Vec<usize> = (0..10).filter(|&t| u[t] == 1.0).collect();
-        assert_eq!(ones, vec![2, 7]); // round((i + 0.5) · 10 / 2)
+        assert_eq!(ones, crate::keyframes::uniform_indices(10, 2));
         let c: Vec<f32> = sel.content.into_data().try_to_vec::<f32>().unwrap();
         let best = (0..10).max_by(|&a, &b| c[a].total_cmp(&c[b])).unwrap();
         assert!(best == 6 || best == 7, "content peaks at the jump: {c:?}");
@@ -599,6 +744,54 @@ mod tests {
         assert!(bad.check().unwrap_err().contains("patch_size"));
         let bad = tiny().with_compression_ratio(3);
         assert!(bad.check().unwrap_err().contains("compression_ratio"));
+    }
+
+    #[test]
+    fn checkpoint_round_trip_and_report() {
+        let _serial = crate::models::SEEDED.lock();
+        let dev = device(DeviceChoice::Cpu);
+        let cfg = tiny();
+        let enc = cfg.init(&dev);
+        let tmp = tempfile::tempdir().unwrap();
+        save_encoder(tmp.path(), &cfg, &enc).unwrap();
+        let (cfg2, enc2) = load_encoder(tmp.path(), &dev).unwrap();
+        assert_eq!(cfg2.embed_dim, 16);
+        let frames: Vec<Vec<(Vec<f32>, usize, usize)>> = (0..2)
+            .map(|m| {
+                (0..7)
+                    .map(|t| {
+                        (
+                            (0..40 * 24).map(|i| (i * (t + 1) + m) as f32).collect(),
+                            40,
+                            24,
+                        )
+                    })
+                    .collect()
+            })
+            .collect();
+        let x = input_tensor(&cfg, &frames, &dev);
+        assert_eq!(x.dims(), [1, 2, 7, 32, 32]);
+        let a = keyframe_report(&enc, x.clone(), 3);
+        let b = keyframe_report(&enc2, x, 3);
+        assert_eq!(a.fused, b.fused);
+        assert_eq!(a.selected, b.selected);
+        assert_eq!(
+            (a.frames, a.selected.len(), a.uniform.len(), a.gates.len()),
+            (7, 3, 7, 2)
+        );
+        // A U-Net folder is refused clearly.
+        let unet = tempfile::tempdir().unwrap();
+        let sc = crate::models::segment::SegmenterConfig {
+            network: crate::models::UNet2dConfig::new(1, 2)
+                .with_features(vec![4])
+                .with_bottleneck(4),
+            size: 16,
+            norm: crate::models::segment::InputNorm::ZScore,
+            label_ids: vec![1],
+        };
+        crate::models::segment::save_checkpoint(unet.path(), &sc, &sc.network.init(&dev)).unwrap();
+        let e = load_encoder(unet.path(), &dev).unwrap_err().to_string();
+        assert!(e.contains("UME encoder"), "{e}");
     }
 
     #[test]

@@ -78,6 +78,16 @@ pub fn save_checkpoint(
     config: &SegmenterConfig,
     model: &UNet2d,
 ) -> Result<(), SegmentError> {
+    save_folder(dir, config, model)
+}
+
+/// Write `config.json` (any serialisable config) and `model.bpk`, each
+/// atomically (temporary file + rename).
+pub fn save_folder<C: Serialize, M: burn::module::Module>(
+    dir: &Path,
+    config: &C,
+    model: &M,
+) -> Result<(), SegmentError> {
     let io = |path: &Path| {
         let path = path.to_path_buf();
         move |source| SegmentError::Io { path, source }
@@ -101,6 +111,38 @@ pub fn save_checkpoint(
         path: dir.join("config.json"),
         problem: e.to_string(),
     })
+}
+
+/// Read a folder's `config.json` as `C` (`what` names the expected kind
+/// in the error).
+pub fn read_config<C: serde::de::DeserializeOwned>(
+    dir: &Path,
+    what: &str,
+) -> Result<C, SegmentError> {
+    let cfg_path = dir.join("config.json");
+    let text = std::fs::read_to_string(&cfg_path).map_err(|source| SegmentError::Io {
+        path: cfg_path.clone(),
+        source,
+    })?;
+    serde_json::from_str(&text).map_err(|e| SegmentError::Checkpoint {
+        path: cfg_path,
+        problem: format!("not {what}: {e}"),
+    })
+}
+
+/// Load a folder's `model.bpk` into `model`.
+pub fn load_folder_weights<M: burn::module::Module>(
+    model: M,
+    dir: &Path,
+) -> Result<M, SegmentError> {
+    let weights = dir.join("model.bpk");
+    if !weights.is_file() {
+        return Err(SegmentError::Checkpoint {
+            path: weights,
+            problem: "weights file missing".into(),
+        });
+    }
+    load_weights(model, &mut BurnpackStore::from_file(&weights), &weights)
 }
 
 /// The demo models bundled in the binary: (name, config.json, model.bpk),
@@ -142,37 +184,17 @@ pub fn load_checkpoint(
     dir: &Path,
     device: &Device,
 ) -> Result<(SegmenterConfig, UNet2d), SegmentError> {
-    let cfg_path = dir.join("config.json");
-    let text = std::fs::read_to_string(&cfg_path).map_err(|source| SegmentError::Io {
-        path: cfg_path.clone(),
-        source,
-    })?;
-    let config: SegmenterConfig =
-        serde_json::from_str(&text).map_err(|e| SegmentError::Checkpoint {
-            path: cfg_path.clone(),
-            problem: format!("not a segmenter config: {e}"),
-        })?;
-    let weights = dir.join("model.bpk");
-    if !weights.is_file() {
-        return Err(SegmentError::Checkpoint {
-            path: weights,
-            problem: "weights file missing".into(),
-        });
-    }
-    let model = load_weights(
-        config.network.init(device),
-        &mut BurnpackStore::from_file(&weights),
-        &weights,
-    )?;
+    let config: SegmenterConfig = read_config(dir, "a segmenter config")?;
+    let model = load_folder_weights(config.network.init(device), dir)?;
     Ok((config, model))
 }
 
 /// Apply stored weights, requiring every tensor to be present and fit.
-fn load_weights(
-    mut model: UNet2d,
+fn load_weights<M: burn::module::Module>(
+    mut model: M,
     store: &mut BurnpackStore,
     origin: &Path,
-) -> Result<UNet2d, SegmentError> {
+) -> Result<M, SegmentError> {
     let result = model
         .load_from(store)
         .map_err(|e| SegmentError::Checkpoint {

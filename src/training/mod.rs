@@ -375,7 +375,7 @@ fn train_inner(
         });
         let last = step + 1 == t.steps;
         if (step + 1) % t.val_every == 0 || last {
-            let inference = model.clone().to_device(&opts.device);
+            let inference = model.valid(); // running statistics synced, no autodiff
             let dice = validate(&model_config, &inference, val, &opts.device, t.val_batch)?;
             let finite: Vec<f64> = dice.iter().map(|d| d.1).filter(|d| d.is_finite()).collect();
             let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;

@@ -1,0 +1,108 @@
+//! The UME encoder from the command line: `ume keyframes --model` on a
+//! cardiac cine (time frames) and a brain case (z slices of 4 modalities)
+//! prints every strategy's per-frame scores, the fused score, the fusion
+//! weights and the modality gates; mismatched inputs are refused clearly.
+#![cfg(feature = "ml")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use ume::models::encoder::{UmeConfig, save_encoder};
+use ume::models::{DeviceChoice, device};
+use ume::phantom::{Kind, Size, generate};
+
+fn tiny(channels: usize) -> UmeConfig {
+    UmeConfig::new(channels)
+        .with_embed_dim(16)
+        .with_num_heads(2)
+        .with_num_layers(1)
+        .with_patch_size(8)
+        .with_image_size([32, 32])
+        .with_max_keyframes(2)
+        .with_compression_ratio(4)
+        .with_max_frames(64)
+        .with_voco_dim(8)
+}
+
+fn keyframes(args: &[&std::ffi::OsStr]) -> std::process::Output {
+    std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
+        .arg("keyframes")
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+#[test]
+fn keyframes_with_an_encoder_checkpoint() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dev = device(DeviceChoice::Cpu);
+    let ck1 = tmp.path().join("enc1");
+    save_encoder(&ck1, &tiny(1), &tiny(1).init(&dev)).unwrap();
+    let ck4 = tmp.path().join("enc4");
+    save_encoder(&ck4, &tiny(4), &tiny(4).init(&dev)).unwrap();
+    let acdc = generate(
+        Kind::Acdc,
+        Size::Small,
+        3,
+        1,
+        &tmp.path().join("a"),
+        |_, _| {},
+    )
+    .unwrap();
+    let o = keyframes(&[
+        acdc[0].as_os_str(),
+        "--model".as_ref(),
+        ck1.as_os_str(),
+        "--k".as_ref(),
+        "2".as_ref(),
+        "--json".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    let t = j["frames"].as_u64().unwrap() as usize;
+    assert!(t > 2);
+    assert_eq!(j["selected"].as_array().unwrap().len(), 2);
+    for s in ["uniform", "content", "attention", "fused"] {
+        assert_eq!(j["scores"][s].as_array().unwrap().len(), t, "{s}");
+    }
+    let w: Vec<f64> = j["weights"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    assert_eq!(w.len(), 3);
+    assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+
+    // A brain case: 4 modalities, z slices as frames, 4 modality gates.
+    let brats = generate(
+        Kind::Brats,
+        Size::Small,
+        3,
+        1,
+        &tmp.path().join("b"),
+        |_, _| {},
+    )
+    .unwrap();
+    let o = keyframes(&[
+        brats[0].as_os_str(),
+        "--model".as_ref(),
+        ck4.as_os_str(),
+        "--json".as_ref(),
+    ]);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let j: serde_json::Value = serde_json::from_slice(&o.stdout).unwrap();
+    assert_eq!(j["modality_gates"].as_array().unwrap().len(), 4);
+    assert_eq!(j["frames"].as_u64().unwrap(), 62);
+
+    // The cine has one modality: the 4-channel encoder says so.
+    let o = keyframes(&[acdc[0].as_os_str(), "--model".as_ref(), ck4.as_os_str()]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("4 modalities"));
+    // Attention without a model: a clear message.
+    let o = keyframes(&[
+        acdc[0].as_os_str(),
+        "--strategy".as_ref(),
+        "attention".as_ref(),
+    ]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("trained UME encoder"));
+}
