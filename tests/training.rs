@@ -249,13 +249,13 @@ fn reported_validation_dice_is_the_saved_models_dice() {
     let (_, events) = losses(&config, &data, &opts(tmp.path(), false));
     let best = events
         .iter()
-        .filter_map(|e| match e {
+        .rev()
+        .find_map(|e| match e {
             Event::Validated {
                 dice, best: true, ..
             } => Some(dice.clone()),
             _ => None,
         })
-        .last()
         .unwrap();
     // The checkpoint on disk, loaded afresh, scores exactly what was reported.
     let dev = device(DeviceChoice::Cpu);

@@ -160,13 +160,16 @@ impl AiState {
     }
 }
 
-/// The bundled model that fits a case: BraTS-like cases (4 MR channels)
-/// get the brain-tumour demo, everything else the CT demo.
+/// The bundled model that fits a case: four MR channels get the
+/// brain-tumour demo, a CT (values in Hounsfield units) the CT demo;
+/// anything else needs a checkpoint folder (empty).
 pub fn default_model(doc: &Document) -> &'static str {
     if doc.layers.len() >= 4 {
         "demo-brats"
-    } else {
+    } else if doc.layers.first().is_some_and(|l| l.range.0 <= -500.0) {
         "demo-ct"
+    } else {
+        ""
     }
 }
 
@@ -180,6 +183,10 @@ pub fn start_segment(app: &mut UmeApp, ctx: &egui::Context, drop: Option<usize>)
     }
     if app.ai.model.is_empty() {
         app.ai.model = default_model(doc).into();
+    }
+    if app.ai.model.is_empty() {
+        app.ai.message = "no bundled model fits this case: enter a checkpoint folder".into();
+        return;
     }
     let model = app.ai.model.clone();
     let choice = app.ai.device;
@@ -428,6 +435,10 @@ pub fn start_training(app: &mut UmeApp, ctx: &egui::Context) {
     let Some(doc) = &app.doc else { return };
     if app.ai.model.is_empty() {
         app.ai.model = default_model(doc).into();
+    }
+    if app.ai.model.is_empty() {
+        app.ai.message = "no bundled model fits this case: enter a checkpoint folder".into();
+        return;
     }
     let case = match app.ai.source {
         TrainSource::OpenCase => match OpenCase::of(doc) {

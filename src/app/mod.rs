@@ -760,6 +760,16 @@ impl eframe::App for UmeApp {
 
 /// Open the app window (blocks until it is closed).
 pub fn run(options: ViewOptions) -> anyhow::Result<()> {
+    // Model work on the CPU backend runs on rayon's pool: leave the UI
+    // thread a core of its own.
+    #[cfg(feature = "ml")]
+    {
+        let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+        let _ = rayon::ThreadPoolBuilder::new()
+            .num_threads(cores.saturating_sub(1).max(1))
+            .thread_name(|i| format!("ume-compute-{i}"))
+            .build_global();
+    }
     let native = eframe::NativeOptions {
         viewport: egui::ViewportBuilder::default()
             .with_inner_size([1280.0, 860.0])

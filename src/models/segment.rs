@@ -147,7 +147,18 @@ pub fn load_folder_weights<M: burn::module::Module>(
 
 /// The demo models bundled in the binary: (name, config.json, model.bpk),
 /// trained by `ume train` on phantoms (README: "Demo models").
-pub const DEMOS: &[(&str, &str, &[u8])] = &[];
+pub const DEMOS: &[(&str, &str, &[u8])] = &[
+    (
+        "demo-ct",
+        include_str!("../../assets/models/demo-ct/config.json"),
+        include_bytes!("../../assets/models/demo-ct/model.bpk"),
+    ),
+    (
+        "demo-brats",
+        include_str!("../../assets/models/demo-brats/config.json"),
+        include_bytes!("../../assets/models/demo-brats/model.bpk"),
+    ),
+];
 
 /// Load a checkpoint folder, or a bundled demo by name (`demo-ct`,
 /// `demo-brats`), onto `device`.

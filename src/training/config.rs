@@ -222,18 +222,27 @@ pub struct ConfigError {
     pub problem: String,
 }
 
+/// Read a JSON config file as `T` and run its checks; errors name the file
+/// (`what` says what it should have been).
+pub(crate) fn load_checked<T: serde::de::DeserializeOwned>(
+    path: &Path,
+    what: &str,
+    check: impl FnOnce(&T) -> Result<(), String>,
+) -> Result<T, ConfigError> {
+    let err = |problem: String| ConfigError {
+        path: path.to_path_buf(),
+        problem,
+    };
+    let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
+    let config: T = serde_json::from_str(&text).map_err(|e| err(format!("not {what}: {e}")))?;
+    check(&config).map_err(err)?;
+    Ok(config)
+}
+
 impl TrainConfig {
     /// Read and check a config file.
     pub fn load(path: &Path) -> Result<TrainConfig, ConfigError> {
-        let err = |problem: String| ConfigError {
-            path: path.to_path_buf(),
-            problem,
-        };
-        let text = std::fs::read_to_string(path).map_err(|e| err(e.to_string()))?;
-        let config: TrainConfig =
-            serde_json::from_str(&text).map_err(|e| err(format!("not a training config: {e}")))?;
-        config.check().map_err(err)?;
-        Ok(config)
+        load_checked(path, "a training config", TrainConfig::check)
     }
 
     /// Consistency checks that need no data.

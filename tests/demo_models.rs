@@ -1,0 +1,65 @@
+//! The bundled demo models meet their bar on held-out phantoms (a seed no
+//! training run used): the CT demo reaches Dice ≥ 0.90 on every structure
+//! it predicts; the brain-tumour demo on each label (1, 2, 4) and on the
+//! BraTS evaluation regions (whole tumour 1+2+4, tumour core 1+4).
+#![cfg(feature = "ml")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use ume::models::segment::{load_model, segment};
+use ume::models::{DeviceChoice, device};
+use ume::phantom::{Size, brats_case, totalseg_case};
+use ume::volume::LabelVolume;
+
+fn dice(pred: &LabelVolume, gt: &LabelVolume, ids: &[u16]) -> f64 {
+    let (mut inter, mut p, mut g) = (0usize, 0usize, 0usize);
+    for i in 0..gt.len() {
+        let (a, b) = (ids.contains(&pred.get(i)), ids.contains(&gt.get(i)));
+        inter += usize::from(a && b);
+        p += usize::from(a);
+        g += usize::from(b);
+    }
+    2.0 * inter as f64 / (p + g).max(1) as f64
+}
+
+#[test]
+fn demo_ct_segments_a_held_out_phantom() {
+    let dev = device(DeviceChoice::Cpu);
+    let (config, model) = load_model("demo-ct", &dev).unwrap();
+    let case = totalseg_case(4242, 1, Size::Small);
+    let pred = segment(&config, &model, &[&case.ct], &dev, 8, |_, _| true).unwrap();
+    for &id in &config.label_ids {
+        let d = dice(&pred, &case.labels, &[id]);
+        let name = case.table.name_of(id).unwrap_or("?");
+        eprintln!("demo-ct {name}: Dice {d:.3}");
+        assert!(d >= 0.90, "{name}: Dice {d:.3} < 0.90");
+    }
+}
+
+#[test]
+fn demo_brats_segments_a_held_out_phantom() {
+    let dev = device(DeviceChoice::Cpu);
+    let (config, model) = load_model("demo-brats", &dev).unwrap();
+    let case = brats_case(4242, 1, Size::Small);
+    let vols: Vec<_> = case.images.iter().map(|(_, v)| v).collect();
+    let pred = segment(&config, &model, &vols, &dev, 8, |_, _| true).unwrap();
+    let checks = [
+        ("necrotic core", &[1u16][..]),
+        ("edema", &[2]),
+        ("enhancing tumour", &[4]),
+        ("whole tumour", &[1, 2, 4]),
+        ("tumour core", &[1, 4]),
+    ];
+    for (name, ids) in checks {
+        let d = dice(&pred, &case.labels, ids);
+        eprintln!("demo-brats {name}: Dice {d:.3}");
+        assert!(d >= 0.90, "{name}: Dice {d:.3} < 0.90");
+    }
+}
+
+#[test]
+fn unknown_model_names_are_refused_with_the_list() {
+    let e = load_model("demo-nope", &device(DeviceChoice::Cpu))
+        .unwrap_err()
+        .to_string();
+    assert!(e.contains("demo-ct") && e.contains("demo-brats"), "{e}");
+}
