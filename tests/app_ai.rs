@@ -71,9 +71,9 @@ fn wait_for(h: &mut Harness<'_, UmeApp>, what: &str, done: impl Fn(&UmeApp) -> b
 }
 
 #[test]
-fn segment_fills_the_table_and_the_what_if_compares_modalities() {
-    let (mut app, tmp) = app_with(Kind::Brats);
-    app.ai.model = tiny_checkpoint(&tmp.path().join("ckpt"));
+fn segment_the_demo_case_fills_the_table_and_the_what_if_compares_modalities() {
+    // The bundled brain-tumour model, chosen by default for a BraTS case.
+    let (mut app, _tmp) = app_with(Kind::Brats);
     app.ai.device = DeviceChoice::Cpu;
     let mut h = harness(app);
     h.step();
@@ -84,19 +84,24 @@ fn segment_fills_the_table_and_the_what_if_compares_modalities() {
     wait_for(&mut h, "metrics", |a| {
         !a.eval.is_computing() && a.eval.result.is_some()
     });
+    assert_eq!(h.state().ai.model, "demo-brats");
     let result = h.state().eval.result.as_ref().unwrap();
-    assert!(!result.structures.is_empty(), "the metrics table fills");
-    assert!(h.state().ai.message.contains("segmented with"));
+    assert_eq!(result.structures.len(), 3, "the metrics table fills");
+    for st in &result.structures {
+        assert!(st.dice > 0.9, "{}: Dice {}", st.name, st.dice);
+    }
+    assert!(h.state().ai.message.contains("segmented with demo-brats"));
     h.step();
     h.get_by_label("Run").click();
     wait_for(&mut h, "what-if", |a| a.ai.what_if.is_some());
     let w = h.state().ai.what_if.as_ref().unwrap();
     assert_eq!(w.dropped, "t1ce");
-    assert!(!w.rows.is_empty());
+    assert_eq!(w.rows.len(), 3);
+    // Without T1ce the enhancing ring (bright only there) is lost.
+    let (_, with, without) = w.rows.iter().find(|r| r.0 == 4).copied().unwrap();
     assert!(
-        w.rows
-            .iter()
-            .all(|(_, with, _)| with.is_finite() || with.is_nan())
+        with > 0.9 && without < with,
+        "enhancing: {with} -> {without}"
     );
 }
 
@@ -209,4 +214,34 @@ fn fine_tune_runs_on_wgpu() {
     wait_for(&mut h, "re-segmentation on wgpu", |a| {
         !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
     });
+}
+
+#[test]
+fn encoder_reports_keyframes_fusion_weights_and_modality_gates() {
+    use ume::models::encoder::{UmeConfig, save_encoder};
+    let (mut app, tmp) = app_with(Kind::Brats);
+    let cfg = UmeConfig::new(4)
+        .with_embed_dim(16)
+        .with_num_heads(2)
+        .with_num_layers(1)
+        .with_patch_size(8)
+        .with_image_size([32, 32])
+        .with_max_keyframes(3)
+        .with_max_frames(64)
+        .with_voco_dim(8);
+    let dir = tmp.path().join("encoder");
+    save_encoder(&dir, &cfg, &cfg.init(&device(DeviceChoice::Cpu))).unwrap();
+    app.ai.encoder_path = dir.display().to_string();
+    app.ai.device = DeviceChoice::Cpu;
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label("Keyframes and modality gates").click();
+    wait_for(&mut h, "encoder", |a| a.ai.encoder_report.is_some());
+    let (_, r) = h.state().ai.encoder_report.as_ref().unwrap();
+    assert_eq!(r.frames, 62, "z slices are the frames of a 3D case");
+    assert_eq!(r.gates.len(), 4);
+    assert!((r.gates.iter().sum::<f32>() - 1.0).abs() < 1e-4);
+    h.step();
+    h.get_by_label_contains("modality gates: t1");
+    assert!(h.state().ai.learned(h.state().doc_generation).is_some());
 }

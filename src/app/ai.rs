@@ -11,6 +11,7 @@
 
 use super::UmeApp;
 use super::document::Document;
+use crate::models::encoder::KeyframeReport;
 use crate::models::segment::{SegmentError, load_model, segment};
 use crate::models::{DeviceChoice, device};
 use crate::training::config::{LossConfig, SchedulerConfig};
@@ -112,6 +113,11 @@ pub struct AiState {
     /// Where fine-tuned checkpoints go (default: the user cache folder,
     /// `~/.cache/ume/finetune`).
     pub out_root: Option<PathBuf>,
+    /// A UME encoder checkpoint folder.
+    pub encoder_path: String,
+    encoder_job: Option<(u64, Receiver<Result<KeyframeReport, String>>)>,
+    /// The encoder's report for a document generation.
+    pub encoder_report: Option<(u64, KeyframeReport)>,
 }
 
 impl Default for AiState {
@@ -134,14 +140,29 @@ impl Default for AiState {
             what_if: None,
             drop_channel: 1,
             out_root: None,
+            encoder_path: String::new(),
+            encoder_job: None,
+            encoder_report: None,
         }
     }
 }
 
 impl AiState {
-    /// Whether segmentation or training is running.
+    /// Whether segmentation, training or an encoder run is in progress.
     pub fn is_busy(&self) -> bool {
-        self.job.is_some() || self.run.is_some()
+        self.job.is_some() || self.run.is_some() || self.encoder_job.is_some()
+    }
+
+    /// The encoder's curves for the keyframe inspector, when they belong to
+    /// document generation `generation`.
+    pub fn learned(&self, generation: u64) -> Option<super::keyframes_ui::Learned<'_>> {
+        let (g, r) = self.encoder_report.as_ref()?;
+        (*g == generation).then_some(super::keyframes_ui::Learned {
+            attention: &r.attention,
+            fused: &r.fused,
+            weights: &r.weights,
+            selected: &r.selected,
+        })
     }
 
     /// Whether a fine-tuning run is in progress.
@@ -259,8 +280,83 @@ pub fn start_segment(app: &mut UmeApp, ctx: &egui::Context, drop: Option<usize>)
     }
 }
 
+/// Run a UME encoder checkpoint on the open case in the background:
+/// keyframe scores of every strategy, fusion weights, modality gates.
+pub fn start_encoder(app: &mut UmeApp, ctx: &egui::Context) {
+    let Some(doc) = &app.doc else { return };
+    if app.ai.encoder_job.is_some() {
+        return;
+    }
+    let path = PathBuf::from(app.ai.encoder_path.trim());
+    let volumes: Vec<Arc<Volume>> = doc.layers.iter().map(|l| l.volume.clone()).collect();
+    let k = app.keyframes.k;
+    let choice = app.ai.device;
+    let (tx, rx) = std::sync::mpsc::sync_channel(1);
+    let wake = ctx.clone();
+    let spawned = std::thread::Builder::new()
+        .name("ume-encoder".into())
+        .spawn(move || {
+            let run = || -> Result<KeyframeReport, String> {
+                use crate::models::encoder::{
+                    frames_of, input_tensor, keyframe_report, load_encoder,
+                };
+                let dev = device(choice);
+                let (config, encoder) = load_encoder(&path, &dev).map_err(|e| e.to_string())?;
+                let refs: Vec<&Volume> = volumes.iter().map(|v| &**v).collect();
+                let mut frames = frames_of(&refs);
+                if frames.len() < config.input_channels {
+                    return Err(format!(
+                        "the encoder takes {} modalities; the case has {}",
+                        config.input_channels,
+                        frames.len()
+                    ));
+                }
+                frames.truncate(config.input_channels);
+                let t = frames.first().map_or(0, Vec::len);
+                if t == 0 || t > config.max_frames {
+                    return Err(format!(
+                        "{t} frames; the encoder takes 1 to {}",
+                        config.max_frames
+                    ));
+                }
+                Ok(keyframe_report(
+                    &encoder,
+                    input_tensor(&config, &frames, &dev),
+                    k,
+                ))
+            };
+            let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
+                .unwrap_or_else(|_| Err("the encoder crashed (see the log)".into()));
+            let _ = tx.send(r);
+            wake.request_repaint();
+        });
+    match spawned {
+        Ok(_) => {
+            app.ai.encoder_job = Some((app.doc_generation, rx));
+            app.ai.message = "running the UME encoder...".into();
+        }
+        Err(e) => app.ai.message = format!("could not start the encoder: {e}"),
+    }
+}
+
 /// Drain the segmentation job and the training run (called every frame).
 pub fn logic(app: &mut UmeApp, ctx: &egui::Context) {
+    if let Some((g, rx)) = &app.ai.encoder_job
+        && let Ok(r) = rx.try_recv()
+    {
+        let g = *g;
+        app.ai.encoder_job = None;
+        match r {
+            Ok(report) => {
+                app.ai.message = format!(
+                    "encoder selected frames {:?} of {}",
+                    report.selected, report.frames
+                );
+                app.ai.encoder_report = Some((g, report));
+            }
+            Err(e) => app.ai.message = e,
+        }
+    }
     if let Some(job) = &app.ai.job
         && let Ok(result) = job.rx.try_recv()
     {
@@ -739,11 +835,49 @@ pub fn section(app: &mut UmeApp, ui: &mut egui::Ui) {
                 }
             }
             ui.separator();
+            encoder_ui(app, ui, &ctx, &layer_names);
+            ui.separator();
             training_ui(app, ui, &ctx);
             if !app.ai.message.is_empty() {
                 ui.label(&app.ai.message);
             }
         });
+}
+
+/// The encoder row: checkpoint folder, run, fusion weights and modality
+/// gates.
+fn encoder_ui(app: &mut UmeApp, ui: &mut egui::Ui, ctx: &egui::Context, layers: &[String]) {
+    ui.horizontal(|ui| {
+        let l = ui.label("UME encoder");
+        ui.text_edit_singleline(&mut app.ai.encoder_path)
+            .labelled_by(l.id)
+            .on_hover_text("an encoder checkpoint folder (config.json + model.bpk)");
+    });
+    let ready = !app.ai.encoder_path.trim().is_empty() && !app.ai.is_busy();
+    if ui
+        .add_enabled(ready, egui::Button::new("Keyframes and modality gates"))
+        .clicked()
+    {
+        start_encoder(app, ctx);
+    }
+    if let Some((g, r)) = &app.ai.encoder_report
+        && *g == app.doc_generation
+    {
+        ui.label(format!(
+            "fusion weights: uniform {:.2} · content {:.2} · attention {:.2}",
+            r.weights.first().copied().unwrap_or(f32::NAN),
+            r.weights.get(1).copied().unwrap_or(f32::NAN),
+            r.weights.get(2).copied().unwrap_or(f32::NAN)
+        ));
+        let gates: Vec<String> = r
+            .gates
+            .iter()
+            .enumerate()
+            .map(|(i, w)| format!("{} {w:.2}", layers.get(i).map_or("?", String::as_str)))
+            .collect();
+        ui.label(format!("modality gates: {}", gates.join(" · ")));
+        ui.label(format!("selected frames: {:?}", r.selected));
+    }
 }
 
 fn short(spec: &str) -> String {

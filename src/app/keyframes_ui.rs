@@ -83,8 +83,26 @@ impl KeyframeState {
     }
 }
 
-/// Draw the inspector.
-pub fn inspector_ui(state: &mut KeyframeState, doc: &mut Document, ui: &mut egui::Ui) {
+/// A UME encoder's learned scores for the open case (from the model panel).
+pub struct Learned<'a> {
+    /// Attention score per frame.
+    pub attention: &'a [f32],
+    /// Fused score per frame.
+    pub fused: &'a [f32],
+    /// Fusion weights (uniform, content, attention).
+    pub weights: &'a [f32],
+    /// Frames the encoder selected.
+    pub selected: &'a [usize],
+}
+
+/// Draw the inspector; `learned` adds an encoder's attention and fused
+/// curves, its selection and its fusion weights.
+pub fn inspector_ui(
+    state: &mut KeyframeState,
+    doc: &mut Document,
+    learned: Option<Learned>,
+    ui: &mut egui::Ui,
+) {
     ui.horizontal(|ui| {
         ui.label("Keyframes");
         let k = ui.label("K");
@@ -92,9 +110,20 @@ pub fn inspector_ui(state: &mut KeyframeState, doc: &mut Document, ui: &mut egui
             .labelled_by(k.id);
         ui.selectable_value(&mut state.strategy, Strategy::Content, "content");
         ui.selectable_value(&mut state.strategy, Strategy::Uniform, "uniform");
-        ui.add_enabled(false, egui::Button::new("attention / fused"))
-            .on_disabled_hover_text("needs a trained UME encoder");
+        if learned.is_none() {
+            ui.add_enabled(false, egui::Button::new("attention / fused"))
+                .on_disabled_hover_text("run a UME encoder in the model panel");
+        }
     });
+    if let Some(l) = &learned {
+        ui.label(format!(
+            "encoder: fusion weights uniform {:.2} · content {:.2} · attention {:.2}; selected {:?}",
+            l.weights.first().copied().unwrap_or(f32::NAN),
+            l.weights.get(1).copied().unwrap_or(f32::NAN),
+            l.weights.get(2).copied().unwrap_or(f32::NAN),
+            l.selected
+        ));
+    }
     let Some(sel) = state.selection.clone() else {
         ui.horizontal(|ui| {
             ui.spinner();
@@ -115,6 +144,11 @@ pub fn inspector_ui(state: &mut KeyframeState, doc: &mut Document, ui: &mut egui
         .show(ui, |plot| {
             plot.line(line("uniform", &sel.uniform));
             plot.line(line("content", &sel.content));
+            if let Some(l) = &learned {
+                let f64s = |v: &[f32]| v.iter().map(|&x| f64::from(x)).collect::<Vec<f64>>();
+                plot.line(line("attention", &f64s(l.attention)));
+                plot.line(line("fused", &f64s(l.fused)));
+            }
             for x in &marks {
                 plot.vline(egui_plot::VLine::new("selected", *x).color(egui::Color32::YELLOW));
             }

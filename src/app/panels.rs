@@ -343,7 +343,11 @@ pub(super) fn cine_bar(app: &mut UmeApp, ui: &mut egui::Ui) {
     egui::CollapsingHeader::new("Keyframe inspector")
         .default_open(true)
         .show(ui, |ui| {
-            super::keyframes_ui::inspector_ui(&mut app.keyframes, doc, ui);
+            #[cfg(feature = "ml")]
+            let learned = app.ai.learned(app.doc_generation);
+            #[cfg(not(feature = "ml"))]
+            let learned = None;
+            super::keyframes_ui::inspector_ui(&mut app.keyframes, doc, learned, ui);
         });
 }
 

@@ -70,13 +70,9 @@ pub(super) fn run(
     Ok(())
 }
 
-/// The frames the encoder reads: modalities × frames of (values, nx, ny).
-/// A cine gives one modality whose frames are the middle z slice of each
-/// time frame; a 3D case gives its modalities' z slices.
-type Frames = Vec<Vec<(Vec<f32>, usize, usize)>>;
-
-fn encoder_frames(input: &Path) -> Result<Frames> {
-    let volumes: Vec<crate::volume::Volume> = if input.is_dir() {
+/// The volumes of a file or a dataset case.
+fn volumes_of(input: &Path) -> Result<Vec<crate::volume::Volume>> {
+    Ok(if input.is_dir() {
         let ds = crate::dataset::open(input)?;
         ds.load_case(0)?
             .images
@@ -85,31 +81,7 @@ fn encoder_frames(input: &Path) -> Result<Frames> {
             .collect()
     } else {
         vec![crate::io::load(input)?]
-    };
-    let Some(first) = volumes.first() else {
-        bail!("{}: no image", input.display());
-    };
-    let [nx, ny, nz] = first.dims;
-    let plane = nx * ny;
-    if first.frames > 1 {
-        let mid = nz / 2;
-        let frames = (0..first.frames)
-            .map(|t| {
-                let f = first.frame_f32(t).unwrap_or_default();
-                (f[mid * plane..(mid + 1) * plane].to_vec(), nx, ny)
-            })
-            .collect();
-        return Ok(vec![frames]);
-    }
-    Ok(volumes
-        .iter()
-        .map(|v| {
-            let f = v.frame_f32(0).unwrap_or_default();
-            (0..nz)
-                .map(|k| (f[k * plane..(k + 1) * plane].to_vec(), nx, ny))
-                .collect()
-        })
-        .collect())
+    })
 }
 
 #[cfg(feature = "ml")]
@@ -118,7 +90,12 @@ fn with_model(input: &Path, k: usize, model: &Path, as_json: bool) -> Result<()>
     use crate::models::{DeviceChoice, device};
     let dev = device(DeviceChoice::Auto);
     let (config, encoder) = load_encoder(model, &dev)?;
-    let mut frames = encoder_frames(input)?;
+    let volumes = volumes_of(input)?;
+    let refs: Vec<&crate::volume::Volume> = volumes.iter().collect();
+    let mut frames = crate::models::encoder::frames_of(&refs);
+    if frames.is_empty() {
+        bail!("{}: no image", input.display());
+    }
     if frames.len() < config.input_channels {
         bail!(
             "{}: the encoder takes {} modalities but the input has {}",
@@ -166,7 +143,7 @@ fn with_model(input: &Path, k: usize, model: &Path, as_json: bool) -> Result<()>
 
 #[cfg(not(feature = "ml"))]
 fn with_model(_: &Path, _: usize, model: &Path, _: bool) -> Result<()> {
-    let _ = encoder_frames;
+    let _ = volumes_of;
     bail!(
         "{}: this ume was built without the `ml` feature; encoder checkpoints need it",
         model.display()

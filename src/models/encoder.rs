@@ -542,6 +542,48 @@ pub fn load_encoder(
     Ok((ck.model, model))
 }
 
+/// Modalities × frames of (values, nx, ny) as the encoder reads them: a
+/// cine (first volume with several time frames) gives one modality whose
+/// frames are the middle z slice of each time frame; 3D volumes give their
+/// z slices, one modality per volume.
+pub fn frames_of(volumes: &[&crate::volume::Volume]) -> Vec<Vec<(Vec<f32>, usize, usize)>> {
+    let Some(first) = volumes.first() else {
+        return Vec::new();
+    };
+    let [nx, ny, nz] = first.dims;
+    let plane = nx * ny;
+    if first.frames > 1 {
+        let mid = nz / 2;
+        let frames = (0..first.frames)
+            .map(|t| {
+                let f = first.frame_f32(t).unwrap_or_default();
+                let slice = f
+                    .get(mid * plane..(mid + 1) * plane)
+                    .unwrap_or(&[])
+                    .to_vec();
+                (slice, nx, ny)
+            })
+            .collect();
+        return vec![frames];
+    }
+    volumes
+        .iter()
+        .filter(|v| v.dims == first.dims)
+        .map(|v| {
+            let f = v.frame_f32(0).unwrap_or_default();
+            (0..nz)
+                .map(|k| {
+                    (
+                        f.get(k * plane..(k + 1) * plane).unwrap_or(&[]).to_vec(),
+                        nx,
+                        ny,
+                    )
+                })
+                .collect()
+        })
+        .collect()
+}
+
 /// Frames as the encoder reads them: `[1, M, T, H, W]` values, each frame
 /// resampled (bilinear) to the image size and z-scored per modality over
 /// its non-zero voxels. `frames[m][t]` is frame t of modality m as
