@@ -244,4 +244,13 @@ fn encoder_reports_keyframes_fusion_weights_and_modality_gates() {
     h.step();
     h.get_by_label_contains("modality gates: t1");
     assert!(h.state().ai.learned(h.state().doc_generation).is_some());
+
+    // The same checkpoint segments frame by frame from the model panel.
+    h.state_mut().ai.model = dir.display().to_string();
+    h.step();
+    h.get_by_label("Segment").click();
+    wait_for(&mut h, "encoder segmentation", |a| {
+        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
+    });
+    assert!(h.state().ai.message.contains("segmented with"), "{}", h.state().ai.message);
 }

@@ -93,6 +93,22 @@ fn keyframes_with_an_encoder_checkpoint() {
     assert_eq!(j["modality_gates"].as_array().unwrap().len(), 4);
     assert_eq!(j["frames"].as_u64().unwrap(), 62);
 
+    // Frame-by-frame segmentation with the encoder checkpoint.
+    let out = tmp.path().join("pred.nii.gz");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
+        .arg("segment")
+        .arg(&brats[0])
+        .arg("-o")
+        .arg(&out)
+        .arg("--model")
+        .arg(&ck4)
+        .args(["--device", "cpu"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let labels = ume::io::load_labels(&out).unwrap();
+    assert_eq!(labels.dims, [96, 96, 62]);
+
     // The cine has one modality: the 4-channel encoder says so.
     let o = keyframes(&[acdc[0].as_os_str(), "--model".as_ref(), ck4.as_os_str()]);
     assert!(!o.status.success());

@@ -12,8 +12,8 @@
 use super::UmeApp;
 use super::document::Document;
 use crate::models::encoder::KeyframeReport;
-use crate::models::segment::{SegmentError, load_model, segment};
-use crate::models::{DeviceChoice, device};
+use crate::models::segment::SegmentError;
+use crate::models::{DeviceChoice, Segmenter, device};
 use crate::training::config::{LossConfig, SchedulerConfig};
 use crate::training::data::LabelledCase;
 use crate::training::{
@@ -224,8 +224,8 @@ pub fn start_segment(app: &mut UmeApp, ctx: &egui::Context, drop: Option<usize>)
         .spawn(move || {
             let run = || -> Result<LabelVolume, String> {
                 let dev = device(choice);
-                let (config, net) = load_model(&spec, &dev).map_err(|e| e.to_string())?;
-                let need = config.network.in_channels;
+                let model = Segmenter::load(&spec, &dev).map_err(|e| e.to_string())?;
+                let need = model.in_channels();
                 if volumes.len() < need {
                     return Err(format!(
                         "{spec} takes {need} image channel(s) but the case has {} ({})",
@@ -242,16 +242,17 @@ pub fn start_segment(app: &mut UmeApp, ctx: &egui::Context, drop: Option<usize>)
                         .map_err(|e| e.to_string())?;
                     refs[k] = &zeros;
                 }
-                segment(&config, &net, &refs, &dev, 8, |n, of| {
-                    d.store(n, Ordering::Relaxed);
-                    t.store(of, Ordering::Relaxed);
-                    wake.request_repaint();
-                    !c.load(Ordering::Relaxed)
-                })
-                .map_err(|e| match e {
-                    SegmentError::Cancelled => "segmentation cancelled".to_string(),
-                    other => other.to_string(),
-                })
+                model
+                    .segment(&refs, &dev, 8, |n, of| {
+                        d.store(n, Ordering::Relaxed);
+                        t.store(of, Ordering::Relaxed);
+                        wake.request_repaint();
+                        !c.load(Ordering::Relaxed)
+                    })
+                    .map_err(|e| match e {
+                        SegmentError::Cancelled => "segmentation cancelled".to_string(),
+                        other => other.to_string(),
+                    })
             };
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
                 .unwrap_or_else(|_| Err("segmentation crashed (see the log)".into()));
@@ -564,7 +565,12 @@ pub fn start_training(app: &mut UmeApp, ctx: &egui::Context) {
         .spawn(move || {
             let prep = || -> Result<TrainingHandle, String> {
                 let dev = device(choice);
-                let (model_config, _) = load_model(&spec, &dev).map_err(|e| e.to_string())?;
+                let model_config = match Segmenter::load(&spec, &dev).map_err(|e| e.to_string())? {
+                    Segmenter::Unet(c, _) => c,
+                    Segmenter::Encoder(..) => {
+                        return Err("fine-tuning a UME encoder is not available yet (its training loop is still to come); pick a U-Net".into());
+                    }
+                };
                 let settings = AiState {
                     steps: quick.0,
                     learning_rate: quick.1,

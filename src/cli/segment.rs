@@ -2,7 +2,6 @@
 //! the command line, with progress bars and the seed-004-style validation
 //! log.
 
-use crate::models::segment::{load_model, segment};
 use crate::models::{DeviceChoice, describe, device};
 use crate::training::{Event, RunOptions, TrainConfig, TrainingData, train as run_training};
 use anyhow::{Context, Result, bail};
@@ -36,20 +35,19 @@ pub(super) fn run(
         ),
     };
     let dev = device(choice);
-    let (config, net) = load_model(&spec, &dev)?;
-    let refs: Vec<&crate::volume::Volume> =
-        volumes.iter().take(config.network.in_channels).collect();
+    let model = crate::models::Segmenter::load(&spec, &dev)?;
+    let refs: Vec<&crate::volume::Volume> = volumes.iter().take(model.in_channels()).collect();
     eprintln!("segmenting with {spec} on {}", describe(choice));
     let total = refs.first().map_or(0, |v| v.dims[2] * v.frames.max(1));
     let bar = super::progress_bar(total as u64, "segmenting slices");
-    let labels = segment(&config, &net, &refs, &dev, batch, |done, _| {
+    let labels = model.segment(&refs, &dev, batch, |done, _| {
         bar.set_position(done as u64);
         true
     })?;
     bar.finish_and_clear();
     crate::io::save_labels(&labels, out).with_context(|| format!("writing {}", out.display()))?;
     let table =
-        serde_json::to_string_pretty(&crate::volume::LabelTable::for_ids(&config.label_ids))
+        serde_json::to_string_pretty(&crate::volume::LabelTable::for_ids(&model.label_ids()))
             .unwrap_or_else(|_| "{}".into());
     let table_path = out.with_file_name(format!(
         "{}.labels.json",

@@ -64,6 +64,10 @@ pub struct UmeConfig {
     /// VoCo projection width.
     #[config(default = 128)]
     pub voco_dim: usize,
+    /// Label id written for each non-background class (empty: class c is
+    /// label c).
+    #[config(default = "Vec::new()")]
+    pub label_ids: Vec<u16>,
 }
 
 /// Per-frame scores of each strategy, their fusion and the selection.
@@ -683,6 +687,106 @@ pub fn keyframe_report(encoder: &UmeEncoder, x: Tensor<5>, k: usize) -> Keyframe
     }
 }
 
+/// Frame-by-frame segmentation of a case with an encoder: the keyframe
+/// context is built once per sequence and every frame is predicted from it.
+/// A 3D case is one sequence (its z slices); a cine is one sequence per z
+/// slice (its time frames). Labels go back to the native grid (nearest).
+/// `progress(done, total)` counts predicted frames and returns whether to
+/// go on.
+pub fn segment_volume(
+    config: &UmeConfig,
+    encoder: &UmeEncoder,
+    volumes: &[&crate::volume::Volume],
+    device: &Device,
+    mut progress: impl FnMut(usize, usize) -> bool,
+) -> Result<crate::volume::LabelVolume, super::segment::SegmentError> {
+    use super::segment::{SegmentError, nearest};
+    let Some(first) = volumes.first() else {
+        return Err(SegmentError::Input("no input volume".into()));
+    };
+    let [nx, ny, nz] = first.dims;
+    let cine = first.frames > 1;
+    let (sequences, length) = if cine { (nz, first.frames) } else { (1, nz) };
+    if length > config.max_frames {
+        return Err(SegmentError::Input(format!(
+            "{length} frames, more than the encoder's max_frames {}",
+            config.max_frames
+        )));
+    }
+    let class_id = |c: usize| -> u16 {
+        if c == 0 {
+            0
+        } else {
+            config
+                .label_ids
+                .get(c - 1)
+                .copied()
+                .unwrap_or_else(|| u16::try_from(c).unwrap_or(0))
+        }
+    };
+    let [h, w] = config.image_size;
+    let si: Vec<usize> = (0..nx).map(|i| nearest(i, nx, w)).collect();
+    let sj: Vec<usize> = (0..ny).map(|j| nearest(j, ny, h)).collect();
+    let mut out =
+        crate::volume::LabelVolume::zeros(first.dims, first.frames.max(1), first.geometry.clone());
+    let plane = nx * ny;
+    let total = sequences * length;
+    for z in 0..sequences {
+        let frames: Vec<Vec<(Vec<f32>, usize, usize)>> = if cine {
+            vec![
+                (0..first.frames)
+                    .map(|t| {
+                        let f = first.frame_f32(t).unwrap_or_default();
+                        (
+                            f.get(z * plane..(z + 1) * plane).unwrap_or(&[]).to_vec(),
+                            nx,
+                            ny,
+                        )
+                    })
+                    .collect(),
+            ]
+        } else {
+            frames_of(volumes)
+        };
+        if frames.len() < config.input_channels {
+            return Err(SegmentError::Input(format!(
+                "the encoder takes {} modalities but the case has {}",
+                config.input_channels,
+                frames.len()
+            )));
+        }
+        let frames = &frames[..config.input_channels];
+        let tokens = encoder.embed(input_tensor(config, frames, device));
+        let selection = encoder.select(tokens.clone(), config.max_keyframes);
+        let context = encoder.context(tokens.clone(), &selection);
+        for t in 0..length {
+            let logits = encoder.segment_frame(&tokens, t, &context);
+            let classes: Vec<i64> = logits
+                .argmax(1)
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .map_err(|e| SegmentError::Input(format!("{e:?}")))?;
+            // A 3D case: frame t is slice t; a cine: time frame t at slice z.
+            let (slice, frame) = if cine { (z, t) } else { (t, 0) };
+            let base = frame * plane * nz + slice * plane;
+            for j in 0..ny {
+                for i in 0..nx {
+                    let c = classes[sj[j] * w + si[i]];
+                    let id = class_id(usize::try_from(c).unwrap_or(0));
+                    if id != 0 {
+                        out.set(base + j * nx + i, id);
+                    }
+                }
+            }
+            if !progress(z * length + t + 1, total) {
+                return Err(SegmentError::Cancelled);
+            }
+        }
+    }
+    Ok(out)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -834,6 +938,31 @@ mod tests {
         crate::models::segment::save_checkpoint(unet.path(), &sc, &sc.network.init(&dev)).unwrap();
         let e = load_encoder(unet.path(), &dev).unwrap_err().to_string();
         assert!(e.contains("UME encoder"), "{e}");
+    }
+
+    #[test]
+    fn frame_by_frame_segmentation_on_the_native_grid() {
+        let _serial = crate::models::SEEDED.lock();
+        let dev = device(DeviceChoice::Cpu);
+        let cfg = tiny().with_label_ids(vec![1, 4]).with_max_frames(64);
+        let enc = cfg.init(&dev);
+        let case = crate::phantom::brats_case(5, 1, crate::phantom::Size::Small);
+        let vols: Vec<&crate::volume::Volume> =
+            case.images.iter().take(2).map(|(_, v)| v).collect();
+        let mut calls = 0;
+        let labels = segment_volume(&cfg, &enc, &vols, &dev, |_, _| {
+            calls += 1;
+            true
+        })
+        .unwrap();
+        assert_eq!(labels.dims, vols[0].dims);
+        assert_eq!(calls, vols[0].dims[2]);
+        assert!((0..labels.len()).all(|i| [0, 1, 4].contains(&labels.get(i))));
+        let stop = segment_volume(&cfg, &enc, &vols, &dev, |_, _| false);
+        assert!(matches!(
+            stop,
+            Err(crate::models::segment::SegmentError::Cancelled)
+        ));
     }
 
     #[test]

@@ -12,6 +12,66 @@ pub use unet2d::{OutputMode, UNet2d, UNet2dConfig};
 
 use burn::tensor::Device;
 
+/// A model that segments: a 2D U-Net (slice by slice) or a UME encoder
+/// (frame by frame from its keyframe context).
+pub enum Segmenter {
+    /// A U-Net checkpoint or bundled demo (boxed, as the encoder).
+    Unet(segment::SegmenterConfig, Box<UNet2d>),
+    /// A UME encoder checkpoint (boxed: the encoder is a large struct).
+    Encoder(encoder::UmeConfig, Box<encoder::UmeEncoder>),
+}
+
+impl Segmenter {
+    /// Load a checkpoint folder of either kind, or a bundled demo name.
+    pub fn load(spec: &str, device: &Device) -> Result<Segmenter, segment::SegmentError> {
+        let dir = std::path::Path::new(spec);
+        let is_encoder = std::fs::read_to_string(dir.join("config.json"))
+            .ok()
+            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
+            .is_some_and(|v| v["kind"] == "ume_encoder");
+        if is_encoder {
+            let (c, m) = encoder::load_encoder(dir, device)?;
+            return Ok(Segmenter::Encoder(c, Box::new(m)));
+        }
+        let (c, m) = segment::load_model(spec, device)?;
+        Ok(Segmenter::Unet(c, Box::new(m)))
+    }
+
+    /// Image channels (modalities) the model takes.
+    pub fn in_channels(&self) -> usize {
+        match self {
+            Segmenter::Unet(c, _) => c.network.in_channels,
+            Segmenter::Encoder(c, _) => c.input_channels,
+        }
+    }
+
+    /// Label ids the model writes.
+    pub fn label_ids(&self) -> Vec<u16> {
+        match self {
+            Segmenter::Unet(c, _) => c.label_ids.clone(),
+            Segmenter::Encoder(c, _) if !c.label_ids.is_empty() => c.label_ids.clone(),
+            Segmenter::Encoder(c, _) => (1..c.num_classes)
+                .filter_map(|i| u16::try_from(i).ok())
+                .collect(),
+        }
+    }
+
+    /// Segment one case (`in_channels` volumes on one grid); `progress`
+    /// returns whether to go on.
+    pub fn segment(
+        &self,
+        volumes: &[&crate::volume::Volume],
+        device: &Device,
+        batch: usize,
+        progress: impl FnMut(usize, usize) -> bool,
+    ) -> Result<crate::volume::LabelVolume, segment::SegmentError> {
+        match self {
+            Segmenter::Unet(c, m) => segment::segment(c, m, volumes, device, batch, progress),
+            Segmenter::Encoder(c, m) => encoder::segment_volume(c, m, volumes, device, progress),
+        }
+    }
+}
+
 /// Tests that seed the backend's global random stream and then draw from
 /// it hold this lock, so parallel tests cannot interleave draws.
 #[cfg(test)]
