@@ -252,5 +252,9 @@ fn encoder_reports_keyframes_fusion_weights_and_modality_gates() {
     wait_for(&mut h, "encoder segmentation", |a| {
         !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
     });
-    assert!(h.state().ai.message.contains("segmented with"), "{}", h.state().ai.message);
+    assert!(
+        h.state().ai.message.contains("segmented with"),
+        "{}",
+        h.state().ai.message
+    );
 }

@@ -122,3 +122,76 @@ fn keyframes_with_an_encoder_checkpoint() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("trained UME encoder"));
 }
+
+#[test]
+fn supervised_encoder_training_lowers_the_loss_and_saves_a_usable_checkpoint() {
+    use std::sync::atomic::AtomicBool;
+    use ume::training::data::LabelledCase;
+    use ume::training::ume::{UmeCase, train_ume};
+    use ume::training::ume_config::UmeTrainConfig;
+    use ume::training::{Event, RunOptions};
+    let mut config = UmeTrainConfig::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/ume_tiny.json"
+    )))
+    .unwrap();
+    config.model.image_size = [32, 32];
+    config.data.target_size = [32, 32, 62];
+    config.model.max_keyframes = 6;
+    config.training.steps = 120;
+    config.training.val_every = 60;
+    config.training.warmup_steps = 5;
+    let cases: Vec<UmeCase> = (1..=3)
+        .map(|n| {
+            let c = ume::phantom::brats_case(300, n, Size::Small);
+            let images: Vec<(&str, &ume::volume::Volume)> =
+                c.images.iter().map(|(m, v)| (m.as_str(), v)).collect();
+            UmeCase::new(
+                &LabelledCase {
+                    id: "case",
+                    images,
+                    labels: Some(&c.labels),
+                    frame_labels: Vec::new(),
+                },
+                &config,
+            )
+            .unwrap()
+        })
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        out: tmp.path().join("enc"),
+        resume: false,
+        device: device(DeviceChoice::Cpu),
+        init: None,
+    };
+    let mut losses = Vec::new();
+    let mut validated = 0;
+    train_ume(
+        &config,
+        &cases[..2],
+        &cases[2..],
+        &opts,
+        &AtomicBool::new(false),
+        |e| match e {
+            Event::Step { loss, .. } => losses.push(loss),
+            Event::Validated { dice, .. } => {
+                validated += 1;
+                assert_eq!(dice.len(), 3);
+            }
+            _ => {}
+        },
+    )
+    .unwrap();
+    assert_eq!((losses.len(), validated), (120, 2));
+    let first: f32 = losses[..20].iter().sum::<f32>() / 20.0;
+    let last: f32 = losses[100..].iter().sum::<f32>() / 20.0;
+    assert!(last < first * 0.8, "loss {first} -> {last}");
+    // The saved encoder segments a case frame by frame.
+    let model = ume::models::Segmenter::load(opts.out.to_str().unwrap(), &opts.device).unwrap();
+    let c = ume::phantom::brats_case(301, 1, Size::Small);
+    let vols: Vec<&ume::volume::Volume> = c.images.iter().map(|(_, v)| v).collect();
+    let pred = model.segment(&vols, &opts.device, 8, |_, _| true).unwrap();
+    assert_eq!(pred.dims, c.labels.dims);
+    assert!((0..pred.len()).all(|i| [0, 1, 2, 4].contains(&pred.get(i))));
+}

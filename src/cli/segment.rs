@@ -78,6 +78,16 @@ pub(super) fn train(
     steps: Option<usize>,
     choice: DeviceChoice,
 ) -> Result<()> {
+    let text = std::fs::read_to_string(config_path)
+        .with_context(|| format!("reading {}", config_path.display()))?;
+    let is_ume = serde_json::from_str::<serde_json::Value>(&text)
+        .is_ok_and(|v| v["model"].get("embed_dim").is_some());
+    if is_ume {
+        if resume {
+            bail!("--resume is not available for the UME encoder yet");
+        }
+        return train_ume(config_path, data, out, steps, choice);
+    }
     let mut config = TrainConfig::load(config_path)?;
     if let Some(steps) = steps {
         config.training.steps = steps;
@@ -174,6 +184,92 @@ pub(super) fn train(
     let summary = summary?;
     say!(
         "best validation Dice {:.4} at step {}; model saved in {}",
+        summary.best_dice,
+        summary.best_step + 1,
+        summary.out.display()
+    );
+    Ok(())
+}
+
+/// `ume train --config configs/ume_*.json`: the encoder, supervised.
+fn train_ume(
+    config_path: &Path,
+    data: &Path,
+    out: &Path,
+    steps: Option<usize>,
+    choice: DeviceChoice,
+) -> Result<()> {
+    use crate::training::data::LabelledCase;
+    use crate::training::ume::{UmeCase, train_ume as run};
+    use crate::training::ume_config::UmeTrainConfig;
+    let mut config = UmeTrainConfig::load(config_path)?;
+    if let Some(steps) = steps {
+        config.training.steps = steps;
+    }
+    let ds = crate::dataset::open(data)?;
+    let bar = super::progress_bar(ds.cases.len() as u64, "loading cases");
+    let mut cases = Vec::new();
+    for i in 0..ds.cases.len() {
+        let case = ds.load_case(i)?;
+        bar.inc(1);
+        if case.labels.is_some() {
+            cases.push(UmeCase::new(&LabelledCase::from(&case), &config)?);
+        }
+    }
+    bar.finish_and_clear();
+    if cases.is_empty() {
+        bail!(
+            "{}: no case has 3D labels to train the encoder on",
+            data.display()
+        );
+    }
+    let n_val = if cases.len() < 2 {
+        0
+    } else {
+        ((cases.len() as f64 * config.data.val_fraction).round() as usize).clamp(1, cases.len() - 1)
+    };
+    let val = cases.split_off(cases.len() - n_val);
+    eprintln!("training the UME encoder on {}", describe(choice));
+    let opts = RunOptions {
+        out: out.to_path_buf(),
+        resume: false,
+        device: device(choice),
+        init: None,
+    };
+    let bar = super::progress_bar(config.training.steps as u64, "training");
+    let mut last_loss = f32::NAN;
+    let summary = run(
+        &config,
+        &cases,
+        &val,
+        &opts,
+        &AtomicBool::new(false),
+        |event| match event {
+            Event::Step { step, loss, .. } => {
+                bar.set_position(step as u64 + 1);
+                bar.set_message(format!("loss {loss:.4}"));
+                last_loss = loss;
+            }
+            Event::Validated {
+                step,
+                mean_dice,
+                best,
+                ..
+            } => log(
+                &bar,
+                format!(
+                    "step {:>6}  loss={last_loss:.4}  Validation Dice score: {mean_dice:.4}{}",
+                    step + 1,
+                    if best { "  (best, saved)" } else { "" }
+                ),
+            ),
+            _ => {}
+        },
+    );
+    bar.finish_and_clear();
+    let summary = summary?;
+    say!(
+        "best validation Dice {:.4} at step {}; encoder saved in {}",
         summary.best_dice,
         summary.best_step + 1,
         summary.out.display()

@@ -17,6 +17,7 @@ pub mod config;
 pub mod data;
 pub mod loss;
 pub mod schedule;
+pub mod ume;
 pub mod ume_config;
 pub mod voco;
 
