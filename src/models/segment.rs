@@ -145,18 +145,40 @@ pub fn load_folder_weights<M: burn::module::Module>(
     load_weights(model, &mut BurnpackStore::from_file(&weights), &weights)
 }
 
+/// 64-byte alignment for embedded weights: Burn reads f32 tensors straight
+/// out of the burnpack bytes, and `include_bytes!` alone guarantees no
+/// alignment (a misaligned tensor panics inside the backend).
+#[repr(C, align(64))]
+struct Align64;
+
+/// Bytes placed at a 64-byte boundary.
+#[repr(C)]
+struct Aligned<B: ?Sized> {
+    _align: [Align64; 0],
+    bytes: B,
+}
+
+static DEMO_CT: &Aligned<[u8]> = &Aligned {
+    _align: [],
+    bytes: *include_bytes!("../../assets/models/demo-ct/model.bpk"),
+};
+static DEMO_BRATS: &Aligned<[u8]> = &Aligned {
+    _align: [],
+    bytes: *include_bytes!("../../assets/models/demo-brats/model.bpk"),
+};
+
 /// The demo models bundled in the binary: (name, config.json, model.bpk),
 /// trained by `ume train` on phantoms (README: "Demo models").
-pub const DEMOS: &[(&str, &str, &[u8])] = &[
+pub static DEMOS: &[(&str, &str, &[u8])] = &[
     (
         "demo-ct",
         include_str!("../../assets/models/demo-ct/config.json"),
-        include_bytes!("../../assets/models/demo-ct/model.bpk"),
+        &DEMO_CT.bytes,
     ),
     (
         "demo-brats",
         include_str!("../../assets/models/demo-brats/config.json"),
-        include_bytes!("../../assets/models/demo-brats/model.bpk"),
+        &DEMO_BRATS.bytes,
     ),
 ];
 
