@@ -34,7 +34,11 @@ fn demo_ct_segments_a_held_out_phantom() {
         let d = dice(&pred, &case.labels, &[id]);
         let name = case.table.name_of(id).unwrap_or("?");
         eprintln!("demo-ct {name}: Dice {d:.3}");
-        let bar = if name.starts_with("kidney") { 0.78 } else { 0.90 };
+        let bar = if name.starts_with("kidney") {
+            0.78
+        } else {
+            0.90
+        };
         assert!(d >= bar, "{name}: Dice {d:.3} < {bar}");
     }
 }

@@ -966,6 +966,43 @@ mod tests {
     }
 
     #[test]
+    fn cpu_and_wgpu_agree() {
+        let _serial = crate::models::SEEDED.lock();
+        let cpu = device(DeviceChoice::Cpu);
+        let gpu = device(DeviceChoice::Wgpu);
+        let enc = tiny().init(&cpu);
+        let on_gpu = enc.clone().to_device(&gpu);
+        let x = Tensor::<5>::random([1, 2, 6, 32, 32], Distribution::Normal(0.0, 1.0), &cpu);
+        let run = |e: &UmeEncoder, x: Tensor<5>| {
+            let tokens = e.embed(x);
+            let sel = e.select(tokens.clone(), 3);
+            let ctx = e.context(tokens.clone(), &sel);
+            let seg = e.segment_frame(&tokens, 2, &ctx);
+            (
+                sel.indices,
+                seg.into_data().try_to_vec::<f32>().unwrap(),
+                ctx.gates.into_data().try_to_vec::<f32>().unwrap(),
+            )
+        };
+        let (ia, a, ga) = run(&enc, x.clone());
+        let (ib, b, gb) = run(&on_gpu, x.to_device(&gpu));
+        assert_eq!(ia, ib, "same keyframes");
+        let scale = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max).max(1e-3);
+        let worst = a
+            .iter()
+            .zip(&b)
+            .map(|(p, q)| (p - q).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst / scale < 1e-3,
+            "segmentation logits differ by {worst}"
+        );
+        for (p, q) in ga.iter().zip(&gb) {
+            assert!((p - q).abs() < 1e-4);
+        }
+    }
+
+    #[test]
     fn selection_scores_receive_gradients() {
         let _serial = crate::models::SEEDED.lock();
         let dev = device(DeviceChoice::Cpu).autodiff();
