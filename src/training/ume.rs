@@ -4,7 +4,10 @@
 //! seed's weighted sum: segmentation (CE + Dice of the predicted frames),
 //! keyframe diversity (mean cosine similarity between the selected frames'
 //! summaries), consistency (attention scores agreeing with content change)
-//! and temporal smoothness of the fused score. The selection's
+//! and temporal smoothness of the fused score — plus one term the seed does
+//! not have, label-guided coverage (the fused scores as a distribution over
+//! frames should follow where the labelled voxels are), without which the
+//! learned selection drifted away from the tumour. The selection's
 //! straight-through mask carries the segmentation gradient back to the
 //! fusion weights and the attention query. Reports through the same
 //! [`Event`]s as the U-Net trainer; VoCo pretraining is still to come.
@@ -33,6 +36,8 @@ pub struct UmeCase {
     labels: Vec<u16>,
     /// Frames with any label.
     labelled: Vec<usize>,
+    /// Each frame's share of the labelled pixels (sums to 1 when any).
+    share: Vec<f32>,
     frames: usize,
 }
 
@@ -74,25 +79,32 @@ impl UmeCase {
         let [h, w] = config.model.image_size;
         let mut ids = Vec::with_capacity(nz * h * w);
         let mut labelled = Vec::new();
-        for k in 0..nz {
-            let mut any = false;
+        let mut share = vec![0.0f32; nz];
+        for (k, frame_share) in share.iter_mut().enumerate() {
+            let mut n = 0usize;
             for j in 0..h {
                 let sj = nearest(j, h, ny);
                 for i in 0..w {
                     let id = labels.get(k * nx * ny + sj * nx + nearest(i, w, nx));
-                    any |= id != 0;
+                    n += usize::from(id != 0);
                     ids.push(id);
                 }
             }
-            if any {
+            if n > 0 {
                 labelled.push(k);
             }
+            *frame_share = n as f32;
+        }
+        let total: f32 = share.iter().sum();
+        if total > 0.0 {
+            share.iter_mut().for_each(|s| *s /= total);
         }
         Ok(UmeCase {
             id: case.id.to_string(),
             input,
             labels: ids,
             labelled,
+            share,
             frames: nz,
         })
     }
@@ -259,8 +271,21 @@ fn train_inner(
         } else {
             Tensor::zeros([1], &device)
         };
-        let loss =
-            seg * w.segmentation + div * w.diversity + cons * w.consistency + temporal * w.temporal;
+        // Coverage: the fused scores, as a distribution over frames, should
+        // put their mass where the labelled voxels are.
+        let coverage = if w.coverage > 0.0 && !case.labelled.is_empty() {
+            let q =
+                Tensor::<2>::from_data(TensorData::new(case.share.clone(), [1, frames]), &device);
+            let logp = burn::tensor::activation::log_softmax(sel.fused.clone() * 10.0, 1);
+            (logp * q).sum().neg()
+        } else {
+            Tensor::zeros([1], &device)
+        };
+        let loss = seg * w.segmentation
+            + div * w.diversity
+            + cons * w.consistency
+            + temporal * w.temporal
+            + coverage * w.coverage;
         let value = loss.clone().into_scalar::<f32>();
         if !value.is_finite() {
             return Err(TrainError::Diverged { step, loss: value });

@@ -76,6 +76,10 @@ pub struct LossWeights {
     pub contrastive: f64,
     /// Overlap-area regression.
     pub area: f64,
+    /// Label guidance of the selection (not in the seed): cross-entropy
+    /// between the frames' share of labelled voxels and a softmax of the
+    /// fused scores, so keyframes land where the structures are.
+    pub coverage: f64,
 }
 
 impl Default for LossWeights {
@@ -88,6 +92,7 @@ impl Default for LossWeights {
             voco: 1.0,
             contrastive: 0.5,
             area: 0.3,
+            coverage: 0.0,
         }
     }
 }
