@@ -71,3 +71,37 @@ fn unknown_model_names_are_refused_with_the_list() {
         .to_string();
     assert!(e.contains("demo-ct") && e.contains("demo-brats"), "{e}");
 }
+
+#[test]
+fn segment_without_model_picks_the_demo_that_fits() {
+    let tmp = tempfile::tempdir().unwrap();
+    let ct = totalseg_case(77, 1, Size::Small);
+    let ct_path = tmp.path().join("ct.nii.gz");
+    ume::io::save_volume(&ct.ct, &ct_path).unwrap();
+    let out = tmp.path().join("seg.nii.gz");
+    let run = |input: &std::path::Path| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
+            .arg("segment")
+            .arg(input)
+            .arg("-o")
+            .arg(&out)
+            .args(["--device", "cpu"])
+            .output()
+            .unwrap()
+    };
+    let o = run(&ct_path);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stderr).contains("demo-ct"));
+    let table = std::fs::read_to_string(tmp.path().join("seg.labels.json")).unwrap();
+    assert!(
+        table.contains("liver") && table.contains("aorta"),
+        "{table}"
+    );
+    // An MR image is not guessed at.
+    let mr = brats_case(77, 1, Size::Small);
+    let mr_path = tmp.path().join("t1.nii.gz");
+    ume::io::save_volume(&mr.images[0].1, &mr_path).unwrap();
+    let o = run(&mr_path);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--model"));
+}

@@ -28,7 +28,15 @@ pub(super) fn run(
     let spec = match (model, layout) {
         (Some(m), _) => m.to_string(),
         (None, Some(crate::dataset::Layout::Brats)) => "demo-brats".into(),
-        (None, Some(crate::dataset::Layout::TotalSegmentator) | None) => "demo-ct".into(),
+        (None, Some(crate::dataset::Layout::TotalSegmentator)) => "demo-ct".into(),
+        // A single file: the CT demo only when the values look like HU.
+        (None, None) if volumes.first().is_some_and(|v| v.stats()[0].min <= -500.0) => {
+            "demo-ct".into()
+        }
+        (None, None) => bail!(
+            "{}: no bundled model for this image (not a CT in Hounsfield units); pass --model CHECKPOINT_DIR",
+            input.display()
+        ),
         (None, Some(other)) => bail!(
             "no bundled model for {} cases; pass --model CHECKPOINT_DIR",
             other.as_str()
