@@ -423,12 +423,7 @@ fn what_if(app: &mut UmeApp, k: usize, without: &LabelVolume) {
     let without_c = crate::metrics::Confusion::new(&gt, &without.frame(doc.frame));
     let dice = |c: &crate::metrics::Confusion, id: u16| {
         let (tp, fp, fn_) = c.tp_fp_fn(id);
-        let d = 2 * tp + fp + fn_;
-        if d == 0 {
-            f64::NAN
-        } else {
-            2.0 * tp as f64 / d as f64
-        }
+        crate::metrics::dice_from_counts(tp, fp, fn_)
     };
     let ids = full_c.present();
     app.ai.what_if = Some(WhatIf {

@@ -377,6 +377,17 @@ pub fn csv(cases: &[(&str, &Evaluation)]) -> String {
     out
 }
 
+/// Dice from voxel counts; NaN when the structure is in neither map (the
+/// empty-mask policy of this module).
+pub fn dice_from_counts(tp: u64, fp: u64, fn_: u64) -> f64 {
+    let denom = 2 * tp + fp + fn_;
+    if denom == 0 {
+        f64::NAN
+    } else {
+        2.0 * tp as f64 / denom as f64
+    }
+}
+
 /// Detection rate (seed 002): the share of values above each threshold
 /// (0.1, 0.3, 0.5, 0.7), NaNs excluded.
 pub fn detection_rates(dice: &[f64]) -> [f64; 4] {

@@ -449,17 +449,7 @@ pub fn validate(
         .label_ids
         .iter()
         .zip(counts)
-        .map(|(&id, (tp, fp, fn_))| {
-            let denom = 2 * tp + fp + fn_;
-            (
-                id,
-                if denom == 0 {
-                    f64::NAN
-                } else {
-                    2.0 * tp as f64 / denom as f64
-                },
-            )
-        })
+        .map(|(&id, (tp, fp, fn_))| (id, crate::metrics::dice_from_counts(tp, fp, fn_)))
         .collect())
 }
 

@@ -377,16 +377,6 @@ fn validate_ume(
     }
     ids.iter()
         .zip(counts)
-        .map(|(&id, (tp, fp, fn_))| {
-            let d = 2 * tp + fp + fn_;
-            (
-                id,
-                if d == 0 {
-                    f64::NAN
-                } else {
-                    2.0 * tp as f64 / d as f64
-                },
-            )
-        })
+        .map(|(&id, (tp, fp, fn_))| (id, crate::metrics::dice_from_counts(tp, fp, fn_)))
         .collect()
 }
