@@ -195,3 +195,71 @@ fn supervised_encoder_training_lowers_the_loss_and_saves_a_usable_checkpoint() {
     assert_eq!(pred.dims, c.labels.dims);
     assert!((0..pred.len()).all(|i| [0, 1, 2, 4].contains(&pred.get(i))));
 }
+
+#[test]
+fn voco_pretraining_learns_overlaps_and_initialises_fine_tuning() {
+    use std::sync::atomic::AtomicBool;
+    use ume::training::data::LabelledCase;
+    use ume::training::ume::{UmeCase, train_ume};
+    use ume::training::ume_config::{UmeMode, UmeTrainConfig};
+    use ume::training::{Event, RunOptions};
+    let dir = std::path::Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs"));
+    let mut voco = UmeTrainConfig::load(&dir.join("ume_tiny_voco.json")).unwrap();
+    voco.training.steps = 150;
+    voco.training.val_every = 150;
+    let cases: Vec<UmeCase> = (1..=3)
+        .map(|n| {
+            let c = ume::phantom::brats_case(400, n, Size::Small);
+            let images = c.images.iter().map(|(m, v)| (m.as_str(), v)).collect();
+            let case = LabelledCase {
+                id: "case",
+                images,
+                labels: Some(&c.labels),
+                frame_labels: Vec::new(),
+            };
+            UmeCase::new(&case, &voco).unwrap()
+        })
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = RunOptions {
+        out: tmp.path().join("voco"),
+        resume: false,
+        device: device(DeviceChoice::Cpu),
+        init: None,
+    };
+    let mut correlation = f64::NAN;
+    train_ume(
+        &voco,
+        &cases[..2],
+        &cases[2..],
+        &opts,
+        &AtomicBool::new(false),
+        |e| {
+            if let Event::Validated { mean_dice, .. } = e {
+                correlation = mean_dice;
+            }
+        },
+    )
+    .unwrap();
+    eprintln!("held-out overlap correlation after 150 VoCo steps: {correlation:.3}");
+    assert!(correlation > 0.5, "correlation {correlation}");
+    // Supervised fine-tuning starts from the pretrained encoder.
+    let mut sup = voco.clone();
+    sup.training.mode = UmeMode::Supervised;
+    sup.training.steps = 4;
+    let fine = RunOptions {
+        out: tmp.path().join("fine"),
+        init: Some(opts.out.display().to_string()),
+        ..opts.clone()
+    };
+    train_ume(
+        &sup,
+        &cases[..2],
+        &cases[2..],
+        &fine,
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap();
+    assert!(fine.out.join("model.bpk").is_file());
+}

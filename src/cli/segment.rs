@@ -246,6 +246,10 @@ fn train_ume(
     };
     let bar = super::progress_bar(config.training.steps as u64, "training");
     let mut last_loss = f32::NAN;
+    let score = match config.training.mode {
+        crate::training::ume_config::UmeMode::Voco => "overlap correlation",
+        crate::training::ume_config::UmeMode::Supervised => "Dice score",
+    };
     let summary = run(
         &config,
         &cases,
@@ -266,7 +270,7 @@ fn train_ume(
             } => log(
                 &bar,
                 format!(
-                    "step {:>6}  loss={last_loss:.4}  Validation Dice score: {mean_dice:.4}{}",
+                    "step {:>6}  loss={last_loss:.4}  Validation {score}: {mean_dice:.4}{}",
                     step + 1,
                     if best { "  (best, saved)" } else { "" }
                 ),
@@ -277,7 +281,7 @@ fn train_ume(
     bar.finish_and_clear();
     let summary = summary?;
     say!(
-        "best validation Dice {:.4} at step {}; encoder saved in {}",
+        "best validation {score} {:.4} at step {}; encoder saved in {}",
         summary.best_dice,
         summary.best_step + 1,
         summary.out.display()

@@ -9,14 +9,20 @@
 //! frames should follow where the labelled voxels are), without which the
 //! learned selection drifted away from the tumour. The selection's
 //! straight-through mask carries the segmentation gradient back to the
-//! fusion weights and the attention query. Reports through the same
-//! [`Event`]s as the U-Net trainer; VoCo pretraining is still to come.
+//! fusion weights and the attention query. In `voco` mode (no labels) each
+//! step draws a random crop and its four base crops ([`super::voco`]); the
+//! cosine similarity of their embeddings regresses the overlap shares and a
+//! temperature-scaled contrast pushes the base crops apart; validation
+//! reports the correlation of predicted and true overlaps on fixed held-out
+//! draws (in `Validated::mean_dice`). A VoCo checkpoint initialises
+//! supervised fine-tuning through `RunOptions::init`. Reports through the
+//! same [`Event`]s as the U-Net trainer.
 
 use super::augment::Rng;
 use super::data::{DataError, LabelledCase, one_hot};
 use super::loss::{ce, dice};
 use super::schedule::Schedule;
-use super::ume_config::{UmeMode, UmeTrainConfig};
+use super::ume_config::{UmeMode, UmeTrainConfig, VocoConfig};
 use super::{Event, RunOptions, Summary, TrainError};
 use crate::models::OutputMode;
 use crate::models::encoder::{UmeEncoder, frames_of, input_tensor, save_encoder};
@@ -156,11 +162,6 @@ fn train_inner(
     emit: &mut dyn FnMut(Event),
 ) -> Result<Summary, TrainError> {
     config.check().map_err(TrainError::Config)?;
-    if config.training.mode == UmeMode::Voco {
-        return Err(TrainError::Config(
-            "VoCo pretraining is not available yet; use training.mode \"supervised\"".into(),
-        ));
-    }
     if train.is_empty() {
         return Err(TrainError::Data("no training cases".into()));
     }
@@ -176,7 +177,24 @@ fn train_inner(
     }
     let device = opts.device.clone().autodiff();
     device.seed(t.seed);
-    let mut model: UmeEncoder = config.model.init(&device);
+    let mut model: UmeEncoder = match &opts.init {
+        // Fine-tuning, e.g. from a VoCo-pretrained encoder.
+        Some(dir) => {
+            let (from, m) =
+                crate::models::encoder::load_encoder(std::path::Path::new(dir), &device)?;
+            if from.embed_dim != config.model.embed_dim
+                || from.num_layers != config.model.num_layers
+                || from.patch_size != config.model.patch_size
+                || from.input_channels != config.model.input_channels
+            {
+                return Err(TrainError::Config(format!(
+                    "{dir}: its encoder differs from the config's model"
+                )));
+            }
+            m
+        }
+        None => config.model.init(&device),
+    };
     let mut optim = AdamWConfig::new()
         .with_weight_decay(t.weight_decay as f32)
         .init();
@@ -197,9 +215,6 @@ fn train_inner(
         val_samples: val.len(),
         label_ids: ids.clone(),
     });
-    let w = t.loss_weights;
-    let [h, wd] = config.model.image_size;
-    let c = config.model.num_classes;
     let mut best = (-1.0f64, 0usize);
     let mut final_loss = f32::NAN;
     for step in 0..t.steps {
@@ -211,81 +226,10 @@ fn train_inner(
         }
         let clock = Instant::now();
         let case = &train[rng.below(train.len())];
-        let tokens = model.embed(case.tensor(config, &device));
-        let sel = model.select(tokens.clone(), config.model.max_keyframes);
-        let ctx = model.context(tokens.clone(), &sel);
-        // Two frames to predict: one with labels when there is one.
-        let picks: Vec<usize> = (0..2)
-            .map(|i| {
-                if i == 0 && !case.labelled.is_empty() {
-                    case.labelled[rng.below(case.labelled.len())]
-                } else {
-                    rng.below(case.frames)
-                }
-            })
-            .collect();
-        let logits = Tensor::cat(
-            picks
-                .iter()
-                .map(|&f| model.segment_frame(&tokens, f, &ctx))
-                .collect(),
-            0,
-        );
-        let frame_ids: Vec<u16> = picks
-            .iter()
-            .flat_map(|&f| case.labels[f * h * wd..(f + 1) * h * wd].iter().copied())
-            .collect();
-        let target = Tensor::<4>::from_data(
-            TensorData::new(
-                one_hot(&frame_ids, &ids, OutputMode::MultiClass, h * wd),
-                [picks.len(), c, h, wd],
-            ),
-            &device,
-        );
-        let seg = ce(logits.clone(), target.clone()) + dice(OutputMode::MultiClass, logits, target);
-        // Diversity: mean cosine similarity of the selected frames' summaries.
-        let [_, _, frames, _, d] = tokens.dims();
-        let summary = tokens.mean_dim(3).mean_dim(1).reshape([frames, d]);
-        let chosen = sel.indices.first().cloned().unwrap_or_default();
-        let k = chosen.len();
-        let div = if k > 1 {
-            let idx = Tensor::<1, Int>::from_data(
-                TensorData::new(chosen.iter().map(|&i| i as i64).collect::<Vec<_>>(), [k]),
-                &device,
-            );
-            let s = summary.select(0, idx);
-            let s = s.clone() / s.powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-6);
-            let gram = s.clone().matmul(s.transpose());
-            (gram.sum() - k as f64) / (k * (k - 1)) as f64
-        } else {
-            Tensor::zeros([1], &device)
+        let loss = match (&config.training.mode, &config.voco) {
+            (UmeMode::Voco, Some(v)) => voco_loss(&model, case, config, v, &mut rng, &device),
+            _ => supervised_loss(&model, case, config, &ids, &mut rng, &device),
         };
-        let cons = (sel.attention.clone() - sel.content.clone())
-            .powi_scalar(2)
-            .mean();
-        let temporal = if frames > 1 {
-            (sel.fused.clone().narrow(1, 1, frames - 1)
-                - sel.fused.clone().narrow(1, 0, frames - 1))
-            .powi_scalar(2)
-            .mean()
-        } else {
-            Tensor::zeros([1], &device)
-        };
-        // Coverage: the fused scores, as a distribution over frames, should
-        // put their mass where the labelled voxels are.
-        let coverage = if w.coverage > 0.0 && !case.labelled.is_empty() {
-            let q =
-                Tensor::<2>::from_data(TensorData::new(case.share.clone(), [1, frames]), &device);
-            let logp = burn::tensor::activation::log_softmax(sel.fused.clone() * 10.0, 1);
-            (logp * q).sum().neg()
-        } else {
-            Tensor::zeros([1], &device)
-        };
-        let loss = seg * w.segmentation
-            + div * w.diversity
-            + cons * w.consistency
-            + temporal * w.temporal
-            + coverage * w.coverage;
         let value = loss.clone().into_scalar::<f32>();
         if !value.is_finite() {
             return Err(TrainError::Diverged { step, loss: value });
@@ -303,9 +247,21 @@ fn train_inner(
         let last = step + 1 == t.steps;
         if (step + 1) % t.val_every.max(1) == 0 || last {
             let inference = model.valid();
-            let dice = validate_ume(config, &inference, val, &ids, &opts.device);
-            let finite: Vec<f64> = dice.iter().map(|d| d.1).filter(|d| d.is_finite()).collect();
-            let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
+            let (dice, mean) = match (&config.training.mode, &config.voco) {
+                // VoCo: the score is the correlation of predicted and true
+                // overlaps on fixed held-out draws.
+                (UmeMode::Voco, Some(v)) => (
+                    Vec::new(),
+                    voco_correlation(&inference, val, config, v, 32, &opts.device),
+                ),
+                _ => {
+                    let dice = validate_ume(config, &inference, val, &ids, &opts.device);
+                    let finite: Vec<f64> =
+                        dice.iter().map(|d| d.1).filter(|d| d.is_finite()).collect();
+                    let mean = finite.iter().sum::<f64>() / finite.len().max(1) as f64;
+                    (dice, mean)
+                }
+            };
             let is_best = mean > best.0;
             if is_best {
                 best = (mean, step);
@@ -332,6 +288,213 @@ fn train_inner(
         final_loss,
         out: opts.out.clone(),
     })
+}
+
+/// The supervised loss of one step on one case: segmentation of two frames
+/// from the keyframe context, plus diversity, consistency, temporal and
+/// coverage terms.
+fn supervised_loss(
+    model: &UmeEncoder,
+    case: &UmeCase,
+    config: &UmeTrainConfig,
+    ids: &[u16],
+    rng: &mut Rng,
+    device: &Device,
+) -> Tensor<1> {
+    let w = config.training.loss_weights;
+    let [h, wd] = config.model.image_size;
+    let c = config.model.num_classes;
+    let tokens = model.embed(case.tensor(config, device));
+    let sel = model.select(tokens.clone(), config.model.max_keyframes);
+    let ctx = model.context(tokens.clone(), &sel);
+    // Two frames to predict: one with labels when there is one.
+    let picks: Vec<usize> = (0..2)
+        .map(|i| {
+            if i == 0 && !case.labelled.is_empty() {
+                case.labelled[rng.below(case.labelled.len())]
+            } else {
+                rng.below(case.frames)
+            }
+        })
+        .collect();
+    let logits = Tensor::cat(
+        picks
+            .iter()
+            .map(|&f| model.segment_frame(&tokens, f, &ctx))
+            .collect(),
+        0,
+    );
+    let frame_ids: Vec<u16> = picks
+        .iter()
+        .flat_map(|&f| case.labels[f * h * wd..(f + 1) * h * wd].iter().copied())
+        .collect();
+    let target = Tensor::<4>::from_data(
+        TensorData::new(
+            one_hot(&frame_ids, ids, OutputMode::MultiClass, h * wd),
+            [picks.len(), c, h, wd],
+        ),
+        device,
+    );
+    let seg = ce(logits.clone(), target.clone()) + dice(OutputMode::MultiClass, logits, target);
+    // Diversity: mean cosine similarity of the selected frames' summaries.
+    let [_, _, frames, _, d] = tokens.dims();
+    let summary = tokens.mean_dim(3).mean_dim(1).reshape([frames, d]);
+    let chosen = sel.indices.first().cloned().unwrap_or_default();
+    let k = chosen.len();
+    let div = if k > 1 {
+        let idx = Tensor::<1, Int>::from_data(
+            TensorData::new(chosen.iter().map(|&i| i as i64).collect::<Vec<_>>(), [k]),
+            device,
+        );
+        let s = summary.select(0, idx);
+        let s = s.clone() / s.powi_scalar(2).sum_dim(1).sqrt().clamp_min(1e-6);
+        let gram = s.clone().matmul(s.transpose());
+        (gram.sum() - k as f64) / (k * (k - 1)) as f64
+    } else {
+        Tensor::zeros([1], device)
+    };
+    let cons = (sel.attention.clone() - sel.content.clone())
+        .powi_scalar(2)
+        .mean();
+    let temporal = if frames > 1 {
+        (sel.fused.clone().narrow(1, 1, frames - 1) - sel.fused.clone().narrow(1, 0, frames - 1))
+            .powi_scalar(2)
+            .mean()
+    } else {
+        Tensor::zeros([1], device)
+    };
+    // Coverage: the fused scores, as a distribution over frames, should
+    // put their mass where the labelled voxels are.
+    let coverage = if w.coverage > 0.0 && !case.labelled.is_empty() {
+        let q = Tensor::<2>::from_data(TensorData::new(case.share.clone(), [1, frames]), device);
+        let logp = burn::tensor::activation::log_softmax(sel.fused.clone() * 10.0, 1);
+        (logp * q).sum().neg()
+    } else {
+        Tensor::zeros([1], device)
+    };
+    seg * w.segmentation
+        + div * w.diversity
+        + cons * w.consistency
+        + temporal * w.temporal
+        + coverage * w.coverage
+}
+
+/// One VoCo draw of a case as a batch of five crops `[5, M, cz, cy, cx]`
+/// (the random crop first, then its four base crops) and the four overlap
+/// targets.
+fn voco_batch(
+    case: &UmeCase,
+    config: &UmeTrainConfig,
+    voco: &VocoConfig,
+    rng: &mut Rng,
+    device: &Device,
+) -> Option<(Tensor<5>, [f64; 4])> {
+    let [h, w] = config.model.image_size;
+    let m = config.model.input_channels;
+    let [cx, cy, cz] = voco.crop_size;
+    let d = super::voco::draw(rng, [w, h, case.frames], [cx, cy, cz])?;
+    let mut data = Vec::with_capacity(5 * m * cz * cy * cx);
+    for origin in std::iter::once(d.crop).chain(d.bases) {
+        let [x0, y0, z0] = origin;
+        for ch in 0..m {
+            for z in z0..z0 + cz {
+                for y in y0..y0 + cy {
+                    let row = ((ch * case.frames + z) * h + y) * w;
+                    data.extend_from_slice(&case.input[row + x0..row + x0 + cx]);
+                }
+            }
+        }
+    }
+    let t = Tensor::from_data(TensorData::new(data, [5, m, cz, cy, cx]), device);
+    Some((t, d.ratios))
+}
+
+/// The VoCo loss of one draw: predicted overlaps (cosine similarity of the
+/// crop's and each base crop's embedding) regress the true area shares, and
+/// a temperature-scaled log-sum-exp of the base crops' pairwise
+/// similarities pushes distinct places apart.
+fn voco_loss(
+    model: &UmeEncoder,
+    case: &UmeCase,
+    config: &UmeTrainConfig,
+    voco: &VocoConfig,
+    rng: &mut Rng,
+    device: &Device,
+) -> Tensor<1> {
+    let w = config.training.loss_weights;
+    let Some((crops, ratios)) = voco_batch(case, config, voco, rng, device) else {
+        return Tensor::zeros([1], device);
+    };
+    let z = model.voco(crops); // [5, Dv], unit rows
+    let dv = z.dims()[1];
+    let crop = z.clone().narrow(0, 0, 1).reshape([1, dv]);
+    let bases = z.narrow(0, 1, 4);
+    let predicted = bases.clone().matmul(crop.transpose()).reshape([4]);
+    let target = Tensor::<1>::from_data(
+        TensorData::new(ratios.iter().map(|&r| r as f32).collect::<Vec<_>>(), [4]),
+        device,
+    );
+    let area = (predicted - target).abs().mean();
+    let sims = bases.clone().matmul(bases.transpose()) / voco.temperature; // [4, 4]
+    let off = Tensor::<2>::from_data(
+        TensorData::new(
+            (0..16)
+                .map(|i| if i % 5 == 0 { -1e4f32 } else { 0.0 })
+                .collect::<Vec<_>>(),
+            [4, 4],
+        ),
+        device,
+    );
+    let contrast = (sims + off).exp().sum().log() - (12f64).ln();
+    (area * (w.area * voco.lambda_area) + contrast * w.contrastive) * w.voco
+}
+
+/// Pearson correlation of predicted and true overlaps over `draws` fixed
+/// draws from the validation cases.
+fn voco_correlation(
+    model: &UmeEncoder,
+    cases: &[UmeCase],
+    config: &UmeTrainConfig,
+    voco: &VocoConfig,
+    draws: usize,
+    device: &Device,
+) -> f64 {
+    let mut rng = Rng::new(0xC0FFEE);
+    let (mut p, mut t) = (Vec::new(), Vec::new());
+    for i in 0..draws {
+        let case = &cases[i % cases.len().max(1)];
+        let Some((crops, ratios)) = voco_batch(case, config, voco, &mut rng, device) else {
+            continue;
+        };
+        let z = model.voco(crops);
+        let dv = z.dims()[1];
+        let crop = z.clone().narrow(0, 0, 1).reshape([1, dv]);
+        let pred: Vec<f32> = z
+            .narrow(0, 1, 4)
+            .matmul(crop.transpose())
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        p.extend(pred.iter().map(|&v| f64::from(v)));
+        t.extend(ratios);
+    }
+    pearson(&p, &t)
+}
+
+/// Pearson correlation (NaN when either side is constant).
+pub fn pearson(a: &[f64], b: &[f64]) -> f64 {
+    let n = a.len().min(b.len()) as f64;
+    if n < 2.0 {
+        return f64::NAN;
+    }
+    let (ma, mb) = (a.iter().sum::<f64>() / n, b.iter().sum::<f64>() / n);
+    let (mut sab, mut saa, mut sbb) = (0.0, 0.0, 0.0);
+    for (x, y) in a.iter().zip(b) {
+        sab += (x - ma) * (y - mb);
+        saa += (x - ma) * (x - ma);
+        sbb += (y - mb) * (y - mb);
+    }
+    sab / (saa * sbb).sqrt()
 }
 
 /// Dice per label id over every frame of the validation cases (counts

@@ -220,6 +220,7 @@ mod tests {
             "ume_brats_voco.json",
             "ume_acdc.json",
             "ume_tiny.json",
+            "ume_tiny_voco.json",
         ];
         for n in names {
             UmeTrainConfig::load(&dir.join(n)).unwrap_or_else(|e| panic!("{e}"));
