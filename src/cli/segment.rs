@@ -220,14 +220,14 @@ fn train_ume(
     for i in 0..ds.cases.len() {
         let case = ds.load_case(i)?;
         bar.inc(1);
-        if case.labels.is_some() {
+        if case.labels.is_some() || !case.frame_labels.is_empty() {
             cases.push(UmeCase::new(&LabelledCase::from(&case), &config)?);
         }
     }
     bar.finish_and_clear();
     if cases.is_empty() {
         bail!(
-            "{}: no case has 3D labels to train the encoder on",
+            "{}: no case has labels to train the encoder on",
             data.display()
         );
     }

@@ -44,6 +44,8 @@ pub struct UmeCase {
     labelled: Vec<usize>,
     /// Each frame's share of the labelled pixels (sums to 1 when any).
     share: Vec<f32>,
+    /// Whether a frame's labels are known (a cine labels only ED and ES).
+    known: Vec<bool>,
     frames: usize,
 }
 
@@ -55,10 +57,38 @@ impl UmeCase {
             case: case.id.to_string(),
             problem,
         };
-        let labels = case
-            .labels
-            .ok_or_else(|| err("the encoder trains on 3D labels".into()))?;
         let vols: Vec<&crate::volume::Volume> = case.images.iter().map(|(_, v)| *v).collect();
+        let Some(first) = vols.first() else {
+            return Err(err("no image".into()));
+        };
+        let [nx, ny, nz] = first.dims;
+        // A 3D case: frames are z slices, all labelled. A cine: frames are
+        // the time frames of the middle slice, labelled where a frame label
+        // map exists (ACDC: ED and ES).
+        let cine = first.frames > 1;
+        let frame_count = if cine { first.frames } else { nz };
+        let label_slice = |t: usize| -> Option<(&crate::volume::LabelVolume, usize)> {
+            if cine {
+                case.frame_labels
+                    .iter()
+                    .find(|(f, _)| *f == t)
+                    .map(|(_, l)| (*l, nz / 2))
+            } else {
+                case.labels.map(|l| (l, t))
+            }
+        };
+        if !cine && case.labels.is_none() {
+            return Err(err("a 3D case needs a label map".into()));
+        }
+        if cine && case.frame_labels.is_empty() {
+            return Err(err("a cine needs labelled frames".into()));
+        }
+        if let Some(l) = case.labels.filter(|l| l.dims != first.dims) {
+            return Err(err(format!(
+                "image grid {:?} and label grid {:?} differ",
+                first.dims, l.dims
+            )));
+        }
         let mut frames = frames_of(&vols);
         let m = config.model.input_channels;
         if frames.len() < m {
@@ -68,13 +98,9 @@ impl UmeCase {
             )));
         }
         frames.truncate(m);
-        let [nx, ny, nz] = labels.dims;
-        if vols[0].dims != labels.dims {
-            return Err(err("image and label grids differ".into()));
-        }
-        if nz > config.model.max_frames {
+        if frame_count > config.model.max_frames {
             return Err(err(format!(
-                "{nz} frames, more than max_frames {}",
+                "{frame_count} frames, more than max_frames {}",
                 config.model.max_frames
             )));
         }
@@ -83,34 +109,40 @@ impl UmeCase {
             .try_to_vec::<f32>()
             .map_err(|e| err(format!("{e:?}")))?;
         let [h, w] = config.model.image_size;
-        let mut ids = Vec::with_capacity(nz * h * w);
+        let mut ids = Vec::with_capacity(frame_count * h * w);
         let mut labelled = Vec::new();
-        let mut share = vec![0.0f32; nz];
-        for (k, frame_share) in share.iter_mut().enumerate() {
+        let mut share = vec![0.0f32; frame_count];
+        let mut known = vec![false; frame_count];
+        for t in 0..frame_count {
+            let slice = label_slice(t);
+            known[t] = slice.is_some();
             let mut n = 0usize;
             for j in 0..h {
                 let sj = nearest(j, h, ny);
                 for i in 0..w {
-                    let id = labels.get(k * nx * ny + sj * nx + nearest(i, w, nx));
+                    let id =
+                        slice.map_or(0, |(l, k)| l.get(k * nx * ny + sj * nx + nearest(i, w, nx)));
                     n += usize::from(id != 0);
                     ids.push(id);
                 }
             }
             if n > 0 {
-                labelled.push(k);
+                labelled.push(t);
             }
-            *frame_share = n as f32;
+            share[t] = n as f32;
         }
         let total: f32 = share.iter().sum();
         if total > 0.0 {
             share.iter_mut().for_each(|s| *s /= total);
         }
+        let nz = frame_count;
         Ok(UmeCase {
             id: case.id.to_string(),
             input,
             labels: ids,
             labelled,
             share,
+            known,
             frames: nz,
         })
     }
@@ -308,12 +340,13 @@ fn supervised_loss(
     let sel = model.select(tokens.clone(), config.model.max_keyframes);
     let ctx = model.context(tokens.clone(), &sel);
     // Two frames to predict: one with labels when there is one.
+    let known: Vec<usize> = (0..case.frames).filter(|&f| case.known[f]).collect();
     let picks: Vec<usize> = (0..2)
         .map(|i| {
             if i == 0 && !case.labelled.is_empty() {
                 case.labelled[rng.below(case.labelled.len())]
             } else {
-                rng.below(case.frames)
+                known[rng.below(known.len())]
             }
         })
         .collect();
@@ -512,7 +545,7 @@ fn validate_ume(
         let tokens = model.embed(case.tensor(config, device));
         let sel = model.select(tokens.clone(), config.model.max_keyframes);
         let ctx = model.context(tokens.clone(), &sel);
-        for f in 0..case.frames {
+        for f in (0..case.frames).filter(|&f| case.known[f]) {
             let classes: Vec<i64> = model
                 .segment_frame(&tokens, f, &ctx)
                 .argmax(1)

@@ -221,6 +221,7 @@ mod tests {
             "ume_acdc.json",
             "ume_tiny.json",
             "ume_tiny_voco.json",
+            "ume_tiny_acdc.json",
         ];
         for n in names {
             UmeTrainConfig::load(&dir.join(n)).unwrap_or_else(|e| panic!("{e}"));
