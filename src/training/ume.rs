@@ -129,7 +129,9 @@ impl UmeCase {
             if n > 0 {
                 labelled.push(t);
             }
-            share[t] = n as f32;
+            // A cine's few labelled frames (ED, ES) count equally; a
+            // volume's slices by their labelled area.
+            share[t] = if cine { f32::from(u8::from(n > 0)) } else { n as f32 };
         }
         let total: f32 = share.iter().sum();
         if total > 0.0 {
