@@ -131,7 +131,11 @@ impl UmeCase {
             }
             // A cine's few labelled frames (ED, ES) count equally; a
             // volume's slices by their labelled area.
-            share[t] = if cine { f32::from(u8::from(n > 0)) } else { n as f32 };
+            share[t] = if cine {
+                f32::from(u8::from(n > 0))
+            } else {
+                n as f32
+            };
         }
         let total: f32 = share.iter().sum();
         if total > 0.0 {
