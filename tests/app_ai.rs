@@ -258,3 +258,20 @@ fn encoder_reports_keyframes_fusion_weights_and_modality_gates() {
         h.state().ai.message
     );
 }
+
+#[test]
+fn a_case_no_demo_fits_asks_for_a_checkpoint() {
+    // A cardiac cine is neither 4-channel MR nor CT: no model is guessed.
+    let (app, _tmp) = app_with(Kind::Acdc);
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label("Segment").click();
+    h.step();
+    assert!(h.state().ai.model.is_empty());
+    assert!(h.state().doc.as_ref().unwrap().prediction.is_none());
+    assert!(
+        h.state().ai.message.contains("no bundled model fits"),
+        "{}",
+        h.state().ai.message
+    );
+}

@@ -121,3 +121,48 @@ fn live_pytorch_parity() {
     );
     check(tmp.path());
 }
+
+#[test]
+fn import_pth_writes_a_checkpoint_that_segments() {
+    let dir = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/unet_pth"
+    ));
+    let tmp = tempfile::tempdir().unwrap();
+    // The network of the fixture, as a checkpoint config.
+    let config = tmp.path().join("config.json");
+    std::fs::write(
+        &config,
+        r#"{"in_channels": 2, "out_channels": 3, "features": [4, 8, 8, 16], "bottleneck": 16,
+            "output": "MultiLabel", "size": 32, "norm": "z_score", "label_ids": []}"#,
+    )
+    .unwrap();
+    let out = tmp.path().join("ckpt");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
+        .arg("import-pth")
+        .arg(dir.join("model.pth"))
+        .arg("--config")
+        .arg(&config)
+        .arg("--out")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(String::from_utf8_lossy(&o.stdout).contains("3 structures"));
+    // The checkpoint holds PyTorch's weights: same output as the direct import.
+    let dev = device(DeviceChoice::Cpu);
+    let (cfg, model) = ume::models::segment::load_checkpoint(&out, &dev).unwrap();
+    assert_eq!(cfg.label_ids, vec![1, 2, 3]);
+    let direct = load_pth(&dir.join("model.pth"), &cfg.network, &dev).unwrap();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(read_f32(&dir.join("x.bin")), [2, 2, 32, 32]),
+        &dev,
+    );
+    let a = model
+        .forward(x.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    let b = direct.forward(x).into_data().try_to_vec::<f32>().unwrap();
+    assert_eq!(a, b);
+}

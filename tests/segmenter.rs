@@ -234,3 +234,22 @@ fn brats_dataset_case(seed: u64, n: usize) -> ume::dataset::Case {
         warnings: Vec::new(),
     }
 }
+
+#[test]
+fn bench_unet_reports_both_sides_or_says_why_not() {
+    // A small network so the command runs in seconds; a Python that does
+    // not exist stands for "PyTorch not installed".
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
+        .args(["bench", "unet", "--size", "32", "--out-channels", "2"])
+        .args(["--reps", "1", "--train-batch", "1", "--train-reps", "1"])
+        .args(["--python", "/nonexistent/python3"])
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(text.contains("PyTorch reference not run"), "{text}");
+    assert!(
+        text.contains("slices/s inference") && text.contains("img/s training"),
+        "{text}"
+    );
+}

@@ -815,11 +815,8 @@ pub fn section(app: &mut UmeApp, ui: &mut egui::Ui) {
                 });
                 if let Some(w) = &app.ai.what_if {
                     ui.label(format!("Dice with all modalities vs without {}", w.dropped));
-                    let table = app
-                        .doc
-                        .as_ref()
-                        .map(|d| d.table.clone())
-                        .unwrap_or_default();
+                    let no_table = crate::volume::LabelTable::default();
+                    let table = app.doc.as_ref().map_or(&no_table, |d| &d.table);
                     egui::Grid::new("whatif").striped(true).show(ui, |ui| {
                         for (id, with, without) in &w.rows {
                             ui.label(
@@ -952,11 +949,8 @@ fn training_ui(app: &mut UmeApp, ui: &mut egui::Ui, ctx: &egui::Context) {
             });
     }
     if !curves.mean_dice.is_empty() {
-        let table = app
-            .doc
-            .as_ref()
-            .map(|d| d.table.clone())
-            .unwrap_or_default();
+        let no_table = crate::volume::LabelTable::default();
+        let table = app.doc.as_ref().map_or(&no_table, |d| &d.table);
         egui_plot::Plot::new("dice curve")
             .height(110.0)
             .include_y(0.0)
@@ -985,11 +979,8 @@ fn before_after(app: &UmeApp, ui: &mut egui::Ui) {
         _ => None,
     };
     let Some(after) = after else { return };
-    let table = app
-        .doc
-        .as_ref()
-        .map(|d| d.table.clone())
-        .unwrap_or_default();
+    let no_table = crate::volume::LabelTable::default();
+    let table = app.doc.as_ref().map_or(&no_table, |d| &d.table);
     ui.label("Dice before / after fine-tuning");
     egui::Grid::new("before after")
         .striped(true)

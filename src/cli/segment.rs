@@ -124,71 +124,17 @@ pub(super) fn train(
         device: device(choice),
         init: None,
     };
-    let bar = super::progress_bar(config.training.steps as u64, "training");
-    let mut names = std::collections::HashMap::new();
-    for l in &ds.labels.labels {
-        names.insert(l.id, l.name.clone());
-    }
-    let mut last_loss = f32::NAN;
-    let summary = run_training(&config, &samples, &opts, &AtomicBool::new(false), |event| {
-        match event {
-            Event::Started {
-                first_step,
-                train_samples,
-                val_samples,
-                label_ids,
-                ..
-            } => {
-                bar.set_position(first_step as u64);
-                log(
-                    &bar,
-                    format!(
-                        "{train_samples} training and {val_samples} validation samples, {} structures{}",
-                        label_ids.len(),
-                        if first_step > 0 {
-                            format!(", resumed at step {first_step}")
-                        } else {
-                            String::new()
-                        }
-                    ),
-                );
-            }
-            Event::Step { step, loss, .. } => {
-                bar.set_position(step as u64 + 1);
-                bar.set_message(format!("loss {loss:.4}"));
-                last_loss = loss;
-            }
-            Event::Validated {
-                step,
-                dice,
-                mean_dice,
-                best,
-            } => {
-                let worst = dice
-                    .iter()
-                    .filter(|d| d.1.is_finite())
-                    .min_by(|a, b| a.1.total_cmp(&b.1))
-                    .map(|(id, d)| {
-                        let name = names
-                            .get(id)
-                            .cloned()
-                            .unwrap_or_else(|| format!("label {id}"));
-                        format!(", lowest {name} {d:.3}")
-                    })
-                    .unwrap_or_default();
-                log(
-                    &bar,
-                    format!(
-                        "step {:>6}  loss (batch)={last_loss:.4}  Validation Dice score: {mean_dice:.4}{worst}{}",
-                        step + 1,
-                        if best { "  (best, saved)" } else { "" }
-                    ),
-                );
-            }
-            Event::Checkpointed { .. } | Event::Finished(_) => {}
-        }
+    let names = ds
+        .labels
+        .labels
+        .iter()
+        .map(|l| (l.id, l.name.clone()))
+        .collect();
+    let mut log = TrainLog::new(config.training.steps, "Dice score", names);
+    let summary = run_training(&config, &samples, &opts, &AtomicBool::new(false), |e| {
+        log.event(&e);
     });
-    bar.finish_and_clear();
+    log.bar.finish_and_clear();
     let summary = summary?;
     say!(
         "best validation Dice {:.4} at step {}; model saved in {}",
@@ -244,41 +190,21 @@ fn train_ume(
         device: device(choice),
         init: None,
     };
-    let bar = super::progress_bar(config.training.steps as u64, "training");
-    let mut last_loss = f32::NAN;
     let score = match config.training.mode {
         crate::training::ume_config::UmeMode::Voco => "overlap correlation",
         crate::training::ume_config::UmeMode::Supervised => "Dice score",
     };
-    let summary = run(
-        &config,
-        &cases,
-        &val,
-        &opts,
-        &AtomicBool::new(false),
-        |event| match event {
-            Event::Step { step, loss, .. } => {
-                bar.set_position(step as u64 + 1);
-                bar.set_message(format!("loss {loss:.4}"));
-                last_loss = loss;
-            }
-            Event::Validated {
-                step,
-                mean_dice,
-                best,
-                ..
-            } => log(
-                &bar,
-                format!(
-                    "step {:>6}  loss={last_loss:.4}  Validation {score}: {mean_dice:.4}{}",
-                    step + 1,
-                    if best { "  (best, saved)" } else { "" }
-                ),
-            ),
-            _ => {}
-        },
-    );
-    bar.finish_and_clear();
+    let names = ds
+        .labels
+        .labels
+        .iter()
+        .map(|l| (l.id, l.name.clone()))
+        .collect();
+    let mut log = TrainLog::new(config.training.steps, score, names);
+    let summary = run(&config, &cases, &val, &opts, &AtomicBool::new(false), |e| {
+        log.event(&e);
+    });
+    log.bar.finish_and_clear();
     let summary = summary?;
     say!(
         "best validation {score} {:.4} at step {}; encoder saved in {}",
@@ -319,6 +245,93 @@ pub(super) fn import_pth(pth: &Path, config: &Path, out: &Path) -> Result<()> {
         model.label_ids.len()
     );
     Ok(())
+}
+
+/// The progress bar and the seed-004-style log of a training run (U-Net or
+/// encoder): position and loss per step, one line per validation.
+struct TrainLog {
+    bar: indicatif::ProgressBar,
+    last_loss: f32,
+    /// What validation measures ("Dice score", "overlap correlation").
+    score: &'static str,
+    names: std::collections::HashMap<u16, String>,
+}
+
+impl TrainLog {
+    fn new(
+        steps: usize,
+        score: &'static str,
+        names: std::collections::HashMap<u16, String>,
+    ) -> TrainLog {
+        TrainLog {
+            bar: super::progress_bar(steps as u64, "training"),
+            last_loss: f32::NAN,
+            score,
+            names,
+        }
+    }
+
+    fn event(&mut self, event: &Event) {
+        match event {
+            Event::Started {
+                first_step,
+                train_samples,
+                val_samples,
+                label_ids,
+                ..
+            } => {
+                self.bar.set_position(*first_step as u64);
+                let resumed = if *first_step > 0 {
+                    format!(", resumed at step {first_step}")
+                } else {
+                    String::new()
+                };
+                log(
+                    &self.bar,
+                    format!(
+                        "{train_samples} training and {val_samples} validation samples, {} structures{resumed}",
+                        label_ids.len()
+                    ),
+                );
+            }
+            Event::Step { step, loss, .. } => {
+                self.bar.set_position(*step as u64 + 1);
+                self.bar.set_message(format!("loss {loss:.4}"));
+                self.last_loss = *loss;
+            }
+            Event::Validated {
+                step,
+                dice,
+                mean_dice,
+                best,
+            } => {
+                let worst = dice
+                    .iter()
+                    .filter(|d| d.1.is_finite())
+                    .min_by(|a, b| a.1.total_cmp(&b.1))
+                    .map(|(id, d)| {
+                        let name = self
+                            .names
+                            .get(id)
+                            .cloned()
+                            .unwrap_or_else(|| format!("label {id}"));
+                        format!(", lowest {name} {d:.3}")
+                    })
+                    .unwrap_or_default();
+                log(
+                    &self.bar,
+                    format!(
+                        "step {:>6}  loss (batch)={:.4}  Validation {}: {mean_dice:.4}{worst}{}",
+                        step + 1,
+                        self.last_loss,
+                        self.score,
+                        if *best { "  (best, saved)" } else { "" }
+                    ),
+                );
+            }
+            Event::Checkpointed { .. } | Event::Finished(_) => {}
+        }
+    }
 }
 
 /// A line above the progress bar, or on stderr when there is no bar.

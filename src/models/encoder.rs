@@ -600,46 +600,33 @@ pub fn input_tensor(
     let m = frames.len();
     let t = frames.first().map_or(0, Vec::len);
     let [h, w] = config.image_size;
-    let mut data = Vec::with_capacity(m * t * h * w);
+    Tensor::from_data(
+        TensorData::new(input_values(config, frames), [1, m, t, h, w]),
+        device,
+    )
+}
+
+/// The values of [`input_tensor`], `[M, T, H, W]` flattened. Non-finite
+/// voxels count as 0.
+pub fn input_values(config: &UmeConfig, frames: &[Vec<(Vec<f32>, usize, usize)>]) -> Vec<f32> {
+    use super::segment::{resample, zscore_stats};
+    let [h, w] = config.image_size;
+    let mut data = Vec::new();
     for modality in frames {
-        let (mut n, mut sum, mut sq) = (0usize, 0f64, 0f64);
-        for (vals, _, _) in modality {
-            for &x in vals.iter().filter(|x| **x != 0.0 && x.is_finite()) {
-                n += 1;
-                sum += f64::from(x);
-                sq += f64::from(x) * f64::from(x);
-            }
-        }
-        let mean = sum / n.max(1) as f64;
-        let sd = (sq / n.max(1) as f64 - mean * mean)
-            .max(0.0)
-            .sqrt()
-            .max(1e-9);
+        let (mean, sd) = zscore_stats(modality.iter().flat_map(|(v, _, _)| v.iter().copied()));
         for (vals, nx, ny) in modality {
-            for j in 0..h {
-                let y =
-                    ((j as f64 + 0.5) * *ny as f64 / h as f64 - 0.5).clamp(0.0, (*ny - 1) as f64);
-                let (y0, fy) = (y.floor() as usize, y - y.floor());
-                let y1 = (y0 + 1).min(ny - 1);
-                for i in 0..w {
-                    let x = ((i as f64 + 0.5) * *nx as f64 / w as f64 - 0.5)
-                        .clamp(0.0, (*nx - 1) as f64);
-                    let (x0, fx) = (x.floor() as usize, x - x.floor());
-                    let x1 = (x0 + 1).min(nx - 1);
-                    let at = |xx: usize, yy: usize| {
-                        let v = f64::from(vals[xx + nx * yy]);
-                        if v.is_finite() { v } else { 0.0 }
-                    };
-                    let v = at(x0, y0) * (1.0 - fx) * (1.0 - fy)
-                        + at(x1, y0) * fx * (1.0 - fy)
-                        + at(x0, y1) * (1.0 - fx) * fy
-                        + at(x1, y1) * fx * fy;
-                    data.push(((v - mean) / sd) as f32);
-                }
+            let finite: Vec<f32> = vals
+                .iter()
+                .map(|&v| if v.is_finite() { v } else { 0.0 })
+                .collect();
+            let start = data.len();
+            resample(&finite, *nx, *ny, [w, h], &mut data);
+            for v in &mut data[start..] {
+                *v = ((f64::from(*v) - mean) / sd) as f32;
             }
         }
     }
-    Tensor::from_data(TensorData::new(data, [1, m, t, h, w]), device)
+    data
 }
 
 /// What `ume keyframes --model` reports: per-frame scores of every

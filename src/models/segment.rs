@@ -274,15 +274,7 @@ impl Prepared {
                 let (off, scale, clamp) = match norm {
                     InputNorm::Window { low, high } => (low, 1.0 / (high - low).max(1e-9), true),
                     InputNorm::ZScore => {
-                        let (mut n, mut sum, mut sq) = (0usize, 0f64, 0f64);
-                        for &x in vals.iter().filter(|x| **x != 0.0 && x.is_finite()) {
-                            n += 1;
-                            sum += f64::from(x);
-                            sq += f64::from(x) * f64::from(x);
-                        }
-                        let n = n.max(1) as f64;
-                        let mean = sum / n;
-                        let sd = (sq / n - mean * mean).max(0.0).sqrt().max(1e-9);
+                        let (mean, sd) = zscore_stats(vals.iter().copied());
                         (mean, 1.0 / sd, false)
                     }
                 };
@@ -308,7 +300,7 @@ impl Prepared {
                     &vals[k * nx * ny..(k + 1) * nx * ny],
                     nx,
                     ny,
-                    size,
+                    [size, size],
                     &mut data,
                 );
             }
@@ -317,14 +309,21 @@ impl Prepared {
     }
 }
 
-/// Bilinear resample of one slice (`nx`×`ny`, x fastest) to `size`×`size`.
-fn resample(slice: &[f32], nx: usize, ny: usize, size: usize, out: &mut Vec<f32>) {
-    for j in 0..size {
-        let y = ((j as f64 + 0.5) * ny as f64 / size as f64 - 0.5).clamp(0.0, (ny - 1) as f64);
+/// Bilinear resample of one slice (`nx`×`ny`, x fastest) to `w`×`h`,
+/// appended to `out`.
+pub(crate) fn resample(
+    slice: &[f32],
+    nx: usize,
+    ny: usize,
+    [w, h]: [usize; 2],
+    out: &mut Vec<f32>,
+) {
+    for j in 0..h {
+        let y = ((j as f64 + 0.5) * ny as f64 / h as f64 - 0.5).clamp(0.0, (ny - 1) as f64);
         let (y0, fy) = (y.floor() as usize, y - y.floor());
         let y1 = (y0 + 1).min(ny - 1);
-        for i in 0..size {
-            let x = ((i as f64 + 0.5) * nx as f64 / size as f64 - 0.5).clamp(0.0, (nx - 1) as f64);
+        for i in 0..w {
+            let x = ((i as f64 + 0.5) * nx as f64 / w as f64 - 0.5).clamp(0.0, (nx - 1) as f64);
             let (x0, fx) = (x.floor() as usize, x - x.floor());
             let x1 = (x0 + 1).min(nx - 1);
             let at = |xx: usize, yy: usize| f64::from(slice[xx + nx * yy]);
@@ -335,6 +334,21 @@ fn resample(slice: &[f32], nx: usize, ny: usize, size: usize, out: &mut Vec<f32>
             out.push(v as f32);
         }
     }
+}
+
+/// Mean and standard deviation of the non-zero finite values (MR brain
+/// voxels of skull-stripped data): the z-score of the segmenter and the
+/// encoder.
+pub(crate) fn zscore_stats(values: impl IntoIterator<Item = f32>) -> (f64, f64) {
+    let (mut n, mut sum, mut sq) = (0usize, 0f64, 0f64);
+    for x in values.into_iter().filter(|x| *x != 0.0 && x.is_finite()) {
+        n += 1;
+        sum += f64::from(x);
+        sq += f64::from(x) * f64::from(x);
+    }
+    let n = n.max(1) as f64;
+    let mean = sum / n;
+    (mean, (sq / n - mean * mean).max(0.0).sqrt().max(1e-9))
 }
 
 /// Network pixel of native index `i` along an axis of `n` voxels (nearest),
@@ -453,10 +467,10 @@ mod tests {
     fn resample_identity_and_upscale() {
         let s: Vec<f32> = (0..16).map(|x| x as f32).collect();
         let mut same = Vec::new();
-        resample(&s, 4, 4, 4, &mut same);
+        resample(&s, 4, 4, [4, 4], &mut same);
         assert_eq!(same, s);
         let mut up = Vec::new();
-        resample(&[0.0, 1.0, 2.0, 3.0], 2, 2, 4, &mut up);
+        resample(&[0.0, 1.0, 2.0, 3.0], 2, 2, [4, 4], &mut up);
         assert_eq!(up.len(), 16);
         assert_eq!((up[0], up[15]), (0.0, 3.0));
         assert!((up[5] - 0.75).abs() < 1e-6); // inner point, 1/4 of the way

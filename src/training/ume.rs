@@ -25,7 +25,7 @@ use super::schedule::Schedule;
 use super::ume_config::{UmeMode, UmeTrainConfig, VocoConfig};
 use super::{Event, RunOptions, Summary, TrainError};
 use crate::models::OutputMode;
-use crate::models::encoder::{UmeEncoder, frames_of, input_tensor, save_encoder};
+use crate::models::encoder::{UmeEncoder, frames_of, input_values, save_encoder};
 use crate::models::segment::nearest;
 use burn::optim::{AdamWConfig, GradientsParams};
 use burn::prelude::*;
@@ -104,10 +104,7 @@ impl UmeCase {
                 config.model.max_frames
             )));
         }
-        let input = input_tensor(&config.model, &frames, &Device::flex())
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| err(format!("{e:?}")))?;
+        let input = input_values(&config.model, &frames);
         let [h, w] = config.model.image_size;
         let mut ids = Vec::with_capacity(frame_count * h * w);
         let mut labelled = Vec::new();
