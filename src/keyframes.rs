@@ -326,6 +326,76 @@ pub fn content_indices(f: &FrameFeatures, k: usize) -> Vec<usize> {
     chosen
 }
 
+/// What a sequence's frames are: z slices of a volume, or time frames of a
+/// cine — a cardiac cycle, so its last frame neighbours its first.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum FrameAxis {
+    /// Slices along z (3D volumes).
+    Slices,
+    /// Time frames of a 4D cine (cyclic).
+    Time,
+}
+
+impl FrameAxis {
+    /// The axis the encoder and the selectors read from this volume.
+    pub fn of(volume: &Volume) -> FrameAxis {
+        if volume.frames > 1 {
+            FrameAxis::Time
+        } else {
+            FrameAxis::Slices
+        }
+    }
+
+    /// Frames between `a` and `b` in a sequence of `n` (cyclic in time).
+    pub fn distance(self, a: usize, b: usize, n: usize) -> usize {
+        let d = a.abs_diff(b);
+        match self {
+            FrameAxis::Slices => d,
+            FrameAxis::Time => d.min(n.saturating_sub(d)),
+        }
+    }
+}
+
+/// The smallest spacing between keyframes chosen from scores: half the
+/// spacing of `k` evenly spaced frames (at least 1, i.e. no constraint).
+pub fn min_gap(frames: usize, k: usize) -> usize {
+    (frames / (2 * k.max(1))).max(1)
+}
+
+/// Top-`k` frames by score with temporal non-maximum suppression: the best
+/// frame first, then repeatedly the best frame at least [`min_gap`] frames
+/// (cyclically, for time frames) from every frame chosen so far, so
+/// neighbours of a peak (near-identical
+/// frames of a cine, adjacent slices) do not crowd out a second peak. When
+/// the gap leaves too few candidates the rest are filled by score. Ties go
+/// to the lower index; the result is sorted.
+pub fn spread_top_k(scores: &[f32], k: usize, axis: FrameAxis) -> Vec<usize> {
+    let n = scores.len();
+    let k = k.min(n);
+    let gap = min_gap(n, k);
+    let mut order: Vec<usize> = (0..n).collect();
+    order.sort_by(|&p, &q| scores[q].total_cmp(&scores[p]).then(p.cmp(&q)));
+    let mut chosen: Vec<usize> = Vec::with_capacity(k);
+    for &t in &order {
+        if chosen.len() == k {
+            break;
+        }
+        if chosen.iter().all(|&c| axis.distance(c, t, n) >= gap) {
+            chosen.push(t);
+        }
+    }
+    for &t in &order {
+        if chosen.len() == k {
+            break;
+        }
+        if !chosen.contains(&t) {
+            chosen.push(t);
+        }
+    }
+    chosen.sort_unstable();
+    chosen
+}
+
 /// A selection with every strategy's per-frame scores.
 #[derive(Debug, Clone, PartialEq, serde::Serialize)]
 pub struct Selection {
@@ -431,5 +501,32 @@ mod tests {
                 .unwrap_err()
                 .contains("trained")
         );
+    }
+
+    #[test]
+    fn spread_top_k_suppresses_neighbours_of_a_peak() {
+        // Two peaks, the higher one with a high neighbour: plain top-2 would
+        // return 7 and 8; the spread selection returns both peaks.
+        let mut s = vec![0.1f32; 20];
+        s[7] = 1.0;
+        s[8] = 0.96;
+        s[0] = 0.94;
+        assert_eq!(min_gap(20, 2), 5);
+        assert_eq!(spread_top_k(&s, 2, FrameAxis::Slices), vec![0, 7]);
+        // Too many keyframes for the gap: the rest are filled by score.
+        let all = spread_top_k(&s, 20, FrameAxis::Slices);
+        assert_eq!(all, (0..20).collect::<Vec<_>>());
+        assert_eq!(spread_top_k(&[0.5, 0.5, 0.5], 1, FrameAxis::Time), vec![0]);
+        assert!(spread_top_k(&[], 3, FrameAxis::Slices).is_empty());
+        // A cine is a cycle: its last frame neighbours the first, so with
+        // peaks at 0, 19 and 9 the second keyframe is 9 in time but 19
+        // across slices.
+        let mut c = vec![0.0f32; 20];
+        c[0] = 1.0;
+        c[19] = 0.9;
+        c[9] = 0.5;
+        assert_eq!(spread_top_k(&c, 2, FrameAxis::Time), vec![0, 9]);
+        assert_eq!(spread_top_k(&c, 2, FrameAxis::Slices), vec![0, 19]);
+        assert_eq!(FrameAxis::Time.distance(1, 19, 20), 2);
     }
 }

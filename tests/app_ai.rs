@@ -35,6 +35,7 @@ fn tiny_checkpoint(dir: &std::path::Path) -> String {
         size: 32,
         norm: InputNorm::ZScore,
         label_ids: vec![1, 2, 4],
+        context_slices: 0,
     };
     let dev = device(DeviceChoice::Cpu);
     save_checkpoint(dir, &config, &config.network.init(&dev)).unwrap();

@@ -174,7 +174,13 @@ fn supervised_encoder_training_lowers_the_loss_and_saves_a_usable_checkpoint() {
         &opts,
         &AtomicBool::new(false),
         |e| match e {
-            Event::Step { loss, .. } => losses.push(loss),
+            Event::Step { loss, terms, .. } => {
+                // The seed's per-step figures: seg, div (and the rest).
+                let names: Vec<&str> = terms.iter().map(|t| t.0).collect();
+                assert!(names.starts_with(&["seg", "div"]), "{names:?}");
+                assert!(terms.iter().all(|t| t.1.is_finite()));
+                losses.push(loss);
+            }
             Event::Validated { dice, .. } => {
                 validated += 1;
                 assert_eq!(dice.len(), 3);
@@ -234,10 +240,13 @@ fn voco_pretraining_learns_overlaps_and_initialises_fine_tuning() {
         &cases[2..],
         &opts,
         &AtomicBool::new(false),
-        |e| {
-            if let Event::Validated { mean_dice, .. } = e {
-                correlation = mean_dice;
+        |e| match e {
+            Event::Validated { mean_dice, .. } => correlation = mean_dice,
+            Event::Step { terms, .. } => {
+                let names: Vec<&str> = terms.iter().map(|t| t.0).collect();
+                assert_eq!(names, ["voco", "area"]);
             }
+            _ => {}
         },
     )
     .unwrap();

@@ -22,6 +22,7 @@ fn config() -> SegmenterConfig {
         size: 48,
         norm: InputNorm::ZScore,
         label_ids: vec![1, 2, 4],
+        context_slices: 0,
     }
 }
 

@@ -269,3 +269,30 @@ fn reported_validation_dice_is_the_saved_models_dice() {
         );
     }
 }
+
+#[test]
+fn context_slices_train_and_segment_with_neighbouring_slices() {
+    let _serial = SEEDED.lock();
+    let mut config = tiny_config();
+    // One CT volume, one slice either side: three network channels.
+    config.model.context_slices = 1;
+    config.model.network.in_channels = 3;
+    config.check().unwrap();
+    let data = data(&config);
+    let tmp = tempfile::tempdir().unwrap();
+    let (losses, events) = losses(&config, &data, &opts(tmp.path(), false));
+    assert_eq!(losses.len(), config.training.steps, "{:?}", events.last());
+    assert!(matches!(events.last(), Some(Event::Finished(Ok(_)))));
+    // The checkpoint remembers the context and segments a one-volume case.
+    let dev = device(DeviceChoice::Cpu);
+    let (saved, model) = ume::models::segment::load_checkpoint(tmp.path(), &dev).unwrap();
+    assert_eq!((saved.context_slices, saved.input_volumes()), (1, 1));
+    let case = totalseg_case(9, 1, Size::Small);
+    let labels =
+        ume::models::segment::segment(&saved, &model, &[&case.ct], &dev, 4, |_, _| true).unwrap();
+    assert_eq!(labels.dims, case.ct.dims);
+    // A width that is not a whole number of slice stacks is refused.
+    config.model.network.in_channels = 2;
+    let e = config.check().unwrap_err();
+    assert!(e.contains("context_slices"), "{e}");
+}

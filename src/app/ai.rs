@@ -298,6 +298,7 @@ pub fn start_encoder(app: &mut UmeApp, ctx: &egui::Context) {
         .name("ume-encoder".into())
         .spawn(move || {
             let run = || -> Result<KeyframeReport, String> {
+                use crate::keyframes::FrameAxis;
                 use crate::models::encoder::{
                     frames_of, input_tensor, keyframe_report, load_encoder,
                 };
@@ -320,10 +321,12 @@ pub fn start_encoder(app: &mut UmeApp, ctx: &egui::Context) {
                         config.max_frames
                     ));
                 }
+                let axis = refs.first().map_or(FrameAxis::Slices, |v| FrameAxis::of(v));
                 Ok(keyframe_report(
                     &encoder,
                     input_tensor(&config, &frames, &dev),
                     k,
+                    axis,
                 ))
             };
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))

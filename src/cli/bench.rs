@@ -73,6 +73,26 @@ pub(super) enum BenchCommand {
         #[arg(long, default_value = "python3")]
         python: String,
     },
+    /// UME encoder time per volume (embedding, keyframe selection and
+    /// fusion; and with every frame segmented) on the CPU backend, and on
+    /// wgpu with --wgpu. Default: the seed's standard config
+    /// (configs/ume_brats.json: 768 wide, 12 layers, 12 heads, patch 32,
+    /// 256×256) on 128 frames of 4 modalities, random weights.
+    #[cfg(feature = "ml")]
+    Encoder {
+        /// A UME config file (its `model` section is used).
+        #[arg(long)]
+        config: Option<PathBuf>,
+        /// Frames per volume.
+        #[arg(long, default_value_t = 128)]
+        frames: usize,
+        /// Timed runs; the median counts.
+        #[arg(long, default_value_t = 3)]
+        reps: usize,
+        /// Also measure the wgpu backend (slow on a software adapter).
+        #[arg(long)]
+        wgpu: bool,
+    },
     /// (Internal) load one file and print peak memory as JSON.
     #[command(hide = true)]
     Peak {
@@ -110,6 +130,13 @@ pub(super) fn run(cmd: BenchCommand) -> Result<()> {
             python,
         }),
         BenchCommand::Keyframes { cases } => keyframes(cases),
+        #[cfg(feature = "ml")]
+        BenchCommand::Encoder {
+            config,
+            frames,
+            reps,
+            wgpu,
+        } => encoder(config.as_deref(), frames, reps, wgpu),
         #[cfg(feature = "gui")]
         BenchCommand::Viewer => crate::app::bench::viewer(),
         #[cfg(not(feature = "gui"))]
@@ -551,6 +578,59 @@ fn unet(b: &UnetBench) -> Result<()> {
             ratio(t.inference_slices_per_s, torch.map(|t| t.0)),
             t.train_images_per_s,
             ratio(t.train_images_per_s, torch.map(|t| t.1)),
+        );
+        if let Some(engine) = t.engine_slices_per_s {
+            say!(
+                "UME CPU inference engine (what `ume segment` and the app run on the CPU): {engine:.2} slices/s inference{}",
+                ratio(engine, torch.map(|t| t.0)),
+            );
+        }
+    }
+    Ok(())
+}
+
+#[cfg(feature = "ml")]
+fn encoder(config: Option<&Path>, frames: usize, reps: usize, wgpu: bool) -> Result<()> {
+    use crate::models::bench::encoder_timing;
+    use crate::models::{DeviceChoice, describe, device};
+    use crate::training::ume_config::UmeTrainConfig;
+    let model = match config {
+        Some(path) => UmeTrainConfig::load(path)?.model,
+        None => {
+            let standard: UmeTrainConfig =
+                serde_json::from_str(include_str!("../../configs/ume_brats.json"))
+                    .context("configs/ume_brats.json")?;
+            standard.model
+        }
+    };
+    model.check().map_err(anyhow::Error::msg)?;
+    if frames == 0 || frames > model.max_frames {
+        bail!("--frames must be 1 to max_frames {}", model.max_frames);
+    }
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    say!(
+        "UME encoder {} wide, {} layers, {} heads, patch {}, {}x{}, {} modalities x {frames} frames, {} keyframes; machine threads: {cores}",
+        model.embed_dim,
+        model.num_layers,
+        model.num_heads,
+        model.patch_size,
+        model.image_size[0],
+        model.image_size[1],
+        model.input_channels,
+        model.max_keyframes
+    );
+    let mut choices = vec![DeviceChoice::Cpu];
+    if wgpu {
+        choices.push(DeviceChoice::Wgpu);
+    }
+    for choice in choices {
+        let dev = device(choice);
+        let t = encoder_timing(&model, &dev, frames, reps);
+        say!(
+            "{}: {:.3} s per volume to the keyframe context; {:.3} s with all {frames} frames segmented",
+            describe(choice),
+            t.forward_s,
+            t.segment_all_s
         );
     }
     Ok(())

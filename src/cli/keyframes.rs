@@ -113,7 +113,8 @@ fn with_model(input: &Path, k: usize, model: &Path, as_json: bool) -> Result<()>
             config.max_frames
         );
     }
-    let report = keyframe_report(&encoder, input_tensor(&config, &frames, &dev), k);
+    let axis = crate::keyframes::FrameAxis::of(&volumes[0]);
+    let report = keyframe_report(&encoder, input_tensor(&config, &frames, &dev), k, axis);
     if as_json {
         let out = json!({
             "frames": report.frames,

@@ -251,7 +251,8 @@ pub(super) fn import_pth(pth: &Path, config: &Path, out: &Path) -> Result<()> {
 /// encoder): position and loss per step, one line per validation.
 struct TrainLog {
     bar: indicatif::ProgressBar,
-    last_loss: f32,
+    /// The last step's figures ("loss=…, seg=…, div=…").
+    last_step: String,
     /// What validation measures ("Dice score", "overlap correlation").
     score: &'static str,
     names: std::collections::HashMap<u16, String>,
@@ -265,7 +266,7 @@ impl TrainLog {
     ) -> TrainLog {
         TrainLog {
             bar: super::progress_bar(steps as u64, "training"),
-            last_loss: f32::NAN,
+            last_step: String::new(),
             score,
             names,
         }
@@ -294,10 +295,17 @@ impl TrainLog {
                     ),
                 );
             }
-            Event::Step { step, loss, .. } => {
+            Event::Step {
+                step, loss, terms, ..
+            } => {
                 self.bar.set_position(*step as u64 + 1);
-                self.bar.set_message(format!("loss {loss:.4}"));
-                self.last_loss = *loss;
+                // As the seed's log: loss=1.8245, voco=1.2150, area=0.4200
+                let mut message = format!("loss={loss:.4}");
+                for (name, value) in terms {
+                    message.push_str(&format!(", {name}={value:.4}"));
+                }
+                self.bar.set_message(message.clone());
+                self.last_step = message;
             }
             Event::Validated {
                 step,
@@ -321,9 +329,9 @@ impl TrainLog {
                 log(
                     &self.bar,
                     format!(
-                        "step {:>6}  loss (batch)={:.4}  Validation {}: {mean_dice:.4}{worst}{}",
+                        "step {:>6}  {}  Validation {}: {mean_dice:.4}{worst}{}",
                         step + 1,
-                        self.last_loss,
+                        self.last_step,
                         self.score,
                         if *best { "  (best, saved)" } else { "" }
                     ),

@@ -14,6 +14,9 @@ use std::time::Instant;
 pub struct Throughput {
     /// Inference slices per second.
     pub inference_slices_per_s: f64,
+    /// Inference slices per second of the CPU engine that segmentation
+    /// uses on the CPU backend ([`super::cpu_unet`]); `None` on wgpu.
+    pub engine_slices_per_s: Option<f64>,
     /// Training images per second.
     pub train_images_per_s: f64,
 }
@@ -44,6 +47,20 @@ pub fn unet_throughput(
         sync(model.forward(x.clone()));
     }
     let inference = (reps * batch) as f64 / clock.elapsed().as_secs_f64();
+    let engine = (*device == Device::flex()).then(|| {
+        let engine = super::cpu_unet::CpuUnet::new(&model);
+        let values: Vec<f32> = x
+            .clone()
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default();
+        engine.recycle(engine.forward(&values, batch, size, size)); // warm-up
+        let clock = Instant::now();
+        for _ in 0..reps {
+            engine.recycle(engine.forward(&values, batch, size, size));
+        }
+        (reps * batch) as f64 / clock.elapsed().as_secs_f64()
+    });
 
     let ad = device.clone().autodiff();
     let mut model = config.init(&ad);
@@ -74,6 +91,68 @@ pub fn unet_throughput(
     let train = (train_reps * train_batch) as f64 / clock.elapsed().as_secs_f64();
     Throughput {
         inference_slices_per_s: inference,
+        engine_slices_per_s: engine,
         train_images_per_s: train,
+    }
+}
+
+/// Time of the UME encoder on one volume.
+#[derive(Debug, Clone, Copy)]
+pub struct EncoderTiming {
+    /// Embedding, keyframe selection and the three fusion levels (the
+    /// keyframe context), in seconds.
+    pub forward_s: f64,
+    /// The same plus the segmentation of every frame from that context.
+    pub segment_all_s: f64,
+}
+
+/// Time the encoder on a random `[1, M, frames, H, W]` volume: `reps` runs
+/// of each measurement after one warm-up; the median counts.
+pub fn encoder_timing(
+    config: &super::encoder::UmeConfig,
+    device: &Device,
+    frames: usize,
+    reps: usize,
+) -> EncoderTiming {
+    use crate::keyframes::FrameAxis;
+    let encoder = config.init(device);
+    let [h, w] = config.image_size;
+    let x = Tensor::<5>::random(
+        [1, config.input_channels, frames, h, w],
+        Distribution::Normal(0.0, 1.0),
+        device,
+    );
+    let k = config.max_keyframes;
+    let forward = || {
+        let tokens = encoder.embed(x.clone());
+        let selection = encoder.select(tokens.clone(), k, FrameAxis::Slices);
+        let context = encoder.context(tokens.clone(), &selection);
+        (tokens, context)
+    };
+    let median = |mut f: Box<dyn FnMut() + '_>| {
+        f(); // warm-up (kernel compilation on wgpu)
+        let mut times: Vec<f64> = (0..reps.max(1))
+            .map(|_| {
+                let clock = Instant::now();
+                f();
+                clock.elapsed().as_secs_f64()
+            })
+            .collect();
+        times.sort_by(f64::total_cmp);
+        times[times.len() / 2]
+    };
+    let forward_s = median(Box::new(|| {
+        let (_, context) = forward();
+        let _ = context.tokens.into_data();
+    }));
+    let segment_all_s = median(Box::new(|| {
+        let (tokens, context) = forward();
+        for t in 0..frames {
+            let _ = encoder.segment_frame(&tokens, t, &context).into_data();
+        }
+    }));
+    EncoderTiming {
+        forward_s,
+        segment_all_s,
     }
 }

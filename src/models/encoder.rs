@@ -1,11 +1,15 @@
 //! The UME 4D encoder of seed 000: a volume is a sequence of frames (z
 //! slices of a 3D multi-modal scan, or time frames of a cine), each frame
 //! of each modality cut into patches and embedded separately. A keyframe
-//! selector scores the frames three ways — a uniform prior, content change
-//! (difference energy of frame embeddings) and learned attention (a query
-//! over frame summaries) — and fuses the scores with learned softmax
-//! weights; the top-`K` frames go on, with a straight-through mask so the
-//! scores receive gradients. Their tokens are compressed (`compression_ratio`
+//! selector scores the frames three ways — a uniform prior, content (each
+//! frame embedding's distance from the sequence mean, the measure the
+//! model-free content strategy uses) and learned attention (a query over
+//! frame summaries centred on the sequence mean and passed through a small
+//! MLP, so a score can peak at both extremes of a cycle, which a linear
+//! score of the raw summary cannot) — and fuses the scores with learned
+//! softmax weights; the top-`K` frames with temporal non-maximum
+//! suppression ([`crate::keyframes::spread_top_k`]) go on, with a
+//! straight-through mask so the scores receive gradients. Their tokens are compressed (`compression_ratio`
 //! patches averaged), fused within each modality (self-attention), across
 //! modalities at each position (attention over modalities plus learned
 //! modality gates, exposed for inspection) and globally (a ViT trunk with a
@@ -17,6 +21,7 @@
 //! patch size, `N = (H/P)(W/P)` patches per frame, `D` embedding width, `K`
 //! keyframes, `N' = N / compression_ratio`.
 
+use crate::keyframes::FrameAxis;
 use burn::module::Param;
 use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
@@ -107,6 +112,7 @@ pub struct UmeEncoder {
     patch_pos: Param<Tensor<2>>,
     frame_pos: Embedding,
     attn_query: Param<Tensor<1>>,
+    attn_hidden: Linear,
     attn_key: Linear,
     fusion_logits: Param<Tensor<1>>,
     intra: TransformerEncoder,
@@ -208,6 +214,7 @@ impl UmeConfig {
                 })
                 .init(device),
             attn_query: normal1(d),
+            attn_hidden: LinearConfig::new(d, d).init(device),
             attn_key: LinearConfig::new(d, d).init(device),
             fusion_logits: Param::from_tensor(Tensor::zeros([3], device)),
             intra: layers(1),
@@ -278,7 +285,7 @@ impl UmeEncoder {
     ///
     /// # Shapes
     /// tokens `[B, M, T, N, D]`; `k` ≤ T frames are selected.
-    pub fn select(&self, tokens: Tensor<5>, k: usize) -> Selection {
+    pub fn select(&self, tokens: Tensor<5>, k: usize, axis: FrameAxis) -> Selection {
         let [b, _, t, _, d] = tokens.dims();
         let device = tokens.device();
         let k = k.clamp(1, t);
@@ -293,21 +300,25 @@ impl UmeEncoder {
         let uniform = Tensor::<1>::from_data(TensorData::new(prior, [t]), &device)
             .reshape([1, t])
             .repeat_dim(0, b);
-        // Content: difference energy to both neighbours.
+        // Frame summaries relative to the sequence: what changes.
+        let centred = summary.clone() - summary.mean_dim(1); // [B, T, D]
+        // Content: distance from the sequence mean.
         let content = if t > 1 {
-            let diff = (summary.clone().narrow(1, 1, t - 1) - summary.clone().narrow(1, 0, t - 1))
-                .powi_scalar(2)
-                .sum_dim(2)
-                .reshape([b, t - 1]);
-            let zero = Tensor::<2>::zeros([b, 1], &device);
-            let left = Tensor::cat(vec![zero.clone(), diff.clone()], 1);
-            let right = Tensor::cat(vec![diff, zero], 1);
-            unit_rows(left + right)
+            unit_rows(
+                centred
+                    .clone()
+                    .powi_scalar(2)
+                    .sum_dim(2)
+                    .sqrt()
+                    .reshape([b, t]),
+            )
         } else {
             Tensor::ones([b, t], &device)
         };
-        // Attention: a learned query over frame keys.
-        let keys = self.attn_key.forward(summary); // [B, T, D]
+        // Attention: a learned query over keys of the centred summaries.
+        let keys = self
+            .attn_key
+            .forward(gelu(self.attn_hidden.forward(centred))); // [B, T, D]
         let logits = keys
             .matmul(self.attn_query.val().reshape([1, d, 1]))
             .reshape([b, t])
@@ -317,7 +328,8 @@ impl UmeEncoder {
         let w = |i: usize| weights.clone().narrow(0, i, 1).reshape([1, 1]);
         let fused =
             uniform.clone() * w(0) + content.clone().detach() * w(1) + attention.clone() * w(2);
-        // Hard top-K on the host; straight-through mask for gradients.
+        // Hard top-K (spread) on the host; straight-through mask for
+        // gradients.
         let scores: Vec<f32> = fused
             .clone()
             .into_data()
@@ -326,11 +338,7 @@ impl UmeEncoder {
         let mut indices = Vec::with_capacity(b);
         let mut hard = vec![0.0f32; b * t];
         for bi in 0..b {
-            let row = &scores[bi * t..(bi + 1) * t];
-            let mut order: Vec<usize> = (0..t).collect();
-            order.sort_by(|&p, &q| row[q].total_cmp(&row[p]).then(p.cmp(&q)));
-            let mut chosen: Vec<usize> = order.into_iter().take(k).collect();
-            chosen.sort_unstable();
+            let chosen = crate::keyframes::spread_top_k(&scores[bi * t..(bi + 1) * t], k, axis);
             for &c in &chosen {
                 hard[bi * t + c] = 1.0;
             }
@@ -652,10 +660,15 @@ pub struct KeyframeReport {
 }
 
 /// Run the selector (and the modal fusion, for the gates) on one sequence.
-pub fn keyframe_report(encoder: &UmeEncoder, x: Tensor<5>, k: usize) -> KeyframeReport {
+pub fn keyframe_report(
+    encoder: &UmeEncoder,
+    x: Tensor<5>,
+    k: usize,
+    axis: FrameAxis,
+) -> KeyframeReport {
     let tokens = encoder.embed(x);
     let frames = tokens.dims()[2];
-    let sel = encoder.select(tokens.clone(), k);
+    let sel = encoder.select(tokens.clone(), k, axis);
     let ctx = encoder.context(tokens, &sel);
     let v = |t: Tensor<2>| t.into_data().try_to_vec::<f32>().unwrap_or_default();
     KeyframeReport {
@@ -744,7 +757,12 @@ pub fn segment_volume(
         }
         let frames = &frames[..config.input_channels];
         let tokens = encoder.embed(input_tensor(config, frames, device));
-        let selection = encoder.select(tokens.clone(), config.max_keyframes);
+        let axis = if cine {
+            FrameAxis::Time
+        } else {
+            FrameAxis::Slices
+        };
+        let selection = encoder.select(tokens.clone(), config.max_keyframes, axis);
         let context = encoder.context(tokens.clone(), &selection);
         for t in 0..length {
             let logits = encoder.segment_frame(&tokens, t, &context);
@@ -803,7 +821,7 @@ mod tests {
         let x = Tensor::<5>::random([2, 2, 10, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
         let tokens = enc.embed(x);
         assert_eq!(tokens.dims(), [2, 2, 10, 16, 16]);
-        let sel = enc.select(tokens.clone(), 3);
+        let sel = enc.select(tokens.clone(), 3, FrameAxis::Slices);
         assert_eq!(sel.indices.len(), 2);
         assert!(
             sel.indices
@@ -838,7 +856,7 @@ mod tests {
     }
 
     #[test]
-    fn uniform_prior_is_exact_and_content_finds_the_change() {
+    fn uniform_prior_is_exact_and_content_finds_the_odd_frames() {
         let _serial = crate::models::SEEDED.lock();
         let dev = device(DeviceChoice::Cpu);
         let enc = tiny().init(&dev);
@@ -851,13 +869,18 @@ mod tests {
             }
         }
         let x = Tensor::<5>::from_data(TensorData::new(data, [1, 2, 10, 32, 32]), &dev);
-        let sel = enc.select(enc.embed(x), 2);
+        let sel = enc.select(enc.embed(x), 2, FrameAxis::Slices);
         let u: Vec<f32> = sel.uniform.into_data().try_to_vec::<f32>().unwrap();
         let ones: Vec<usize> = (0..10).filter(|&t| u[t] == 1.0).collect();
         assert_eq!(ones, crate::keyframes::uniform_indices(10, 2));
+        // The three frames after the jump are the farthest from the mean
+        // (7 of 10 frames are dark).
         let c: Vec<f32> = sel.content.into_data().try_to_vec::<f32>().unwrap();
-        let best = (0..10).max_by(|&a, &b| c[a].total_cmp(&c[b])).unwrap();
-        assert!(best == 6 || best == 7, "content peaks at the jump: {c:?}");
+        assert!((7..10).all(|t| (c[t] - 1.0).abs() < 1e-4), "{c:?}");
+        assert!((0..7).all(|t| c[t] < 0.6), "{c:?}");
+        // Keyframes are spread: never two neighbours.
+        let picked = &sel.indices[0];
+        assert!(picked[1] - picked[0] >= crate::keyframes::min_gap(10, 2));
     }
 
     #[test]
@@ -868,7 +891,7 @@ mod tests {
         let run = || {
             dev.seed(42);
             let enc = tiny().init(&dev);
-            let sel = enc.select(enc.embed(x.clone()), 2);
+            let sel = enc.select(enc.embed(x.clone()), 2, FrameAxis::Slices);
             let ctx = enc.context(enc.embed(x.clone()), &sel);
             ctx.tokens.into_data().try_to_vec::<f32>().unwrap()
         };
@@ -904,8 +927,8 @@ mod tests {
             .collect();
         let x = input_tensor(&cfg, &frames, &dev);
         assert_eq!(x.dims(), [1, 2, 7, 32, 32]);
-        let a = keyframe_report(&enc, x.clone(), 3);
-        let b = keyframe_report(&enc2, x, 3);
+        let a = keyframe_report(&enc, x.clone(), 3, FrameAxis::Slices);
+        let b = keyframe_report(&enc2, x, 3, FrameAxis::Slices);
         assert_eq!(a.fused, b.fused);
         assert_eq!(a.selected, b.selected);
         assert_eq!(
@@ -921,6 +944,7 @@ mod tests {
             size: 16,
             norm: crate::models::segment::InputNorm::ZScore,
             label_ids: vec![1],
+            context_slices: 0,
         };
         crate::models::segment::save_checkpoint(unet.path(), &sc, &sc.network.init(&dev)).unwrap();
         let e = load_encoder(unet.path(), &dev).unwrap_err().to_string();
@@ -962,7 +986,7 @@ mod tests {
         let x = Tensor::<5>::random([1, 2, 6, 32, 32], Distribution::Normal(0.0, 1.0), &cpu);
         let run = |e: &UmeEncoder, x: Tensor<5>| {
             let tokens = e.embed(x);
-            let sel = e.select(tokens.clone(), 3);
+            let sel = e.select(tokens.clone(), 3, FrameAxis::Slices);
             let ctx = e.context(tokens.clone(), &sel);
             let seg = e.segment_frame(&tokens, 2, &ctx);
             (
@@ -996,7 +1020,7 @@ mod tests {
         let enc = tiny().init(&dev);
         let x = Tensor::<5>::random([1, 2, 6, 32, 32], Distribution::Normal(0.0, 1.0), &dev);
         let tokens = enc.embed(x);
-        let sel = enc.select(tokens.clone(), 2);
+        let sel = enc.select(tokens.clone(), 2, FrameAxis::Slices);
         let ctx = enc.context(tokens, &sel);
         let loss = ctx.tokens.sum();
         let grads = loss.backward();

@@ -3,6 +3,7 @@
 //! backend on a GPU, or the pure-Rust `flex` CPU backend.
 
 pub mod bench;
+pub mod cpu_unet;
 pub mod encoder;
 pub mod pytorch;
 pub mod segment;
@@ -40,7 +41,7 @@ impl Segmenter {
     /// Image channels (modalities) the model takes.
     pub fn in_channels(&self) -> usize {
         match self {
-            Segmenter::Unet(c, _) => c.network.in_channels,
+            Segmenter::Unet(c, _) => c.input_volumes(),
             Segmenter::Encoder(c, _) => c.input_channels,
         }
     }

@@ -43,6 +43,25 @@ pub struct SegmenterConfig {
     /// Label id written for each output channel (multi-label) or each
     /// non-background class (multi-class).
     pub label_ids: Vec<u16>,
+    /// Neighbouring slices on each side given with each slice ("2.5D"):
+    /// with `c`, every input volume contributes `2c + 1` network channels
+    /// (slices k−c..k+c, repeated at the ends of the volume), so the
+    /// network sees where along z a structure begins and ends. 0: plain 2D.
+    #[serde(default)]
+    pub context_slices: usize,
+}
+
+impl SegmenterConfig {
+    /// Slices per input volume in the network input (`2 · context + 1`).
+    pub fn slices_per_volume(&self) -> usize {
+        2 * self.context_slices + 1
+    }
+
+    /// Input volumes (modalities) the model takes: the network's input
+    /// channels over the slices each contributes.
+    pub fn input_volumes(&self) -> usize {
+        self.network.in_channels / self.slices_per_volume()
+    }
 }
 
 /// Errors of checkpoints and segmentation.
@@ -289,20 +308,25 @@ impl Prepared {
         Prepared { dims, channels }
     }
 
-    /// Network input for slices `ks`: `[B, C, size, size]` values, each
-    /// slice resampled bilinearly.
-    pub fn slices(&self, ks: &[usize], size: usize) -> Vec<f32> {
-        let [nx, ny, _] = self.dims;
-        let mut data = Vec::with_capacity(ks.len() * self.channels.len() * size * size);
+    /// Network input for slices `ks`: `[B, C·(2·context+1), size, size]`
+    /// values — per channel the slices `k − context ..= k + context`
+    /// (clamped to the volume) — each resampled bilinearly.
+    pub fn slices(&self, ks: &[usize], size: usize, context: usize) -> Vec<f32> {
+        let [nx, ny, nz] = self.dims;
+        let per = 2 * context + 1;
+        let mut data = Vec::with_capacity(ks.len() * self.channels.len() * per * size * size);
         for &k in ks {
             for vals in &self.channels {
-                resample(
-                    &vals[k * nx * ny..(k + 1) * nx * ny],
-                    nx,
-                    ny,
-                    [size, size],
-                    &mut data,
-                );
+                for o in 0..per {
+                    let z = (k + o).saturating_sub(context).min(nz.saturating_sub(1));
+                    resample(
+                        &vals[z * nx * ny..(z + 1) * nx * ny],
+                        nx,
+                        ny,
+                        [size, size],
+                        &mut data,
+                    );
+                }
             }
         }
         data
@@ -372,10 +396,10 @@ pub fn segment(
     let Some(first) = volumes.first() else {
         return Err(SegmentError::Input("no input volume".into()));
     };
-    if volumes.len() != config.network.in_channels {
+    if volumes.len() != config.input_volumes() {
         return Err(SegmentError::Input(format!(
             "the model takes {} channel(s) but {} volume(s) were given",
-            config.network.in_channels,
+            config.input_volumes(),
             volumes.len()
         )));
     }
@@ -420,30 +444,34 @@ pub fn segment_prepared(
     let ks: Vec<usize> = (0..nz).collect();
     let si: Vec<usize> = (0..nx).map(|i| nearest(i, nx, size)).collect();
     let sj: Vec<usize> = (0..ny).map(|j| nearest(j, ny, size)).collect();
+    // On the CPU backend the network runs on the framework-free engine
+    // (same results, about twice as fast; models/cpu_unet.rs).
+    let engine = (*device == Device::flex()).then(|| super::cpu_unet::CpuUnet::new(model));
     for chunk in ks.chunks(batch.max(1)) {
-        let data = prepared.slices(chunk, size);
-        let x = Tensor::<4>::from_data(
-            TensorData::new(data, [chunk.len(), prepared.channels.len(), size, size]),
-            device,
-        );
-        let logits = model.forward(x);
-        let probs: Vec<f32> = match config.network.output {
-            OutputMode::MultiClass => burn::tensor::activation::softmax(logits, 1),
-            OutputMode::MultiLabel => burn::tensor::activation::sigmoid(logits),
-        }
-        .into_data()
-        .try_to_vec::<f32>()
-        .map_err(|e| SegmentError::Input(format!("{e:?}")))?;
+        let data = prepared.slices(chunk, size, config.context_slices);
+        // Logits decide alone: softmax and sigmoid keep the order of the
+        // channels, and sigmoid(x) > 0.5 exactly when x > 0.
+        let logits: Vec<f32> = match &engine {
+            Some(engine) => engine.forward(&data, chunk.len(), size, size),
+            None => model
+                .forward(Tensor::<4>::from_data(
+                    TensorData::new(data, [chunk.len(), config.network.in_channels, size, size]),
+                    device,
+                ))
+                .into_data()
+                .try_to_vec::<f32>()
+                .map_err(|e| SegmentError::Input(format!("{e:?}")))?,
+        };
         for (b, &k) in chunk.iter().enumerate() {
             for j in 0..ny {
                 for i in 0..nx {
-                    let at = |ch: usize| probs[((b * c + ch) * size + sj[j]) * size + si[i]];
+                    let at = |ch: usize| logits[((b * c + ch) * size + sj[j]) * size + si[i]];
                     let best = (0..c).max_by(|&p, &q| at(p).total_cmp(&at(q))).unwrap_or(0);
                     let id = match config.network.output {
                         OutputMode::MultiClass if best > 0 => {
                             config.label_ids.get(best - 1).copied().unwrap_or(0)
                         }
-                        OutputMode::MultiLabel if at(best) > 0.5 => {
+                        OutputMode::MultiLabel if at(best) > 0.0 => {
                             config.label_ids.get(best).copied().unwrap_or(0)
                         }
                         _ => 0,
@@ -451,6 +479,9 @@ pub fn segment_prepared(
                     out[i + nx * (j + ny * k)] = id;
                 }
             }
+        }
+        if let Some(engine) = &engine {
+            engine.recycle(logits);
         }
         if !progress(chunk.last().map_or(0, |k| k + 1), nz) {
             return Err(SegmentError::Cancelled);
@@ -462,6 +493,20 @@ pub fn segment_prepared(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    #[test]
+    fn context_slices_stack_neighbours_clamped_at_the_ends() {
+        // 2×2 slices; slice z holds the value z.
+        let p = Prepared {
+            dims: [2, 2, 3],
+            channels: vec![(0..12).map(|v| (v / 4) as f32).collect()],
+        };
+        let x = p.slices(&[0, 2], 2, 1);
+        assert_eq!(x.len(), 2 * 3 * 4);
+        let per_slice: Vec<f32> = x.chunks(4).map(|c| c[0]).collect();
+        assert_eq!(per_slice, vec![0.0, 0.0, 1.0, 1.0, 2.0, 2.0]);
+        assert_eq!(p.slices(&[1], 2, 0), vec![1.0; 4]);
+    }
 
     #[test]
     fn resample_identity_and_upscale() {

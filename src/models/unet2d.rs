@@ -48,6 +48,11 @@ pub struct DoubleConv {
 }
 
 impl DoubleConv {
+    /// The layers, for the CPU inference engine.
+    pub(crate) fn parts(&self) -> (&Conv2d, &BatchNorm, &Conv2d, &BatchNorm) {
+        (&self.conv1, &self.bn1, &self.conv2, &self.bn2)
+    }
+
     fn new(c_in: usize, c_out: usize, device: &Device) -> DoubleConv {
         let conv = |a, b| {
             Conv2dConfig::new([a, b], [3, 3])
@@ -116,6 +121,26 @@ impl UNet2dConfig {
 }
 
 impl UNet2d {
+    /// Encoders, bottleneck, up-convolutions, decoders and head, for the
+    /// CPU inference engine.
+    pub(crate) fn parts(
+        &self,
+    ) -> (
+        &[DoubleConv],
+        &DoubleConv,
+        &[ConvTranspose2d],
+        &[DoubleConv],
+        &Conv2d,
+    ) {
+        (
+            &self.encoders,
+            &self.bottleneck,
+            &self.ups,
+            &self.decoders,
+            &self.head,
+        )
+    }
+
     /// Logits per output channel.
     ///
     /// # Shapes

@@ -253,6 +253,16 @@ impl TrainConfig {
         if net.in_channels == 0 || net.out_channels == 0 {
             return Err("model: in_channels and out_channels must be at least 1".into());
         }
+        if !net
+            .in_channels
+            .is_multiple_of(self.model.slices_per_volume())
+        {
+            return Err(format!(
+                "model: in_channels {} must be a multiple of 2 * context_slices + 1 = {} (each input volume gives that many slices)",
+                net.in_channels,
+                self.model.slices_per_volume()
+            ));
+        }
         if self.model.size == 0 || !self.model.size.is_multiple_of(1usize << levels) {
             return Err(format!(
                 "model.size {} must be a positive multiple of 2^{levels} (one halving per encoder level)",

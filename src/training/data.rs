@@ -55,10 +55,10 @@ impl Sample {
             case: id.clone(),
             problem,
         };
-        if channels.len() != config.model.network.in_channels {
+        if channels.len() != config.model.input_volumes() {
             return Err(err(format!(
                 "the model takes {} channel(s) but the case has {}",
-                config.model.network.in_channels,
+                config.model.input_volumes(),
                 channels.len()
             )));
         }
@@ -239,7 +239,7 @@ impl TrainingData {
             } else {
                 rng.below(nz)
             };
-            let mut x = s.input.slices(&[k], size);
+            let mut x = s.input.slices(&[k], size, config.model.context_slices);
             let mut y = s.label_slice(k, size);
             augment(&config.data.augment, rng, &mut x, &mut y, size);
             xs.extend(x);

@@ -71,6 +71,10 @@ pub enum Event {
         lr: f64,
         /// Training images (slices) per second over this step.
         images_per_s: f64,
+        /// The loss's named terms before weighting, as the seed's training
+        /// log shows them (the encoder: `seg`, `div`, … or `voco`, `area`;
+        /// empty for the U-Net, whose loss is one term).
+        terms: Vec<(&'static str, f32)>,
     },
     /// A validation pass.
     Validated {
@@ -374,6 +378,7 @@ fn train_inner(
             loss: loss_sum,
             lr,
             images_per_s: images / clock.elapsed().as_secs_f64().max(1e-9),
+            terms: Vec::new(),
         });
         let last = step + 1 == t.steps;
         if (step + 1) % t.val_every == 0 || last {

@@ -47,6 +47,7 @@ pub struct UmeCase {
     /// Whether a frame's labels are known (a cine labels only ED and ES).
     known: Vec<bool>,
     frames: usize,
+    axis: crate::keyframes::FrameAxis,
 }
 
 impl UmeCase {
@@ -147,6 +148,7 @@ impl UmeCase {
             share,
             known,
             frames: nz,
+            axis: crate::keyframes::FrameAxis::of(first),
         })
     }
 
@@ -261,7 +263,7 @@ fn train_inner(
         }
         let clock = Instant::now();
         let case = &train[rng.below(train.len())];
-        let loss = match (&config.training.mode, &config.voco) {
+        let (loss, terms) = match (&config.training.mode, &config.voco) {
             (UmeMode::Voco, Some(v)) => voco_loss(&model, case, config, v, &mut rng, &device),
             _ => supervised_loss(&model, case, config, &ids, &mut rng, &device),
         };
@@ -278,6 +280,10 @@ fn train_inner(
             loss: value,
             lr,
             images_per_s: 1.0 / clock.elapsed().as_secs_f64().max(1e-9),
+            terms: terms
+                .into_iter()
+                .map(|(name, t)| (name, t.into_scalar::<f32>()))
+                .collect(),
         });
         let last = step + 1 == t.steps;
         if (step + 1) % t.val_every.max(1) == 0 || last {
@@ -325,6 +331,9 @@ fn train_inner(
     })
 }
 
+/// A step's weighted loss and its named terms before weighting.
+type Terms = (Tensor<1>, Vec<(&'static str, Tensor<1>)>);
+
 /// The supervised loss of one step on one case: segmentation of two frames
 /// from the keyframe context, plus diversity, consistency, temporal and
 /// coverage terms.
@@ -335,12 +344,12 @@ fn supervised_loss(
     ids: &[u16],
     rng: &mut Rng,
     device: &Device,
-) -> Tensor<1> {
+) -> Terms {
     let w = config.training.loss_weights;
     let [h, wd] = config.model.image_size;
     let c = config.model.num_classes;
     let tokens = model.embed(case.tensor(config, device));
-    let sel = model.select(tokens.clone(), config.model.max_keyframes);
+    let sel = model.select(tokens.clone(), config.model.max_keyframes, case.axis);
     let ctx = model.context(tokens.clone(), &sel);
     // Two frames to predict: one with labels when there is one.
     let known: Vec<usize> = (0..case.frames).filter(|&f| case.known[f]).collect();
@@ -408,11 +417,21 @@ fn supervised_loss(
     } else {
         Tensor::zeros([1], device)
     };
-    seg * w.segmentation
-        + div * w.diversity
-        + cons * w.consistency
-        + temporal * w.temporal
-        + coverage * w.coverage
+    let total = seg.clone() * w.segmentation
+        + div.clone() * w.diversity
+        + cons.clone() * w.consistency
+        + temporal.clone() * w.temporal
+        + coverage.clone() * w.coverage;
+    let mut terms = vec![
+        ("seg", seg),
+        ("div", div),
+        ("cons", cons),
+        ("temp", temporal),
+    ];
+    if w.coverage > 0.0 {
+        terms.push(("cover", coverage));
+    }
+    (total, terms)
 }
 
 /// One VoCo draw of a case as a batch of five crops `[5, M, cz, cy, cx]`
@@ -456,10 +475,10 @@ fn voco_loss(
     voco: &VocoConfig,
     rng: &mut Rng,
     device: &Device,
-) -> Tensor<1> {
+) -> Terms {
     let w = config.training.loss_weights;
     let Some((crops, ratios)) = voco_batch(case, config, voco, rng, device) else {
-        return Tensor::zeros([1], device);
+        return (Tensor::zeros([1], device), Vec::new());
     };
     let z = model.voco(crops); // [5, Dv], unit rows
     let dv = z.dims()[1];
@@ -482,7 +501,9 @@ fn voco_loss(
         device,
     );
     let contrast = (sims + off).exp().sum().log() - (12f64).ln();
-    (area * (w.area * voco.lambda_area) + contrast * w.contrastive) * w.voco
+    let total =
+        (area.clone() * (w.area * voco.lambda_area) + contrast.clone() * w.contrastive) * w.voco;
+    (total, vec![("voco", contrast), ("area", area)])
 }
 
 /// Pearson correlation of predicted and true overlaps over `draws` fixed
@@ -546,7 +567,7 @@ fn validate_ume(
     let [h, w] = config.model.image_size;
     for case in cases {
         let tokens = model.embed(case.tensor(config, device));
-        let sel = model.select(tokens.clone(), config.model.max_keyframes);
+        let sel = model.select(tokens.clone(), config.model.max_keyframes, case.axis);
         let ctx = model.context(tokens.clone(), &sel);
         for f in (0..case.frames).filter(|&f| case.known[f]) {
             let classes: Vec<i64> = model
