@@ -6,22 +6,18 @@
 #![cfg(all(feature = "gui", feature = "ml"))]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use eframe::egui;
 use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use std::time::{Duration, Instant};
-use ume::app::{LoadRequest, UmeApp, ViewOptions};
+use ume::app::UmeApp;
 use ume::models::segment::{InputNorm, SegmenterConfig, save_checkpoint};
 use ume::models::{DeviceChoice, OutputMode, UNet2dConfig, device};
-use ume::phantom::{Kind, Size, generate};
+use ume::phantom::Kind;
+
+mod common;
 
 fn app_with(kind: Kind) -> (UmeApp, tempfile::TempDir) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dirs = generate(kind, Size::Small, 3, 1, tmp.path(), |_, _| {}).unwrap();
-    let doc = ume::app::loader::load(&LoadRequest::Folder(dirs[0].clone()), &|_| {}).unwrap();
-    let mut app = UmeApp::new(&egui::Context::default(), None, &ViewOptions::default());
-    app.set_document(doc);
-    (app, tmp)
+    common::app_with(kind, 3)
 }
 
 /// A small random BraTS-style checkpoint (4 channels, labels 1/2/4), quick
@@ -43,17 +39,7 @@ fn tiny_checkpoint(dir: &std::path::Path) -> String {
 }
 
 fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
-    Harness::builder()
-        .with_size(egui::vec2(1400.0, 1000.0))
-        .with_max_steps(12)
-        .build_ui_state(
-            |ui, app: &mut UmeApp| {
-                let ctx = ui.ctx().clone();
-                app.logic(&ctx);
-                app.show(ui);
-            },
-            app,
-        )
+    common::harness(app, 1400.0, 1000.0)
 }
 
 /// Step the UI until `done` holds (background threads wake it).

@@ -10,16 +10,13 @@ use egui_kittest::Harness;
 use egui_kittest::kittest::Queryable;
 use ume::app::views::ViewId;
 use ume::app::{LoadRequest, UmeApp, ViewOptions};
-use ume::phantom::{Kind, Size, generate};
+use ume::phantom::Kind;
 use ume::viewmath::SliceAxis;
 
+mod common;
+
 fn app_with(kind: Kind) -> (UmeApp, tempfile::TempDir) {
-    let tmp = tempfile::tempdir().unwrap();
-    let dirs = generate(kind, Size::Small, 2, 1, tmp.path(), |_, _| {}).unwrap();
-    let doc = ume::app::loader::load(&LoadRequest::Folder(dirs[0].clone()), &|_| {}).unwrap();
-    let mut app = UmeApp::new(&egui::Context::default(), None, &ViewOptions::default());
-    app.set_document(doc);
-    (app, tmp)
+    common::app_with(kind, 2)
 }
 
 fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
@@ -48,19 +45,7 @@ fn settle(h: &mut Harness<'_, UmeApp>) {
 /// A harness that has not been run yet (for UIs with background work whose
 /// spinners keep repainting).
 fn harness_unsettled(app: UmeApp) -> Harness<'static, UmeApp> {
-    Harness::builder()
-        .with_size(egui::vec2(1200.0, 800.0))
-        // A background thread finishing wakes the UI once more; allow it.
-        .with_max_steps(12)
-        .build_ui_state(
-            |ui, app: &mut UmeApp| {
-                // As eframe does: logic (jobs, cine clock), then the UI.
-                let ctx = ui.ctx().clone();
-                app.logic(&ctx);
-                app.show(ui);
-            },
-            app,
-        )
+    common::harness(app, 1200.0, 800.0)
 }
 
 fn rect_of(h: &Harness<'_, UmeApp>, view: ViewId) -> egui::Rect {

@@ -71,6 +71,43 @@ fn keyframes_with_an_encoder_checkpoint() {
         .collect();
     assert_eq!(w.len(), 3);
     assert!((w.iter().sum::<f64>() - 1.0).abs() < 1e-5);
+    assert_eq!(j["strategy"], "fused");
+    // A single strategy with the model picks from its own scores: the
+    // attention peak is selected; uniform is exact.
+    let with = |s: &str| {
+        let o = keyframes(&[
+            acdc[0].as_os_str(),
+            "--model".as_ref(),
+            ck1.as_os_str(),
+            "--strategy".as_ref(),
+            s.as_ref(),
+            "--json".as_ref(),
+        ]);
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+        serde_json::from_slice::<serde_json::Value>(&o.stdout).unwrap()
+    };
+    let a = with("attention");
+    let scores: Vec<f64> = a["scores"]["attention"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_f64().unwrap())
+        .collect();
+    let peak = (0..t)
+        .max_by(|&p, &q| scores[p].total_cmp(&scores[q]))
+        .unwrap();
+    let picked: Vec<usize> = a["selected"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    assert!(picked.contains(&peak), "{picked:?} misses the peak {peak}");
+    let u = with("uniform");
+    assert_eq!(
+        u["selected"],
+        serde_json::json!(ume::keyframes::uniform_indices(t, 2))
+    );
 
     // A brain case: 4 modalities, z slices as frames, 4 modality gates.
     let brats = generate(

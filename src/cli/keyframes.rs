@@ -34,13 +34,14 @@ pub(super) fn features_of(input: &Path) -> Result<(FrameFeatures, Option<(usize,
 pub(super) fn run(
     input: &Path,
     k: usize,
-    strategy: Strategy,
+    strategy: Option<Strategy>,
     model: Option<&Path>,
     as_json: bool,
 ) -> Result<()> {
     if let Some(m) = model {
-        return with_model(input, k, m, as_json);
+        return with_model(input, k, strategy.unwrap_or(Strategy::Fused), m, as_json);
     }
+    let strategy = strategy.unwrap_or(Strategy::Content);
     let (features, reference) = features_of(input)?;
     if features.is_empty() {
         bail!("{}: no frames", input.display());
@@ -85,7 +86,13 @@ fn volumes_of(input: &Path) -> Result<Vec<crate::volume::Volume>> {
 }
 
 #[cfg(feature = "ml")]
-fn with_model(input: &Path, k: usize, model: &Path, as_json: bool) -> Result<()> {
+fn with_model(
+    input: &Path,
+    k: usize,
+    strategy: Strategy,
+    model: &Path,
+    as_json: bool,
+) -> Result<()> {
     use crate::models::encoder::{input_tensor, keyframe_report, load_encoder};
     use crate::models::{DeviceChoice, device};
     let dev = device(DeviceChoice::Auto);
@@ -115,10 +122,19 @@ fn with_model(input: &Path, k: usize, model: &Path, as_json: bool) -> Result<()>
     }
     let axis = crate::keyframes::FrameAxis::of(&volumes[0]);
     let report = keyframe_report(&encoder, input_tensor(&config, &frames, &dev), k, axis);
+    // The fused selection is the encoder's own; each single strategy picks
+    // from its scores the same way (spread top-K).
+    let selected = match strategy {
+        Strategy::Fused => report.selected.clone(),
+        Strategy::Uniform => crate::keyframes::uniform_indices(report.frames, k),
+        Strategy::Content => crate::keyframes::spread_top_k(&report.content, k, axis),
+        Strategy::Attention => crate::keyframes::spread_top_k(&report.attention, k, axis),
+    };
     if as_json {
         let out = json!({
             "frames": report.frames,
-            "selected": report.selected,
+            "strategy": format!("{strategy:?}").to_lowercase(),
+            "selected": selected,
             "scores": {
                 "uniform": report.uniform,
                 "content": report.content,
@@ -131,9 +147,8 @@ fn with_model(input: &Path, k: usize, model: &Path, as_json: bool) -> Result<()>
         say!("{}", serde_json::to_string_pretty(&out)?);
     } else {
         say!(
-            "{} frames, {k} keyframes (fused): {:?}; fusion weights uniform {:.2}, content {:.2}, attention {:.2}",
+            "{} frames, {k} keyframes ({strategy:?}): {selected:?}; fusion weights uniform {:.2}, content {:.2}, attention {:.2}",
             report.frames,
-            report.selected,
             report.weights.first().copied().unwrap_or(f32::NAN),
             report.weights.get(1).copied().unwrap_or(f32::NAN),
             report.weights.get(2).copied().unwrap_or(f32::NAN)

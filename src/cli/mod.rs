@@ -74,9 +74,10 @@ enum Command {
         /// How many keyframes.
         #[arg(long, default_value_t = 2)]
         k: usize,
-        /// uniform, content, attention or fused (the last two need --model).
-        #[arg(long, default_value = "content")]
-        strategy: crate::keyframes::Strategy,
+        /// uniform, content, attention or fused (the last two need
+        /// --model). Default: fused with --model, content without.
+        #[arg(long)]
+        strategy: Option<crate::keyframes::Strategy>,
         /// A trained UME encoder checkpoint folder.
         #[arg(long)]
         model: Option<PathBuf>,

@@ -326,19 +326,24 @@ impl Double {
 fn pool(x: &Map, buffers: &Buffers) -> Map {
     let (h, w, c) = (x.h / 2, x.w / 2, x.c);
     let mut out = buffers.map(h, w, c);
-    for y in 0..h {
-        for xx in 0..w {
-            let o = out.at(y, xx);
-            let (a, b) = (x.at(2 * y, 2 * xx), x.at(2 * y, 2 * xx + 1));
-            let (d, e) = (x.at(2 * y + 1, 2 * xx), x.at(2 * y + 1, 2 * xx + 1));
-            for k in 0..c {
-                out.data[o + k] = x.data[a + k]
-                    .max(x.data[b + k])
-                    .max(x.data[d + k])
-                    .max(x.data[e + k]);
+    let wp = w + 2;
+    // One output row (from its left border pixel) per task.
+    out.data[wp * c..(h + 1) * wp * c]
+        .par_chunks_mut(wp * c)
+        .enumerate()
+        .for_each(|(y, row)| {
+            for xx in 0..w {
+                let o = (xx + 1) * c;
+                let (a, b) = (x.at(2 * y, 2 * xx), x.at(2 * y, 2 * xx + 1));
+                let (d, e) = (x.at(2 * y + 1, 2 * xx), x.at(2 * y + 1, 2 * xx + 1));
+                for k in 0..c {
+                    row[o + k] = x.data[a + k]
+                        .max(x.data[b + k])
+                        .max(x.data[d + k])
+                        .max(x.data[e + k]);
+                }
             }
-        }
-    }
+        });
     out
 }
 
@@ -488,30 +493,37 @@ impl CpuUnet {
             let x = x_up;
             // The 1×1 head one image row at a time into a small
             // channel-major buffer that stays in cache, then copied into
-            // the NCHW logits with the bias.
+            // the NCHW logits with the bias; the output channels are split
+            // into one group per thread (their planes are contiguous).
             let dst = &mut logits[b * c_out * plane..(b + 1) * c_out * plane];
-            let mut row = buffers.take(w * c_out);
-            for y in 0..h {
-                matmul(
-                    w,
-                    c_out,
-                    x.c,
-                    &mut row,
-                    Strides { row: 1, col: w },
-                    false,
-                    &x.data[x.at(y, 0)..],
-                    rows_of(x.c),
-                    &self.head,
-                    rows_of(c_out),
-                );
-                for (o, bias) in self.head_bias.iter().enumerate() {
-                    let line = &mut dst[o * plane + y * w..o * plane + (y + 1) * w];
-                    for (v, r) in line.iter_mut().zip(&row[o * w..(o + 1) * w]) {
-                        *v = r + bias;
+            let group = c_out.div_ceil(rayon::current_num_threads().max(1));
+            dst.par_chunks_mut(group * plane)
+                .enumerate()
+                .for_each(|(g, planes)| {
+                    let (o0, n) = (g * group, planes.len() / plane);
+                    let mut row = buffers.take(w * n);
+                    for y in 0..h {
+                        matmul(
+                            w,
+                            n,
+                            x.c,
+                            &mut row,
+                            Strides { row: 1, col: w },
+                            false,
+                            &x.data[x.at(y, 0)..],
+                            rows_of(x.c),
+                            &self.head[o0..],
+                            rows_of(c_out),
+                        );
+                        for (o, bias) in self.head_bias[o0..o0 + n].iter().enumerate() {
+                            let line = &mut planes[o * plane + y * w..o * plane + (y + 1) * w];
+                            for (v, r) in line.iter_mut().zip(&row[o * w..(o + 1) * w]) {
+                                *v = r + bias;
+                            }
+                        }
                     }
-                }
-            }
-            buffers.give(row);
+                    buffers.give(row);
+                });
             buffers.give(x.data);
         }
         logits
