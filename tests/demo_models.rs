@@ -1,10 +1,10 @@
-//! The bundled demo models on a held-out phantom (a seed no training run
+//! The bundled demo models on held-out phantoms (a seed no training run
 //! used). The brain-tumour demo reaches Dice ≥ 0.90 on each label (1, 2, 4)
 //! and on the BraTS regions (whole tumour 1+2+4, tumour core 1+4). The CT
-//! demo reaches ≥ 0.90 on liver, spleen, heart and aorta; its kidneys reach
-//! about 0.85 on held-out phantoms (BENCHMARKS.md) — below the 0.90
-//! bar, which this test does not pretend to meet: it guards the measured
-//! level (≥ 0.78) so a regression shows.
+//! demo (2.5D: each slice with its two neighbours) reaches a mean Dice
+//! ≥ 0.90 per structure over three held-out cases — the bar is a
+//! mean, and the small kidneys vary from case to case (0.87–0.92 measured,
+//! BENCHMARKS.md).
 #![cfg(feature = "ml")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -28,18 +28,24 @@ fn dice(pred: &LabelVolume, gt: &LabelVolume, ids: &[u16]) -> f64 {
 fn demo_ct_segments_a_held_out_phantom() {
     let dev = device(DeviceChoice::Cpu);
     let (config, model) = load_model("demo-ct", &dev).unwrap();
-    let case = totalseg_case(4242, 1, Size::Small);
-    let pred = segment(&config, &model, &[&case.ct], &dev, 8, |_, _| true).unwrap();
+    assert_eq!((config.context_slices, config.input_volumes()), (1, 1));
+    let cases: Vec<_> = (1..=3)
+        .map(|n| totalseg_case(4242, n, Size::Small))
+        .collect();
+    let preds: Vec<_> = cases
+        .iter()
+        .map(|c| segment(&config, &model, &[&c.ct], &dev, 8, |_, _| true).unwrap())
+        .collect();
     for &id in &config.label_ids {
-        let d = dice(&pred, &case.labels, &[id]);
-        let name = case.table.name_of(id).unwrap_or("?");
-        eprintln!("demo-ct {name}: Dice {d:.3}");
-        let bar = if name.starts_with("kidney") {
-            0.78
-        } else {
-            0.90
-        };
-        assert!(d >= bar, "{name}: Dice {d:.3} < {bar}");
+        let each: Vec<f64> = cases
+            .iter()
+            .zip(&preds)
+            .map(|(c, p)| dice(p, &c.labels, &[id]))
+            .collect();
+        let mean = each.iter().sum::<f64>() / each.len() as f64;
+        let name = cases[0].table.name_of(id).unwrap_or("?");
+        eprintln!("demo-ct {name}: mean Dice {mean:.3} ({each:.3?})");
+        assert!(mean >= 0.90, "{name}: mean Dice {mean:.3} < 0.90");
     }
 }
 

@@ -158,7 +158,7 @@ fn with_model(
 }
 
 #[cfg(not(feature = "ml"))]
-fn with_model(_: &Path, _: usize, model: &Path, _: bool) -> Result<()> {
+fn with_model(_: &Path, _: usize, _: Strategy, model: &Path, _: bool) -> Result<()> {
     let _ = volumes_of;
     bail!(
         "{}: this ume was built without the `ml` feature; encoder checkpoints need it",

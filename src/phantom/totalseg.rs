@@ -1,6 +1,6 @@
 //! CT torso phantom in the TotalSegmentator layout: air, skin fat, muscle
 //! wall and soft tissue in Hounsfield units, with lungs split into the five
-//! lobes by oblique fissures, heart, aorta, liver, spleen, kidneys, spinal
+//! lobes by oblique fissures, heart, aorta, liver, spleen, kidneys (in perirenal fat), spinal
 //! cord and thoracolumbar vertebrae (cortical shell, cancellous core), each
 //! named exactly as TotalSegmentator v2 names them. Written as `ct.nii.gz`
 //! plus one binary mask per structure for all 117 v2 classes (absent ones
@@ -50,12 +50,20 @@ struct Ellipsoid {
 
 impl Ellipsoid {
     fn inside(&self, p: [f64; 3]) -> bool {
+        self.inside_grown(p, 0.0)
+    }
+
+    /// Inside the ellipsoid with every radius grown by `mm`.
+    fn inside_grown(&self, p: [f64; 3], mm: f64) -> bool {
         (0..3)
-            .map(|a| ((p[a] - self.c[a]) / self.r[a]).powi(2))
+            .map(|a| ((p[a] - self.c[a]) / (self.r[a] + mm)).powi(2))
             .sum::<f64>()
             < 1.0
     }
 }
+
+/// Thickness of the perirenal fat around each kidney, mm.
+const PERIRENAL_FAT_MM: f64 = 7.0;
 
 struct Torso {
     jitter: [f64; 3],
@@ -207,6 +215,13 @@ impl Torso {
         }
         if self.kidney_l.inside(p) {
             return (ids.kidney_l, 32.0);
+        }
+        // Perirenal fat: what outlines the kidneys on a CT without contrast
+        // (kidney ≈ 30 HU, the soft tissue around ≈ 25 HU).
+        if self.kidney_r.inside_grown(p, PERIRENAL_FAT_MM)
+            || self.kidney_l.inside_grown(p, PERIRENAL_FAT_MM)
+        {
+            return (0, -90.0);
         }
         // Body wall: skin fat then muscle, soft tissue inside.
         let depth = 1.0 - body.sqrt();
