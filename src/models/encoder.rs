@@ -9,11 +9,11 @@
 //! score of the raw summary cannot) — and fuses the scores with learned
 //! softmax weights; the top-`K` frames with temporal non-maximum
 //! suppression ([`crate::keyframes::spread_top_k`]) go on, with a
-//! straight-through mask so the scores receive gradients. Their tokens are compressed (`compression_ratio`
-//! patches averaged), fused within each modality (self-attention), across
-//! modalities at each position (attention over modalities plus learned
-//! modality gates, exposed for inspection) and globally (a ViT trunk with a
-//! class token). Heads: frame-by-frame segmentation (a frame's own tokens
+//! straight-through mask so the scores receive gradients. Their tokens are
+//! compressed (`compression_ratio` patches averaged), fused within each
+//! modality (self-attention), across modalities at each position (attention
+//! over modalities plus learned modality gates, exposed for inspection) and
+//! globally (a ViT trunk with a class token). Heads: frame-by-frame segmentation (a frame's own tokens
 //! query the keyframe context, then a linear patch decoder) and the VoCo
 //! projection head.
 //!
@@ -309,6 +309,9 @@ impl UmeEncoder {
                     .clone()
                     .powi_scalar(2)
                     .sum_dim(2)
+                    // A frame at the mean would give sqrt'(0) = ∞ in the
+                    // consistency loss's gradient.
+                    .clamp_min(1e-12)
                     .sqrt()
                     .reshape([b, t]),
             )
@@ -1031,5 +1034,28 @@ mod tests {
             .expect("fusion weights get a gradient");
         let g: Vec<f32> = g.into_data().try_to_vec::<f32>().unwrap();
         assert!(g.iter().any(|v| v.abs() > 0.0), "{g:?}");
+    }
+
+    #[test]
+    fn identical_frames_keep_gradients_finite() {
+        // Every frame at the sequence mean: the content distance is 0, where
+        // an unguarded square root has an infinite derivative.
+        let _serial = crate::models::SEEDED.lock();
+        let dev = device(DeviceChoice::Cpu).autodiff();
+        let enc = tiny().init(&dev);
+        // Two equal frames: their mean is exactly each of them.
+        let x = Tensor::<5>::ones([1, 2, 2, 32, 32], &dev);
+        let sel = enc.select(enc.embed(x), 1, FrameAxis::Slices);
+        let loss = (sel.attention.clone() - sel.content.clone())
+            .powi_scalar(2)
+            .mean()
+            + sel.fused.sum();
+        let grads = loss.backward();
+        let g = enc.attn_query.val().grad(&grads).expect("a gradient");
+        let g: Vec<f32> = g.into_data().try_to_vec::<f32>().unwrap();
+        assert!(g.iter().all(|v| v.is_finite()), "{g:?}");
+        let w = enc.patch_pos.val().grad(&grads).expect("a gradient");
+        let w: Vec<f32> = w.into_data().try_to_vec::<f32>().unwrap();
+        assert!(w.iter().all(|v| v.is_finite()));
     }
 }
