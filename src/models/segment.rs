@@ -396,6 +396,16 @@ pub fn segment(
     let Some(first) = volumes.first() else {
         return Err(SegmentError::Input("no input volume".into()));
     };
+    if config.input_volumes() == 0
+        || config.network.in_channels != config.input_volumes() * config.slices_per_volume()
+    {
+        return Err(SegmentError::Input(format!(
+            "the model's in_channels {} is not a whole number of {}-slice stacks (context_slices {})",
+            config.network.in_channels,
+            config.slices_per_volume(),
+            config.context_slices
+        )));
+    }
     if volumes.len() != config.input_volumes() {
         return Err(SegmentError::Input(format!(
             "the model takes {} channel(s) but {} volume(s) were given",
