@@ -328,7 +328,8 @@ pub fn content_indices(f: &FrameFeatures, k: usize) -> Vec<usize> {
 
 /// What a sequence's frames are: z slices of a volume, or time frames of a
 /// cine — a cardiac cycle, so its last frame neighbours its first.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, serde::Serialize)]
+#[serde(rename_all = "lowercase")]
 pub enum FrameAxis {
     /// Slices along z (3D volumes).
     Slices,

@@ -309,3 +309,57 @@ fn voco_pretraining_learns_overlaps_and_initialises_fine_tuning() {
     .unwrap();
     assert!(fine.out.join("model.bpk").is_file());
 }
+
+#[test]
+fn ume_train_logs_the_seeds_figures_and_bench_encoder_times_a_volume() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("acdc");
+    generate(Kind::Acdc, Size::Small, 21, 3, &data, |_, _| {}).unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/ume_tiny_acdc.json");
+    let ume = |args: &[&str]| {
+        std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
+            .args(args)
+            .output()
+            .unwrap()
+    };
+    let out = tmp.path().join("enc");
+    let o = ume(&[
+        "train",
+        "--config",
+        config,
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "6",
+        "--device",
+        "cpu",
+    ]);
+    let log = format!(
+        "{}{}",
+        String::from_utf8_lossy(&o.stdout),
+        String::from_utf8_lossy(&o.stderr)
+    );
+    assert!(o.status.success(), "{log}");
+    // The validation line carries the step's terms, as seed 000's log.
+    for term in ["loss=", "seg=", "div=", "cons=", "temp=", "cover="] {
+        assert!(log.contains(term), "{term} missing from:\n{log}");
+    }
+    assert!(log.contains("encoder saved in"), "{log}");
+    assert!(out.join("model.bpk").is_file());
+    // The encoder benchmark on a small config: one line per device.
+    let o = ume(&[
+        "bench", "encoder", "--config", config, "--frames", "8", "--reps", "1",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text.contains("CPU (flex)") && text.contains("s per volume"),
+        "{text}"
+    );
+    // Frames beyond the config's max_frames are refused.
+    let o = ume(&["bench", "encoder", "--config", config, "--frames", "999"]);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("max_frames"));
+}

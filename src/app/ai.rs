@@ -298,36 +298,11 @@ pub fn start_encoder(app: &mut UmeApp, ctx: &egui::Context) {
         .name("ume-encoder".into())
         .spawn(move || {
             let run = || -> Result<KeyframeReport, String> {
-                use crate::keyframes::FrameAxis;
-                use crate::models::encoder::{
-                    frames_of, input_tensor, keyframe_report, load_encoder,
-                };
+                use crate::models::encoder::{case_keyframes, load_encoder};
                 let dev = device(choice);
                 let (config, encoder) = load_encoder(&path, &dev).map_err(|e| e.to_string())?;
                 let refs: Vec<&Volume> = volumes.iter().map(|v| &**v).collect();
-                let mut frames = frames_of(&refs);
-                if frames.len() < config.input_channels {
-                    return Err(format!(
-                        "the encoder takes {} modalities; the case has {}",
-                        config.input_channels,
-                        frames.len()
-                    ));
-                }
-                frames.truncate(config.input_channels);
-                let t = frames.first().map_or(0, Vec::len);
-                if t == 0 || t > config.max_frames {
-                    return Err(format!(
-                        "{t} frames; the encoder takes 1 to {}",
-                        config.max_frames
-                    ));
-                }
-                let axis = refs.first().map_or(FrameAxis::Slices, |v| FrameAxis::of(v));
-                Ok(keyframe_report(
-                    &encoder,
-                    input_tensor(&config, &frames, &dev),
-                    k,
-                    axis,
-                ))
+                case_keyframes(&config, &encoder, &refs, k, &dev).map_err(|e| e.to_string())
             };
             let r = std::panic::catch_unwind(std::panic::AssertUnwindSafe(run))
                 .unwrap_or_else(|_| Err("the encoder crashed (see the log)".into()));

@@ -93,43 +93,15 @@ fn with_model(
     model: &Path,
     as_json: bool,
 ) -> Result<()> {
-    use crate::models::encoder::{input_tensor, keyframe_report, load_encoder};
+    use crate::models::encoder::{case_keyframes, load_encoder};
     use crate::models::{DeviceChoice, device};
     let dev = device(DeviceChoice::Auto);
     let (config, encoder) = load_encoder(model, &dev)?;
     let volumes = volumes_of(input)?;
     let refs: Vec<&crate::volume::Volume> = volumes.iter().collect();
-    let mut frames = crate::models::encoder::frames_of(&refs);
-    if frames.is_empty() {
-        bail!("{}: no image", input.display());
-    }
-    if frames.len() < config.input_channels {
-        bail!(
-            "{}: the encoder takes {} modalities but the input has {}",
-            input.display(),
-            config.input_channels,
-            frames.len()
-        );
-    }
-    frames.truncate(config.input_channels);
-    let t = frames[0].len();
-    if t > config.max_frames {
-        bail!(
-            "{}: {t} frames, more than the encoder's max_frames {}",
-            input.display(),
-            config.max_frames
-        );
-    }
-    let axis = crate::keyframes::FrameAxis::of(&volumes[0]);
-    let report = keyframe_report(&encoder, input_tensor(&config, &frames, &dev), k, axis);
-    // The fused selection is the encoder's own; each single strategy picks
-    // from its scores the same way (spread top-K).
-    let selected = match strategy {
-        Strategy::Fused => report.selected.clone(),
-        Strategy::Uniform => crate::keyframes::uniform_indices(report.frames, k),
-        Strategy::Content => crate::keyframes::spread_top_k(&report.content, k, axis),
-        Strategy::Attention => crate::keyframes::spread_top_k(&report.attention, k, axis),
-    };
+    let report = case_keyframes(&config, &encoder, &refs, k, &dev)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", input.display()))?;
+    let selected = report.selection(strategy, k);
     if as_json {
         let out = json!({
             "frames": report.frames,

@@ -104,16 +104,11 @@ pub(super) fn train(
             .map_err(|e| anyhow::anyhow!("--steps: {e}"))?;
     }
     let ds = crate::dataset::open(data)?;
-    let bar = super::progress_bar(ds.cases.len() as u64, "loading cases");
     let mut cases = Vec::new();
-    for i in 0..ds.cases.len() {
-        let case = ds.load_case(i)?;
-        bar.inc(1);
-        if case.labels.is_some() || !case.frame_labels.is_empty() {
-            cases.push(case);
-        }
-    }
-    bar.finish_and_clear();
+    for_labelled_cases(&ds, |case| {
+        cases.push(case);
+        Ok(())
+    })?;
     let samples = TrainingData::from_cases(&cases, &config)
         .with_context(|| format!("preparing {}", data.display()))?;
     drop(cases);
@@ -124,20 +119,53 @@ pub(super) fn train(
         device: device(choice),
         init: None,
     };
+    run_logged(&ds, config.training.steps, "Dice score", "model", |emit| {
+        run_training(&config, &samples, &opts, &AtomicBool::new(false), emit)
+    })
+}
+
+/// Load every case of `ds` that has labels (a 3D map or labelled frames),
+/// one at a time behind a progress bar, handing each to `take`.
+fn for_labelled_cases(
+    ds: &crate::dataset::Dataset,
+    mut take: impl FnMut(crate::dataset::Case) -> Result<()>,
+) -> Result<()> {
+    let bar = super::progress_bar(ds.cases.len() as u64, "loading cases");
+    for i in 0..ds.cases.len() {
+        let case = ds.load_case(i)?;
+        bar.inc(1);
+        if case.labels.is_some() || !case.frame_labels.is_empty() {
+            take(case)?;
+        }
+    }
+    bar.finish_and_clear();
+    Ok(())
+}
+
+/// Run a training loop with the progress bar and log, then print where the
+/// best model went. `score` names what validation measures, `what` the
+/// saved thing ("model", "encoder").
+fn run_logged(
+    ds: &crate::dataset::Dataset,
+    steps: usize,
+    score: &'static str,
+    what: &str,
+    run: impl FnOnce(
+        &mut dyn FnMut(Event),
+    ) -> Result<crate::training::Summary, crate::training::TrainError>,
+) -> Result<()> {
     let names = ds
         .labels
         .labels
         .iter()
         .map(|l| (l.id, l.name.clone()))
         .collect();
-    let mut log = TrainLog::new(config.training.steps, "Dice score", names);
-    let summary = run_training(&config, &samples, &opts, &AtomicBool::new(false), |e| {
-        log.event(&e);
-    });
+    let mut log = TrainLog::new(steps, score, names);
+    let summary = run(&mut |e| log.event(&e));
     log.bar.finish_and_clear();
     let summary = summary?;
     say!(
-        "best validation Dice {:.4} at step {}; model saved in {}",
+        "best validation {score} {:.4} at step {}; {what} saved in {}",
         summary.best_dice,
         summary.best_step + 1,
         summary.out.display()
@@ -161,16 +189,13 @@ fn train_ume(
         config.training.steps = steps;
     }
     let ds = crate::dataset::open(data)?;
-    let bar = super::progress_bar(ds.cases.len() as u64, "loading cases");
     let mut cases = Vec::new();
-    for i in 0..ds.cases.len() {
-        let case = ds.load_case(i)?;
-        bar.inc(1);
-        if case.labels.is_some() || !case.frame_labels.is_empty() {
-            cases.push(UmeCase::new(&LabelledCase::from(&case), &config)?);
-        }
-    }
-    bar.finish_and_clear();
+    // Each case is reduced to the encoder's frames as it loads, so the
+    // volumes are not all held at once.
+    for_labelled_cases(&ds, |case| {
+        cases.push(UmeCase::new(&LabelledCase::from(&case), &config)?);
+        Ok(())
+    })?;
     if cases.is_empty() {
         bail!(
             "{}: no case has labels to train the encoder on",
@@ -194,25 +219,9 @@ fn train_ume(
         crate::training::ume_config::UmeMode::Voco => "overlap correlation",
         crate::training::ume_config::UmeMode::Supervised => "Dice score",
     };
-    let names = ds
-        .labels
-        .labels
-        .iter()
-        .map(|l| (l.id, l.name.clone()))
-        .collect();
-    let mut log = TrainLog::new(config.training.steps, score, names);
-    let summary = run(&config, &cases, &val, &opts, &AtomicBool::new(false), |e| {
-        log.event(&e);
-    });
-    log.bar.finish_and_clear();
-    let summary = summary?;
-    say!(
-        "best validation {score} {:.4} at step {}; encoder saved in {}",
-        summary.best_dice,
-        summary.best_step + 1,
-        summary.out.display()
-    );
-    Ok(())
+    run_logged(&ds, config.training.steps, score, "encoder", |emit| {
+        run(&config, &cases, &val, &opts, &AtomicBool::new(false), emit)
+    })
 }
 
 /// `ume import-pth`: a seed U-Net `.pth` becomes a checkpoint folder.

@@ -660,6 +660,58 @@ pub struct KeyframeReport {
     pub weights: Vec<f32>,
     /// Modality gate weights of the selected context.
     pub gates: Vec<f32>,
+    /// What the frames are (the selection's spacing is cyclic in time).
+    pub axis: FrameAxis,
+}
+
+impl KeyframeReport {
+    /// The keyframes one strategy selects: the fused selection is the
+    /// encoder's own; a single strategy picks from its own scores the same
+    /// way (spread top-K), uniform exactly as the model-free strategy.
+    pub fn selection(&self, strategy: crate::keyframes::Strategy, k: usize) -> Vec<usize> {
+        use crate::keyframes::{Strategy, spread_top_k, uniform_indices};
+        match strategy {
+            Strategy::Fused => self.selected.clone(),
+            Strategy::Uniform => uniform_indices(self.frames, k),
+            Strategy::Content => spread_top_k(&self.content, k, self.axis),
+            Strategy::Attention => spread_top_k(&self.attention, k, self.axis),
+        }
+    }
+}
+
+/// Keyframes of a case (its volumes in modality order, on one grid): the
+/// inputs are checked against the encoder (enough modalities, 1 to
+/// `max_frames` frames), then [`keyframe_report`] runs on its frames — z
+/// slices of a volume, or the time frames of a cine's middle slice.
+pub fn case_keyframes(
+    config: &UmeConfig,
+    encoder: &UmeEncoder,
+    volumes: &[&crate::volume::Volume],
+    k: usize,
+    device: &Device,
+) -> Result<KeyframeReport, super::segment::SegmentError> {
+    use super::segment::SegmentError;
+    let Some(first) = volumes.first() else {
+        return Err(SegmentError::Input("no image".into()));
+    };
+    let mut frames = frames_of(volumes);
+    if frames.len() < config.input_channels {
+        return Err(SegmentError::Input(format!(
+            "the encoder takes {} modalities but the case has {}",
+            config.input_channels,
+            frames.len()
+        )));
+    }
+    frames.truncate(config.input_channels);
+    let t = frames.first().map_or(0, Vec::len);
+    if t == 0 || t > config.max_frames {
+        return Err(SegmentError::Input(format!(
+            "{t} frames; the encoder takes 1 to {} (max_frames)",
+            config.max_frames
+        )));
+    }
+    let x = input_tensor(config, &frames, device);
+    Ok(keyframe_report(encoder, x, k, FrameAxis::of(first)))
 }
 
 /// Run the selector (and the modal fusion, for the gates) on one sequence.
@@ -687,6 +739,7 @@ pub fn keyframe_report(
             .try_to_vec::<f32>()
             .unwrap_or_default(),
         gates: v(ctx.gates),
+        axis,
     }
 }
 
@@ -708,7 +761,8 @@ pub fn segment_volume(
         return Err(SegmentError::Input("no input volume".into()));
     };
     let [nx, ny, nz] = first.dims;
-    let cine = first.frames > 1;
+    let axis = FrameAxis::of(first);
+    let cine = axis == FrameAxis::Time;
     let (sequences, length) = if cine { (nz, first.frames) } else { (1, nz) };
     if length > config.max_frames {
         return Err(SegmentError::Input(format!(
@@ -760,11 +814,6 @@ pub fn segment_volume(
         }
         let frames = &frames[..config.input_channels];
         let tokens = encoder.embed(input_tensor(config, frames, device));
-        let axis = if cine {
-            FrameAxis::Time
-        } else {
-            FrameAxis::Slices
-        };
         let selection = encoder.select(tokens.clone(), config.max_keyframes, axis);
         let context = encoder.context(tokens.clone(), &selection);
         for t in 0..length {
@@ -798,6 +847,7 @@ pub fn segment_volume(
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::keyframes::Strategy;
     use crate::models::{DeviceChoice, device};
 
     fn tiny() -> UmeConfig {
@@ -977,6 +1027,34 @@ mod tests {
             stop,
             Err(crate::models::segment::SegmentError::Cancelled)
         ));
+    }
+
+    #[test]
+    fn case_keyframes_checks_the_case_and_selects_per_strategy() {
+        let _serial = crate::models::SEEDED.lock();
+        let dev = device(DeviceChoice::Cpu);
+        let cfg = tiny().with_max_frames(64);
+        let enc = cfg.init(&dev);
+        let case = crate::phantom::brats_case(5, 1, crate::phantom::Size::Small);
+        let vols: Vec<&crate::volume::Volume> = case.images.iter().map(|(_, v)| v).collect();
+        let r = case_keyframes(&cfg, &enc, &vols[..2], 3, &dev).unwrap();
+        assert_eq!((r.frames, r.axis), (vols[0].dims[2], FrameAxis::Slices));
+        assert_eq!(r.selection(Strategy::Fused, 3), r.selected);
+        assert_eq!(
+            r.selection(Strategy::Uniform, 3),
+            crate::keyframes::uniform_indices(r.frames, 3)
+        );
+        let att = r.selection(Strategy::Attention, 3);
+        let peak = (0..r.frames)
+            .max_by(|&p, &q| r.attention[p].total_cmp(&r.attention[q]).then(q.cmp(&p)))
+            .unwrap();
+        assert!(att.contains(&peak), "{att:?} misses {peak}");
+        // Too few modalities, too many frames: clear refusals.
+        let e = case_keyframes(&cfg, &enc, &vols[..1], 3, &dev).unwrap_err();
+        assert!(e.to_string().contains("takes 2 modalities"), "{e}");
+        let short = tiny().with_max_frames(16);
+        let e = case_keyframes(&short, &short.init(&dev), &vols[..2], 3, &dev).unwrap_err();
+        assert!(e.to_string().contains("max_frames"), "{e}");
     }
 
     #[test]

@@ -423,9 +423,10 @@ pub fn segment(
     let nz = first.dims[2];
     let mut out = LabelVolume::zeros(first.dims, frames, first.geometry.clone());
     let per_frame = first.dims.iter().product::<usize>();
+    let network = Network::new(model, device);
     for t in 0..frames {
         let prepared = Prepared::frame(volumes, t, config.norm);
-        let labels = segment_prepared(config, model, &prepared, device, batch, |done, _| {
+        let labels = segment_prepared(config, &network, &prepared, batch, |done, _| {
             progress(t * nz + done, frames * nz)
         })?;
         for (flat, id) in labels.into_iter().enumerate() {
@@ -437,13 +438,33 @@ pub fn segment(
     Ok(out)
 }
 
+/// A trained network ready to run slices on a device: on the CPU backend
+/// the framework-free engine ([`super::cpu_unet`], same results, about
+/// twice as fast), built once so its weights are copied and its buffers
+/// recycled once per run, not per volume or frame.
+pub struct Network<'a> {
+    model: &'a UNet2d,
+    device: Device,
+    engine: Option<super::cpu_unet::CpuUnet>,
+}
+
+impl<'a> Network<'a> {
+    /// Prepare `model` to run on `device`.
+    pub fn new(model: &'a UNet2d, device: &Device) -> Network<'a> {
+        Network {
+            model,
+            device: device.clone(),
+            engine: (*device == Device::flex()).then(|| super::cpu_unet::CpuUnet::new(model)),
+        }
+    }
+}
+
 /// Label ids of one prepared 3D grid (x fastest), slice by slice;
 /// `progress` as for [`segment`].
 pub fn segment_prepared(
     config: &SegmenterConfig,
-    model: &UNet2d,
+    network: &Network<'_>,
     prepared: &Prepared,
-    device: &Device,
     batch: usize,
     mut progress: impl FnMut(usize, usize) -> bool,
 ) -> Result<Vec<u16>, SegmentError> {
@@ -454,19 +475,18 @@ pub fn segment_prepared(
     let ks: Vec<usize> = (0..nz).collect();
     let si: Vec<usize> = (0..nx).map(|i| nearest(i, nx, size)).collect();
     let sj: Vec<usize> = (0..ny).map(|j| nearest(j, ny, size)).collect();
-    // On the CPU backend the network runs on the framework-free engine
-    // (same results, about twice as fast; models/cpu_unet.rs).
-    let engine = (*device == Device::flex()).then(|| super::cpu_unet::CpuUnet::new(model));
+    let engine = network.engine.as_ref();
     for chunk in ks.chunks(batch.max(1)) {
         let data = prepared.slices(chunk, size, config.context_slices);
         // Logits decide alone: softmax and sigmoid keep the order of the
         // channels, and sigmoid(x) > 0.5 exactly when x > 0.
-        let logits: Vec<f32> = match &engine {
+        let logits: Vec<f32> = match engine {
             Some(engine) => engine.forward(&data, chunk.len(), size, size),
-            None => model
+            None => network
+                .model
                 .forward(Tensor::<4>::from_data(
                     TensorData::new(data, [chunk.len(), config.network.in_channels, size, size]),
-                    device,
+                    &network.device,
                 ))
                 .into_data()
                 .try_to_vec::<f32>()
@@ -490,7 +510,7 @@ pub fn segment_prepared(
                 }
             }
         }
-        if let Some(engine) = &engine {
+        if let Some(engine) = engine {
             engine.recycle(logits);
         }
         if !progress(chunk.last().map_or(0, |k| k + 1), nz) {

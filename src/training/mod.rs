@@ -27,7 +27,7 @@ pub use data::TrainingData;
 use crate::metrics::Confusion;
 use crate::models::UNet2d;
 use crate::models::segment::{
-    SegmentError, SegmenterConfig, load_checkpoint, save_checkpoint, segment_prepared,
+    Network, SegmentError, SegmenterConfig, load_checkpoint, save_checkpoint, segment_prepared,
 };
 use crate::volume::LabelVolume;
 use augment::Rng;
@@ -434,8 +434,9 @@ pub fn validate(
     batch: usize,
 ) -> Result<Vec<(u16, f64)>, TrainError> {
     let mut counts = vec![(0u64, 0u64, 0u64); config.label_ids.len()];
+    let network = Network::new(model, device);
     for s in samples {
-        let ids = segment_prepared(config, model, &s.input, device, batch, |_, _| true)?;
+        let ids = segment_prepared(config, &network, &s.input, batch, |_, _| true)?;
         let mut pred = LabelVolume::zeros(s.labels.dims, 1, s.labels.geometry.clone());
         for (flat, id) in ids.into_iter().enumerate() {
             if id != 0 {

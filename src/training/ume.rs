@@ -32,7 +32,8 @@ use burn::prelude::*;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
-/// One labelled 3D case as the encoder reads it.
+/// One labelled case as the encoder reads it: a 3D volume's z slices, or a
+/// cine's time frames (of the middle slice).
 pub struct UmeCase {
     /// Case id.
     pub id: String,
@@ -51,8 +52,8 @@ pub struct UmeCase {
 }
 
 impl UmeCase {
-    /// Frames (z slices) of a labelled 3D case, resampled to the encoder's
-    /// image size (images bilinear, labels nearest).
+    /// Frames of a labelled case, resampled to the encoder's image size
+    /// (images bilinear, labels nearest).
     pub fn new(case: &LabelledCase, config: &UmeTrainConfig) -> Result<UmeCase, DataError> {
         let err = |problem: String| DataError {
             case: case.id.to_string(),
@@ -66,7 +67,8 @@ impl UmeCase {
         // A 3D case: frames are z slices, all labelled. A cine: frames are
         // the time frames of the middle slice, labelled where a frame label
         // map exists (ACDC: ED and ES).
-        let cine = first.frames > 1;
+        let axis = crate::keyframes::FrameAxis::of(first);
+        let cine = axis == crate::keyframes::FrameAxis::Time;
         let frame_count = if cine { first.frames } else { nz };
         let label_slice = |t: usize| -> Option<(&crate::volume::LabelVolume, usize)> {
             if cine {
@@ -139,7 +141,6 @@ impl UmeCase {
         if total > 0.0 {
             share.iter_mut().for_each(|s| *s /= total);
         }
-        let nz = frame_count;
         Ok(UmeCase {
             id: case.id.to_string(),
             input,
@@ -147,8 +148,8 @@ impl UmeCase {
             labelled,
             share,
             known,
-            frames: nz,
-            axis: crate::keyframes::FrameAxis::of(first),
+            frames: frame_count,
+            axis,
         })
     }
 
