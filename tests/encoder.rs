@@ -201,6 +201,7 @@ fn supervised_encoder_training_lowers_the_loss_and_saves_a_usable_checkpoint() {
         resume: false,
         device: device(DeviceChoice::Cpu),
         init: None,
+        cpu_engine: true,
     };
     let mut losses = Vec::new();
     let mut validated = 0;
@@ -269,6 +270,7 @@ fn voco_pretraining_learns_overlaps_and_initialises_fine_tuning() {
         resume: false,
         device: device(DeviceChoice::Cpu),
         init: None,
+        cpu_engine: true,
     };
     let mut correlation = f64::NAN;
     train_ume(

@@ -74,6 +74,7 @@ fn short_training_learns_the_tumour() {
         resume: false,
         device: dev.clone(),
         init: None,
+        cpu_engine: true,
     };
     let mut losses = Vec::new();
     train(&tc, &data, &opts, &Default::default(), |e| {

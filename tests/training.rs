@@ -56,6 +56,7 @@ fn opts(out: &Path, resume: bool) -> RunOptions {
         resume,
         device: device(DeviceChoice::Cpu),
         init: None,
+        cpu_engine: true,
     }
 }
 
@@ -139,6 +140,58 @@ fn same_seed_same_run_and_resume_continues_exactly() {
     .unwrap_err();
     assert!(matches!(err, TrainError::Config(_)), "{err}");
     assert!(err.to_string().contains("last"), "{err}");
+}
+
+/// The CPU training engine (the default on the CPU) and Burn's autodiff
+/// train the same network: equal losses step after step (each step's loss
+/// depends on every update before it) and equal validation Dice, with
+/// gradient accumulation, clipping and both output modes.
+#[test]
+fn cpu_engine_trains_as_burns_autodiff_does() {
+    let _serial = SEEDED.lock();
+    let mut multi_label = tiny_config();
+    multi_label.training.steps = 6;
+    multi_label.training.val_every = 3;
+    multi_label.training.batch_size = 2;
+    multi_label.training.accumulation = 2;
+    let mut multi_class = multi_label.clone();
+    multi_class.model.network.output = ume::models::OutputMode::MultiClass;
+    multi_class.model.network.out_channels = 4;
+    multi_class.training.loss = ume::training::config::LossConfig::CeDice;
+    for config in [multi_label, multi_class] {
+        let data = data(&config);
+        let tmp = tempfile::tempdir().unwrap();
+        let engine = opts(&tmp.path().join("engine"), false);
+        let autodiff = RunOptions {
+            out: tmp.path().join("autodiff"),
+            cpu_engine: false,
+            ..engine.clone()
+        };
+        let (a, ea) = losses(&config, &data, &engine);
+        let (b, eb) = losses(&config, &data, &autodiff);
+        assert_eq!(a.len(), 6);
+        for (x, y) in a.iter().zip(&b) {
+            assert!((x - y).abs() <= 1e-3 * y.abs().max(1.0), "{a:?} vs {b:?}");
+        }
+        let dice = |events: &[Event]| -> Vec<f64> {
+            events
+                .iter()
+                .filter_map(|e| match e {
+                    Event::Validated { dice, .. } => Some(dice.iter().map(|d| d.1)),
+                    _ => None,
+                })
+                .flatten()
+                .collect()
+        };
+        let (da, db) = (dice(&ea), dice(&eb));
+        assert_eq!(da.len(), 2 * 3);
+        for (x, y) in da.iter().zip(&db) {
+            assert!(
+                (x - y).abs() <= 0.01 || (x.is_nan() && y.is_nan()),
+                "{da:?} vs {db:?}"
+            );
+        }
+    }
 }
 
 #[test]

@@ -569,6 +569,7 @@ pub fn start_training(app: &mut UmeApp, ctx: &egui::Context) {
                     resume: false,
                     device: dev,
                     init: same_net.then_some(spec),
+                    cpu_engine: true,
                 };
                 let w = wake.clone();
                 spawn_training(config, Arc::new(data), opts, move || w.request_repaint())

@@ -585,6 +585,12 @@ fn unet(b: &UnetBench) -> Result<()> {
                 ratio(engine, torch.map(|t| t.0)),
             );
         }
+        if let Some(engine) = t.engine_train_images_per_s {
+            say!(
+                "UME CPU training engine (what `ume train` and the app run on the CPU): {engine:.2} img/s training{}",
+                ratio(engine, torch.map(|t| t.1)),
+            );
+        }
     }
     Ok(())
 }

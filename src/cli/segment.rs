@@ -118,6 +118,7 @@ pub(super) fn train(
         resume,
         device: device(choice),
         init: None,
+        cpu_engine: true,
     };
     run_logged(&ds, config.training.steps, "Dice score", "model", |emit| {
         run_training(&config, &samples, &opts, &AtomicBool::new(false), emit)
@@ -214,6 +215,7 @@ fn train_ume(
         resume: false,
         device: device(choice),
         init: None,
+        cpu_engine: true,
     };
     let score = match config.training.mode {
         crate::training::ume_config::UmeMode::Voco => "overlap correlation",

@@ -19,6 +19,10 @@ pub struct Throughput {
     pub engine_slices_per_s: Option<f64>,
     /// Training images per second.
     pub train_images_per_s: f64,
+    /// Training images per second through the CPU training engine that
+    /// `ume train` uses on the CPU backend ([`super::cpu_train`]); `None`
+    /// on wgpu.
+    pub engine_train_images_per_s: Option<f64>,
 }
 
 /// Time `reps` forwards of `batch` slices and `train_reps` training steps
@@ -89,10 +93,40 @@ pub fn unet_throughput(
         step();
     }
     let train = (train_reps * train_batch) as f64 / clock.elapsed().as_secs_f64();
+    let engine_train = (*device == Device::flex()).then(|| {
+        let trainer = super::cpu_train::CpuTrainer::new();
+        let xs: Vec<f32> = xt.clone().into_data().try_to_vec().unwrap_or_default();
+        let ys: Vec<f32> = yt.clone().into_data().try_to_vec().unwrap_or_default();
+        let mut step = || {
+            let (_, grads) = trainer.step(
+                &model,
+                &xs,
+                [train_batch, size, size],
+                |logits| {
+                    crate::training::loss_grad::loss_and_grad(
+                        crate::training::config::LossConfig::Bce,
+                        config.output,
+                        logits,
+                        &ys,
+                        [train_batch, config.out_channels, size * size],
+                    )
+                },
+                device,
+            );
+            model = optim.step(1e-3, model.clone(), grads);
+        };
+        step(); // warm-up
+        let clock = Instant::now();
+        for _ in 0..train_reps {
+            step();
+        }
+        (train_reps * train_batch) as f64 / clock.elapsed().as_secs_f64()
+    });
     Throughput {
         inference_slices_per_s: inference,
         engine_slices_per_s: engine,
         train_images_per_s: train,
+        engine_train_images_per_s: engine_train,
     }
 }
 

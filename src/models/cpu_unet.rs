@@ -84,11 +84,11 @@ impl Map {
 /// Recycled activation buffers, matched by exact length (a forward pass
 /// asks for the same sizes every time).
 #[derive(Default)]
-struct Buffers(std::sync::Mutex<Vec<Vec<f32>>>);
+pub(super) struct Buffers(std::sync::Mutex<Vec<Vec<f32>>>);
 
 impl Buffers {
     /// A buffer of `len` values with unspecified contents.
-    fn take(&self, len: usize) -> Vec<f32> {
+    pub(super) fn take(&self, len: usize) -> Vec<f32> {
         let mut free = self
             .0
             .lock()
@@ -111,7 +111,7 @@ impl Buffers {
         Map { h, w, c, data }
     }
 
-    fn give(&self, data: Vec<f32>) {
+    pub(super) fn give(&self, data: Vec<f32>) {
         self.0
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner)
@@ -119,18 +119,59 @@ impl Buffers {
     }
 }
 
-fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+pub(super) fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
     t.into_data().try_to_vec::<f32>().unwrap_or_default()
+}
+
+/// A convolution's weight `[c_out][c_in][k][k]` as `[tap][c_in][c_out]`
+/// (tap = ky·k + kx): the right operand of the per-tap products.
+pub(super) fn conv_taps(conv: &burn::nn::conv::Conv2d) -> Vec<f32> {
+    let [c_out, c_in, kh, kw] = conv.weight.dims();
+    let taps = kh * kw;
+    let w = values(conv.weight.val());
+    let mut out = vec![0.0; w.len()];
+    for o in 0..c_out {
+        for i in 0..c_in {
+            for t in 0..taps {
+                out[(t * c_in + i) * c_out + o] = w[(o * c_in + i) * taps + t];
+            }
+        }
+    }
+    out
+}
+
+/// A convolution's bias (zeros when it has none).
+pub(super) fn conv_bias(conv: &burn::nn::conv::Conv2d) -> Vec<f32> {
+    conv.bias
+        .as_ref()
+        .map_or(vec![0.0; conv.weight.dims()[0]], |b| values(b.val()))
+}
+
+/// A 2×2 transposed convolution's weight `[c_in][c_out][2][2]` as
+/// `[tap][c_in][c_out]`, and its bias.
+pub(super) fn up_taps(up: &burn::nn::conv::ConvTranspose2d) -> (Vec<f32>, Vec<f32>) {
+    let [c_in, c_out, _, _] = up.weight.dims();
+    let w = values(up.weight.val());
+    let mut weight = vec![0.0; 4 * c_in * c_out];
+    for i in 0..c_in {
+        for o in 0..c_out {
+            for t in 0..4 {
+                weight[(t * c_in + i) * c_out + o] = w[(i * c_out + o) * 4 + t];
+            }
+        }
+    }
+    let bias = up
+        .bias
+        .as_ref()
+        .map_or(vec![0.0; c_out], |b| values(b.val()));
+    (weight, bias)
 }
 
 fn conv3(conv: &burn::nn::conv::Conv2d, bn: &burn::nn::BatchNorm) -> Conv3 {
     let [c_out, c_in, kh, kw] = conv.weight.dims();
     debug_assert_eq!((kh, kw), (3, 3));
-    let w = values(conv.weight.val());
-    let b = conv
-        .bias
-        .as_ref()
-        .map_or(vec![0.0; c_out], |b| values(b.val()));
+    let mut weight = conv_taps(conv);
+    let b = conv_bias(conv);
     let gamma = values(bn.gamma.val());
     let beta = values(bn.beta.val());
     let mean = values(bn.running_mean.value());
@@ -138,12 +179,9 @@ fn conv3(conv: &burn::nn::conv::Conv2d, bn: &burn::nn::BatchNorm) -> Conv3 {
     let scale: Vec<f32> = (0..c_out)
         .map(|o| gamma[o] / (var[o] + bn.epsilon as f32).sqrt())
         .collect();
-    let mut weight = vec![0.0; 9 * c_in * c_out];
-    for o in 0..c_out {
-        for i in 0..c_in {
-            for t in 0..9 {
-                weight[(t * c_in + i) * c_out + o] = w[(o * c_in + i) * 9 + t] * scale[o];
-            }
+    for tap in weight.chunks_exact_mut(c_out) {
+        for (v, s) in tap.iter_mut().zip(&scale) {
+            *v *= s;
         }
     }
     let bias = (0..c_out)
@@ -159,13 +197,13 @@ fn conv3(conv: &burn::nn::conv::Conv2d, bn: &burn::nn::BatchNorm) -> Conv3 {
 
 /// Row and column strides of a matrix inside a slice.
 #[derive(Clone, Copy)]
-struct Strides {
-    row: usize,
-    col: usize,
+pub(super) struct Strides {
+    pub(super) row: usize,
+    pub(super) col: usize,
 }
 
 /// Dense row-major strides with `n` columns.
-fn rows_of(n: usize) -> Strides {
+pub(super) fn rows_of(n: usize) -> Strides {
     Strides { row: n, col: 1 }
 }
 
@@ -178,7 +216,7 @@ fn fits(len: usize, r: usize, c: usize, s: Strides) -> bool {
 /// every element it touches lies inside the slices, so the one `unsafe`
 /// call below is sound.
 #[allow(clippy::too_many_arguments)]
-fn matmul(
+pub(super) fn matmul(
     m: usize,
     n: usize,
     k: usize,
@@ -245,60 +283,24 @@ impl Conv3 {
         let mut out = buffers.map(h, w, c_out);
         let rows = h * wp;
         let first = (wp + 1) * c_out;
-        let im2col = rows <= 512 || c_in < 4;
-        let tile = if im2col {
-            (1usize << 20) / (9 * c_in)
-        } else {
-            tile_rows(c_out)
-        }
-        .clamp(256, 2048);
+        let im2col = use_im2col(h, wp, c_in);
+        let tile = conv_tile(c_in, c_out, im2col);
         out.data[first..first + rows * c_out]
             .par_chunks_mut(tile * c_out)
             .enumerate()
             .for_each(|(ti, chunk)| {
                 let r0 = ti * tile;
-                let m = chunk.len() / c_out;
-                if im2col {
-                    let k = 9 * c_in;
-                    let mut col = buffers.take(m * k);
-                    for (local, row) in col.chunks_exact_mut(k).enumerate() {
-                        for t in 0..9 {
-                            let at = (r0 + local + (t / 3) * wp + t % 3) * c_in;
-                            row[t * c_in..(t + 1) * c_in]
-                                .copy_from_slice(&input.data[at..at + c_in]);
-                        }
-                    }
-                    matmul(
-                        m,
-                        c_out,
-                        k,
-                        chunk,
-                        rows_of(c_out),
-                        false,
-                        &col,
-                        rows_of(k),
-                        &self.weight,
-                        rows_of(c_out),
-                    );
-                    buffers.give(col);
-                } else {
-                    for t in 0..9 {
-                        // The two guard pixels cover the last row's reads.
-                        let shift = (t / 3) * wp + t % 3;
-                        matmul(
-                            m,
-                            c_out,
-                            c_in,
-                            chunk,
-                            rows_of(c_out),
-                            t > 0,
-                            &input.data[(r0 + shift) * c_in..],
-                            rows_of(c_in),
-                            &self.weight[t * c_in * c_out..],
-                            rows_of(c_out),
-                        );
-                    }
-                }
+                conv3_tile(
+                    &input.data,
+                    c_in,
+                    wp,
+                    &self.weight,
+                    c_out,
+                    r0,
+                    chunk,
+                    im2col,
+                    buffers,
+                );
                 for (local, px) in chunk.chunks_exact_mut(c_out).enumerate() {
                     if (r0 + local) % wp >= w {
                         px.fill(0.0);
@@ -310,6 +312,81 @@ impl Conv3 {
                 }
             });
         out
+    }
+}
+
+/// Whether a 3×3 convolution over images of `h` rows of `wp` bordered
+/// pixels with `c_in` input channels gathers its taps (im2col).
+pub(super) fn use_im2col(h: usize, wp: usize, c_in: usize) -> bool {
+    h * wp <= 512 || c_in < 4
+}
+
+/// Rows per parallel task of a 3×3 convolution.
+pub(super) fn conv_tile(c_in: usize, c_out: usize, im2col: bool) -> usize {
+    if im2col {
+        (1usize << 20) / (9 * c_in)
+    } else {
+        tile_rows(c_out)
+    }
+    .clamp(256, 2048)
+}
+
+/// One tile of a 3×3 convolution: rows `r0..` of the padded-width grid
+/// (`chunk.len() / c_out` of them) of `input` (bordered, `c_in` channels,
+/// `wp` pixels a row) times `taps` (`[tap][c_in][c_out]`) into `chunk`,
+/// overwriting it. Grid row `r` reads bordered pixels `r + ky·wp + kx`.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv3_tile(
+    input: &[f32],
+    c_in: usize,
+    wp: usize,
+    taps: &[f32],
+    c_out: usize,
+    r0: usize,
+    chunk: &mut [f32],
+    im2col: bool,
+    buffers: &Buffers,
+) {
+    let m = chunk.len() / c_out;
+    if im2col {
+        let k = 9 * c_in;
+        let mut col = buffers.take(m * k);
+        for (local, row) in col.chunks_exact_mut(k).enumerate() {
+            for t in 0..9 {
+                let at = (r0 + local + (t / 3) * wp + t % 3) * c_in;
+                row[t * c_in..(t + 1) * c_in].copy_from_slice(&input[at..at + c_in]);
+            }
+        }
+        matmul(
+            m,
+            c_out,
+            k,
+            chunk,
+            rows_of(c_out),
+            false,
+            &col,
+            rows_of(k),
+            taps,
+            rows_of(c_out),
+        );
+        buffers.give(col);
+    } else {
+        for t in 0..9 {
+            // The two guard pixels cover the last row's reads.
+            let shift = (t / 3) * wp + t % 3;
+            matmul(
+                m,
+                c_out,
+                c_in,
+                chunk,
+                rows_of(c_out),
+                t > 0,
+                &input[(r0 + shift) * c_in..],
+                rows_of(c_in),
+                &taps[t * c_in * c_out..],
+                rows_of(c_out),
+            );
+        }
     }
 }
 
@@ -404,19 +481,7 @@ impl CpuUnet {
             .iter()
             .map(|u| {
                 let [c_in, c_out, _, _] = u.weight.dims();
-                let w = values(u.weight.val());
-                let mut weight = vec![0.0; 4 * c_in * c_out];
-                for i in 0..c_in {
-                    for o in 0..c_out {
-                        for t in 0..4 {
-                            weight[(t * c_in + i) * c_out + o] = w[(i * c_out + o) * 4 + t];
-                        }
-                    }
-                }
-                let bias = u
-                    .bias
-                    .as_ref()
-                    .map_or(vec![0.0; c_out], |b| values(b.val()));
+                let (weight, bias) = up_taps(u);
                 Up {
                     weight,
                     bias,
@@ -425,14 +490,8 @@ impl CpuUnet {
                 }
             })
             .collect();
-        let [c_out, c_in, _, _] = head.weight.dims();
-        let w = values(head.weight.val());
-        let mut head_w = vec![0.0; c_in * c_out];
-        for o in 0..c_out {
-            for i in 0..c_in {
-                head_w[i * c_out + o] = w[o * c_in + i];
-            }
-        }
+        let c_out = head.weight.dims()[0];
+        let head_w = conv_taps(head);
         CpuUnet {
             in_channels: encoders.first().map_or(0, |d| d.parts().0.weight.dims()[1]),
             encoders: encoders.iter().map(double).collect(),
@@ -440,10 +499,7 @@ impl CpuUnet {
             ups,
             decoders: decoders.iter().map(double).collect(),
             head: head_w,
-            head_bias: head
-                .bias
-                .as_ref()
-                .map_or(vec![0.0; c_out], |b| values(b.val())),
+            head_bias: conv_bias(head),
             out_channels: c_out,
             buffers: Buffers::default(),
         }

@@ -3,6 +3,7 @@
 //! backend on a GPU, or the pure-Rust `flex` CPU backend.
 
 pub mod bench;
+pub mod cpu_train;
 pub mod cpu_unet;
 pub mod encoder;
 pub mod pytorch;

@@ -109,18 +109,44 @@ impl UNet2dConfig {
             decoders.push(DoubleConv::new(2 * f, f, device));
             c = f;
         }
-        UNet2d {
+        let model = UNet2d {
             encoders,
             pool: MaxPool2dConfig::new([2, 2]).with_strides([2, 2]).init(),
             bottleneck,
             ups,
             decoders,
             head: Conv2dConfig::new([c, self.out_channels], [1, 1]).init(device),
-        }
+        };
+        model.materialise();
+        model
     }
 }
 
 impl UNet2d {
+    /// Draw every lazily initialised parameter now, in the order of the
+    /// forward pass. Burn draws a parameter's random values on its first
+    /// use, so without this the same seed would give different weights to
+    /// code that reads the parameters in another order (the CPU engines
+    /// read all up-convolutions before the decoders).
+    fn materialise(&self) {
+        fn conv(c: &Conv2d) {
+            let _ = c.weight.val();
+            let _ = c.bias.as_ref().map(burn::module::Param::val);
+        }
+        let double = |d: &DoubleConv| {
+            conv(&d.conv1);
+            conv(&d.conv2);
+        };
+        self.encoders.iter().for_each(double);
+        double(&self.bottleneck);
+        for (up, dec) in self.ups.iter().zip(&self.decoders) {
+            let _ = up.weight.val();
+            let _ = up.bias.as_ref().map(burn::module::Param::val);
+            double(dec);
+        }
+        conv(&self.head);
+    }
+
     /// Encoders, bottleneck, up-convolutions, decoders and head, for the
     /// CPU inference engine.
     pub(crate) fn parts(

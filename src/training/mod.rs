@@ -16,6 +16,7 @@ pub mod augment;
 pub mod config;
 pub mod data;
 pub mod loss;
+pub mod loss_grad;
 pub mod schedule;
 pub mod ume;
 pub mod ume_config;
@@ -174,6 +175,11 @@ pub struct RunOptions {
     /// instead of a random initialisation — fine-tuning. Its network must
     /// match the config's.
     pub init: Option<String>,
+    /// On the CPU device, compute U-Net gradients with UME's CPU training
+    /// engine ([`crate::models::cpu_train`], 2.5× faster) rather than
+    /// Burn's autodiff; the two agree within float tolerance (tested).
+    /// Ignored on wgpu and by the encoder's training.
+    pub cpu_engine: bool,
 }
 
 /// The resumable state saved with the last weights.
@@ -328,6 +334,8 @@ fn train_inner(
     let out_channels = model_config.network.out_channels;
     let mut final_loss = f32::NAN;
     let start = state.next_step;
+    let engine = (opts.cpu_engine && opts.device == Device::flex())
+        .then(crate::models::cpu_train::CpuTrainer::new);
     for step in start..t.steps {
         if cancel.load(Ordering::Relaxed) {
             if step > start {
@@ -345,28 +353,52 @@ fn train_inner(
         let clock = Instant::now();
         let mut accumulator = GradientsAccumulator::new();
         let mut loss_sum = 0.0f32;
+        let mode = model_config.network.output;
+        let share = 1.0 / t.accumulation as f32;
         for _ in 0..t.accumulation {
             let (xs, ys) = data.batch(config, &model_config.label_ids, &mut state.rng);
             let b = t.batch_size;
-            let target = data::one_hot(
-                &ys,
-                &model_config.label_ids,
-                model_config.network.output,
-                size * size,
-            );
-            let x = Tensor::<4>::from_data(TensorData::new(xs, [b, channels, size, size]), &device);
-            let y = Tensor::<4>::from_data(
-                TensorData::new(target, [b, out_channels, size, size]),
-                &device,
-            );
-            let loss = loss::loss(t.loss, model_config.network.output, model.forward(x), y)
-                / t.accumulation as f64;
-            let value = loss.clone().into_scalar::<f32>();
+            let target = data::one_hot(&ys, &model_config.label_ids, mode, size * size);
+            let (value, grads) = match &engine {
+                Some(engine) => engine.step(
+                    &model,
+                    &xs,
+                    [b, size, size],
+                    |logits| {
+                        let dims = [b, out_channels, size * size];
+                        let (value, mut grad) =
+                            loss_grad::loss_and_grad(t.loss, mode, logits, &target, dims);
+                        if t.accumulation > 1 {
+                            grad.iter_mut().for_each(|g| *g *= share);
+                        }
+                        (value * share, grad)
+                    },
+                    &opts.device,
+                ),
+                None => {
+                    let x = Tensor::<4>::from_data(
+                        TensorData::new(xs, [b, channels, size, size]),
+                        &device,
+                    );
+                    let y = Tensor::<4>::from_data(
+                        TensorData::new(target, [b, out_channels, size, size]),
+                        &device,
+                    );
+                    let loss = loss::loss(t.loss, mode, model.forward(x), y) * f64::from(share);
+                    let value = loss.clone().into_scalar::<f32>();
+                    let grads = if value.is_finite() {
+                        GradientsParams::from_grads(loss.backward(), &model)
+                    } else {
+                        GradientsParams::new()
+                    };
+                    (value, grads)
+                }
+            };
             if !value.is_finite() {
                 return Err(TrainError::Diverged { step, loss: value });
             }
             loss_sum += value;
-            accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
+            accumulator.accumulate(&model, grads);
         }
         let lr = state.schedule.lr(step);
         model = optim.step(lr, model, accumulator.grads());
