@@ -97,6 +97,7 @@ pub fn unet_throughput(
         let trainer = super::cpu_train::CpuTrainer::new();
         let xs: Vec<f32> = xt.clone().into_data().try_to_vec().unwrap_or_default();
         let ys: Vec<f32> = yt.clone().into_data().try_to_vec().unwrap_or_default();
+        let mut buffers = crate::training::loss_grad::LossBuffers::default();
         let mut step = || {
             let (_, grads) = trainer.step(
                 &model,
@@ -109,6 +110,8 @@ pub fn unet_throughput(
                         logits,
                         &ys,
                         [train_batch, config.out_channels, size * size],
+                        1.0,
+                        &mut buffers,
                     )
                 },
                 device,

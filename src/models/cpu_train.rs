@@ -95,31 +95,32 @@ impl Stack {
     }
 }
 
-/// Per-channel sums over the pixels inside the images: `f` adds pixel
-/// `q`'s contribution to `width` accumulators per channel.
-fn channel_sums(s: &Stack, width: usize, f: impl Fn(usize, &mut [f64]) + Sync + Send) -> Vec<f64> {
-    let wp = s.wp();
-    let rows = s.n * (s.h + 2);
-    (0..rows)
-        .into_par_iter()
-        .fold(
-            || vec![0.0f64; width * s.c],
-            |mut acc, r| {
-                if (1..=s.h).contains(&(r % (s.h + 2))) {
-                    for x in 1..=s.w {
-                        f(r * wp + x, &mut acc);
-                    }
+/// The pixels of each image row, `w · c` values, of every image in `s`.
+fn interior_rows(s: &Stack) -> impl IndexedParallelIterator<Item = &[f32]> {
+    let (h, w, c) = (s.h, s.w, s.c);
+    let wpc = s.wp() * c;
+    (0..s.n * h).into_par_iter().map(move |i| {
+        let r = (i / h) * (h + 2) + i % h + 1;
+        &s.data[r * wpc + c..r * wpc + (w + 1) * c]
+    })
+}
+
+/// Per-channel sums of `f(value, channel)` over the pixels inside the
+/// images (f32 within a row, f64 across rows).
+fn channel_sums(s: &Stack, f: impl Fn(f32, usize) -> f32 + Sync + Send) -> Vec<f64> {
+    let c = s.c;
+    sum_rows(
+        c,
+        interior_rows(s).map(|row| {
+            let mut acc = vec![0.0f32; c];
+            for px in row.chunks_exact(c) {
+                for (o, (a, &v)) in acc.iter_mut().zip(px).enumerate() {
+                    *a += f(v, o);
                 }
-                acc
-            },
-        )
-        .reduce(
-            || vec![0.0f64; width * s.c],
-            |mut a, b| {
-                a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-                a
-            },
-        )
+            }
+            acc
+        }),
+    )
 }
 
 /// `out = conv3×3(x) (+ bias)` over every image of the stack with `taps`
@@ -211,13 +212,19 @@ fn conv3_weight_grad(x: &Stack, dz: &Stack) -> Vec<f32> {
 /// `Σ` over the pixels of channels `c0..c0 + k` of `s`.
 fn bias_grad(s: &Stack, c0: usize, k: usize) -> Vec<f32> {
     let c = s.c;
-    channel_sums(s, 1, |q, acc| {
-        for (a, v) in acc.iter_mut().zip(&s.data[q * c + c0..q * c + c0 + k]) {
-            *a += f64::from(*v);
-        }
-    })
+    sum_rows(
+        k,
+        interior_rows(s).map(|row| {
+            let mut acc = vec![0.0f32; k];
+            for px in row.chunks_exact(c) {
+                acc.iter_mut()
+                    .zip(&px[c0..c0 + k])
+                    .for_each(|(a, v)| *a += v);
+            }
+            acc
+        }),
+    )
     .into_iter()
-    .take(k)
     .map(|v| v as f32)
     .collect()
 }
@@ -269,23 +276,15 @@ impl<'m> UnitWeights<'m> {
     /// updated as Burn's BatchNorm does) and ReLU.
     fn forward(&self, x: &Stack, buffers: &Buffers) -> (UnitTape, Stack) {
         let c = self.c_out();
-        let mut z = { conv3(x, &self.taps, c, Some(&self.bias), buffers) };
+        let mut z = conv3(x, &self.taps, c, Some(&self.bias), buffers);
         let count = z.count() as f64;
-        let sums = {
-            channel_sums(&z, 1, |q, acc| {
-                for (a, v) in acc.iter_mut().zip(&z.data[q * c..(q + 1) * c]) {
-                    *a += f64::from(*v);
-                }
-            })
-        };
-        let mean: Vec<f64> = sums.iter().map(|s| s / count).collect();
-        let squares = {
-            channel_sums(&z, 1, |q, acc| {
-                for ((a, v), m) in acc.iter_mut().zip(&z.data[q * c..(q + 1) * c]).zip(&mean) {
-                    *a += (f64::from(*v) - m).powi(2);
-                }
-            })
-        };
+        // Two passes (mean, then squared deviations), as Burn computes them.
+        let mean: Vec<f64> = channel_sums(&z, |v, _| v)
+            .iter()
+            .map(|s| s / count)
+            .collect();
+        let meanf: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
+        let squares = channel_sums(&z, |v, o| (v - meanf[o]).powi(2));
         let var: Vec<f64> = squares.iter().map(|s| s / count).collect();
         let eps = self.bn.epsilon;
         let inv_std: Vec<f32> = var
@@ -294,7 +293,6 @@ impl<'m> UnitWeights<'m> {
             .collect();
         self.update_running(&mean, &var);
         let mut y = Stack::new(buffers, z.n, z.h, z.w, c);
-        let meanf: Vec<f32> = mean.iter().map(|&m| m as f32).collect();
         let wpc = z.wp() * c;
         z.data[..z.n * (z.h + 2) * wpc]
             .par_chunks_mut(wpc)
@@ -364,18 +362,14 @@ impl<'m> UnitWeights<'m> {
                         .chunks_exact_mut(c)
                         .zip(xr[c..(w + 1) * c].chunks_exact(c))
                     {
-                        let (dp, xp) = (&mut dp[..c], &xp[..c]);
-                        let (sb, sg) = (&mut sb[..c], &mut sg[..c]);
-                        for o in 0..c {
-                            let x = xp[o];
-                            let g = if gamma[o] * x + beta[o] > 0.0 {
-                                dp[o]
-                            } else {
-                                0.0
-                            };
-                            dp[o] = g;
-                            sb[o] += g;
-                            sg[o] += g * x;
+                        // Branch-free, so that it vectorises.
+                        let lanes = dp.iter_mut().zip(xp).zip(gamma.iter().zip(beta));
+                        for (((g, &x), (&ga, &be)), (sb, sg)) in
+                            lanes.zip(sb.iter_mut().zip(sg.iter_mut()))
+                        {
+                            *g *= f32::from(u8::from(ga * x + be > 0.0));
+                            *sb += *g;
+                            *sg += *g * x;
                         }
                     }
                     acc
@@ -475,15 +469,13 @@ impl<'m> DoubleWeights<'m> {
         let [g2, b2, c2] = self.1.bn_relu_backward(&tape.u2, &mut d);
         let w2 = conv3_weight_grad(&tape.mid, &d);
         let c_mid = self.0.c_out();
-        let mut dmid = {
-            conv3(
-                &d,
-                &flipped(&self.1.taps, c_mid, self.1.c_out()),
-                c_mid,
-                None,
-                buffers,
-            )
-        };
+        let mut dmid = conv3(
+            &d,
+            &flipped(&self.1.taps, c_mid, self.1.c_out()),
+            c_mid,
+            None,
+            buffers,
+        );
         buffers.give(d.data);
         let [g1, b1, c1] = self.0.bn_relu_backward(&tape.u1, &mut dmid);
         let w1 = conv3_weight_grad(&tape.input, &dmid);
@@ -812,7 +804,8 @@ impl CpuTrainer {
         }
         let last = decoders.last().map_or(&bottleneck.out, |d| &d.out);
         let out = weights.head_bias.len();
-        let mut logits = vec![0.0; n * out * plane];
+        // Every value is written below.
+        let mut logits = buffers.take(n * out * plane);
         logits
             .par_chunks_mut(out * plane)
             .enumerate()
@@ -854,20 +847,21 @@ impl CpuTrainer {
     /// with respect to them, e.g. [`crate::training::loss_grad`]) and the
     /// engine's backward. When the loss is not finite the backward is
     /// skipped and the gradients are empty.
-    pub fn step(
+    pub fn step<'g>(
         &self,
         model: &UNet2d,
         input: &[f32],
         [n, h, w]: [usize; 3],
-        loss: impl FnOnce(&[f32]) -> (f32, Vec<f32>),
+        loss: impl FnOnce(&[f32]) -> (f32, &'g [f32]),
         device: &Device,
     ) -> (f32, GradientsParams) {
         let (logits, pass) = self.forward(model, input, n, h, w);
         let (value, dlogits) = loss(&logits);
+        self.buffers.give(logits);
         if !value.is_finite() {
             return (value, GradientsParams::new());
         }
-        (value, pass.backward(&dlogits, device))
+        (value, pass.backward(dlogits, device))
     }
 }
 

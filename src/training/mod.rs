@@ -336,6 +336,7 @@ fn train_inner(
     let start = state.next_step;
     let engine = (opts.cpu_engine && opts.device == Device::flex())
         .then(crate::models::cpu_train::CpuTrainer::new);
+    let mut loss_buffers = loss_grad::LossBuffers::default();
     for step in start..t.steps {
         if cancel.load(Ordering::Relaxed) {
             if step > start {
@@ -366,12 +367,10 @@ fn train_inner(
                     [b, size, size],
                     |logits| {
                         let dims = [b, out_channels, size * size];
-                        let (value, mut grad) =
-                            loss_grad::loss_and_grad(t.loss, mode, logits, &target, dims);
-                        if t.accumulation > 1 {
-                            grad.iter_mut().for_each(|g| *g *= share);
-                        }
-                        (value * share, grad)
+                        let buffers = &mut loss_buffers;
+                        loss_grad::loss_and_grad(
+                            t.loss, mode, logits, &target, dims, share, buffers,
+                        )
                     },
                     &opts.device,
                 ),
