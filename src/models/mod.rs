@@ -9,6 +9,7 @@ pub mod encoder;
 pub mod pytorch;
 pub mod segment;
 pub mod unet2d;
+mod winograd;
 
 pub use unet2d::{OutputMode, UNet2d, UNet2dConfig};
 
