@@ -1,10 +1,9 @@
 //! U-Net training passes on the CPU without autodiff: a train-mode forward
 //! (BatchNorm on batch statistics) that keeps what the backward needs, and
 //! a hand-written backward that returns every parameter's gradient as
-//! Burn's [`GradientsParams`]. The loss, gradient clipping, accumulation,
-//! the optimiser and checkpoints stay Burn's: the training loop hands this
-//! module's logits to the configured loss on a small autodiff graph and
-//! gives the logits' gradient back.
+//! Burn's [`GradientsParams`]. Gradient clipping, accumulation, the
+//! optimiser and checkpoints stay Burn's; the loss and its gradient with
+//! respect to the logits come from [`crate::training::loss_grad`].
 //!
 //! Why it exists: a training step through Burn's flex autodiff ran at
 //! 0.4× PyTorch's speed on the seed U-Net (BENCHMARKS.md) — every
@@ -55,7 +54,7 @@ impl Stack {
         let rows = n * (h + 2);
         let mut data = buffers.take((rows * wp + 2) * c);
         for (r, row) in data[..rows * wp * c].chunks_exact_mut(wp * c).enumerate() {
-            if !(1..=h).contains(&(r % (h + 2))) {
+            if Stack::image_row(h, r).is_none() {
                 row.fill(0.0);
             } else {
                 row[..c].fill(0.0);
@@ -87,6 +86,28 @@ impl Stack {
         let wp = self.wp();
         let (row, col) = ((q / wp) % (self.h + 2), q % wp);
         (1..=self.w).contains(&col) && (1..=self.h).contains(&row)
+    }
+
+    /// The image and row of bordered row `r` of a stack of `h`-row
+    /// images, or `None` on a border row.
+    fn image_row(h: usize, r: usize) -> Option<(usize, usize)> {
+        let k = r % (h + 2);
+        (1..=h).contains(&k).then(|| (r / (h + 2), k - 1))
+    }
+
+    /// `f(b, y, row)` on every image row, in parallel; `row` is the whole
+    /// bordered row (`(w + 2)·c` values, its two border pixels included).
+    fn par_image_rows(&mut self, f: impl Fn(usize, usize, &mut [f32]) + Sync + Send) {
+        let (h, wpc) = (self.h, self.wp() * self.c);
+        let rows = self.n * (h + 2);
+        self.data[..rows * wpc]
+            .par_chunks_mut(wpc)
+            .enumerate()
+            .for_each(|(r, row)| {
+                if let Some((b, y)) = Stack::image_row(h, r) {
+                    f(b, y, row);
+                }
+            });
     }
 
     /// Pixels inside the images.
@@ -299,7 +320,7 @@ impl<'m> UnitWeights<'m> {
             .zip(y.data.par_chunks_mut(wpc))
             .enumerate()
             .for_each(|(r, (zr, yr))| {
-                if !(1..=z.h).contains(&(r % (z.h + 2))) {
+                if Stack::image_row(z.h, r).is_none() {
                     return;
                 }
                 for (zp, yp) in zr[c..(z.w + 1) * c]
@@ -345,7 +366,7 @@ impl<'m> UnitWeights<'m> {
         let rows = d.n * (h + 2);
         let (gamma, beta) = (&self.gamma[..c], &self.beta[..c]);
         let xh = &tape.xhat.data[..rows * wpc];
-        let interior = |r: usize| (1..=h).contains(&(r % (h + 2)));
+        let interior = |r: usize| Stack::image_row(h, r).is_some();
         // Pass 1: the ReLU's mask applied, Σ g and Σ g·x̂ per channel (f32
         // within a row, f64 across rows).
         let sums = sum_rows(
@@ -507,29 +528,19 @@ impl<'m> DoubleWeights<'m> {
 fn pool(x: &Stack, buffers: &Buffers) -> Stack {
     let (h, w, c) = (x.h / 2, x.w / 2, x.c);
     let mut out = Stack::new(buffers, x.n, h, w, c);
-    let wpc = out.wp() * c;
-    let rows = x.n * (h + 2);
-    out.data[..rows * wpc]
-        .par_chunks_mut(wpc)
-        .enumerate()
-        .for_each(|(r, row)| {
-            let (b, k) = (r / (h + 2), r % (h + 2));
-            if !(1..=h).contains(&k) {
-                return;
+    out.par_image_rows(|b, y, row| {
+        for xx in 0..w {
+            let o = (xx + 1) * c;
+            let a = x.at(b, 2 * y, 2 * xx);
+            let d = x.at(b, 2 * y + 1, 2 * xx);
+            for k in 0..c {
+                row[o + k] = x.data[a + k]
+                    .max(x.data[a + c + k])
+                    .max(x.data[d + k])
+                    .max(x.data[d + c + k]);
             }
-            let y = k - 1;
-            for xx in 0..w {
-                let o = (xx + 1) * c;
-                let a = x.at(b, 2 * y, 2 * xx);
-                let d = x.at(b, 2 * y + 1, 2 * xx);
-                for k in 0..c {
-                    row[o + k] = x.data[a + k]
-                        .max(x.data[a + c + k])
-                        .max(x.data[d + k])
-                        .max(x.data[d + c + k]);
-                }
-            }
-        });
+        }
+    });
     out
 }
 
@@ -579,39 +590,29 @@ impl UpWeights<'_> {
         let c = f + skip.c;
         let c_in = x.c;
         let mut out = Stack::new(buffers, x.n, h, w, c);
-        let wpc = out.wp() * c;
-        let rows = x.n * (h + 2);
-        out.data[..rows * wpc]
-            .par_chunks_mut(wpc)
-            .enumerate()
-            .for_each(|(r, row)| {
-                let (b, k) = (r / (h + 2), r % (h + 2));
-                if !(1..=h).contains(&k) {
-                    return;
-                }
-                let y = k - 1;
-                for xx in 0..w {
-                    let o = (xx + 1) * c;
-                    row[o..o + f].copy_from_slice(&self.bias);
-                    let s = skip.at(b, y, xx);
-                    row[o + f..o + c].copy_from_slice(&skip.data[s..s + skip.c]);
-                }
-                let (iy, ky) = (y / 2, y % 2);
-                for kx in 0..2 {
-                    matmul(
-                        x.w,
-                        f,
-                        c_in,
-                        &mut row[(kx + 1) * c..],
-                        Strides { row: 2 * c, col: 1 },
-                        true,
-                        &x.data[x.at(b, iy, 0)..],
-                        rows_of(c_in),
-                        &self.taps[(ky * 2 + kx) * c_in * f..],
-                        rows_of(f),
-                    );
-                }
-            });
+        out.par_image_rows(|b, y, row| {
+            for xx in 0..w {
+                let o = (xx + 1) * c;
+                row[o..o + f].copy_from_slice(&self.bias);
+                let s = skip.at(b, y, xx);
+                row[o + f..o + c].copy_from_slice(&skip.data[s..s + skip.c]);
+            }
+            let (iy, ky) = (y / 2, y % 2);
+            for kx in 0..2 {
+                matmul(
+                    x.w,
+                    f,
+                    c_in,
+                    &mut row[(kx + 1) * c..],
+                    Strides { row: 2 * c, col: 1 },
+                    true,
+                    &x.data[x.at(b, iy, 0)..],
+                    rows_of(c_in),
+                    &self.taps[(ky * 2 + kx) * c_in * f..],
+                    rows_of(f),
+                );
+            }
+        });
         out
     }
 
@@ -627,49 +628,30 @@ impl UpWeights<'_> {
         let (h, w) = (dcat.h, dcat.w);
         let mut dskip = Stack::new(buffers, x.n, h, w, c - f);
         let s = c - f;
-        let wps = dskip.wp() * s;
-        let rows = x.n * (h + 2);
-        dskip.data[..rows * wps]
-            .par_chunks_mut(wps)
-            .enumerate()
-            .for_each(|(r, row)| {
-                let (b, k) = (r / (h + 2), r % (h + 2));
-                if !(1..=h).contains(&k) {
-                    return;
-                }
-                for xx in 0..w {
-                    let at = dcat.at(b, k - 1, xx);
-                    row[(xx + 1) * s..(xx + 2) * s].copy_from_slice(&dcat.data[at + f..at + c]);
-                }
-            });
+        dskip.par_image_rows(|b, y, row| {
+            for xx in 0..w {
+                let at = dcat.at(b, y, xx);
+                row[(xx + 1) * s..(xx + 2) * s].copy_from_slice(&dcat.data[at + f..at + c]);
+            }
+        });
         let mut dx = Stack::new(buffers, x.n, x.h, x.w, c_in);
-        let wpx = dx.wp() * c_in;
-        let low_rows = x.n * (x.h + 2);
-        dx.data[..low_rows * wpx]
-            .par_chunks_mut(wpx)
-            .enumerate()
-            .for_each(|(r, row)| {
-                let (b, k) = (r / (x.h + 2), r % (x.h + 2));
-                if !(1..=x.h).contains(&k) {
-                    return;
-                }
-                let iy = k - 1;
-                for t in 0..4 {
-                    let (ky, kx) = (t / 2, t % 2);
-                    matmul(
-                        x.w,
-                        c_in,
-                        f,
-                        &mut row[c_in..],
-                        rows_of(c_in),
-                        t > 0,
-                        &dcat.data[dcat.at(b, 2 * iy + ky, kx)..],
-                        Strides { row: 2 * c, col: 1 },
-                        &self.taps[t * c_in * f..],
-                        Strides { row: 1, col: f },
-                    );
-                }
-            });
+        dx.par_image_rows(|b, iy, row| {
+            for t in 0..4 {
+                let (ky, kx) = (t / 2, t % 2);
+                matmul(
+                    x.w,
+                    c_in,
+                    f,
+                    &mut row[c_in..],
+                    rows_of(c_in),
+                    t > 0,
+                    &dcat.data[dcat.at(b, 2 * iy + ky, kx)..],
+                    Strides { row: 2 * c, col: 1 },
+                    &self.taps[t * c_in * f..],
+                    Strides { row: 1, col: f },
+                );
+            }
+        });
         let len = 4 * c_in * f;
         let dw = sum_partials(
             len,
@@ -884,28 +866,20 @@ impl Pass<'_> {
         let plane = h * w;
         // Head: dX = dL · Hᵀ per image row, dH = Xᵀ · dL, db = Σ dL.
         let mut d = Stack::new(buffers, n, h, w, c);
-        let wpc = d.wp() * c;
-        d.data[..n * (h + 2) * wpc]
-            .par_chunks_mut(wpc)
-            .enumerate()
-            .for_each(|(r, row)| {
-                let (b, k) = (r / (h + 2), r % (h + 2));
-                if !(1..=h).contains(&k) {
-                    return;
-                }
-                matmul(
-                    w,
-                    c,
-                    out,
-                    &mut row[c..],
-                    rows_of(c),
-                    false,
-                    &dlogits[b * out * plane + (k - 1) * w..],
-                    Strides { row: 1, col: plane },
-                    &weights.head,
-                    Strides { row: 1, col: out },
-                );
-            });
+        d.par_image_rows(|b, y, row| {
+            matmul(
+                w,
+                c,
+                out,
+                &mut row[c..],
+                rows_of(c),
+                false,
+                &dlogits[b * out * plane + y * w..],
+                Strides { row: 1, col: plane },
+                &weights.head,
+                Strides { row: 1, col: out },
+            );
+        });
         let len = c * out;
         let dhead = sum_partials(
             len,
