@@ -240,6 +240,103 @@ fn supervised_encoder_training_lowers_the_loss_and_saves_a_usable_checkpoint() {
     assert!((0..pred.len()).all(|i| [0, 1, 2, 4].contains(&pred.get(i))));
 }
 
+/// A cancelled encoder run saves `last/`, and `--resume` continues it to
+/// the same losses and the same best score as one uninterrupted run.
+#[test]
+fn encoder_training_cancels_resumably_and_resumes_exactly() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use ume::training::data::LabelledCase;
+    use ume::training::ume::{UmeCase, train_ume};
+    use ume::training::ume_config::UmeTrainConfig;
+    use ume::training::{Event, RunOptions, TrainError};
+    let mut config = UmeTrainConfig::load(std::path::Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/configs/ume_tiny.json"
+    )))
+    .unwrap();
+    config.model.image_size = [32, 32];
+    config.data.target_size = [32, 32, 62];
+    config.model.max_keyframes = 6;
+    config.training.steps = 8;
+    config.training.val_every = 3;
+    let cases: Vec<UmeCase> = (1..=3)
+        .map(|n| {
+            let c = ume::phantom::brats_case(310, n, Size::Small);
+            let images: Vec<(&str, &ume::volume::Volume)> =
+                c.images.iter().map(|(m, v)| (m.as_str(), v)).collect();
+            let case = LabelledCase {
+                id: "case",
+                images,
+                labels: Some(&c.labels),
+                frame_labels: Vec::new(),
+            };
+            UmeCase::new(&case, &config).unwrap()
+        })
+        .collect();
+    let tmp = tempfile::tempdir().unwrap();
+    let opts = |dir: &str, resume: bool| RunOptions {
+        out: tmp.path().join(dir),
+        resume,
+        device: device(DeviceChoice::Cpu),
+        init: None,
+        cpu_engine: true,
+    };
+    // Losses, first step and the result of a run, cancelled after
+    // `stop_after` steps when given.
+    let run = |o: &RunOptions, stop_after: Option<usize>| {
+        let cancel = AtomicBool::new(false);
+        let (mut losses, mut first) = (Vec::new(), None);
+        let result = train_ume(&config, &cases[..2], &cases[2..], o, &cancel, |e| match e {
+            Event::Started { first_step, .. } => first = Some(first_step),
+            Event::Step { loss, .. } => {
+                losses.push(loss);
+                if Some(losses.len()) == stop_after {
+                    cancel.store(true, Ordering::Relaxed);
+                }
+            }
+            _ => {}
+        });
+        (losses, first, result)
+    };
+    let (whole, _, done) = run(&opts("whole", false), None);
+    let done = done.unwrap();
+    assert_eq!(whole.len(), 8);
+
+    let (head, _, stopped) = run(&opts("split", false), Some(5));
+    assert!(
+        matches!(stopped, Err(TrainError::Cancelled { steps: 5, .. })),
+        "{stopped:?}"
+    );
+    assert!(tmp.path().join("split/last/state.json").is_file());
+    let (tail, first, resumed) = run(&opts("split", true), None);
+    assert_eq!(first, Some(5));
+    let joined: Vec<f32> = head.into_iter().chain(tail).collect();
+    assert_eq!(joined.len(), 8);
+    for (a, b) in joined.iter().zip(&whole) {
+        assert!(
+            (a - b).abs() <= 1e-4 * b.abs().max(1.0),
+            "{joined:?} vs {whole:?}"
+        );
+    }
+    let resumed = resumed.unwrap();
+    assert!((resumed.best_dice - done.best_dice).abs() < 1e-6);
+    assert_eq!(resumed.best_step, done.best_step);
+
+    // Resuming with another model is refused, naming the folder.
+    let mut other = config.clone();
+    other.model.num_layers += 1;
+    let err = train_ume(
+        &other,
+        &cases[..2],
+        &cases[2..],
+        &opts("split", true),
+        &AtomicBool::new(false),
+        |_| {},
+    )
+    .unwrap_err();
+    assert!(err.to_string().contains("last"), "{err}");
+}
+
 #[test]
 fn voco_pretraining_learns_overlaps_and_initialises_fine_tuning() {
     use std::sync::atomic::AtomicBool;
@@ -350,6 +447,24 @@ fn ume_train_logs_the_seeds_figures_and_bench_encoder_times_a_volume() {
     }
     assert!(log.contains("encoder saved in"), "{log}");
     assert!(out.join("model.bpk").is_file());
+    // `--resume` continues the encoder's run from `last/`.
+    let o = ume(&[
+        "train",
+        "--config",
+        config,
+        "--data",
+        data.to_str().unwrap(),
+        "--out",
+        out.to_str().unwrap(),
+        "--steps",
+        "8",
+        "--device",
+        "cpu",
+        "--resume",
+    ]);
+    let log = String::from_utf8_lossy(&o.stderr);
+    assert!(o.status.success(), "{log}");
+    assert!(log.contains("resumed at step 6"), "{log}");
     // The encoder benchmark on a small config: one line per device.
     let o = ume(&[
         "bench", "encoder", "--config", config, "--frames", "8", "--reps", "1",

@@ -91,10 +91,7 @@ pub(super) fn train(
     let is_ume = serde_json::from_str::<serde_json::Value>(&text)
         .is_ok_and(|v| v["model"].get("embed_dim").is_some());
     if is_ume {
-        if resume {
-            bail!("--resume is not available for the UME encoder yet");
-        }
-        return train_ume(config_path, data, out, steps, choice);
+        return train_ume(config_path, data, out, resume, steps, choice);
     }
     let mut config = TrainConfig::load(config_path)?;
     if let Some(steps) = steps {
@@ -179,6 +176,7 @@ fn train_ume(
     config_path: &Path,
     data: &Path,
     out: &Path,
+    resume: bool,
     steps: Option<usize>,
     choice: DeviceChoice,
 ) -> Result<()> {
@@ -212,7 +210,7 @@ fn train_ume(
     eprintln!("training the UME encoder on {}", describe(choice));
     let opts = RunOptions {
         out: out.to_path_buf(),
-        resume: false,
+        resume,
         device: device(choice),
         init: None,
         cpu_engine: true,

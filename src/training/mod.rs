@@ -269,10 +269,7 @@ fn train_inner(
 
     let (mut model, mut optim, mut state) = if opts.resume && last_dir.join("state.json").is_file()
     {
-        let state_path = last_dir.join("state.json");
-        let text = std::fs::read_to_string(&state_path).map_err(|e| io(&state_path, e))?;
-        let mut state: State = serde_json::from_str(&text)
-            .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", state_path.display())))?;
+        let mut state: State = read_state(&last_dir)?;
         state.schedule = state
             .schedule
             .retarget(t.scheduler, t.learning_rate, t.steps);
@@ -283,10 +280,7 @@ fn train_inner(
                 last_dir.display()
             )));
         }
-        let optim_path = last_dir.join("optim.bpk");
-        let optim = optimizer(config)
-            .load(&optim_path)
-            .map_err(|e| TrainError::Checkpoint(format!("{}: {e:?}", optim_path.display())))?;
+        let optim = load_optim(optimizer(config), &last_dir)?;
         (model, optim, state)
     } else {
         device.seed(t.seed);
@@ -498,13 +492,31 @@ fn save_last(
     optim: &ModuleOptimizer,
     state: &State,
 ) -> Result<(), TrainError> {
+    write_last(
+        dir,
+        |tmp| Ok(save_checkpoint(tmp, config, model)?),
+        optim,
+        state,
+    )
+}
+
+/// Write a resumable state folder atomically: `save_model` writes the
+/// weights into a temporary sibling folder, then the optimiser and `state`
+/// (as `state.json`) join them, and the folder replaces `dir`. Shared by the
+/// U-Net's and the encoder's training.
+pub(crate) fn write_last(
+    dir: &Path,
+    save_model: impl FnOnce(&Path) -> Result<(), TrainError>,
+    optim: &ModuleOptimizer,
+    state: &impl Serialize,
+) -> Result<(), TrainError> {
     let parent = dir.parent().unwrap_or(Path::new("."));
     let tmp = parent.join(format!(".last.{}", std::process::id()));
     let old = parent.join(format!(".last.old.{}", std::process::id()));
     let io =
         |path: &Path, e: std::io::Error| TrainError::Checkpoint(format!("{}: {e}", path.display()));
     let _ = std::fs::remove_dir_all(&tmp);
-    save_checkpoint(&tmp, config, model)?;
+    save_model(&tmp)?;
     optim.save(tmp.join("optim.bpk")).map_err(|e| {
         TrainError::Checkpoint(format!("{}: {e:?}", tmp.join("optim.bpk").display()))
     })?;
@@ -517,6 +529,26 @@ fn save_last(
     std::fs::rename(&tmp, dir).map_err(|e| io(dir, e))?;
     let _ = std::fs::remove_dir_all(&old);
     Ok(())
+}
+
+/// Read a resumable state folder's `state.json`.
+pub(crate) fn read_state<T: serde::de::DeserializeOwned>(dir: &Path) -> Result<T, TrainError> {
+    let path = dir.join("state.json");
+    let text = std::fs::read_to_string(&path)
+        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))?;
+    serde_json::from_str(&text)
+        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", path.display())))
+}
+
+/// Load a resumable state folder's optimiser into `optim`.
+pub(crate) fn load_optim(
+    optim: ModuleOptimizer,
+    dir: &Path,
+) -> Result<ModuleOptimizer, TrainError> {
+    let path = dir.join("optim.bpk");
+    optim
+        .load(&path)
+        .map_err(|e| TrainError::Checkpoint(format!("{}: {e:?}", path.display())))
 }
 
 /// A training run on its own thread.

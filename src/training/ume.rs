@@ -16,7 +16,10 @@
 //! reports the correlation of predicted and true overlaps on fixed held-out
 //! draws (in `Validated::mean_dice`). A VoCo checkpoint initialises
 //! supervised fine-tuning through `RunOptions::init`. Reports through the
-//! same [`Event`]s as the U-Net trainer.
+//! same [`Event`]s as the U-Net trainer, and like it keeps a resumable
+//! `out/last/` (weights, optimiser moments, sampler stream, best score),
+//! written at each validation and on cancel, which `RunOptions::resume`
+//! continues exactly.
 
 use super::augment::Rng;
 use super::data::{DataError, LabelledCase, one_hot};
@@ -27,8 +30,9 @@ use super::{Event, RunOptions, Summary, TrainError};
 use crate::models::OutputMode;
 use crate::models::encoder::{UmeEncoder, frames_of, input_values, save_encoder};
 use crate::models::segment::nearest;
-use burn::optim::{AdamWConfig, GradientsParams};
+use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
+use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
 
@@ -214,8 +218,34 @@ fn train_inner(
         )));
     }
     let device = opts.device.clone().autodiff();
+    let new_optim = || {
+        AdamWConfig::new()
+            .with_weight_decay(t.weight_decay as f32)
+            .init()
+    };
+    let last_dir = opts.out.join("last");
+    if opts.resume && last_dir.join("state.json").is_file() {
+        let state: UmeState = super::read_state(&last_dir)?;
+        let (saved, model) = crate::models::encoder::load_encoder(&last_dir, &device)?;
+        if serde_json::to_value(&saved).ok() != serde_json::to_value(&config.model).ok() {
+            return Err(TrainError::Config(format!(
+                "{} was trained with another model configuration; start a new output folder or drop --resume",
+                last_dir.display()
+            )));
+        }
+        let optim = super::load_optim(new_optim(), &last_dir)?;
+        return run(
+            config,
+            train,
+            val,
+            opts,
+            cancel,
+            emit,
+            (model, optim, state),
+        );
+    }
     device.seed(t.seed);
-    let mut model: UmeEncoder = match &opts.init {
+    let model: UmeEncoder = match &opts.init {
         // Fine-tuning, e.g. from a VoCo-pretrained encoder.
         Some(dir) => {
             let (from, m) =
@@ -233,9 +263,58 @@ fn train_inner(
         }
         None => config.model.init(&device),
     };
-    let mut optim = AdamWConfig::new()
-        .with_weight_decay(t.weight_decay as f32)
-        .init();
+    let state = UmeState {
+        next_step: 0,
+        rng: Rng::new(t.seed),
+        best_dice: -1.0, // below any score, and JSON-representable
+        best_step: 0,
+    };
+    run(
+        config,
+        train,
+        val,
+        opts,
+        cancel,
+        emit,
+        (model, new_optim(), state),
+    )
+}
+
+/// The encoder's resumable state, saved with its weights and optimiser in
+/// `out/last/` at every validation and on cancel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UmeState {
+    next_step: usize,
+    rng: Rng,
+    best_dice: f64,
+    best_step: usize,
+}
+
+/// The training loop from `start`'s step on.
+fn run(
+    config: &UmeTrainConfig,
+    train: &[UmeCase],
+    val: &[UmeCase],
+    opts: &RunOptions,
+    cancel: &AtomicBool,
+    emit: &mut dyn FnMut(Event),
+    start: (UmeEncoder, ModuleOptimizer, UmeState),
+) -> Result<Summary, TrainError> {
+    let (mut model, mut optim, mut state) = start;
+    let t = &config.training;
+    std::fs::create_dir_all(&opts.out)
+        .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", opts.out.display())))?;
+    let ids = class_ids(config);
+    let device = opts.device.clone().autodiff();
+    let last_dir = opts.out.join("last");
+    let save_last = |model: &UmeEncoder, optim: &ModuleOptimizer, state: &UmeState| {
+        super::write_last(
+            &last_dir,
+            |tmp| Ok(save_encoder(tmp, &config.model, model)?),
+            optim,
+            state,
+        )
+    };
     let schedule = Schedule::new(
         super::config::SchedulerConfig::WarmupCosine {
             warmup_steps: t.warmup_steps,
@@ -244,29 +323,36 @@ fn train_inner(
         t.learning_rate,
         t.steps,
     );
-    let mut rng = Rng::new(t.seed);
     let val = if val.is_empty() { train } else { val };
+    let first = state.next_step;
     emit(Event::Started {
-        first_step: 0,
+        first_step: first,
         total_steps: t.steps,
         train_samples: train.len(),
         val_samples: val.len(),
         label_ids: ids.clone(),
     });
-    let mut best = (-1.0f64, 0usize);
     let mut final_loss = f32::NAN;
-    for step in 0..t.steps {
+    for step in first..t.steps {
         if cancel.load(Ordering::Relaxed) {
+            if step > first {
+                save_last(&model, &optim, &state)?;
+                emit(Event::Checkpointed {
+                    step: step - 1,
+                    path: last_dir.clone(),
+                });
+            }
             return Err(TrainError::Cancelled {
                 steps: step,
                 out: opts.out.clone(),
             });
         }
         let clock = Instant::now();
+        let rng = &mut state.rng;
         let case = &train[rng.below(train.len())];
         let (loss, terms) = match (&config.training.mode, &config.voco) {
-            (UmeMode::Voco, Some(v)) => voco_loss(&model, case, config, v, &mut rng, &device),
-            _ => supervised_loss(&model, case, config, &ids, &mut rng, &device),
+            (UmeMode::Voco, Some(v)) => voco_loss(&model, case, config, v, rng, &device),
+            _ => supervised_loss(&model, case, config, &ids, rng, &device),
         };
         let value = loss.clone().into_scalar::<f32>();
         if !value.is_finite() {
@@ -276,6 +362,7 @@ fn train_inner(
         let lr = schedule.lr(step);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(lr, model, grads);
+        state.next_step = step + 1;
         emit(Event::Step {
             step,
             loss: value,
@@ -304,9 +391,9 @@ fn train_inner(
                     (dice, mean)
                 }
             };
-            let is_best = mean > best.0;
+            let is_best = mean > state.best_dice;
             if is_best {
-                best = (mean, step);
+                (state.best_dice, state.best_step) = (mean, step);
                 save_encoder(&opts.out, &config.model, &inference)?;
             }
             emit(Event::Validated {
@@ -321,12 +408,17 @@ fn train_inner(
                     path: opts.out.clone(),
                 });
             }
+            save_last(&model, &optim, &state)?;
+            emit(Event::Checkpointed {
+                step,
+                path: last_dir.clone(),
+            });
         }
     }
     Ok(Summary {
         steps: t.steps,
-        best_dice: best.0,
-        best_step: best.1,
+        best_dice: state.best_dice,
+        best_step: state.best_step,
         final_loss,
         out: opts.out.clone(),
     })
