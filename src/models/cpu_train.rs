@@ -31,6 +31,7 @@ use super::cpu_unet::{
     use_im2col, values,
 };
 use super::unet2d::DoubleConv;
+use super::winograd;
 use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
@@ -145,10 +146,38 @@ fn channel_sums(s: &Stack, f: impl Fn(f32, usize) -> f32 + Sync + Send) -> Vec<f
 }
 
 /// `out = conv3×3(x) (+ bias)` over every image of the stack with `taps`
-/// `[tap][c_in][c_out]`; zero at every border pixel.
+/// `[tap][c_in][c_out]`; zero at every border pixel. Wide layers go through
+/// Winograd's F(2×2, 3×3) an image at a time (each image of the stack is a
+/// bordered map of its own), the rest as nine shifted products over the
+/// whole stack.
 fn conv3(x: &Stack, taps: &[f32], c_out: usize, bias: Option<&[f32]>, buffers: &Buffers) -> Stack {
     let (c_in, wp) = (x.c, x.wp());
     let mut out = Stack::new(buffers, x.n, x.h, x.w, c_out);
+    if winograd::worth_it(c_in) && winograd::suits(x.h, x.w) {
+        let u = winograd::weights(taps, c_in, c_out);
+        let zeros;
+        let bias = match bias {
+            Some(b) => b,
+            None => {
+                zeros = vec![0.0; c_out];
+                &zeros
+            }
+        };
+        let (image_in, image_out) = ((x.h + 2) * wp * c_in, (x.h + 2) * wp * c_out);
+        for b in 0..x.n {
+            winograd::conv3(
+                &x.data[b * image_in..(b + 1) * image_in],
+                [x.h, x.w, c_in],
+                &u,
+                bias,
+                false,
+                c_out,
+                &mut out.data[b * image_out..(b + 1) * image_out],
+                buffers,
+            );
+        }
+        return out;
+    }
     let first = (wp + 1) * c_out;
     let rows = x.grid();
     let im2col = use_im2col(x.h, wp, c_in);
@@ -1050,13 +1079,20 @@ mod tests {
     #[test]
     fn gradients_and_running_statistics_match_burns_autodiff() {
         let _serial = crate::models::SEEDED.lock();
+        // Narrow layers (direct convolutions only), then layers wide enough
+        // for Winograd's F(2×2, 3×3) in the forward and input-gradient
+        // convolutions.
+        check_against_autodiff(vec![4, 8], 16, [2, 16, 24]);
+        check_against_autodiff(vec![16, 32], 32, [2, 16, 64]);
+    }
+
+    fn check_against_autodiff(features: Vec<usize>, bottleneck: usize, [n, h, w]: [usize; 3]) {
         let dev = device(DeviceChoice::Cpu);
         dev.seed(11);
         let ad = dev.clone().autodiff();
         let config = UNet2dConfig::new(3, 5)
-            .with_features(vec![4, 8])
-            .with_bottleneck(16);
-        let (n, h, w) = (2, 16, 24);
+            .with_features(features)
+            .with_bottleneck(bottleneck);
         let x = Tensor::<4>::random([n, 3, h, w], Distribution::Normal(0.5, 2.0), &ad);
         let y = Tensor::<4>::random([n, 5, h, w], Distribution::Uniform(0.0, 1.0), &ad)
             .greater_elem(0.5)

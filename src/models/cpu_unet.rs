@@ -191,7 +191,7 @@ fn conv3(conv: &burn::nn::conv::Conv2d, bn: &burn::nn::BatchNorm) -> Conv3 {
         .map(|o| (b[o] - mean[o]) * scale[o] + beta[o])
         .collect();
     Conv3 {
-        winograd: if c_in >= 16 {
+        winograd: if super::winograd::worth_it(c_in) {
             super::winograd::weights(&weight, c_in, c_out)
         } else {
             Vec::new()
@@ -290,11 +290,12 @@ impl Conv3 {
         let wp = w + 2;
         let mut out = buffers.map(h, w, c_out);
         if !self.winograd.is_empty() && super::winograd::suits(h, w) {
-            super::winograd::conv3_relu(
+            super::winograd::conv3(
                 &input.data,
                 [h, w, c_in],
                 &self.winograd,
                 &self.bias,
+                true,
                 c_out,
                 &mut out.data,
                 buffers,

@@ -41,21 +41,28 @@ pub(super) fn weights(taps: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
     u
 }
 
+/// Whether a convolution with `c_in` input channels is worth its
+/// transforms (measured: the 1-channel input layer is not).
+pub(super) fn worth_it(c_in: usize) -> bool {
+    c_in >= 16
+}
+
 /// Whether an `h`×`w` map gets the Winograd path: even sides and tile rows
 /// long enough for the products to run efficiently.
 pub(super) fn suits(h: usize, w: usize) -> bool {
     h.is_multiple_of(2) && w.is_multiple_of(2) && w >= 32
 }
 
-/// `out = relu(conv3×3(input) + bias)` for one bordered `h`×`w` map;
-/// `u` from [`weights`]. Writes every interior pixel of `out`; its border
-/// must already be zero.
+/// `out = conv3×3(input) + bias`, then ReLU when `relu`, for one bordered
+/// `h`×`w` map; `u` from [`weights`]. Writes every interior pixel of `out`;
+/// its border must already be zero.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn conv3_relu(
+pub(super) fn conv3(
     input: &[f32],
     [h, w, c_in]: [usize; 3],
     u: &[f32],
     bias: &[f32],
+    relu: bool,
     c_out: usize,
     out: &mut [f32],
     buffers: &Buffers,
@@ -142,11 +149,17 @@ pub(super) fn conv3_relu(
                     let px = (i * wp + 2 * tx + 1) * c_out;
                     let (left, right) = rows[px..px + 2 * c_out].split_at_mut(c_out);
                     let lanes = s0.iter().zip(s1).zip(s2.iter().zip(s3)).zip(bias);
-                    for ((l, r), (((a, b), (c, d)), bias)) in
-                        left.iter_mut().zip(right.iter_mut()).zip(lanes)
-                    {
-                        *l = (a + b + c + bias).max(0.0);
-                        *r = (b - c - d + bias).max(0.0);
+                    let pairs = left.iter_mut().zip(right.iter_mut()).zip(lanes);
+                    if relu {
+                        for ((l, r), (((a, b), (c, d)), bias)) in pairs {
+                            *l = (a + b + c + bias).max(0.0);
+                            *r = (b - c - d + bias).max(0.0);
+                        }
+                    } else {
+                        for ((l, r), (((a, b), (c, d)), bias)) in pairs {
+                            *l = a + b + c + bias;
+                            *r = b - c - d + bias;
+                        }
                     }
                 }
             }
@@ -196,7 +209,16 @@ mod tests {
         let mut out = vec![0.0; ((h + 2) * wp + 2) * c_out];
         let buffers = Buffers::default();
         let u = weights(&taps, c_in, c_out);
-        conv3_relu(&input, [h, w, c_in], &u, &bias, c_out, &mut out, &buffers);
+        conv3(
+            &input,
+            [h, w, c_in],
+            &u,
+            &bias,
+            true,
+            c_out,
+            &mut out,
+            &buffers,
+        );
         let mut worst = 0.0f32;
         for y in 0..h {
             for x in 0..w {
