@@ -47,32 +47,7 @@ pub(super) enum BenchCommand {
     /// PyTorch CPU reference (scripts/unet_reference.py) at the same thread
     /// count when PyTorch is installed.
     #[cfg(feature = "ml")]
-    Unet {
-        /// Slice size.
-        #[arg(long, default_value_t = 256)]
-        size: usize,
-        /// Output channels (117 as TotalSegmentator).
-        #[arg(long, default_value_t = 117)]
-        out_channels: usize,
-        /// Timed forward passes (batch 1).
-        #[arg(long, default_value_t = 5)]
-        reps: usize,
-        /// Images per training step.
-        #[arg(long, default_value_t = 4)]
-        train_batch: usize,
-        /// Timed training steps.
-        #[arg(long, default_value_t = 3)]
-        train_reps: usize,
-        /// PyTorch threads (UME's CPU backend is measured as it runs).
-        #[arg(long, default_value_t = 1)]
-        threads: usize,
-        /// Also measure the wgpu backend (slow on a software adapter).
-        #[arg(long)]
-        wgpu: bool,
-        /// Python interpreter with PyTorch for the reference.
-        #[arg(long, default_value = "python3")]
-        python: String,
-    },
+    Unet(UnetBench),
     /// UME encoder time per volume (embedding, keyframe selection and
     /// fusion; and with every frame segmented) on the CPU backend, and on
     /// wgpu with --wgpu. Default: the seed's standard config
@@ -110,25 +85,7 @@ pub(super) fn run(cmd: BenchCommand) -> Result<()> {
         } => load(&dir, repeat.max(1), &python),
         BenchCommand::Metrics { dims } => metrics(&dims),
         #[cfg(feature = "ml")]
-        BenchCommand::Unet {
-            size,
-            out_channels,
-            reps,
-            train_batch,
-            train_reps,
-            threads,
-            wgpu,
-            python,
-        } => unet(&UnetBench {
-            size,
-            out_channels,
-            reps: reps.max(1),
-            train_batch: train_batch.max(1),
-            train_reps: train_reps.max(1),
-            threads,
-            wgpu,
-            python,
-        }),
+        BenchCommand::Unet(b) => unet(&b),
         BenchCommand::Keyframes { cases } => keyframes(cases),
         #[cfg(feature = "ml")]
         BenchCommand::Encoder {
@@ -487,14 +444,32 @@ fn keyframes(cases: usize) -> Result<()> {
 }
 
 #[cfg(feature = "ml")]
-struct UnetBench {
+/// Options of `ume bench unet`.
+#[derive(clap::Args, Debug)]
+pub(super) struct UnetBench {
+    /// Slice size.
+    #[arg(long, default_value_t = 256)]
     size: usize,
+    /// Output channels (117 as TotalSegmentator).
+    #[arg(long, default_value_t = 117)]
     out_channels: usize,
+    /// Timed forward passes (batch 1).
+    #[arg(long, default_value_t = 5)]
     reps: usize,
+    /// Images per training step.
+    #[arg(long, default_value_t = 4)]
     train_batch: usize,
+    /// Timed training steps.
+    #[arg(long, default_value_t = 3)]
     train_reps: usize,
+    /// PyTorch threads (UME's CPU backend is measured as it runs).
+    #[arg(long, default_value_t = 1)]
     threads: usize,
+    /// Also measure the wgpu backend (slow on a software adapter).
+    #[arg(long)]
     wgpu: bool,
+    /// Python interpreter with PyTorch for the reference.
+    #[arg(long, default_value = "python3")]
     python: String,
 }
 

@@ -9,12 +9,25 @@ use serde_json::{Value, json};
 use std::path::{Path, PathBuf};
 
 /// Options of `ume eval`.
+#[derive(clap::Args, Debug)]
 pub(super) struct EvalArgs {
+    /// Predicted label map (or a folder of them).
+    #[arg(long)]
     pub pred: PathBuf,
+    /// Ground-truth label map (or a folder with the same relative paths).
+    #[arg(long)]
     pub gt: PathBuf,
+    /// Label names: a label-table JSON file or totalseg, brats, brats2023, acdc.
+    #[arg(long)]
     pub labels: Option<String>,
+    /// Print JSON.
+    #[arg(long)]
     pub json: bool,
+    /// Also write a CSV table here.
+    #[arg(long, value_name = "OUT.csv")]
     pub csv: Option<PathBuf>,
+    /// Tolerance of the normalised surface Dice, mm.
+    #[arg(long, default_value_t = 1.0)]
     pub nsd_tolerance_mm: f64,
 }
 

@@ -47,26 +47,7 @@ enum Command {
     },
     /// Per-structure metrics (Dice, IoU, HD95, NSD, ASSD, volumes) of a
     /// prediction against ground truth: two label files or two folders.
-    Eval {
-        /// Predicted label map (or a folder of them).
-        #[arg(long)]
-        pred: PathBuf,
-        /// Ground-truth label map (or a folder with the same relative paths).
-        #[arg(long)]
-        gt: PathBuf,
-        /// Label names: a label-table JSON file or totalseg, brats, brats2023, acdc.
-        #[arg(long)]
-        labels: Option<String>,
-        /// Print JSON.
-        #[arg(long)]
-        json: bool,
-        /// Also write a CSV table here.
-        #[arg(long, value_name = "OUT.csv")]
-        csv: Option<PathBuf>,
-        /// Tolerance of the normalised surface Dice, mm.
-        #[arg(long, default_value_t = 1.0)]
-        nsd_tolerance_mm: f64,
-    },
+    Eval(eval::EvalArgs),
     /// Select keyframes: time frames of a cine, or z slices of a volume.
     Keyframes {
         /// A NIfTI file or a dataset case folder.
@@ -251,21 +232,7 @@ fn run(cli: Cli) -> Result<()> {
             model,
             json,
         } => keyframes::run(&input, k, strategy, model.as_deref(), json),
-        Command::Eval {
-            pred,
-            gt,
-            labels,
-            json,
-            csv,
-            nsd_tolerance_mm,
-        } => eval::run(&eval::EvalArgs {
-            pred,
-            gt,
-            labels,
-            json,
-            csv,
-            nsd_tolerance_mm,
-        }),
+        Command::Eval(args) => eval::run(&args),
         Command::Phantom {
             kind,
             cases,
