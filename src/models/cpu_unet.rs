@@ -13,10 +13,13 @@
 //! offset (no im2col); the products land directly inside the next layer's
 //! bordered buffer; bias and ReLU are one in-place pass; the transposed
 //! convolution writes straight into the first half of the decoder's
-//! concatenated input, the skip into the second half.
+//! concatenated input, the skip into the second half. Layers with ≥ 16
+//! input channels on maps ≥ 32 pixels wide take Winograd's F(2×2, 3×3)
+//! instead ([`super::winograd`]): 4/9 of the arithmetic.
 //!
-//! Training keeps using Burn (autodiff, optimisers); this is inference only
-//! and is checked against Burn's forward in tests.
+//! This is inference (eval-mode BatchNorm), checked against Burn's forward
+//! in tests; training's passes live in [`super::cpu_train`], which shares
+//! this module's products, weight layouts and buffer pool.
 //!
 //! Layout: a `Map` of `h`×`w` pixels and `c` channels stores pixel `(y, x)`
 //! at `((y + 1)(w + 2) + x + 1) · c` — a zero border all round plus two

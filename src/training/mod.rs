@@ -3,7 +3,11 @@
 //! it); [`spawn_training`] runs it on a named thread and reports through
 //! [`Event`]s, with a cancel flag checked between steps — the app's
 //! fine-tuning panel drives exactly this. A NaN loss, a cancel or a panic
-//! ends the run with an error event; none of them is ever silent.
+//! ends the run with an error event; none of them is ever silent. On the
+//! CPU the U-Net's gradients come from UME's training engine
+//! ([`crate::models::cpu_train`]) and the losses' closed-form gradients
+//! ([`loss_grad`]); elsewhere from Burn's autodiff of [`loss`]. Either way
+//! Burn's optimisers apply them.
 //!
 //! Output folder layout (all writes atomic):
 //! - `config.json` + `model.bpk`: the best model so far (highest validation
@@ -176,7 +180,7 @@ pub struct RunOptions {
     /// match the config's.
     pub init: Option<String>,
     /// On the CPU device, compute U-Net gradients with UME's CPU training
-    /// engine ([`crate::models::cpu_train`], 2.5× faster) rather than
+    /// engine ([`crate::models::cpu_train`], 2.9× faster) rather than
     /// Burn's autodiff; the two agree within float tolerance (tested).
     /// Ignored on wgpu and by the encoder's training.
     pub cpu_engine: bool,
