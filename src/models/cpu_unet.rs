@@ -15,7 +15,7 @@
 //! convolution writes straight into the first half of the decoder's
 //! concatenated input, the skip into the second half. Layers with ≥ 16
 //! input channels on maps ≥ 32 pixels wide take Winograd's F(2×2, 3×3)
-//! instead ([`super::winograd`]): 4/9 of the arithmetic.
+//! instead (the `winograd` module): 4/9 of the arithmetic.
 //!
 //! This is inference (eval-mode BatchNorm), checked against Burn's forward
 //! in tests; training's passes live in [`super::cpu_train`], which shares

@@ -216,7 +216,7 @@ pub enum SchedulerConfig {
 #[derive(Debug, thiserror::Error)]
 #[error("{}: {problem}", path.display())]
 pub struct ConfigError {
-    /// The config file (or "<config>" for one built in code).
+    /// The config file (or `"<config>"` for one built in code).
     pub path: std::path::PathBuf,
     /// What is wrong.
     pub problem: String,

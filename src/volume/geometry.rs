@@ -40,7 +40,7 @@ pub struct Geometry {
     pub world_from_voxel: Mat4,
     /// The header fields it came from, when loaded from NIfTI.
     pub nifti: Option<NiftiSpatial>,
-    /// Spacing of the 4th axis (seconds for cine, from pixdim[4]), if any.
+    /// Spacing of the 4th axis (seconds for cine, from `pixdim[4]`), if any.
     pub time_step: Option<f64>,
 }
 
