@@ -1,7 +1,8 @@
 //! The training core as the CLI and the app drive it: seeded determinism,
 //! resume equals an uninterrupted run, cancel saves a resumable state, a
-//! diverging run and a panicking one end as errors, and every shipped
-//! config parses and passes its checks.
+//! diverging run and a panicking one end as errors, every shipped config
+//! parses and passes its checks, the CPU training engine trains as Burn's
+//! autodiff does, and `ume train` trains, saves and resumes.
 #![cfg(feature = "ml")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -355,4 +356,60 @@ fn context_slices_train_and_segment_with_neighbouring_slices() {
         .unwrap_err()
         .to_string();
     assert!(e.contains("context_slices"), "{e}");
+}
+
+/// `ume train` on a dataset folder: the CPU run names its engine, logs the
+/// validation Dice, saves a model `ume segment` reads, and `--resume`
+/// continues from `last/`.
+#[test]
+fn ume_train_cli_trains_saves_and_resumes() {
+    let tmp = tempfile::tempdir().unwrap();
+    let data = tmp.path().join("ct");
+    ume::phantom::generate(
+        ume::phantom::Kind::TotalSeg,
+        Size::Small,
+        5,
+        3,
+        &data,
+        |_, _| {},
+    )
+    .unwrap();
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/unet_tiny_ct.json");
+    let out = tmp.path().join("model");
+    let train = |steps: &str, resume: bool| {
+        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ume"));
+        cmd.args(["train", "--config", config, "--data"])
+            .arg(&data)
+            .arg("--out")
+            .arg(&out)
+            .args(["--steps", steps, "--device", "cpu"]);
+        if resume {
+            cmd.arg("--resume");
+        }
+        let o = cmd.output().unwrap();
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "{log}");
+        log
+    };
+    let log = train("4", false);
+    assert!(log.contains("UME's training engine"), "{log}");
+    assert!(log.contains("Dice score"), "{log}");
+    assert!(out.join("model.bpk").is_file() && out.join("last/state.json").is_file());
+    let log = train("6", true);
+    assert!(log.contains("resumed at step 4"), "{log}");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
+        .args(["segment"])
+        .arg(data.join("s0001"))
+        .arg("-o")
+        .arg(tmp.path().join("pred.nii.gz"))
+        .arg("--model")
+        .arg(&out)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(tmp.path().join("pred.nii.gz").is_file());
 }

@@ -109,7 +109,6 @@ pub(super) fn train(
     let samples = TrainingData::from_cases(&cases, &config)
         .with_context(|| format!("preparing {}", data.display()))?;
     drop(cases);
-    eprintln!("training on {}", describe(choice));
     let opts = RunOptions {
         out: out.to_path_buf(),
         resume,
@@ -117,6 +116,11 @@ pub(super) fn train(
         init: None,
         cpu_engine: true,
     };
+    if opts.device == burn::prelude::Device::flex() {
+        eprintln!("training on the CPU (UME's training engine; optimiser on flex)");
+    } else {
+        eprintln!("training on {}", describe(choice));
+    }
     run_logged(&ds, config.training.steps, "Dice score", "model", |emit| {
         run_training(&config, &samples, &opts, &AtomicBool::new(false), emit)
     })
