@@ -160,41 +160,50 @@ fn keyframes_with_an_encoder_checkpoint() {
     assert!(String::from_utf8_lossy(&o.stderr).contains("trained UME encoder"));
 }
 
-#[test]
-fn supervised_encoder_training_lowers_the_loss_and_saves_a_usable_checkpoint() {
-    use std::sync::atomic::AtomicBool;
+/// The tiny supervised encoder config at 32×32 and three BraTS phantom
+/// cases of `seed`, ready for `train_ume`.
+fn tiny_supervised(
+    seed: u64,
+    steps: usize,
+    val_every: usize,
+) -> (
+    ume::training::ume_config::UmeTrainConfig,
+    Vec<ume::training::ume::UmeCase>,
+) {
     use ume::training::data::LabelledCase;
-    use ume::training::ume::{UmeCase, train_ume};
-    use ume::training::ume_config::UmeTrainConfig;
-    use ume::training::{Event, RunOptions};
-    let mut config = UmeTrainConfig::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/configs/ume_tiny.json"
-    )))
+    let mut config = ume::training::ume_config::UmeTrainConfig::load(std::path::Path::new(
+        concat!(env!("CARGO_MANIFEST_DIR"), "/configs/ume_tiny.json"),
+    ))
     .unwrap();
     config.model.image_size = [32, 32];
     config.data.target_size = [32, 32, 62];
     config.model.max_keyframes = 6;
-    config.training.steps = 120;
-    config.training.val_every = 60;
-    config.training.warmup_steps = 5;
-    let cases: Vec<UmeCase> = (1..=3)
+    config.training.steps = steps;
+    config.training.val_every = val_every;
+    let cases = (1..=3)
         .map(|n| {
-            let c = ume::phantom::brats_case(300, n, Size::Small);
+            let c = ume::phantom::brats_case(seed, n, Size::Small);
             let images: Vec<(&str, &ume::volume::Volume)> =
                 c.images.iter().map(|(m, v)| (m.as_str(), v)).collect();
-            UmeCase::new(
-                &LabelledCase {
-                    id: "case",
-                    images,
-                    labels: Some(&c.labels),
-                    frame_labels: Vec::new(),
-                },
-                &config,
-            )
-            .unwrap()
+            let case = LabelledCase {
+                id: "case",
+                images,
+                labels: Some(&c.labels),
+                frame_labels: Vec::new(),
+            };
+            ume::training::ume::UmeCase::new(&case, &config).unwrap()
         })
         .collect();
+    (config, cases)
+}
+
+#[test]
+fn supervised_encoder_training_lowers_the_loss_and_saves_a_usable_checkpoint() {
+    use std::sync::atomic::AtomicBool;
+    use ume::training::ume::train_ume;
+    use ume::training::{Event, RunOptions};
+    let (mut config, cases) = tiny_supervised(300, 120, 60);
+    config.training.warmup_steps = 5;
     let tmp = tempfile::tempdir().unwrap();
     let opts = RunOptions {
         out: tmp.path().join("enc"),
@@ -245,34 +254,9 @@ fn supervised_encoder_training_lowers_the_loss_and_saves_a_usable_checkpoint() {
 #[test]
 fn encoder_training_cancels_resumably_and_resumes_exactly() {
     use std::sync::atomic::{AtomicBool, Ordering};
-    use ume::training::data::LabelledCase;
-    use ume::training::ume::{UmeCase, train_ume};
-    use ume::training::ume_config::UmeTrainConfig;
+    use ume::training::ume::train_ume;
     use ume::training::{Event, RunOptions, TrainError};
-    let mut config = UmeTrainConfig::load(std::path::Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/configs/ume_tiny.json"
-    )))
-    .unwrap();
-    config.model.image_size = [32, 32];
-    config.data.target_size = [32, 32, 62];
-    config.model.max_keyframes = 6;
-    config.training.steps = 8;
-    config.training.val_every = 3;
-    let cases: Vec<UmeCase> = (1..=3)
-        .map(|n| {
-            let c = ume::phantom::brats_case(310, n, Size::Small);
-            let images: Vec<(&str, &ume::volume::Volume)> =
-                c.images.iter().map(|(m, v)| (m.as_str(), v)).collect();
-            let case = LabelledCase {
-                id: "case",
-                images,
-                labels: Some(&c.labels),
-                frame_labels: Vec::new(),
-            };
-            UmeCase::new(&case, &config).unwrap()
-        })
-        .collect();
+    let (config, cases) = tiny_supervised(310, 8, 3);
     let tmp = tempfile::tempdir().unwrap();
     let opts = |dir: &str, resume: bool| RunOptions {
         out: tmp.path().join(dir),
