@@ -116,7 +116,7 @@ pub(super) fn train(
         init: None,
         cpu_engine: true,
     };
-    if opts.device == burn::prelude::Device::flex() {
+    if crate::models::is_cpu(&opts.device) {
         eprintln!("training on the CPU (UME's training engine; optimiser on flex)");
     } else {
         eprintln!("training on {}", describe(choice));

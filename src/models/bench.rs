@@ -51,7 +51,7 @@ pub fn unet_throughput(
         sync(model.forward(x.clone()));
     }
     let inference = (reps * batch) as f64 / clock.elapsed().as_secs_f64();
-    let engine = (*device == Device::flex()).then(|| {
+    let engine = super::is_cpu(device).then(|| {
         let engine = super::cpu_unet::CpuUnet::new(&model);
         let values: Vec<f32> = x
             .clone()
@@ -93,7 +93,7 @@ pub fn unet_throughput(
         step();
     }
     let train = (train_reps * train_batch) as f64 / clock.elapsed().as_secs_f64();
-    let engine_train = (*device == Device::flex()).then(|| {
+    let engine_train = super::is_cpu(device).then(|| {
         let trainer = super::cpu_train::CpuTrainer::new();
         let xs: Vec<f32> = xt.clone().into_data().try_to_vec().unwrap_or_default();
         let ys: Vec<f32> = yt.clone().into_data().try_to_vec().unwrap_or_default();

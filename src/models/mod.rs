@@ -135,6 +135,13 @@ pub fn device(choice: DeviceChoice) -> Device {
     }
 }
 
+/// Whether `device` is the CPU backend, where segmentation and U-Net
+/// training run UME's own engines ([`cpu_unet`], [`cpu_train`]) instead of
+/// Burn's kernels.
+pub fn is_cpu(device: &Device) -> bool {
+    *device == Device::flex()
+}
+
 /// A short description of the device a choice resolves to.
 pub fn describe(choice: DeviceChoice) -> String {
     match choice {

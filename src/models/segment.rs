@@ -454,7 +454,7 @@ impl<'a> Network<'a> {
         Network {
             model,
             device: device.clone(),
-            engine: (*device == Device::flex()).then(|| super::cpu_unet::CpuUnet::new(model)),
+            engine: super::is_cpu(device).then(|| super::cpu_unet::CpuUnet::new(model)),
         }
     }
 }

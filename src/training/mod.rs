@@ -332,7 +332,7 @@ fn train_inner(
     let out_channels = model_config.network.out_channels;
     let mut final_loss = f32::NAN;
     let start = state.next_step;
-    let engine = (opts.cpu_engine && opts.device == Device::flex())
+    let engine = (opts.cpu_engine && crate::models::is_cpu(&opts.device))
         .then(crate::models::cpu_train::CpuTrainer::new);
     let mut loss_buffers = loss_grad::LossBuffers::default();
     for step in start..t.steps {
