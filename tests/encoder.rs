@@ -406,25 +406,22 @@ fn ume_train_logs_the_seeds_figures_and_bench_encoder_times_a_volume() {
             .unwrap()
     };
     let out = tmp.path().join("enc");
-    let o = ume(&[
-        "train",
-        "--config",
-        config,
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--steps",
-        "6",
-        "--device",
-        "cpu",
-    ]);
-    let log = format!(
-        "{}{}",
-        String::from_utf8_lossy(&o.stdout),
-        String::from_utf8_lossy(&o.stderr)
-    );
-    assert!(o.status.success(), "{log}");
+    // `ume train` for `steps` steps (and `extra` flags): its whole log.
+    let train = |steps: &str, extra: &[&str]| {
+        let (data, out) = (data.to_str().unwrap(), out.to_str().unwrap());
+        let mut args = vec!["train", "--config", config, "--data", data, "--out", out];
+        args.extend(["--steps", steps, "--device", "cpu"]);
+        args.extend(extra);
+        let o = ume(&args);
+        let log = format!(
+            "{}{}",
+            String::from_utf8_lossy(&o.stdout),
+            String::from_utf8_lossy(&o.stderr)
+        );
+        assert!(o.status.success(), "{log}");
+        log
+    };
+    let log = train("6", &[]);
     // The validation line carries the step's terms, as seed 000's log.
     for term in ["loss=", "seg=", "div=", "cons=", "temp=", "cover="] {
         assert!(log.contains(term), "{term} missing from:\n{log}");
@@ -432,22 +429,7 @@ fn ume_train_logs_the_seeds_figures_and_bench_encoder_times_a_volume() {
     assert!(log.contains("encoder saved in"), "{log}");
     assert!(out.join("model.bpk").is_file());
     // `--resume` continues the encoder's run from `last/`.
-    let o = ume(&[
-        "train",
-        "--config",
-        config,
-        "--data",
-        data.to_str().unwrap(),
-        "--out",
-        out.to_str().unwrap(),
-        "--steps",
-        "8",
-        "--device",
-        "cpu",
-        "--resume",
-    ]);
-    let log = String::from_utf8_lossy(&o.stderr);
-    assert!(o.status.success(), "{log}");
+    let log = train("8", &["--resume"]);
     assert!(log.contains("resumed at step 6"), "{log}");
     // The encoder benchmark on a small config: one line per device.
     let o = ume(&[

@@ -254,4 +254,7 @@ fn bench_unet_reports_both_sides_or_says_why_not() {
         text.contains("slices/s inference") && text.contains("img/s training"),
         "{text}"
     );
+    // The CPU engines that segmentation and training run on each get a line.
+    assert!(text.contains("UME CPU inference engine"), "{text}");
+    assert!(text.contains("UME CPU training engine"), "{text}");
 }

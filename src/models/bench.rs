@@ -25,6 +25,17 @@ pub struct Throughput {
     pub engine_train_images_per_s: Option<f64>,
 }
 
+/// Items per second of `f` (each call handling `items`) over `reps` calls
+/// after one warm-up call (kernel compilation on wgpu, first-touch pages).
+fn per_second(items: usize, reps: usize, mut f: impl FnMut()) -> f64 {
+    f();
+    let clock = Instant::now();
+    for _ in 0..reps {
+        f();
+    }
+    (reps * items) as f64 / clock.elapsed().as_secs_f64()
+}
+
 /// Time `reps` forwards of `batch` slices and `train_reps` training steps
 /// of `train_batch` images at `size`×`size`.
 pub fn unet_throughput(
@@ -45,12 +56,7 @@ pub fn unet_throughput(
     let sync = |t: Tensor<4>| {
         let _ = t.into_data();
     };
-    sync(model.forward(x.clone())); // warm-up (kernel compilation on wgpu)
-    let clock = Instant::now();
-    for _ in 0..reps {
-        sync(model.forward(x.clone()));
-    }
-    let inference = (reps * batch) as f64 / clock.elapsed().as_secs_f64();
+    let inference = per_second(batch, reps, || sync(model.forward(x.clone())));
     let engine = super::is_cpu(device).then(|| {
         let engine = super::cpu_unet::CpuUnet::new(&model);
         let values: Vec<f32> = x
@@ -58,12 +64,9 @@ pub fn unet_throughput(
             .into_data()
             .try_to_vec::<f32>()
             .unwrap_or_default();
-        engine.recycle(engine.forward(&values, batch, size, size)); // warm-up
-        let clock = Instant::now();
-        for _ in 0..reps {
+        per_second(batch, reps, || {
             engine.recycle(engine.forward(&values, batch, size, size));
-        }
-        (reps * batch) as f64 / clock.elapsed().as_secs_f64()
+        })
     });
 
     let ad = device.clone().autodiff();
@@ -81,24 +84,19 @@ pub fn unet_throughput(
     )
     .greater_elem(0.5)
     .float();
-    let mut step = || {
+    let step = || {
         let loss = crate::training::loss::bce(model.forward(xt.clone()), yt.clone());
         let _ = loss.clone().into_scalar::<f32>();
         let grads = GradientsParams::from_grads(loss.backward(), &model);
         model = optim.step(1e-3, model.clone(), grads);
     };
-    step(); // warm-up
-    let clock = Instant::now();
-    for _ in 0..train_reps {
-        step();
-    }
-    let train = (train_reps * train_batch) as f64 / clock.elapsed().as_secs_f64();
+    let train = per_second(train_batch, train_reps, step);
     let engine_train = super::is_cpu(device).then(|| {
         let trainer = super::cpu_train::CpuTrainer::new();
         let xs: Vec<f32> = xt.clone().into_data().try_to_vec().unwrap_or_default();
         let ys: Vec<f32> = yt.clone().into_data().try_to_vec().unwrap_or_default();
         let mut buffers = crate::training::loss_grad::LossBuffers::default();
-        let mut step = || {
+        let step = || {
             let (_, grads) = trainer.step(
                 &model,
                 &xs,
@@ -118,12 +116,7 @@ pub fn unet_throughput(
             );
             model = optim.step(1e-3, model.clone(), grads);
         };
-        step(); // warm-up
-        let clock = Instant::now();
-        for _ in 0..train_reps {
-            step();
-        }
-        (train_reps * train_batch) as f64 / clock.elapsed().as_secs_f64()
+        per_second(train_batch, train_reps, step)
     });
     Throughput {
         inference_slices_per_s: inference,

@@ -27,8 +27,7 @@
 
 use super::UNet2d;
 use super::cpu_unet::{
-    Buffers, Strides, conv_bias, conv_taps, conv_tile, conv3_tile, matmul, rows_of, up_taps,
-    use_im2col, values,
+    Buffers, Strides, conv_bias, conv_taps, conv3_grid, matmul, rows_of, up_taps, values,
 };
 use super::unet2d::DoubleConv;
 use super::winograd;
@@ -111,6 +110,39 @@ impl Stack {
             });
     }
 
+    /// `f(pixel, other's pixel, acc)` on every pixel inside the images, in
+    /// parallel by rows; `f` may rewrite the pixel and adds to `width`
+    /// accumulators, which are summed in f32 within a row and in f64
+    /// across rows. `other` has the same layout, any channel count.
+    fn fold_pixels_mut(
+        &mut self,
+        other: &Stack,
+        width: usize,
+        f: impl Fn(&mut [f32], &[f32], &mut [f32]) + Sync + Send,
+    ) -> Vec<f64> {
+        let (h, w, c, co) = (self.h, self.w, self.c, other.c);
+        let (wpc, wpo) = (self.wp() * c, other.wp() * co);
+        let rows = self.n * (h + 2);
+        sum_rows(
+            width,
+            self.data[..rows * wpc]
+                .par_chunks_mut(wpc)
+                .zip(other.data[..rows * wpo].par_chunks(wpo))
+                .enumerate()
+                .filter(|(r, _)| Stack::image_row(h, *r).is_some())
+                .map(|(_, (row, other_row))| {
+                    let mut acc = vec![0.0f32; width];
+                    for (px, opx) in row[c..(w + 1) * c]
+                        .chunks_exact_mut(c)
+                        .zip(other_row[co..(w + 1) * co].chunks_exact(co))
+                    {
+                        f(px, opx, &mut acc);
+                    }
+                    acc
+                }),
+        )
+    }
+
     /// Pixels inside the images.
     fn count(&self) -> usize {
         self.n * self.h * self.w
@@ -178,24 +210,22 @@ fn conv3(x: &Stack, taps: &[f32], c_out: usize, bias: Option<&[f32]>, buffers: &
         }
         return out;
     }
-    let first = (wp + 1) * c_out;
-    let rows = x.grid();
-    let im2col = use_im2col(x.h, wp, c_in);
-    let tile = conv_tile(c_in, c_out, im2col);
-    out.data[first..first + rows * c_out]
-        .par_chunks_mut(tile * c_out)
-        .enumerate()
-        .for_each(|(ti, chunk)| {
-            let r0 = ti * tile;
-            conv3_tile(&x.data, c_in, wp, taps, c_out, r0, chunk, im2col, buffers);
-            for (local, px) in chunk.chunks_exact_mut(c_out).enumerate() {
-                if !x.inside(r0 + local + wp + 1) {
-                    px.fill(0.0);
-                } else if let Some(bias) = bias {
-                    px.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
-                }
+    let (rows, first) = (x.grid(), (wp + 1) * c_out);
+    conv3_grid(
+        &x.data,
+        [x.h, wp, c_in],
+        taps,
+        c_out,
+        &mut out.data[first..first + rows * c_out],
+        buffers,
+        |r, px| {
+            if !x.inside(r + wp + 1) {
+                px.fill(0.0);
+            } else if let Some(bias) = bias {
+                px.iter_mut().zip(bias).for_each(|(v, b)| *v += b);
             }
-        });
+        },
+    );
     out
 }
 
@@ -390,70 +420,32 @@ impl<'m> UnitWeights<'m> {
     /// the convolution's bias.
     fn bn_relu_backward(&self, tape: &UnitTape, d: &mut Stack) -> [Vec<f32>; 3] {
         let c = d.c;
-        let (h, w) = (d.h, d.w);
-        let wpc = d.wp() * c;
-        let rows = d.n * (h + 2);
         let (gamma, beta) = (&self.gamma[..c], &self.beta[..c]);
-        let xh = &tape.xhat.data[..rows * wpc];
-        let interior = |r: usize| Stack::image_row(h, r).is_some();
-        // Pass 1: the ReLU's mask applied, Σ g and Σ g·x̂ per channel (f32
-        // within a row, f64 across rows).
-        let sums = sum_rows(
-            2 * c,
-            d.data[..rows * wpc]
-                .par_chunks_mut(wpc)
-                .zip(xh.par_chunks(wpc))
-                .enumerate()
-                .filter(|(r, _)| interior(*r))
-                .map(|(_, (dr, xr))| {
-                    let mut acc = vec![0.0f32; 2 * c];
-                    let (sb, sg) = acc.split_at_mut(c);
-                    for (dp, xp) in dr[c..(w + 1) * c]
-                        .chunks_exact_mut(c)
-                        .zip(xr[c..(w + 1) * c].chunks_exact(c))
-                    {
-                        // Branch-free, so that it vectorises.
-                        let lanes = dp.iter_mut().zip(xp).zip(gamma.iter().zip(beta));
-                        for (((g, &x), (&ga, &be)), (sb, sg)) in
-                            lanes.zip(sb.iter_mut().zip(sg.iter_mut()))
-                        {
-                            *g *= f32::from(u8::from(ga * x + be > 0.0));
-                            *sb += *g;
-                            *sg += *g * x;
-                        }
-                    }
-                    acc
-                }),
-        );
+        // Pass 1: the ReLU's mask applied, Σ g and Σ g·x̂ per channel.
+        let sums = d.fold_pixels_mut(&tape.xhat, 2 * c, |g, x, acc| {
+            let (sb, sg) = acc.split_at_mut(c);
+            // Branch-free, so that it vectorises.
+            let lanes = g.iter_mut().zip(x).zip(gamma.iter().zip(beta));
+            for (((g, &x), (&ga, &be)), (sb, sg)) in lanes.zip(sb.iter_mut().zip(sg.iter_mut())) {
+                *g *= f32::from(u8::from(ga * x + be > 0.0));
+                *sb += *g;
+                *sg += *g * x;
+            }
+        });
         let count = d.count() as f64;
         let mean_b: Vec<f32> = sums[..c].iter().map(|s| (s / count) as f32).collect();
         let mean_g: Vec<f32> = sums[c..].iter().map(|s| (s / count) as f32).collect();
         let scale: Vec<f32> = (0..c).map(|o| gamma[o] * tape.inv_std[o]).collect();
         // Pass 2: dz = γ/σ · (g − mean g − x̂ · mean g·x̂), and Σ dz.
-        let dbias = sum_rows(
-            c,
-            d.data[..rows * wpc]
-                .par_chunks_mut(wpc)
-                .zip(xh.par_chunks(wpc))
-                .enumerate()
-                .filter(|(r, _)| interior(*r))
-                .map(|(_, (dr, xr))| {
-                    let mut acc = vec![0.0f32; c];
-                    for (dp, xp) in dr[c..(w + 1) * c]
-                        .chunks_exact_mut(c)
-                        .zip(xr[c..(w + 1) * c].chunks_exact(c))
-                    {
-                        let (dp, xp, acc) = (&mut dp[..c], &xp[..c], &mut acc[..c]);
-                        let (scale, mean_b, mean_g) = (&scale[..c], &mean_b[..c], &mean_g[..c]);
-                        for o in 0..c {
-                            let v = scale[o] * (dp[o] - mean_b[o] - xp[o] * mean_g[o]);
-                            dp[o] = v;
-                            acc[o] += v;
-                        }
-                    }
-                    acc
-                }),
-        );
+        let dbias = d.fold_pixels_mut(&tape.xhat, c, |g, x, acc| {
+            let (g, x, acc) = (&mut g[..c], &x[..c], &mut acc[..c]);
+            let (scale, mean_b, mean_g) = (&scale[..c], &mean_b[..c], &mean_g[..c]);
+            for o in 0..c {
+                let v = scale[o] * (g[o] - mean_b[o] - x[o] * mean_g[o]);
+                g[o] = v;
+                acc[o] += v;
+            }
+        });
         let f32s = |v: &[f64]| v.iter().map(|&s| s as f32).collect::<Vec<f32>>();
         [f32s(&sums[c..]), f32s(&sums[..c]), f32s(&dbias)]
     }

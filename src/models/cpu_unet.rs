@@ -284,10 +284,8 @@ impl Conv3 {
     /// Output row `r` of the padded-width grid is pixel `(r / wp, r % wp)`
     /// (`wp = w + 2`); it reads bordered input pixels `r + ky·wp + kx` and is
     /// written at bordered position `r + wp + 1`. Columns `w` and `w + 1` of
-    /// each row land on border pixels and are zeroed after the products.
-    /// Small grids (the bottleneck) and single-channel inputs gather the
-    /// nine taps into one product (im2col); elsewhere nine products with
-    /// shifted operands accumulate, which measured faster.
+    /// each row land on border pixels and are zeroed after the products
+    /// ([`conv3_grid`]); wide layers take Winograd's F(2×2, 3×3) instead.
     fn forward(&self, input: &Map, buffers: &Buffers) -> Map {
         let (h, w, c_in, c_out) = (input.h, input.w, self.c_in, self.c_out);
         let wp = w + 2;
@@ -305,48 +303,68 @@ impl Conv3 {
             );
             return out;
         }
-        let rows = h * wp;
-        let first = (wp + 1) * c_out;
-        let im2col = use_im2col(h, wp, c_in);
-        let tile = conv_tile(c_in, c_out, im2col);
-        out.data[first..first + rows * c_out]
-            .par_chunks_mut(tile * c_out)
-            .enumerate()
-            .for_each(|(ti, chunk)| {
-                let r0 = ti * tile;
-                conv3_tile(
-                    &input.data,
-                    c_in,
-                    wp,
-                    &self.weight,
-                    c_out,
-                    r0,
-                    chunk,
-                    im2col,
-                    buffers,
-                );
-                for (local, px) in chunk.chunks_exact_mut(c_out).enumerate() {
-                    if (r0 + local) % wp >= w {
-                        px.fill(0.0);
-                    } else {
-                        for (v, b) in px.iter_mut().zip(&self.bias) {
-                            *v = (*v + b).max(0.0);
-                        }
+        let (rows, first) = (h * wp, (wp + 1) * c_out);
+        conv3_grid(
+            &input.data,
+            [h, wp, c_in],
+            &self.weight,
+            c_out,
+            &mut out.data[first..first + rows * c_out],
+            buffers,
+            |r, px| {
+                if r % wp >= w {
+                    px.fill(0.0);
+                } else {
+                    for (v, b) in px.iter_mut().zip(&self.bias) {
+                        *v = (*v + b).max(0.0);
                     }
                 }
-            });
+            },
+        );
         out
     }
 }
 
+/// A 3×3 convolution over the padded-width grid of a bordered map (or a
+/// stack of them): `grid` (`rows · c_out` values, grid row `r` being
+/// bordered pixel `r + wp + 1`) gets `input` (`c_in` channels, `wp`
+/// pixels a row, images of `h` rows) times `taps`, in parallel tiles;
+/// `finish(r, pixel)` then runs on every grid pixel of the tile while it
+/// is in cache (bias, ReLU, zeroing the border). Small grids and
+/// single-channel inputs gather the nine taps into one product (im2col);
+/// elsewhere nine products with shifted operands accumulate, which
+/// measured faster. Shared by the inference and the training engine.
+#[allow(clippy::too_many_arguments)]
+pub(super) fn conv3_grid(
+    input: &[f32],
+    [h, wp, c_in]: [usize; 3],
+    taps: &[f32],
+    c_out: usize,
+    grid: &mut [f32],
+    buffers: &Buffers,
+    finish: impl Fn(usize, &mut [f32]) + Sync + Send,
+) {
+    let im2col = use_im2col(h, wp, c_in);
+    let tile = conv_tile(c_in, c_out, im2col);
+    grid.par_chunks_mut(tile * c_out)
+        .enumerate()
+        .for_each(|(ti, chunk)| {
+            let r0 = ti * tile;
+            conv3_tile(input, c_in, wp, taps, c_out, r0, chunk, im2col, buffers);
+            for (local, px) in chunk.chunks_exact_mut(c_out).enumerate() {
+                finish(r0 + local, px);
+            }
+        });
+}
+
 /// Whether a 3×3 convolution over images of `h` rows of `wp` bordered
 /// pixels with `c_in` input channels gathers its taps (im2col).
-pub(super) fn use_im2col(h: usize, wp: usize, c_in: usize) -> bool {
+fn use_im2col(h: usize, wp: usize, c_in: usize) -> bool {
     h * wp <= 512 || c_in < 4
 }
 
 /// Rows per parallel task of a 3×3 convolution.
-pub(super) fn conv_tile(c_in: usize, c_out: usize, im2col: bool) -> usize {
+fn conv_tile(c_in: usize, c_out: usize, im2col: bool) -> usize {
     if im2col {
         (1usize << 20) / (9 * c_in)
     } else {
@@ -360,7 +378,7 @@ pub(super) fn conv_tile(c_in: usize, c_out: usize, im2col: bool) -> usize {
 /// `wp` pixels a row) times `taps` (`[tap][c_in][c_out]`) into `chunk`,
 /// overwriting it. Grid row `r` reads bordered pixels `r + ky·wp + kx`.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn conv3_tile(
+fn conv3_tile(
     input: &[f32],
     c_in: usize,
     wp: usize,

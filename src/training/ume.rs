@@ -218,94 +218,9 @@ fn train_inner(
         )));
     }
     let device = opts.device.clone().autodiff();
-    let new_optim = || {
-        AdamWConfig::new()
-            .with_weight_decay(t.weight_decay as f32)
-            .init()
-    };
-    let last_dir = opts.out.join("last");
-    if opts.resume && last_dir.join("state.json").is_file() {
-        let state: UmeState = super::read_state(&last_dir)?;
-        let (saved, model) = crate::models::encoder::load_encoder(&last_dir, &device)?;
-        if serde_json::to_value(&saved).ok() != serde_json::to_value(&config.model).ok() {
-            return Err(TrainError::Config(format!(
-                "{} was trained with another model configuration; start a new output folder or drop --resume",
-                last_dir.display()
-            )));
-        }
-        let optim = super::load_optim(new_optim(), &last_dir)?;
-        return run(
-            config,
-            train,
-            val,
-            opts,
-            cancel,
-            emit,
-            (model, optim, state),
-        );
-    }
-    device.seed(t.seed);
-    let model: UmeEncoder = match &opts.init {
-        // Fine-tuning, e.g. from a VoCo-pretrained encoder.
-        Some(dir) => {
-            let (from, m) =
-                crate::models::encoder::load_encoder(std::path::Path::new(dir), &device)?;
-            if from.embed_dim != config.model.embed_dim
-                || from.num_layers != config.model.num_layers
-                || from.patch_size != config.model.patch_size
-                || from.input_channels != config.model.input_channels
-            {
-                return Err(TrainError::Config(format!(
-                    "{dir}: its encoder differs from the config's model"
-                )));
-            }
-            m
-        }
-        None => config.model.init(&device),
-    };
-    let state = UmeState {
-        next_step: 0,
-        rng: Rng::new(t.seed),
-        best_dice: -1.0, // below any score, and JSON-representable
-        best_step: 0,
-    };
-    run(
-        config,
-        train,
-        val,
-        opts,
-        cancel,
-        emit,
-        (model, new_optim(), state),
-    )
-}
-
-/// The encoder's resumable state, saved with its weights and optimiser in
-/// `out/last/` at every validation and on cancel.
-#[derive(Debug, Clone, Serialize, Deserialize)]
-struct UmeState {
-    next_step: usize,
-    rng: Rng,
-    best_dice: f64,
-    best_step: usize,
-}
-
-/// The training loop from `start`'s step on.
-fn run(
-    config: &UmeTrainConfig,
-    train: &[UmeCase],
-    val: &[UmeCase],
-    opts: &RunOptions,
-    cancel: &AtomicBool,
-    emit: &mut dyn FnMut(Event),
-    start: (UmeEncoder, ModuleOptimizer, UmeState),
-) -> Result<Summary, TrainError> {
-    let (mut model, mut optim, mut state) = start;
-    let t = &config.training;
+    let (mut model, mut optim, mut state) = starting_point(config, opts, &device)?;
     std::fs::create_dir_all(&opts.out)
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", opts.out.display())))?;
-    let ids = class_ids(config);
-    let device = opts.device.clone().autodiff();
     let last_dir = opts.out.join("last");
     let save_last = |model: &UmeEncoder, optim: &ModuleOptimizer, state: &UmeState| {
         super::write_last(
@@ -422,6 +337,71 @@ fn run(
         final_loss,
         out: opts.out.clone(),
     })
+}
+
+/// The model, optimiser and state a run starts from: `out/last/` when
+/// resuming (refused if it holds another model), else a fresh or
+/// `RunOptions::init` encoder at step 0.
+fn starting_point(
+    config: &UmeTrainConfig,
+    opts: &RunOptions,
+    device: &Device,
+) -> Result<(UmeEncoder, ModuleOptimizer, UmeState), TrainError> {
+    let t = &config.training;
+    let new_optim = || {
+        AdamWConfig::new()
+            .with_weight_decay(t.weight_decay as f32)
+            .init()
+    };
+    let last_dir = opts.out.join("last");
+    Ok(if opts.resume && last_dir.join("state.json").is_file() {
+        let state: UmeState = super::read_state(&last_dir)?;
+        let (saved, model) = crate::models::encoder::load_encoder(&last_dir, device)?;
+        if serde_json::to_value(&saved).ok() != serde_json::to_value(&config.model).ok() {
+            return Err(TrainError::Config(format!(
+                "{} was trained with another model configuration; start a new output folder or drop --resume",
+                last_dir.display()
+            )));
+        }
+        (model, super::load_optim(new_optim(), &last_dir)?, state)
+    } else {
+        device.seed(t.seed);
+        let model: UmeEncoder = match &opts.init {
+            // Fine-tuning, e.g. from a VoCo-pretrained encoder.
+            Some(dir) => {
+                let (from, m) =
+                    crate::models::encoder::load_encoder(std::path::Path::new(dir), device)?;
+                if from.embed_dim != config.model.embed_dim
+                    || from.num_layers != config.model.num_layers
+                    || from.patch_size != config.model.patch_size
+                    || from.input_channels != config.model.input_channels
+                {
+                    return Err(TrainError::Config(format!(
+                        "{dir}: its encoder differs from the config's model"
+                    )));
+                }
+                m
+            }
+            None => config.model.init(device),
+        };
+        let state = UmeState {
+            next_step: 0,
+            rng: Rng::new(t.seed),
+            best_dice: -1.0, // below any score, and JSON-representable
+            best_step: 0,
+        };
+        (model, new_optim(), state)
+    })
+}
+
+/// The encoder's resumable state, saved with its weights and optimiser in
+/// `out/last/` at every validation and on cancel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct UmeState {
+    next_step: usize,
+    rng: Rng,
+    best_dice: f64,
+    best_step: usize,
 }
 
 /// A step's weighted loss and its named terms before weighting.
