@@ -129,8 +129,8 @@ impl Stack {
                 .par_chunks_mut(wpc)
                 .zip(other.data[..rows * wpo].par_chunks(wpo))
                 .enumerate()
-                .filter(|(r, _)| Stack::image_row(h, *r).is_some())
-                .map(|(_, (row, other_row))| {
+                .map(|(r, (row, other_row))| {
+                    Stack::image_row(h, r)?;
                     let mut acc = vec![0.0f32; width];
                     for (px, opx) in row[c..(w + 1) * c]
                         .chunks_exact_mut(c)
@@ -138,7 +138,7 @@ impl Stack {
                     {
                         f(px, opx, &mut acc);
                     }
-                    acc
+                    Some(acc)
                 }),
         )
     }
@@ -172,7 +172,7 @@ fn channel_sums(s: &Stack, f: impl Fn(f32, usize) -> f32 + Sync + Send) -> Vec<f
                     *a += f(v, o);
                 }
             }
-            acc
+            Some(acc)
         }),
     )
 }
@@ -242,15 +242,38 @@ fn flipped(taps: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
     out
 }
 
-/// Element-wise sum of per-task partial results.
-fn sum_partials(len: usize, parts: impl ParallelIterator<Item = Vec<f32>>) -> Vec<f32> {
-    parts.reduce(
-        || vec![0.0; len],
-        |mut a, b| {
-            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-            a
-        },
-    )
+/// Groups a deterministic reduction splits its items into, at most.
+const GROUPS: usize = 16;
+
+/// Element-wise sum over `0..count` of what `add(part, i)` accumulates
+/// into a zeroed `part` of `len` values. The items fall into at most
+/// [`GROUPS`] contiguous groups fixed by `count` alone; each group
+/// accumulates in item order and the groups are added in group order, so
+/// the floating-point sum does not depend on the thread count or on how
+/// rayon schedules the work: the same seed gives the same run, bit for bit.
+fn sum_partials(len: usize, count: usize, add: impl Fn(&mut [f32], usize) + Sync) -> Vec<f32> {
+    let per = count.div_ceil(GROUPS).max(1);
+    let parts: Vec<Vec<f32>> = (0..count.div_ceil(per))
+        .into_par_iter()
+        .map(|g| {
+            let mut part = vec![0.0; len];
+            for i in g * per..((g + 1) * per).min(count) {
+                add(&mut part, i);
+            }
+            part
+        })
+        .collect();
+    let mut total = vec![0.0f32; len];
+    total
+        .par_chunks_mut(1 << 12)
+        .enumerate()
+        .for_each(|(k, chunk)| {
+            for part in &parts {
+                let part = &part[k << 12..][..chunk.len()];
+                chunk.iter_mut().zip(part).for_each(|(t, p)| *t += p);
+            }
+        });
+    total
 }
 
 /// `dW_t = X_tᵀ · dZ` for the nine taps (`[tap][c_in][c_out]`), a tile
@@ -261,32 +284,25 @@ fn conv3_weight_grad(x: &Stack, dz: &Stack) -> Vec<f32> {
     let rows = x.grid();
     let tile = ((1usize << 17) / (c_in + c_out)).clamp(128, 4096);
     let len = 9 * c_in * c_out;
-    sum_partials(
-        len,
-        (0..rows.div_ceil(tile)).into_par_iter().fold(
-            || vec![0.0; len],
-            |mut part, ti| {
-                let r0 = ti * tile;
-                let k = tile.min(rows - r0);
-                for t in 0..9 {
-                    let shift = (t / 3) * wp + t % 3;
-                    matmul(
-                        c_in,
-                        c_out,
-                        k,
-                        &mut part[t * c_in * c_out..],
-                        rows_of(c_out),
-                        true,
-                        &x.data[(r0 + shift) * c_in..],
-                        Strides { row: 1, col: c_in },
-                        &dz.data[(r0 + wp + 1) * c_out..],
-                        rows_of(c_out),
-                    );
-                }
-                part
-            },
-        ),
-    )
+    sum_partials(len, rows.div_ceil(tile), |part, ti| {
+        let r0 = ti * tile;
+        let k = tile.min(rows - r0);
+        for t in 0..9 {
+            let shift = (t / 3) * wp + t % 3;
+            matmul(
+                c_in,
+                c_out,
+                k,
+                &mut part[t * c_in * c_out..],
+                rows_of(c_out),
+                true,
+                &x.data[(r0 + shift) * c_in..],
+                Strides { row: 1, col: c_in },
+                &dz.data[(r0 + wp + 1) * c_out..],
+                rows_of(c_out),
+            );
+        }
+    })
 }
 
 /// `Σ` over the pixels of channels `c0..c0 + k` of `s`.
@@ -301,7 +317,7 @@ fn bias_grad(s: &Stack, c0: usize, k: usize) -> Vec<f32> {
                     .zip(&px[c0..c0 + k])
                     .for_each(|(a, v)| *a += v);
             }
-            acc
+            Some(acc)
         }),
     )
     .into_iter()
@@ -451,24 +467,18 @@ impl<'m> UnitWeights<'m> {
     }
 }
 
-/// Per-row partial sums (f32) added up in f64.
-fn sum_rows(width: usize, rows: impl ParallelIterator<Item = Vec<f32>>) -> Vec<f64> {
-    rows.fold(
-        || vec![0.0f64; width],
-        |mut acc, row| {
-            acc.iter_mut()
-                .zip(row)
-                .for_each(|(a, v)| *a += f64::from(v));
-            acc
-        },
-    )
-    .reduce(
-        || vec![0.0f64; width],
-        |mut a, b| {
-            a.iter_mut().zip(b).for_each(|(a, b)| *a += b);
-            a
-        },
-    )
+/// Per-row partial sums (f32) added up in f64, in row order, so the
+/// result does not depend on the thread count or on scheduling (see
+/// [`sum_partials`]). Rows given as `None` add nothing.
+fn sum_rows(width: usize, rows: impl IndexedParallelIterator<Item = Option<Vec<f32>>>) -> Vec<f64> {
+    let rows: Vec<Option<Vec<f32>>> = rows.collect();
+    let mut acc = vec![0.0f64; width];
+    for row in rows.into_iter().flatten() {
+        acc.iter_mut()
+            .zip(row)
+            .for_each(|(a, v)| *a += f64::from(v));
+    }
+    acc
 }
 
 /// Gradients of one convolution + BatchNorm pair.
@@ -674,31 +684,24 @@ impl UpWeights<'_> {
             }
         });
         let len = 4 * c_in * f;
-        let dw = sum_partials(
-            len,
-            (0..x.n * x.h).into_par_iter().fold(
-                || vec![0.0; len],
-                |mut part, r| {
-                    let (b, iy) = (r / x.h, r % x.h);
-                    for t in 0..4 {
-                        let (ky, kx) = (t / 2, t % 2);
-                        matmul(
-                            c_in,
-                            f,
-                            x.w,
-                            &mut part[t * c_in * f..],
-                            rows_of(f),
-                            true,
-                            &x.data[x.at(b, iy, 0)..],
-                            Strides { row: 1, col: c_in },
-                            &dcat.data[dcat.at(b, 2 * iy + ky, kx)..],
-                            Strides { row: 2 * c, col: 1 },
-                        );
-                    }
-                    part
-                },
-            ),
-        );
+        let dw = sum_partials(len, x.n * x.h, |part, r| {
+            let (b, iy) = (r / x.h, r % x.h);
+            for t in 0..4 {
+                let (ky, kx) = (t / 2, t % 2);
+                matmul(
+                    c_in,
+                    f,
+                    x.w,
+                    &mut part[t * c_in * f..],
+                    rows_of(f),
+                    true,
+                    &x.data[x.at(b, iy, 0)..],
+                    Strides { row: 1, col: c_in },
+                    &dcat.data[dcat.at(b, 2 * iy + ky, kx)..],
+                    Strides { row: 2 * c, col: 1 },
+                );
+            }
+        });
         (dx, dw, bias_grad(dcat, 0, f), dskip)
     }
 }
@@ -902,28 +905,21 @@ impl Pass<'_> {
             );
         });
         let len = c * out;
-        let dhead = sum_partials(
-            len,
-            (0..n * h).into_par_iter().fold(
-                || vec![0.0; len],
-                |mut part, r| {
-                    let (b, y) = (r / h, r % h);
-                    matmul(
-                        c,
-                        out,
-                        w,
-                        &mut part,
-                        rows_of(out),
-                        true,
-                        &last.data[last.at(b, y, 0)..],
-                        Strides { row: 1, col: c },
-                        &dlogits[b * out * plane + y * w..],
-                        Strides { row: 1, col: plane },
-                    );
-                    part
-                },
-            ),
-        );
+        let dhead = sum_partials(len, n * h, |part, r| {
+            let (b, y) = (r / h, r % h);
+            matmul(
+                c,
+                out,
+                w,
+                part,
+                rows_of(out),
+                true,
+                &last.data[last.at(b, y, 0)..],
+                Strides { row: 1, col: c },
+                &dlogits[b * out * plane + y * w..],
+                Strides { row: 1, col: plane },
+            );
+        });
         let dhead_bias: Vec<f32> = (0..out)
             .into_par_iter()
             .map(|o| {

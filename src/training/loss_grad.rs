@@ -138,11 +138,19 @@ fn par_sum(
     f: impl Fn(&mut [f32], &[f32], &[f32]) -> f64 + Sync + Send,
 ) -> f64 {
     const CHUNK: usize = 1 << 14;
-    grad.par_chunks_mut(CHUNK)
-        .zip(a.par_chunks(CHUNK))
-        .zip(b.par_chunks(CHUNK))
-        .map(|((g, a), b)| f(g, a, b))
-        .sum()
+    ordered_sum(
+        grad.par_chunks_mut(CHUNK)
+            .zip(a.par_chunks(CHUNK))
+            .zip(b.par_chunks(CHUNK))
+            .map(|((g, a), b)| f(g, a, b)),
+    )
+}
+
+/// The parts' sum, added in order: rayon's own `sum` adds in an order
+/// that depends on scheduling, which would make the same seed give
+/// (slightly) different runs.
+fn ordered_sum(parts: impl IndexedParallelIterator<Item = f64>) -> f64 {
+    parts.collect::<Vec<f64>>().iter().sum()
 }
 
 /// Binary cross-entropy with logits, mean over every element.
@@ -224,23 +232,23 @@ fn ce(z: &[f32], y: &[f32], dims: [usize; 3], grad: &mut [f32]) -> f64 {
     let n = (b * plane).max(1) as f32;
     let lse = log_sum_exp(z, dims);
     let mass = target_mass(y, dims);
-    grad.par_chunks_mut(plane)
-        .zip(z.par_chunks(plane))
-        .zip(y.par_chunks(plane))
-        .enumerate()
-        .map(|(i, ((g, z), y))| {
-            let bi = i / c;
-            let (lse, mass) = (&lse[bi * plane..][..plane], &mass[bi * plane..][..plane]);
-            let mut s = 0.0f64;
-            for ((((g, &z), &y), &l), &m) in g.iter_mut().zip(z).zip(y).zip(lse).zip(mass) {
-                let logp = z - l;
-                s -= f64::from(y * logp);
-                *g += (exp_neg(-logp) * m - y) / n;
-            }
-            s
-        })
-        .sum::<f64>()
-        / f64::from(n)
+    ordered_sum(
+        grad.par_chunks_mut(plane)
+            .zip(z.par_chunks(plane))
+            .zip(y.par_chunks(plane))
+            .enumerate()
+            .map(|(i, ((g, z), y))| {
+                let bi = i / c;
+                let (lse, mass) = (&lse[bi * plane..][..plane], &mass[bi * plane..][..plane]);
+                let mut s = 0.0f64;
+                for ((((g, &z), &y), &l), &m) in g.iter_mut().zip(z).zip(y).zip(lse).zip(mass) {
+                    let logp = z - l;
+                    s -= f64::from(y * logp);
+                    *g += (exp_neg(-logp) * m - y) / n;
+                }
+                s
+            }),
+    ) / f64::from(n)
 }
 
 /// Soft Dice over the structures (all channels for multi-label; channels
@@ -368,43 +376,43 @@ fn focal(
             let n = (b * plane).max(1) as f64;
             let lse = log_sum_exp(z, dims);
             let mass = target_mass(y, dims);
-            grad.par_chunks_mut(c * plane)
-                .zip(z.par_chunks(c * plane))
-                .zip(y.par_chunks(c * plane))
-                .enumerate()
-                .map(|(bi, ((g, z), y))| {
-                    let lse = &lse[bi * plane..][..plane];
-                    let mass = &mass[bi * plane..][..plane];
-                    // log p_t = Σ_c y_c (z_c − lse) per pixel.
-                    let mut logp_t = vec![0.0f32; plane];
-                    for ch in 0..c {
-                        let (zr, yr) = (&z[ch * plane..][..plane], &y[ch * plane..][..plane]);
-                        for (((l, &z), &y), &s) in logp_t.iter_mut().zip(zr).zip(yr).zip(lse) {
-                            *l += y * (z - s);
+            ordered_sum(
+                grad.par_chunks_mut(c * plane)
+                    .zip(z.par_chunks(c * plane))
+                    .zip(y.par_chunks(c * plane))
+                    .enumerate()
+                    .map(|(bi, ((g, z), y))| {
+                        let lse = &lse[bi * plane..][..plane];
+                        let mass = &mass[bi * plane..][..plane];
+                        // log p_t = Σ_c y_c (z_c − lse) per pixel.
+                        let mut logp_t = vec![0.0f32; plane];
+                        for ch in 0..c {
+                            let (zr, yr) = (&z[ch * plane..][..plane], &y[ch * plane..][..plane]);
+                            for (((l, &z), &y), &s) in logp_t.iter_mut().zip(zr).zip(yr).zip(lse) {
+                                *l += y * (z - s);
+                            }
                         }
-                    }
-                    let mut value = 0.0f64;
-                    let slope: Vec<f32> = logp_t
-                        .iter()
-                        .map(|&l| {
-                            let (v, d) = focal_term(gamma, f64::from(l));
-                            value += v;
-                            (d / n) as f32
-                        })
-                        .collect();
-                    // d log p_t / dz_k = y_k − p_k Σ_c y_c.
-                    for ch in 0..c {
-                        let (zr, yr) = (&z[ch * plane..][..plane], &y[ch * plane..][..plane]);
-                        let gr = &mut g[ch * plane..][..plane];
-                        for (i, g) in gr.iter_mut().enumerate() {
-                            let p = exp_neg(lse[i] - zr[i]);
-                            *g += slope[i] * (yr[i] - p * mass[i]);
+                        let mut value = 0.0f64;
+                        let slope: Vec<f32> = logp_t
+                            .iter()
+                            .map(|&l| {
+                                let (v, d) = focal_term(gamma, f64::from(l));
+                                value += v;
+                                (d / n) as f32
+                            })
+                            .collect();
+                        // d log p_t / dz_k = y_k − p_k Σ_c y_c.
+                        for ch in 0..c {
+                            let (zr, yr) = (&z[ch * plane..][..plane], &y[ch * plane..][..plane]);
+                            let gr = &mut g[ch * plane..][..plane];
+                            for (i, g) in gr.iter_mut().enumerate() {
+                                let p = exp_neg(lse[i] - zr[i]);
+                                *g += slope[i] * (yr[i] - p * mass[i]);
+                            }
                         }
-                    }
-                    value
-                })
-                .sum::<f64>()
-                / n
+                        value
+                    }),
+            ) / n
         }
     }
 }
