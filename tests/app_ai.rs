@@ -1,7 +1,8 @@
 //! Models in the app, driven through egui_kittest as a user would: segment
 //! the open case and see the metrics table fill; drop a modality and see
 //! the Dice change; fine-tune with live curves, stop, restart, finish, and
-//! see the new model swapped in with before/after Dice. Training runs on
+//! see the new model swapped in with before/after Dice, for a U-Net and
+//! for a UME encoder. Training runs on
 //! the CPU backend; segmentation also on wgpu (lavapipe here).
 #![cfg(all(feature = "gui", feature = "ml"))]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
@@ -199,6 +200,52 @@ fn fine_tune_runs_on_wgpu() {
     assert_eq!(h.state().ai.curves.loss.len(), 3);
     assert!(h.state().ai.curves.loss.iter().all(|p| p[1].is_finite()));
     wait_for(&mut h, "re-segmentation on wgpu", |a| {
+        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
+    });
+}
+
+#[test]
+fn fine_tune_a_ume_encoder_and_swap_it_in() {
+    use ume::models::encoder::{UmeConfig, save_encoder};
+    let (mut app, tmp) = app_with(Kind::Brats);
+    let cfg = UmeConfig::new(4)
+        .with_embed_dim(16)
+        .with_num_heads(2)
+        .with_num_layers(1)
+        .with_patch_size(8)
+        .with_image_size([32, 32])
+        .with_max_keyframes(3)
+        .with_max_frames(64)
+        .with_voco_dim(8)
+        .with_label_ids(vec![1, 2, 4]);
+    let dir = tmp.path().join("encoder");
+    save_encoder(&dir, &cfg, &cfg.init(&device(DeviceChoice::Cpu))).unwrap();
+    let original = dir.display().to_string();
+    app.ai.model = original.clone();
+    app.ai.device = DeviceChoice::Cpu;
+    app.ai.steps = 5;
+    app.ai.out_root = Some(tmp.path().join("finetuned"));
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label("Start fine-tuning").click();
+    wait_for(&mut h, "encoder fine-tuning", |a| {
+        !a.ai.is_training() && a.ai.model != original
+    });
+    let msg = h.state().ai.message.clone();
+    assert_eq!(h.state().ai.curves.loss.len(), 5, "{msg}");
+    assert!(h.state().ai.curves.loss.iter().all(|p| p[1].is_finite()));
+    assert!(
+        !h.state().ai.curves.dice.is_empty(),
+        "validation Dice: {msg}"
+    );
+    // The swapped-in model is an encoder checkpoint that segments the scan.
+    let (saved, _) = ume::models::encoder::load_encoder(
+        std::path::Path::new(&h.state().ai.model),
+        &device(DeviceChoice::Cpu),
+    )
+    .unwrap();
+    assert_eq!(saved.label_ids, vec![1, 2, 4]);
+    wait_for(&mut h, "re-segmentation with the fine-tuned encoder", |a| {
         !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
     });
 }

@@ -2,7 +2,8 @@
 //! resume equals an uninterrupted run, cancel saves a resumable state, a
 //! diverging run and a panicking one end as errors, every shipped config
 //! parses and passes its checks, the CPU training engine trains as Burn's
-//! autodiff does, and `ume train` trains, saves and resumes.
+//! autodiff does, and `ume train` trains, saves, resumes and refuses to
+//! overwrite a trained model.
 #![cfg(feature = "ml")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -368,7 +369,7 @@ fn context_slices_train_and_segment_with_neighbouring_slices() {
 /// validation Dice, saves a model `ume segment` reads, and `--resume`
 /// continues from `last/`.
 #[test]
-fn ume_train_cli_trains_saves_and_resumes() {
+fn ume_train_cli_trains_saves_resumes_and_keeps_a_trained_model() {
     let tmp = tempfile::tempdir().unwrap();
     let data = tmp.path().join("ct");
     ume::phantom::generate(
@@ -382,12 +383,12 @@ fn ume_train_cli_trains_saves_and_resumes() {
     .unwrap();
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/unet_tiny_ct.json");
     let out = tmp.path().join("model");
-    let train = |steps: &str, resume: bool| {
+    let run = |out: &Path, steps: &str, resume: bool| {
         let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ume"));
         cmd.args(["train", "--config", config, "--data"])
             .arg(&data)
             .arg("--out")
-            .arg(&out)
+            .arg(out)
             .args(["--steps", steps, "--device", "cpu"]);
         if resume {
             cmd.arg("--resume");
@@ -398,15 +399,31 @@ fn ume_train_cli_trains_saves_and_resumes() {
             String::from_utf8_lossy(&o.stdout),
             String::from_utf8_lossy(&o.stderr)
         );
-        assert!(o.status.success(), "{log}");
+        (o.status.success(), log)
+    };
+    let train = |steps: &str, resume: bool| {
+        let (ok, log) = run(&out, steps, resume);
+        assert!(ok, "{log}");
         log
     };
     let log = train("4", false);
     assert!(log.contains("UME's training engine"), "{log}");
     assert!(log.contains("Dice score"), "{log}");
     assert!(out.join("model.bpk").is_file() && out.join("last/state.json").is_file());
+    // A new run into a folder holding a model is refused, the model kept.
+    let weights = std::fs::read(out.join("model.bpk")).unwrap();
+    let (ok, log) = run(&out, "2", false);
+    assert!(
+        !ok && log.contains("already holds a trained model"),
+        "{log}"
+    );
+    assert_eq!(std::fs::read(out.join("model.bpk")).unwrap(), weights);
     let log = train("6", true);
     assert!(log.contains("resumed at step 4"), "{log}");
+    // --resume with nothing to resume says so and starts a new run.
+    let (ok, log) = run(&tmp.path().join("fresh"), "1", true);
+    assert!(ok && log.contains("nothing to resume"), "{log}");
+    assert!(!log.contains("resumed at step"), "{log}");
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
         .args(["segment"])
         .arg(data.join("s0001"))

@@ -16,6 +16,8 @@ use crate::models::segment::SegmentError;
 use crate::models::{DeviceChoice, Segmenter, device};
 use crate::training::config::{LossConfig, SchedulerConfig};
 use crate::training::data::LabelledCase;
+use crate::training::ume::{UmeCase, spawn_ume_training, split_cases};
+use crate::training::ume_config::UmeTrainConfig;
 use crate::training::{
     Event, RunOptions, TrainConfig, TrainingData, TrainingHandle, spawn_training,
 };
@@ -496,6 +498,30 @@ fn finetune_config(
     Ok(c)
 }
 
+/// The encoder's fine-tuning configuration: the config file when given
+/// (a `configs/ume_*.json`), else the checkpoint's encoder with the quick
+/// settings.
+fn encoder_finetune_config(
+    ai: &AiState,
+    model: &crate::models::encoder::UmeConfig,
+) -> Result<UmeTrainConfig, String> {
+    if !ai.config_path.trim().is_empty() {
+        return UmeTrainConfig::load(std::path::Path::new(ai.config_path.trim()))
+            .map_err(|e| e.to_string());
+    }
+    let c = UmeTrainConfig::fine_tune(model, ai.steps, ai.learning_rate);
+    c.check()?;
+    Ok(c)
+}
+
+/// Every case of a dataset folder, loaded.
+fn folder_cases(folder: &std::path::Path) -> Result<Vec<crate::dataset::Case>, String> {
+    let ds = crate::dataset::open(folder).map_err(|e| e.to_string())?;
+    (0..ds.cases.len())
+        .map(|i| ds.load_case(i).map_err(|e| e.to_string()))
+        .collect()
+}
+
 /// Start fine-tuning the current model (data preparation and training on
 /// background threads).
 pub fn start_training(app: &mut UmeApp, ctx: &egui::Context) {
@@ -538,42 +564,62 @@ pub fn start_training(app: &mut UmeApp, ctx: &egui::Context) {
         .spawn(move || {
             let prep = || -> Result<TrainingHandle, String> {
                 let dev = device(choice);
-                let model_config = match Segmenter::load(&spec, &dev).map_err(|e| e.to_string())? {
-                    Segmenter::Unet(c, _) => c,
-                    Segmenter::Encoder(..) => {
-                        return Err("fine-tuning a UME encoder is not available yet (its training loop is still to come); pick a U-Net".into());
-                    }
-                };
                 let settings = AiState {
                     steps: quick.0,
                     learning_rate: quick.1,
                     config_path: quick.2,
                     ..AiState::default()
                 };
-                let config = finetune_config(&settings, &model_config)?;
-                let data = match case {
-                    Some(c) => TrainingData::from_labelled(&[c.labelled()], &config),
-                    None => {
-                        let ds = crate::dataset::open(&folder).map_err(|e| e.to_string())?;
-                        let cases = (0..ds.cases.len())
-                            .map(|i| ds.load_case(i).map_err(|e| e.to_string()))
-                            .collect::<Result<Vec<_>, _>>()?;
-                        TrainingData::from_cases(&cases, &config)
-                    }
-                }
-                .map_err(|e| e.to_string())?;
-                let same_net = serde_json::to_value(&config.model.network).ok()
-                    == serde_json::to_value(&model_config.network).ok();
-                let opts = RunOptions {
-                    out: out2,
-                    resume: false,
-                    device: dev,
-                    init: same_net.then_some(spec),
-                    cpu_engine: true,
-                };
                 let w = wake.clone();
-                spawn_training(config, Arc::new(data), opts, move || w.request_repaint())
-                    .map_err(|e| format!("could not start training: {e}"))
+                let repaint = move || w.request_repaint();
+                let spawned = match Segmenter::load(&spec, &dev).map_err(|e| e.to_string())? {
+                    Segmenter::Unet(model_config, _) => {
+                        let config = finetune_config(&settings, &model_config)?;
+                        let data = match case {
+                            Some(c) => TrainingData::from_labelled(&[c.labelled()], &config),
+                            None => TrainingData::from_cases(&folder_cases(&folder)?, &config),
+                        }
+                        .map_err(|e| e.to_string())?;
+                        let same_net = serde_json::to_value(&config.model.network).ok()
+                            == serde_json::to_value(&model_config.network).ok();
+                        let opts = RunOptions {
+                            out: out2,
+                            resume: false,
+                            device: dev,
+                            init: same_net.then_some(spec),
+                            cpu_engine: true,
+                        };
+                        spawn_training(config, Arc::new(data), opts, repaint)
+                    }
+                    Segmenter::Encoder(model_config, _) => {
+                        let config = encoder_finetune_config(&settings, &model_config)?;
+                        let cases = match case {
+                            Some(c) => vec![UmeCase::new(&c.labelled(), &config)],
+                            None => folder_cases(&folder)?
+                                .iter()
+                                .map(LabelledCase::from)
+                                .filter(|c| c.labels.is_some() || !c.frame_labels.is_empty())
+                                .map(|c| UmeCase::new(&c, &config))
+                                .collect(),
+                        }
+                        .into_iter()
+                        .collect::<Result<Vec<_>, _>>()
+                        .map_err(|e| e.to_string())?;
+                        if cases.is_empty() {
+                            return Err(format!("{}: no case has labels", folder.display()));
+                        }
+                        let (train, val) = split_cases(cases, config.data.val_fraction);
+                        let opts = RunOptions {
+                            out: out2,
+                            resume: false,
+                            device: dev,
+                            init: Some(spec),
+                            cpu_engine: true,
+                        };
+                        spawn_ume_training(config, train, val, opts, repaint)
+                    }
+                };
+                spawned.map_err(|e| format!("could not start training: {e}"))
             };
             let _ = tx.send(prep());
             wake.request_repaint();

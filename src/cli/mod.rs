@@ -96,10 +96,11 @@ enum Command {
         /// Dataset folder (BraTS, ACDC, TotalSegmentator, MSD, nnU-Net layouts).
         #[arg(long)]
         data: PathBuf,
-        /// Checkpoint folder to write.
+        /// Checkpoint folder to write (a new run refuses one that already
+        /// holds a trained model).
         #[arg(long)]
         out: PathBuf,
-        /// Continue from OUT/last.
+        /// Continue the run saved in OUT/last (a new run when there is none).
         #[arg(long)]
         resume: bool,
         /// Override the config's step count.

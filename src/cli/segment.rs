@@ -90,6 +90,12 @@ pub(super) fn train(
         .with_context(|| format!("reading {}", config_path.display()))?;
     let is_ume = serde_json::from_str::<serde_json::Value>(&text)
         .is_ok_and(|v| v["model"].get("embed_dim").is_some());
+    if resume && !crate::training::resumable(out) {
+        eprintln!(
+            "{}: nothing to resume (no last/ run state); starting a new run",
+            out.display()
+        );
+    }
     if is_ume {
         return train_ume(config_path, data, out, resume, steps, choice);
     }
@@ -205,12 +211,7 @@ fn train_ume(
             data.display()
         );
     }
-    let n_val = if cases.len() < 2 {
-        0
-    } else {
-        ((cases.len() as f64 * config.data.val_fraction).round() as usize).clamp(1, cases.len() - 1)
-    };
-    let val = cases.split_off(cases.len() - n_val);
+    let (cases, val) = crate::training::ume::split_cases(cases, config.data.val_fraction);
     eprintln!("training the UME encoder on {}", describe(choice));
     let opts = RunOptions {
         out: out.to_path_buf(),

@@ -269,10 +269,9 @@ fn train_inner(
     let last_dir = opts.out.join("last");
     let io =
         |path: &Path, e: std::io::Error| TrainError::Checkpoint(format!("{}: {e}", path.display()));
+    check_out(opts)?;
     std::fs::create_dir_all(&opts.out).map_err(|e| io(&opts.out, e))?;
-
-    let (mut model, mut optim, mut state) = if opts.resume && last_dir.join("state.json").is_file()
-    {
+    let (mut model, mut optim, mut state) = if opts.resume && resumable(&opts.out) {
         let mut state: State = read_state(&last_dir)?;
         state.schedule = state
             .schedule
@@ -504,6 +503,26 @@ fn save_last(
     )
 }
 
+/// Whether `out` holds a run that `RunOptions::resume` can continue
+/// (`out/last/state.json`).
+pub fn resumable(out: &Path) -> bool {
+    out.join("last").join("state.json").is_file()
+}
+
+/// Where a run may write: resuming needs nothing; a new run refuses an
+/// output folder that already holds a trained model or a resumable run,
+/// which it would overwrite (a typo in `--out` must not cost a training).
+/// Shared by the U-Net's and the encoder's training.
+pub(crate) fn check_out(opts: &RunOptions) -> Result<(), TrainError> {
+    if !opts.resume && (opts.out.join("config.json").is_file() || resumable(&opts.out)) {
+        return Err(TrainError::Config(format!(
+            "{} already holds a trained model; continue it with --resume, or choose another output folder",
+            opts.out.display()
+        )));
+    }
+    Ok(())
+}
+
 /// Write a resumable state folder atomically: `save_model` writes the
 /// weights into a temporary sibling folder, then the optimiser and `state`
 /// (as `state.json`) join them, and the folder replaces `dir`. Shared by the
@@ -602,6 +621,22 @@ pub fn spawn_training(
     opts: RunOptions,
     wake: impl Fn() + Send + 'static,
 ) -> std::io::Result<TrainingHandle> {
+    spawn_run(
+        move |cancel, emit| {
+            let _ = train(&config, &data, &opts, cancel, emit);
+        },
+        wake,
+    )
+}
+
+/// Run `run(cancel, emit)` on a thread named `ume-training`, its events
+/// sent to the handle and each followed by `wake()`. A panic arrives as
+/// `Finished(Err(Panicked))`. Shared by the U-Net's and the encoder's
+/// trainers, which emit `Finished` themselves.
+pub(crate) fn spawn_run(
+    run: impl FnOnce(&AtomicBool, &dyn Fn(Event)) + Send + 'static,
+    wake: impl Fn() + Send + 'static,
+) -> std::io::Result<TrainingHandle> {
     // Bounded only to satisfy the house rule; a run emits far fewer events
     // between two UI frames.
     let (tx, rx) = std::sync::mpsc::sync_channel(1 << 16);
@@ -614,10 +649,8 @@ pub fn spawn_training(
                 let _ = tx.send(e);
                 wake();
             };
-            let run = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                train(&config, &data, &opts, &flag, send)
-            }));
-            if let Err(panic) = run {
+            let ran = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| run(&flag, &send)));
+            if let Err(panic) = ran {
                 let msg = panic
                     .downcast_ref::<&str>()
                     .map(|s| (*s).to_string())

@@ -195,6 +195,36 @@ pub fn train_ume(
     result
 }
 
+/// Start [`train_ume`] on a thread named `ume-training`, as
+/// [`super::spawn_training`] does for the U-Net (the app's fine-tuning).
+pub fn spawn_ume_training(
+    config: UmeTrainConfig,
+    train: Vec<UmeCase>,
+    val: Vec<UmeCase>,
+    opts: RunOptions,
+    wake: impl Fn() + Send + 'static,
+) -> std::io::Result<super::TrainingHandle> {
+    super::spawn_run(
+        move |cancel, emit| {
+            let _ = train_ume(&config, &train, &val, &opts, cancel, emit);
+        },
+        wake,
+    )
+}
+
+/// Hold out the last `val_fraction` of the cases for validation: none with
+/// fewer than two cases (training then validates on its own cases), else
+/// at least one, leaving at least one to train on.
+pub fn split_cases(mut cases: Vec<UmeCase>, val_fraction: f64) -> (Vec<UmeCase>, Vec<UmeCase>) {
+    let n_val = if cases.len() < 2 {
+        0
+    } else {
+        ((cases.len() as f64 * val_fraction).round() as usize).clamp(1, cases.len() - 1)
+    };
+    let val = cases.split_off(cases.len() - n_val);
+    (cases, val)
+}
+
 fn train_inner(
     config: &UmeTrainConfig,
     train: &[UmeCase],
@@ -354,7 +384,8 @@ fn starting_point(
             .init()
     };
     let last_dir = opts.out.join("last");
-    Ok(if opts.resume && last_dir.join("state.json").is_file() {
+    super::check_out(opts)?;
+    Ok(if opts.resume && super::resumable(&opts.out) {
         let state: UmeState = super::read_state(&last_dir)?;
         let (saved, model) = crate::models::encoder::load_encoder(&last_dir, device)?;
         if serde_json::to_value(&saved).ok() != serde_json::to_value(&config.model).ok() {

@@ -157,6 +157,31 @@ fn default_lambda() -> f64 {
 }
 
 impl UmeTrainConfig {
+    /// Supervised fine-tuning of an encoder with `model`'s configuration
+    /// (the app's quick settings): `steps` AdamW steps at `learning_rate`
+    /// after a warm-up of a tenth of the run, validation five times a run,
+    /// the seed's loss weights.
+    pub fn fine_tune(model: &UmeConfig, steps: usize, learning_rate: f64) -> UmeTrainConfig {
+        let steps = steps.max(1);
+        let [x, y] = model.image_size;
+        UmeTrainConfig {
+            model: model.clone(),
+            data: UmeDataConfig {
+                target_size: [x, y, model.max_frames],
+                ..UmeDataConfig::default()
+            },
+            training: UmeTrainingConfig {
+                mode: UmeMode::Supervised,
+                steps,
+                learning_rate,
+                warmup_steps: (steps / 10).max(1),
+                val_every: (steps / 5).max(1),
+                ..UmeTrainingConfig::default()
+            },
+            voco: None,
+        }
+    }
+
     /// Read and check a config file.
     pub fn load(path: &Path) -> Result<UmeTrainConfig, ConfigError> {
         super::config::load_checked(path, "a UME config", UmeTrainConfig::check)
