@@ -162,6 +162,10 @@ fn keyframes_with_an_encoder_checkpoint() {
 
 /// The tiny supervised encoder config at 32×32 and three BraTS phantom
 /// cases of `seed`, ready for `train_ume`.
+/// Training seeds the backend's global random stream; tests that train
+/// run one at a time so their draws cannot interleave.
+static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
+
 fn tiny_supervised(
     seed: u64,
     steps: usize,
@@ -199,6 +203,7 @@ fn tiny_supervised(
 
 #[test]
 fn supervised_encoder_training_lowers_the_loss_and_saves_a_usable_checkpoint() {
+    let _serial = SEEDED.lock();
     use std::sync::atomic::AtomicBool;
     use ume::training::ume::train_ume;
     use ume::training::{Event, RunOptions};
@@ -252,7 +257,53 @@ fn supervised_encoder_training_lowers_the_loss_and_saves_a_usable_checkpoint() {
 /// A cancelled encoder run saves `last/`, and `--resume` continues it to
 /// the same losses and the same best score as one uninterrupted run.
 #[test]
+fn a_step_averages_data_batch_size_volumes() {
+    let _serial = SEEDED.lock();
+    use std::sync::atomic::AtomicBool;
+    use ume::training::ume::train_ume;
+    use ume::training::{Event, RunOptions};
+    let (mut config, cases) = tiny_supervised(320, 4, 100);
+    // No update (learning rate 0), so the losses depend on the draws only:
+    // two volumes per step see the draws of two one-volume steps.
+    config.training.learning_rate = 0.0;
+    config.training.weight_decay = 0.0;
+    let tmp = tempfile::tempdir().unwrap();
+    let losses = |config: &ume::training::ume_config::UmeTrainConfig, dir: &str| {
+        let o = RunOptions {
+            out: tmp.path().join(dir),
+            resume: false,
+            device: device(DeviceChoice::Cpu),
+            init: None,
+            cpu_engine: true,
+        };
+        let mut losses = Vec::new();
+        train_ume(config, &cases, &[], &o, &AtomicBool::new(false), |e| {
+            if let Event::Step { loss, .. } = e {
+                losses.push(loss);
+            }
+        })
+        .unwrap();
+        losses
+    };
+    config.data.batch_size = 1;
+    let single = losses(&config, "one");
+    config.data.batch_size = 2;
+    config.training.steps = 2;
+    let paired = losses(&config, "two");
+    assert_eq!((single.len(), paired.len()), (4, 2));
+    for (k, &p) in paired.iter().enumerate() {
+        let mean = (single[2 * k] + single[2 * k + 1]) / 2.0;
+        assert!(
+            (p - mean).abs() <= 1e-5 * mean.abs(),
+            "{paired:?} vs {single:?}"
+        );
+    }
+    assert!(single[0] != single[1], "the two draws differ: {single:?}");
+}
+
+#[test]
 fn encoder_training_cancels_resumably_and_resumes_exactly() {
+    let _serial = SEEDED.lock();
     use std::sync::atomic::{AtomicBool, Ordering};
     use ume::training::ume::train_ume;
     use ume::training::{Event, RunOptions, TrainError};
@@ -323,6 +374,7 @@ fn encoder_training_cancels_resumably_and_resumes_exactly() {
 
 #[test]
 fn voco_pretraining_learns_overlaps_and_initialises_fine_tuning() {
+    let _serial = SEEDED.lock();
     use std::sync::atomic::AtomicBool;
     use ume::training::data::LabelledCase;
     use ume::training::ume::{UmeCase, train_ume};

@@ -30,7 +30,7 @@ use super::{Event, RunOptions, Summary, TrainError};
 use crate::models::OutputMode;
 use crate::models::encoder::{UmeEncoder, frames_of, input_values, save_encoder};
 use crate::models::segment::nearest;
-use burn::optim::{AdamWConfig, GradientsParams, ModuleOptimizer};
+use burn::optim::{AdamWConfig, GradientsAccumulator, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
@@ -293,30 +293,48 @@ fn train_inner(
             });
         }
         let clock = Instant::now();
-        let rng = &mut state.rng;
-        let case = &train[rng.below(train.len())];
-        let (loss, terms) = match (&config.training.mode, &config.voco) {
-            (UmeMode::Voco, Some(v)) => voco_loss(&model, case, config, v, rng, &device),
-            _ => supervised_loss(&model, case, config, &ids, rng, &device),
-        };
-        let value = loss.clone().into_scalar::<f32>();
-        if !value.is_finite() {
-            return Err(TrainError::Diverged { step, loss: value });
+        // `data.batch_size` volumes, their losses averaged: one backward
+        // per volume, the gradients accumulated.
+        let batch = config.data.batch_size.max(1);
+        let share = 1.0 / batch as f64;
+        let mut accumulator = GradientsAccumulator::new();
+        let mut value = 0.0f32;
+        let mut terms: Vec<(&'static str, f32)> = Vec::new();
+        for _ in 0..batch {
+            let rng = &mut state.rng;
+            let case = &train[rng.below(train.len())];
+            let (loss, case_terms) = match (&config.training.mode, &config.voco) {
+                (UmeMode::Voco, Some(v)) => voco_loss(&model, case, config, v, rng, &device),
+                _ => supervised_loss(&model, case, config, &ids, rng, &device),
+            };
+            let loss = if batch > 1 { loss * share } else { loss };
+            let case_value = loss.clone().into_scalar::<f32>();
+            if !case_value.is_finite() {
+                return Err(TrainError::Diverged {
+                    step,
+                    loss: case_value,
+                });
+            }
+            value += case_value;
+            for (i, (name, t)) in case_terms.into_iter().enumerate() {
+                let t = t.into_scalar::<f32>() * share as f32;
+                match terms.get_mut(i) {
+                    Some((_, sum)) => *sum += t,
+                    None => terms.push((name, t)),
+                }
+            }
+            accumulator.accumulate(&model, GradientsParams::from_grads(loss.backward(), &model));
         }
         final_loss = value;
         let lr = schedule.lr(step);
-        let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(lr, model, grads);
+        model = optim.step(lr, model, accumulator.grads());
         state.next_step = step + 1;
         emit(Event::Step {
             step,
             loss: value,
             lr,
-            images_per_s: 1.0 / clock.elapsed().as_secs_f64().max(1e-9),
-            terms: terms
-                .into_iter()
-                .map(|(name, t)| (name, t.into_scalar::<f32>()))
-                .collect(),
+            images_per_s: batch as f64 / clock.elapsed().as_secs_f64().max(1e-9),
+            terms,
         });
         let last = step + 1 == t.steps;
         if (step + 1) % t.val_every.max(1) == 0 || last {

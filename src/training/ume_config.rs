@@ -32,7 +32,8 @@ pub struct UmeDataConfig {
     /// Volumes are resampled to this `[x, y, frames]` (the seed reads
     /// 256×256×128 whole).
     pub target_size: [usize; 3],
-    /// Volumes per step.
+    /// Volumes per step: their losses are averaged (gradients accumulated
+    /// one volume at a time, so memory stays that of one volume).
     pub batch_size: usize,
     /// Share of cases held out.
     pub val_fraction: f64,
@@ -158,7 +159,8 @@ fn default_lambda() -> f64 {
 
 impl UmeTrainConfig {
     /// Supervised fine-tuning of an encoder with `model`'s configuration
-    /// (the app's quick settings): `steps` AdamW steps at `learning_rate`
+    /// (the app's quick settings): `steps` AdamW steps of one volume at
+    /// `learning_rate`
     /// after a warm-up of a tenth of the run, validation five times a run,
     /// the seed's loss weights.
     pub fn fine_tune(model: &UmeConfig, steps: usize, learning_rate: f64) -> UmeTrainConfig {
@@ -168,6 +170,7 @@ impl UmeTrainConfig {
             model: model.clone(),
             data: UmeDataConfig {
                 target_size: [x, y, model.max_frames],
+                batch_size: 1,
                 ..UmeDataConfig::default()
             },
             training: UmeTrainingConfig {
@@ -227,6 +230,9 @@ impl UmeTrainConfig {
             if v.temperature <= 0.0 {
                 return Err("voco.temperature must be positive".into());
             }
+        }
+        if self.data.batch_size == 0 || self.training.steps == 0 {
+            return Err("data.batch_size and training.steps must be at least 1".into());
         }
         Ok(())
     }
