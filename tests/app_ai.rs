@@ -39,6 +39,24 @@ fn tiny_checkpoint(dir: &std::path::Path) -> String {
     dir.display().to_string()
 }
 
+/// A small random UME encoder checkpoint for BraTS-style cases (4
+/// modalities, labels 1/2/4).
+fn tiny_encoder(dir: &std::path::Path) -> String {
+    use ume::models::encoder::{UmeConfig, save_encoder};
+    let cfg = UmeConfig::new(4)
+        .with_embed_dim(16)
+        .with_num_heads(2)
+        .with_num_layers(1)
+        .with_patch_size(8)
+        .with_image_size([32, 32])
+        .with_max_keyframes(3)
+        .with_max_frames(64)
+        .with_voco_dim(8)
+        .with_label_ids(vec![1, 2, 4]);
+    save_encoder(dir, &cfg, &cfg.init(&device(DeviceChoice::Cpu))).unwrap();
+    dir.display().to_string()
+}
+
 fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
     common::harness(app, 1400.0, 1000.0)
 }
@@ -206,21 +224,8 @@ fn fine_tune_runs_on_wgpu() {
 
 #[test]
 fn fine_tune_a_ume_encoder_and_swap_it_in() {
-    use ume::models::encoder::{UmeConfig, save_encoder};
     let (mut app, tmp) = app_with(Kind::Brats);
-    let cfg = UmeConfig::new(4)
-        .with_embed_dim(16)
-        .with_num_heads(2)
-        .with_num_layers(1)
-        .with_patch_size(8)
-        .with_image_size([32, 32])
-        .with_max_keyframes(3)
-        .with_max_frames(64)
-        .with_voco_dim(8)
-        .with_label_ids(vec![1, 2, 4]);
-    let dir = tmp.path().join("encoder");
-    save_encoder(&dir, &cfg, &cfg.init(&device(DeviceChoice::Cpu))).unwrap();
-    let original = dir.display().to_string();
+    let original = tiny_encoder(&tmp.path().join("encoder"));
     app.ai.model = original.clone();
     app.ai.device = DeviceChoice::Cpu;
     app.ai.steps = 5;
@@ -252,20 +257,9 @@ fn fine_tune_a_ume_encoder_and_swap_it_in() {
 
 #[test]
 fn encoder_reports_keyframes_fusion_weights_and_modality_gates() {
-    use ume::models::encoder::{UmeConfig, save_encoder};
     let (mut app, tmp) = app_with(Kind::Brats);
-    let cfg = UmeConfig::new(4)
-        .with_embed_dim(16)
-        .with_num_heads(2)
-        .with_num_layers(1)
-        .with_patch_size(8)
-        .with_image_size([32, 32])
-        .with_max_keyframes(3)
-        .with_max_frames(64)
-        .with_voco_dim(8);
     let dir = tmp.path().join("encoder");
-    save_encoder(&dir, &cfg, &cfg.init(&device(DeviceChoice::Cpu))).unwrap();
-    app.ai.encoder_path = dir.display().to_string();
+    app.ai.encoder_path = tiny_encoder(&dir);
     app.ai.device = DeviceChoice::Cpu;
     let mut h = harness(app);
     h.step();
