@@ -9,6 +9,8 @@ use ume::models::encoder::{UmeConfig, save_encoder};
 use ume::models::{DeviceChoice, device};
 use ume::phantom::{Kind, Size, generate};
 
+mod cli;
+
 fn tiny(channels: usize) -> UmeConfig {
     UmeConfig::new(channels)
         .with_embed_dim(16)
@@ -451,26 +453,11 @@ fn ume_train_logs_the_seeds_figures_and_bench_encoder_times_a_volume() {
     let data = tmp.path().join("acdc");
     generate(Kind::Acdc, Size::Small, 21, 3, &data, |_, _| {}).unwrap();
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/ume_tiny_acdc.json");
-    let ume = |args: &[&str]| {
-        std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
-            .args(args)
-            .output()
-            .unwrap()
-    };
     let out = tmp.path().join("enc");
     // `ume train` for `steps` steps (and `extra` flags): its whole log.
     let train = |steps: &str, extra: &[&str]| {
-        let (data, out) = (data.to_str().unwrap(), out.to_str().unwrap());
-        let mut args = vec!["train", "--config", config, "--data", data, "--out", out];
-        args.extend(["--steps", steps, "--device", "cpu"]);
-        args.extend(extra);
-        let o = ume(&args);
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        assert!(o.status.success(), "{log}");
+        let (ok, log) = cli::train(config, &data, &out, steps, extra);
+        assert!(ok, "{log}");
         log
     };
     let log = train("6", &[]);
@@ -484,17 +471,15 @@ fn ume_train_logs_the_seeds_figures_and_bench_encoder_times_a_volume() {
     let log = train("8", &["--resume"]);
     assert!(log.contains("resumed at step 6"), "{log}");
     // The encoder benchmark on a small config: one line per device.
-    let o = ume(&[
+    let (ok, text) = cli::ume([
         "bench", "encoder", "--config", config, "--frames", "8", "--reps", "1",
     ]);
-    let text = String::from_utf8_lossy(&o.stdout);
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(ok, "{text}");
     assert!(
         text.contains("CPU (flex)") && text.contains("s per volume"),
         "{text}"
     );
     // Frames beyond the config's max_frames are refused.
-    let o = ume(&["bench", "encoder", "--config", config, "--frames", "999"]);
-    assert!(!o.status.success());
-    assert!(String::from_utf8_lossy(&o.stderr).contains("max_frames"));
+    let (ok, text) = cli::ume(["bench", "encoder", "--config", config, "--frames", "999"]);
+    assert!(!ok && text.contains("max_frames"), "{text}");
 }

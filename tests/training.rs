@@ -16,6 +16,8 @@ use ume::training::{
     Event, RunOptions, TrainConfig, TrainError, TrainingData, spawn_training, train,
 };
 
+mod cli;
+
 /// Training seeds the backend's global random stream; tests that train
 /// run one at a time so their draws cannot interleave.
 static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
@@ -384,22 +386,8 @@ fn ume_train_cli_trains_saves_resumes_and_keeps_a_trained_model() {
     let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/unet_tiny_ct.json");
     let out = tmp.path().join("model");
     let run = |out: &Path, steps: &str, resume: bool| {
-        let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_ume"));
-        cmd.args(["train", "--config", config, "--data"])
-            .arg(&data)
-            .arg("--out")
-            .arg(out)
-            .args(["--steps", steps, "--device", "cpu"]);
-        if resume {
-            cmd.arg("--resume");
-        }
-        let o = cmd.output().unwrap();
-        let log = format!(
-            "{}{}",
-            String::from_utf8_lossy(&o.stdout),
-            String::from_utf8_lossy(&o.stderr)
-        );
-        (o.status.success(), log)
+        let extra: &[&str] = if resume { &["--resume"] } else { &[] };
+        cli::train(config, &data, out, steps, extra)
     };
     let train = |steps: &str, resume: bool| {
         let (ok, log) = run(&out, steps, resume);
