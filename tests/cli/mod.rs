@@ -6,10 +6,13 @@
 use std::ffi::OsStr;
 use std::path::Path;
 
-/// `ume ARGS…`: whether it succeeded, and its log (stdout, then stderr).
+/// `ume ARGS…` as on a machine without a display session (no
+/// `XDG_RUNTIME_DIR`): whether it succeeded, and its log (stdout, then
+/// stderr).
 pub fn ume<S: AsRef<OsStr>>(args: impl IntoIterator<Item = S>) -> (bool, String) {
     let o = std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
         .args(args)
+        .env_remove("XDG_RUNTIME_DIR")
         .output()
         .unwrap();
     let log = format!(
