@@ -1,5 +1,6 @@
 //! Models in the app, driven through egui_kittest as a user would: segment
-//! the open case and see the metrics table fill; drop a modality and see
+//! the open case and see the metrics table fill, or cancel a running
+//! segmentation; drop a modality and see
 //! the Dice change; fine-tune with live curves, stop, restart, finish, and
 //! see the new model swapped in with before/after Dice, for a U-Net and
 //! for a UME encoder. Training runs on
@@ -109,6 +110,37 @@ fn segment_the_demo_case_fills_the_table_and_the_what_if_compares_modalities() {
         with > 0.9 && without < with,
         "enhancing: {with} -> {without}"
     );
+}
+
+#[test]
+fn cancel_stops_a_running_segmentation() {
+    let (mut app, tmp) = app_with(Kind::Brats);
+    // The seed's full-width U-Net at 256×256: a batch takes about a second
+    // here, so the run is still going when the click lands.
+    let config = SegmenterConfig {
+        network: UNet2dConfig::new(4, 4).with_output(OutputMode::MultiClass),
+        size: 256,
+        norm: InputNorm::ZScore,
+        label_ids: vec![1, 2, 4],
+        context_slices: 0,
+    };
+    let dir = tmp.path().join("wide");
+    let dev = device(DeviceChoice::Cpu);
+    save_checkpoint(&dir, &config, &config.network.init(&dev)).unwrap();
+    app.ai.model = dir.display().to_string();
+    app.ai.device = DeviceChoice::Cpu;
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label("Segment").click();
+    wait_for(&mut h, "the first batch", |a| {
+        a.ai.segment_progress().is_some_and(|(done, _)| done > 0)
+    });
+    h.get_by_label("Cancel").click();
+    wait_for(&mut h, "the cancel", |a| !a.ai.is_busy());
+    assert!(h.state().ai.segment_progress().is_none(), "the job is over");
+    let msg = &h.state().ai.message;
+    assert!(msg.contains("cancelled"), "{msg}");
+    assert!(h.state().doc.as_ref().unwrap().prediction.is_none());
 }
 
 #[test]
