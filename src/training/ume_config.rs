@@ -160,9 +160,8 @@ fn default_lambda() -> f64 {
 impl UmeTrainConfig {
     /// Supervised fine-tuning of an encoder with `model`'s configuration
     /// (the app's quick settings): `steps` AdamW steps of one volume at
-    /// `learning_rate`
-    /// after a warm-up of a tenth of the run, validation five times a run,
-    /// the seed's loss weights.
+    /// `learning_rate` after a warm-up of a tenth of the run, validation
+    /// five times a run, the seed's loss weights.
     pub fn fine_tune(model: &UmeConfig, steps: usize, learning_rate: f64) -> UmeTrainConfig {
         let steps = steps.max(1);
         let [x, y] = model.image_size;
