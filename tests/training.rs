@@ -415,15 +415,18 @@ fn ume_train_cli_trains_saves_resumes_and_keeps_a_trained_model() {
     let (ok, log) = run(&tmp.path().join("fresh"), "1", true);
     assert!(ok && log.contains("nothing to resume"), "{log}");
     assert!(!log.contains("resumed at step"), "{log}");
-    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
-        .args(["segment"])
-        .arg(data.join("s0001"))
-        .arg("-o")
-        .arg(tmp.path().join("pred.nii.gz"))
-        .arg("--model")
-        .arg(&out)
-        .output()
-        .unwrap();
-    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    assert!(tmp.path().join("pred.nii.gz").is_file());
+    let pred = tmp.path().join("pred.nii.gz");
+    let (ok, log) = cli::ume([
+        "segment".as_ref(),
+        data.join("s0001").as_os_str(),
+        "-o".as_ref(),
+        pred.as_os_str(),
+        "--model".as_ref(),
+        out.as_os_str(),
+        "--device".as_ref(),
+        "cpu".as_ref(),
+    ]);
+    assert!(ok, "{log}");
+    assert!(log.contains("UME's inference engine"), "{log}");
+    assert!(pred.is_file());
 }

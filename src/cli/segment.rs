@@ -45,7 +45,13 @@ pub(super) fn run(
     let dev = device(choice);
     let model = crate::models::Segmenter::load(&spec, &dev)?;
     let refs: Vec<&crate::volume::Volume> = volumes.iter().take(model.in_channels()).collect();
-    eprintln!("segmenting with {spec} on {}", describe(choice));
+    let on = match &model {
+        crate::models::Segmenter::Unet(..) if crate::models::is_cpu(&dev) => {
+            "the CPU (UME's inference engine)".to_string()
+        }
+        _ => describe(choice),
+    };
+    eprintln!("segmenting with {spec} on {on}");
     let total = refs.first().map_or(0, |v| v.dims[2] * v.frames.max(1));
     let bar = super::progress_bar(total as u64, "segmenting slices");
     let labels = model.segment(&refs, &dev, batch, |done, _| {
