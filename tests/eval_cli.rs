@@ -1,5 +1,6 @@
-//! `ume eval` as a user runs it: a pair of label files and two folders of
-//! phantom cases; JSON fields, ranking, and clear errors.
+//! `ume eval` as a user runs it: a pair of label files, a label file against
+//! a dataset case folder, and two folders of phantom cases; JSON fields,
+//! ranking, and clear errors.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
 use serde_json::Value;
@@ -143,6 +144,38 @@ fn two_folders_of_phantom_cases_rank_structures() {
         "ranked best first: {dice:?}"
     );
     assert_eq!(agg[0]["detection_rate"]["0.1"].as_f64(), Some(1.0));
+}
+
+#[test]
+fn a_file_against_a_totalsegmentator_case_folder() {
+    let tmp = tempfile::tempdir().unwrap();
+    let cases = generate(Kind::TotalSeg, Size::Small, 9, 2, tmp.path(), |_, _| {}).unwrap();
+    // The case's ground truth as the layout assembles it from its masks.
+    let case = ume::dataset::open(&cases[0]).unwrap().load_case(0).unwrap();
+    let pred = tmp.path().join("pred.nii.gz");
+    ume::io::save_labels(&shifted(case.labels.as_ref().unwrap(), 2), &pred).unwrap();
+    let j = json(&ume(&[
+        "eval",
+        "--pred",
+        p(&pred),
+        "--gt",
+        p(&cases[0]),
+        "--json",
+    ]));
+    let structures = j["structures"].as_array().unwrap();
+    let names: Vec<&str> = structures
+        .iter()
+        .map(|s| s["name"].as_str().unwrap())
+        .collect();
+    assert!(names.contains(&"liver"), "named by the layout: {names:?}");
+    let liver = structures.iter().find(|s| s["name"] == "liver").unwrap();
+    let dice = liver["dice"].as_f64().unwrap();
+    assert!(dice > 0.5 && dice < 1.0, "a 2-voxel shift: {dice}");
+    // A dataset of several cases is not one ground truth.
+    let out = ume(&["eval", "--pred", p(&pred), "--gt", p(tmp.path())]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("2 cases"), "{err}");
 }
 
 #[test]

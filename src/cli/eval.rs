@@ -1,6 +1,8 @@
 //! `ume eval`: per-structure metrics of a prediction against ground truth,
-//! for one pair of label files or for two folders (files matched by their
-//! path relative to each folder).
+//! for one pair of label files, for a label file against a dataset case
+//! folder (its ground truth as the dataset layout assembles it, e.g. a
+//! TotalSegmentator case's 117 masks, named by the layout's table), or for
+//! two folders (files matched by their path relative to each folder).
 
 use crate::metrics::{self, EvalOptions, Evaluation};
 use crate::volume::LabelTable;
@@ -14,7 +16,9 @@ pub(super) struct EvalArgs {
     /// Predicted label map (or a folder of them).
     #[arg(long)]
     pub pred: PathBuf,
-    /// Ground-truth label map (or a folder with the same relative paths).
+    /// Ground-truth label map, a dataset case folder (BraTS, TotalSegmentator,
+    /// …: its labels as the layout assembles them), or a folder with the
+    /// same relative paths as a --pred folder.
     #[arg(long)]
     pub gt: PathBuf,
     /// Label names: a label-table JSON file or totalseg, brats, brats2023, acdc.
@@ -89,14 +93,57 @@ pub(super) fn run(a: &EvalArgs) -> Result<()> {
     match (a.pred.is_dir(), a.gt.is_dir()) {
         (false, false) => single(a, &table, &opts),
         (true, true) => folders(a, &table, &opts),
-        _ => bail!("--pred and --gt must both be files or both be folders"),
+        (false, true) => against_case(a, table, &opts),
+        (true, false) => bail!(
+            "--pred {} is a folder but --gt {} is not: give two folders, or a prediction file",
+            a.pred.display(),
+            a.gt.display()
+        ),
     }
 }
 
 fn single(a: &EvalArgs, table: &LabelTable, opts: &EvalOptions) -> Result<()> {
-    let e = evaluate_pair(&a.pred, &a.gt, table, opts)?;
+    report(a, &evaluate_pair(&a.pred, &a.gt, table, opts)?)
+}
+
+/// A prediction file against the ground truth of the dataset case folder
+/// `--gt`, named by the layout's label table unless --labels says otherwise.
+fn against_case(a: &EvalArgs, table: LabelTable, opts: &EvalOptions) -> Result<()> {
+    let ds = crate::dataset::open(&a.gt)?;
+    if ds.cases.len() != 1 {
+        bail!(
+            "--gt {} holds {} cases: give one case folder (or a folder of label files with a --pred folder)",
+            a.gt.display(),
+            ds.cases.len()
+        );
+    }
+    let case = ds.load_case(0)?;
+    let Some(g) = case.labels else {
+        bail!(
+            "--gt {}: case {} has no 3D label map{}",
+            a.gt.display(),
+            case.id,
+            if case.frame_labels.is_empty() {
+                ""
+            } else {
+                " (only labelled frames of a cine: compare a frame's label file)"
+            }
+        );
+    };
+    let p = crate::io::load_labels(&a.pred)?;
+    crate::dataset::check_same_grid(&a.gt, g.dims, &g.geometry, &a.pred, p.dims, &p.geometry)?;
+    let table = if a.labels.is_some() {
+        table
+    } else {
+        case.table
+    };
+    report(a, &metrics::evaluate(&p, &g, &table, opts)?)
+}
+
+/// Print one evaluation (a table, or JSON with --json) and write its CSV.
+fn report(a: &EvalArgs, e: &Evaluation) -> Result<()> {
     if let Some(path) = &a.csv {
-        let text = metrics::csv(&[("", &e)]);
+        let text = metrics::csv(&[("", e)]);
         crate::io::write_atomic(path, text.as_bytes())?;
     }
     if a.json {
