@@ -179,6 +179,20 @@ fn a_file_against_a_totalsegmentator_case_folder() {
 }
 
 #[test]
+fn an_unwritable_output_is_named_once() {
+    let tmp = tempfile::tempdir().unwrap();
+    let seg = tmp.path().join("seg.nii.gz");
+    let case = ume::phantom::brats_case(3, 1, Size::Small);
+    ume::io::save_labels(&case.labels, &seg).unwrap();
+    let csv = tmp.path().join("no/such/folder/metrics.csv");
+    let out = ume(&["eval", "--pred", p(&seg), "--gt", p(&seg), "--csv", p(&csv)]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("metrics.csv"), "{err}");
+    assert_eq!(err.matches("No such file").count(), 1, "{err}");
+}
+
+#[test]
 fn grids_that_differ_name_both_files() {
     let tmp = tempfile::tempdir().unwrap();
     let a = ume::phantom::acdc_case(1, 1, Size::Small);

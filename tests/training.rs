@@ -415,7 +415,8 @@ fn ume_train_cli_trains_saves_resumes_and_keeps_a_trained_model() {
     let (ok, log) = run(&tmp.path().join("fresh"), "1", true);
     assert!(ok && log.contains("nothing to resume"), "{log}");
     assert!(!log.contains("resumed at step"), "{log}");
-    let pred = tmp.path().join("pred.nii.gz");
+    // Into a folder that does not exist yet: it is created.
+    let pred = tmp.path().join("predictions/ct/pred.nii.gz");
     let (ok, log) = cli::ume([
         "segment".as_ref(),
         data.join("s0001").as_os_str(),

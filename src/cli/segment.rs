@@ -15,6 +15,10 @@ pub(super) fn run(
     choice: DeviceChoice,
     batch: usize,
 ) -> Result<()> {
+    // The output's folder first, so a bad -o fails before the slices run.
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
     let (volumes, layout) = if input.is_dir() {
         let ds = crate::dataset::open(input)?;
         let case = ds.load_case(0)?;
