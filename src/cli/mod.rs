@@ -46,7 +46,8 @@ enum Command {
         at: Vec<Vec<usize>>,
     },
     /// Per-structure metrics (Dice, IoU, HD95, NSD, ASSD, volumes) of a
-    /// prediction against ground truth: two label files or two folders.
+    /// prediction against ground truth: two label files, a label file and
+    /// a dataset case folder, or two folders.
     Eval(eval::EvalArgs),
     /// Select keyframes: time frames of a cine, or z slices of a volume.
     Keyframes {
@@ -66,8 +67,9 @@ enum Command {
         #[arg(long)]
         json: bool,
     },
-    /// Segment a file or dataset case with a U-Net checkpoint, slice by
-    /// slice (frame by frame for 4D), writing labels on the input's grid.
+    /// Segment a file or dataset case with a U-Net or UME encoder checkpoint
+    /// or a bundled demo, slice by slice (frame by frame for 4D), writing
+    /// labels on the input's grid.
     #[cfg(feature = "ml")]
     Segment {
         /// A NIfTI file or a dataset case folder (channels in modality order).
@@ -86,8 +88,9 @@ enum Command {
         #[arg(long, default_value_t = 8)]
         batch: usize,
     },
-    /// Train a U-Net on a labelled dataset folder from a JSON config
-    /// (configs/unet_*.json); the best model is saved as the checkpoint.
+    /// Train a U-Net (configs/unet_*.json) or the UME encoder
+    /// (configs/ume_*.json) on a labelled dataset folder; the best model is
+    /// saved as the checkpoint.
     #[cfg(feature = "ml")]
     Train {
         /// Training configuration (model / data / training sections).
