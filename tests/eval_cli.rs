@@ -176,6 +176,20 @@ fn a_file_against_a_totalsegmentator_case_folder() {
     assert!(!out.status.success());
     let err = String::from_utf8_lossy(&out.stderr);
     assert!(err.contains("2 cases"), "{err}");
+    // A cine labels only some frames: no 3D ground truth to compare with.
+    let acdc = generate(
+        Kind::Acdc,
+        Size::Small,
+        9,
+        1,
+        &tmp.path().join("acdc"),
+        |_, _| {},
+    )
+    .unwrap();
+    let out = ume(&["eval", "--pred", p(&pred), "--gt", p(&acdc[0])]);
+    assert!(!out.status.success());
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("labelled frames"), "{err}");
 }
 
 #[test]

@@ -1043,7 +1043,7 @@ fn register_up(
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::models::{DeviceChoice, UNet2dConfig, device};
+    use crate::models::{DeviceChoice, UNet2dConfig, device, max_abs, max_abs_diff};
     use crate::training::loss::bce;
     use burn::module::ModuleVisitor;
     use burn::optim::AdamConfig;
@@ -1058,10 +1058,6 @@ mod tests {
             let grad = self.0.get::<D>(param.id).map(values);
             self.1.push((format!("{:?}", param.dims()), grad));
         }
-    }
-
-    fn max_abs(v: &[f32]) -> f32 {
-        v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
     }
 
     #[test]
@@ -1105,11 +1101,7 @@ mod tests {
         let (logits, pass) = trainer.forward(&b, &values(x.clone()), n, h, w);
         let want_logits = values(want_logits);
         let scale = max_abs(&want_logits);
-        let worst = logits
-            .iter()
-            .zip(&want_logits)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0f32, f32::max);
+        let worst = max_abs_diff(&logits, &want_logits);
         assert!(worst <= 1e-4 * scale.max(1.0), "logits differ by {worst}");
         let lt = Tensor::<4>::from_data(TensorData::new(logits, [n, 5, h, w]), &ad).require_grad();
         let dl = lt
@@ -1127,11 +1119,7 @@ mod tests {
             match (ga, gb) {
                 (Some(ga), Some(gb)) => {
                     let scale = max_abs(ga);
-                    let worst = ga
-                        .iter()
-                        .zip(gb)
-                        .map(|(p, q)| (p - q).abs())
-                        .fold(0.0f32, f32::max);
+                    let worst = max_abs_diff(ga, gb);
                     assert!(
                         worst <= 1e-3 * scale + 1e-6,
                         "gradient of a {shape} parameter: max |diff| {worst}, scale {scale}"
@@ -1149,11 +1137,7 @@ mod tests {
         let probe = Tensor::<4>::random([1, 3, h, w], Distribution::Normal(0.0, 1.0), &dev);
         let ea = values(a.valid().forward(probe.clone()));
         let eb = values(b.valid().forward(probe));
-        let worst = ea
-            .iter()
-            .zip(&eb)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0f32, f32::max);
+        let worst = max_abs_diff(&ea, &eb);
         assert!(
             worst <= 1e-4 * max_abs(&ea).max(1.0),
             "eval outputs differ by {worst}"

@@ -660,13 +660,9 @@ mod tests {
             let want = values(model.forward(x.clone()));
             let fast = CpuUnet::new(&model).forward(&values(x), 2, h, w);
             assert_eq!(fast.len(), want.len());
-            let scale = want.iter().fold(0.0f32, |m, v| m.max(v.abs()));
+            let scale = crate::models::max_abs(&want);
             assert!(scale > 0.01, "a non-trivial output: {scale}");
-            let worst = fast
-                .iter()
-                .zip(&want)
-                .map(|(a, b)| (a - b).abs())
-                .fold(0.0f32, f32::max);
+            let worst = crate::models::max_abs_diff(&fast, &want);
             assert!(
                 worst <= 1e-4 * scale.max(1.0),
                 "{h}x{w}: max |diff| {worst}, scale {scale}"

@@ -1079,12 +1079,8 @@ mod tests {
         let (ia, a, ga) = run(&enc, x.clone());
         let (ib, b, gb) = run(&on_gpu, x.to_device(&gpu));
         assert_eq!(ia, ib, "same keyframes");
-        let scale = a.iter().map(|v| v.abs()).fold(0.0f32, f32::max).max(1e-3);
-        let worst = a
-            .iter()
-            .zip(&b)
-            .map(|(p, q)| (p - q).abs())
-            .fold(0.0f32, f32::max);
+        let scale = crate::models::max_abs(&a).max(1e-3);
+        let worst = crate::models::max_abs_diff(&a, &b);
         assert!(
             worst / scale < 1e-3,
             "segmentation logits differ by {worst}"

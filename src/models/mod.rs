@@ -80,6 +80,20 @@ impl Segmenter {
 #[cfg(test)]
 pub(crate) static SEEDED: std::sync::Mutex<()> = std::sync::Mutex::new(());
 
+/// The largest magnitude in `v` (tests scale their tolerances by it).
+#[cfg(test)]
+pub(crate) fn max_abs(v: &[f32]) -> f32 {
+    v.iter().fold(0.0f32, |m, x| m.max(x.abs()))
+}
+
+/// The largest element-wise difference of two equally long slices.
+#[cfg(test)]
+pub(crate) fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
+    a.iter()
+        .zip(b)
+        .fold(0.0f32, |m, (x, y)| m.max((x - y).abs()))
+}
+
 /// Where to run a model.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub enum DeviceChoice {
@@ -165,13 +179,6 @@ mod tests {
             .with_bottleneck(16)
     }
 
-    fn max_abs_diff(a: &[f32], b: &[f32]) -> f32 {
-        a.iter()
-            .zip(b)
-            .map(|(x, y)| (x - y).abs())
-            .fold(0.0, f32::max)
-    }
-
     #[test]
     fn cpu_and_wgpu_agree() {
         let _serial = SEEDED.lock();
@@ -195,7 +202,7 @@ mod tests {
             .try_to_vec::<f32>()
             .unwrap();
         assert_eq!(a.len(), b.len());
-        let scale = a.iter().map(|x| x.abs()).fold(0.0, f32::max).max(1e-3);
+        let scale = max_abs(&a).max(1e-3);
         assert!(
             max_abs_diff(&a, &b) / scale < 1e-3,
             "CPU and wgpu differ by {}",

@@ -511,11 +511,8 @@ mod tests {
                     (got - want).abs() <= 1e-5 * want.abs().max(1.0),
                     "{config:?} {mode:?}: value {got} vs {want}"
                 );
-                let scale = want_grad.iter().fold(0.0f32, |m, v| m.max(v.abs()));
-                let worst = got_grad
-                    .iter()
-                    .zip(&want_grad)
-                    .fold(0.0f32, |m, (a, b)| m.max((a - b).abs()));
+                let scale = crate::models::max_abs(&want_grad);
+                let worst = crate::models::max_abs_diff(got_grad, &want_grad);
                 assert!(
                     worst <= 1e-4 * scale + 1e-7,
                     "{config:?} {mode:?}: gradient differs by {worst} (scale {scale})"

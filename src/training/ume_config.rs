@@ -271,4 +271,18 @@ mod tests {
         assert_eq!(voco.voco.unwrap().crop_size, [64, 64, 32]);
         assert_eq!(voco.voco.unwrap().temperature, 0.07);
     }
+
+    #[test]
+    fn fine_tune_settings_check_and_an_empty_batch_is_refused() {
+        let dir = Path::new(concat!(env!("CARGO_MANIFEST_DIR"), "/configs"));
+        let tiny = UmeTrainConfig::load(&dir.join("ume_tiny.json")).unwrap();
+        let c = UmeTrainConfig::fine_tune(&tiny.model, 40, 1e-4);
+        c.check().unwrap();
+        assert_eq!(c.data.batch_size, 1);
+        assert_eq!((c.training.warmup_steps, c.training.val_every), (4, 8));
+        let mut empty = c.clone();
+        empty.data.batch_size = 0;
+        let e = empty.check().unwrap_err();
+        assert!(e.contains("batch_size"), "{e}");
+    }
 }
