@@ -15,8 +15,8 @@ step() { printf '\n== %s\n' "$*"; }
 
 step "test dependencies"
 # Mesa's software Vulkan (lavapipe) so the wgpu renderer runs without a GPU,
-# Xvfb for the end-to-end window test.
-packages="mesa-vulkan-drivers libvulkan1 libgl1 libegl1 libxkbcommon-x11-0 xvfb xauth"
+# Xvfb and xdotool for the end-to-end window tests (xdotool types the keys).
+packages="mesa-vulkan-drivers libvulkan1 libgl1 libegl1 libxkbcommon-x11-0 xvfb xauth xdotool"
 missing=""
 for p in $packages; do
     dpkg -s "$p" >/dev/null 2>&1 || missing="$missing $p"
@@ -44,7 +44,7 @@ cargo fmt --check
 step "module dependency rules"
 # Core modules never touch GUI or ML crates; the CLI never needs app/render.
 bad=$(grep -rnE '^\s*use (egui|eframe|egui_wgpu|wgpu|burn)\b|(egui|eframe|wgpu|burn)::' \
-        src/volume src/io src/dataset src/phantom src/metrics src/cli src/viewmath.rs 2>/dev/null || true)
+        src/volume src/io src/dataset src/phantom src/metrics src/annotation src/cli src/viewmath.rs 2>/dev/null || true)
 bad="$bad$(grep -rnE 'burn::' src/render src/app 2>/dev/null || true)"
 # Models and training use wgpu only through Burn (burn::backend::wgpu::…).
 bad="$bad$(grep -rnE '(^|[^:])\b(egui|eframe|wgpu)::' src/models src/training 2>/dev/null || true)"

@@ -5,6 +5,7 @@
 //! on GUI or ML crates, so `cargo test --no-default-features` builds and
 //! tests the core and the CLI alone.
 
+pub mod annotation;
 pub mod cli;
 pub mod dataset;
 pub mod io;

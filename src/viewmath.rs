@@ -47,7 +47,7 @@ impl SliceAxis {
 }
 
 /// Left-right display convention.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Convention {
     /// Patient's right on the screen's left (radiology).
     #[default]

@@ -63,13 +63,27 @@ fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
 }
 
 /// Step the UI until `done` holds (background threads wake it).
+/// The recent messages, for assertion failures.
+fn messages(a: &UmeApp) -> String {
+    a.notes
+        .all()
+        .map(|n| n.text.as_str())
+        .collect::<Vec<_>>()
+        .join(" | ")
+}
+
+/// Whether one of the last messages says `text`.
+fn said(a: &UmeApp, text: &str) -> bool {
+    a.notes.recent_contains(20, text)
+}
+
 fn wait_for(h: &mut Harness<'_, UmeApp>, what: &str, done: impl Fn(&UmeApp) -> bool) {
     let start = Instant::now();
     while !done(h.state()) {
         assert!(
             start.elapsed() < Duration::from_secs(300),
-            "timed out waiting for {what}; message: {}",
-            h.state().ai.message
+            "timed out waiting for {what}; messages: {}",
+            messages(h.state())
         );
         h.step();
         std::thread::sleep(Duration::from_millis(10));
@@ -86,7 +100,7 @@ fn segment_the_demo_case_fills_the_table_and_the_what_if_compares_modalities() {
     h.step();
     h.get_by_label("Segment").click();
     wait_for(&mut h, "segmentation", |a| {
-        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
+        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction().is_some()
     });
     wait_for(&mut h, "metrics", |a| {
         !a.eval.is_computing() && a.eval.result.is_some()
@@ -97,7 +111,14 @@ fn segment_the_demo_case_fills_the_table_and_the_what_if_compares_modalities() {
     for st in &result.structures {
         assert!(st.dice > 0.9, "{}: Dice {}", st.name, st.dice);
     }
-    assert!(h.state().ai.message.contains("segmented with demo-brats"));
+    assert!(said(h.state(), "segmented with demo-brats"));
+    // One copy of the prediction, shared by the document and the what-if:
+    // nothing deep-copied it on the UI thread.
+    let doc_pred = &h.state().doc.as_ref().unwrap().prediction().unwrap().labels;
+    assert!(std::sync::Arc::ptr_eq(
+        doc_pred,
+        h.state().ai.full_prediction().unwrap()
+    ));
     h.step();
     h.get_by_label("Run").click();
     wait_for(&mut h, "what-if", |a| a.ai.what_if.is_some());
@@ -138,9 +159,8 @@ fn cancel_stops_a_running_segmentation() {
     h.get_by_label("Cancel").click();
     wait_for(&mut h, "the cancel", |a| !a.ai.is_busy());
     assert!(h.state().ai.segment_progress().is_none(), "the job is over");
-    let msg = &h.state().ai.message;
-    assert!(msg.contains("cancelled"), "{msg}");
-    assert!(h.state().doc.as_ref().unwrap().prediction.is_none());
+    assert!(said(h.state(), "cancelled"), "{}", messages(h.state()));
+    assert!(h.state().doc.as_ref().unwrap().prediction().is_none());
 }
 
 #[test]
@@ -152,17 +172,33 @@ fn segment_on_wgpu_matches_the_cpu_result() {
     h.step();
     h.get_by_label("Segment").click();
     wait_for(&mut h, "CPU segmentation", |a| {
-        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
+        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction().is_some()
     });
-    let cpu = h.state().doc.as_ref().unwrap().prediction.clone().unwrap();
-    let generation = h.state().prediction_generation;
+    let cpu = h
+        .state()
+        .doc
+        .as_ref()
+        .unwrap()
+        .prediction()
+        .unwrap()
+        .labels
+        .clone();
+    let generation = h.state().doc.as_ref().unwrap().revisions().prediction;
     h.get_by_label("GPU (wgpu)").click();
     h.step();
     h.get_by_label("Segment").click();
     wait_for(&mut h, "wgpu segmentation", |a| {
-        !a.ai.is_busy() && a.prediction_generation > generation
+        !a.ai.is_busy() && a.doc.as_ref().unwrap().revisions().prediction > generation
     });
-    let gpu = h.state().doc.as_ref().unwrap().prediction.clone().unwrap();
+    let gpu = h
+        .state()
+        .doc
+        .as_ref()
+        .unwrap()
+        .prediction()
+        .unwrap()
+        .labels
+        .clone();
     let differ = (0..cpu.len()).filter(|&i| cpu.get(i) != gpu.get(i)).count();
     assert!(
         differ * 1000 <= cpu.len(),
@@ -191,11 +227,7 @@ fn fine_tune_shows_curves_stops_restarts_and_swaps_the_model() {
     wait_for(&mut h, "loss curve", |a| a.ai.curves.loss.len() >= 3);
     h.get_by_label("Stop").click();
     wait_for(&mut h, "stop", |a| !a.ai.is_training());
-    assert!(
-        h.state().ai.message.contains("cancelled"),
-        "{}",
-        h.state().ai.message
-    );
+    assert!(said(h.state(), "cancelled"), "{}", messages(h.state()));
     assert_eq!(
         h.state().ai.model,
         original,
@@ -209,7 +241,7 @@ fn fine_tune_shows_curves_stops_restarts_and_swaps_the_model() {
     wait_for(&mut h, "fine-tuning", |a| {
         !a.ai.is_training() && a.ai.curves.mean_dice.len() >= 2
     });
-    let msg = h.state().ai.message.clone();
+    let msg = messages(h.state());
     assert!(
         !h.state().ai.curves.dice.is_empty(),
         "per-structure curves: {msg}"
@@ -250,7 +282,7 @@ fn fine_tune_runs_on_wgpu() {
     assert_eq!(h.state().ai.curves.loss.len(), 3);
     assert!(h.state().ai.curves.loss.iter().all(|p| p[1].is_finite()));
     wait_for(&mut h, "re-segmentation on wgpu", |a| {
-        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
+        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction().is_some()
     });
 }
 
@@ -268,7 +300,7 @@ fn fine_tune_a_ume_encoder_and_swap_it_in() {
     wait_for(&mut h, "encoder fine-tuning", |a| {
         !a.ai.is_training() && a.ai.model != original
     });
-    let msg = h.state().ai.message.clone();
+    let msg = messages(h.state());
     assert_eq!(h.state().ai.curves.loss.len(), 5, "{msg}");
     assert!(h.state().ai.curves.loss.iter().all(|p| p[1].is_finite()));
     assert!(
@@ -283,7 +315,7 @@ fn fine_tune_a_ume_encoder_and_swap_it_in() {
     .unwrap();
     assert_eq!(saved.label_ids, vec![1, 2, 4]);
     wait_for(&mut h, "re-segmentation with the fine-tuned encoder", |a| {
-        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
+        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction().is_some()
     });
 }
 
@@ -303,20 +335,17 @@ fn encoder_reports_keyframes_fusion_weights_and_modality_gates() {
     assert!((r.gates.iter().sum::<f32>() - 1.0).abs() < 1e-4);
     h.step();
     h.get_by_label_contains("modality gates: t1");
-    assert!(h.state().ai.learned(h.state().doc_generation).is_some());
+    let doc_id = h.state().doc.as_ref().unwrap().id();
+    assert!(h.state().ai.learned(doc_id).is_some());
 
     // The same checkpoint segments frame by frame from the model panel.
     h.state_mut().ai.model = dir.display().to_string();
     h.step();
     h.get_by_label("Segment").click();
     wait_for(&mut h, "encoder segmentation", |a| {
-        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction.is_some()
+        !a.ai.is_busy() && a.doc.as_ref().unwrap().prediction().is_some()
     });
-    assert!(
-        h.state().ai.message.contains("segmented with"),
-        "{}",
-        h.state().ai.message
-    );
+    assert!(said(h.state(), "segmented with"), "{}", messages(h.state()));
 }
 
 #[test]
@@ -328,10 +357,70 @@ fn a_case_no_demo_fits_asks_for_a_checkpoint() {
     h.get_by_label("Segment").click();
     h.step();
     assert!(h.state().ai.model.is_empty());
-    assert!(h.state().doc.as_ref().unwrap().prediction.is_none());
+    assert!(h.state().doc.as_ref().unwrap().prediction().is_none());
     assert!(
-        h.state().ai.message.contains("no bundled model fits"),
+        said(h.state(), "no bundled model fits"),
         "{}",
-        h.state().ai.message
+        messages(h.state())
     );
+}
+
+#[test]
+fn cancel_stops_an_encoder_run() {
+    // Before, Cancel was shown during an encoder run and did nothing: the
+    // report still arrived.
+    let (mut app, tmp) = app_with(Kind::Brats);
+    app.ai.encoder_path = tiny_encoder(&tmp.path().join("encoder"));
+    app.ai.device = DeviceChoice::Cpu;
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label("Keyframes and modality gates").click();
+    h.step();
+    assert!(h.state().ai.is_busy());
+    h.get_by_label("Cancel").click();
+    h.step();
+    assert!(!h.state().ai.is_busy(), "cancel ends the run at once");
+    assert!(said(h.state(), "encoder run cancelled"));
+    // The abandoned run's result never lands.
+    for _ in 0..200 {
+        h.step();
+        std::thread::sleep(Duration::from_millis(10));
+    }
+    assert!(h.state().ai.encoder_report.is_none());
+}
+
+#[test]
+fn stop_during_preparation_means_training_never_starts() {
+    // Before, Stop while the data was being prepared was ignored and the
+    // whole run trained anyway.
+    let (mut app, tmp) = app_with(Kind::Brats);
+    let original = tiny_checkpoint(&tmp.path().join("ckpt"));
+    let data = tmp.path().join("data");
+    ume::phantom::generate(
+        Kind::Brats,
+        ume::phantom::Size::Small,
+        5,
+        3,
+        &data,
+        |_, _| {},
+    )
+    .unwrap();
+    app.ai.model = original.clone();
+    app.ai.device = DeviceChoice::Cpu;
+    app.ai.steps = 400;
+    app.ai.source = ume::app::ai::TrainSource::Folder;
+    app.ai.data_folder = data.display().to_string();
+    app.ai.out_root = Some(tmp.path().join("finetuned"));
+    let mut h = harness(app);
+    h.step();
+    h.get_by_label("Start fine-tuning").click();
+    h.step();
+    h.get_by_label("Stop").click();
+    wait_for(&mut h, "the stop", |a| !a.ai.is_training());
+    assert!(said(h.state(), "cancelled"), "{}", messages(h.state()));
+    assert!(
+        h.state().ai.curves.loss.len() < 400,
+        "the run did not train to the end"
+    );
+    assert_eq!(h.state().ai.model, original, "the model is kept");
 }

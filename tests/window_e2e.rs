@@ -107,3 +107,79 @@ fn window_shows_a_brats_phantom_folder() {
         .count();
     assert!(green > 200, "edema overlay visible ({green} green pixels)");
 }
+
+#[test]
+fn ctrl_s_in_the_real_window_saves_the_labels_to_save_labels_to() {
+    // The real binary under Xvfb; xdotool types Ctrl+S into its window,
+    // then Ctrl+Q closes it.
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = ume::phantom::generate(
+        ume::phantom::Kind::Brats,
+        ume::phantom::Size::Small,
+        6,
+        1,
+        tmp.path(),
+        |_, _| {},
+    )
+    .unwrap();
+    let name = dirs[0].file_name().unwrap().to_string_lossy().to_string();
+    let image = dirs[0].join(format!("{name}_t1.nii.gz"));
+    let labels = dirs[0].join(format!("{name}_seg.nii.gz"));
+    let out = tmp.path().join("out").join("saved_seg.nii.gz");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let runtime = tempfile::tempdir().unwrap();
+    let home = tempfile::tempdir().unwrap();
+    // Wait for the window, give the case time to load, press Ctrl+S, wait
+    // for the file, press Ctrl+Q, wait for the app to end.
+    let script = r#"
+        "$UME" view "$IMAGE" --labels "$LABELS" --save-labels-to "$OUT" &
+        pid=$!
+        win=""
+        for i in $(seq 1 120); do
+            win=$(xdotool search --name '^UME' 2>/dev/null | head -n1)
+            [ -n "$win" ] && break
+            sleep 0.5
+        done
+        [ -n "$win" ] || { echo "no UME window"; kill $pid; exit 2; }
+        sleep 4
+        for i in $(seq 1 20); do
+            # No window manager under Xvfb: focus the window, then type
+            # through XTEST as a keyboard would.
+            xdotool windowfocus --sync "$win" 2>/dev/null || xdotool windowfocus "$win"
+            xdotool key --clearmodifiers ctrl+s
+            for j in $(seq 1 10); do
+                [ -s "$OUT" ] && break 2
+                sleep 0.5
+            done
+        done
+        xdotool windowfocus "$win" 2>/dev/null
+        xdotool key --clearmodifiers ctrl+q
+        for i in $(seq 1 40); do
+            kill -0 $pid 2>/dev/null || exit 0
+            sleep 0.5
+        done
+        echo "UME did not quit on Ctrl+Q"; kill $pid; exit 3
+    "#;
+    let status = Command::new("xvfb-run")
+        .args(["-a", "-s", "-screen 0 1400x900x24", "sh", "-c", script])
+        .env("UME", env!("CARGO_BIN_EXE_ume"))
+        .env("IMAGE", &image)
+        .env("LABELS", &labels)
+        .env("OUT", &out)
+        .env("XDG_RUNTIME_DIR", runtime.path())
+        .env("HOME", home.path())
+        .env_remove("WAYLAND_DISPLAY")
+        .env_remove("DBUS_SESSION_BUS_ADDRESS")
+        .status()
+        .expect("xvfb-run and xdotool (the README's test command installs them)");
+    assert!(status.success(), "the scripted session failed: {status}");
+    assert!(out.is_file(), "Ctrl+S wrote {}", out.display());
+    let saved = ume::io::load_labels(&out).unwrap();
+    let original = ume::io::load_labels(&labels).unwrap();
+    assert_eq!(saved.data, original.compacted().data);
+    let (img, back) = (ume::io::load(&image).unwrap(), ume::io::load(&out).unwrap());
+    assert_eq!(
+        back.geometry.nifti, img.geometry.nifti,
+        "the image's header geometry"
+    );
+}

@@ -8,8 +8,9 @@
 //!   half floats, upload it, draw and wait for the device. Goal: ≥ 20 fps.
 
 use super::document::Layer;
+use super::settings::Settings;
 use super::upload::frame_upload;
-use super::views::{TexGrid, ViewState, slice_uniforms};
+use super::views::{Camera, Cursor, TexGrid, ViewCtx, slice_uniforms};
 use super::{Document, document::Labels};
 use crate::render::{Renderer, ViewDraw};
 use crate::viewmath::SliceAxis;
@@ -55,13 +56,18 @@ pub fn viewer() -> anyhow::Result<()> {
     let layer = Layer::new("ct", Arc::new(synthetic([512, 512, 96], 1)));
     let (dims, values, grid) = frame_upload(&layer, 0, r.max_texture_3d as usize);
     r.set_volume(&device, &queue, 0, dims, &values);
-    let mut doc = Document::new(
+    let doc = Document::new(
         "bench".into(),
         vec![layer],
         Labels::default(),
         LabelTable::default(),
     );
-    let state = ViewState::default();
+    let settings = Settings {
+        windows: vec![doc.layers()[0].auto_window],
+        ..Settings::default()
+    };
+    let camera = Camera::default();
+    let mut cursor = Cursor::for_document(&doc);
     let grid = TexGrid {
         has_labels: false,
         ..grid
@@ -89,12 +95,19 @@ pub fn viewer() -> anyhow::Result<()> {
     let mut total = Vec::new();
     for step in 0..120 {
         let t0 = Instant::now();
-        doc.crosshair_mm[2] = (step % 90) as f64;
+        cursor.crosshair_mm[2] = (step % 90) as f64;
         let mut encoder = device.create_command_encoder(&wgpu::CommandEncoderDescriptor::default());
         for (id, axis) in SliceAxis::ALL.iter().enumerate() {
-            let plane = super::views::plane_for(&doc, &state, *axis, rect)
+            let plane = super::views::plane_for(&doc, &cursor, &settings, &camera, *axis, rect)
                 .ok_or_else(|| anyhow::anyhow!("no plane"))?;
-            let u = slice_uniforms(&doc, &state, &plane, &grid, rect, 1.0)
+            let view = ViewCtx {
+                doc: &doc,
+                cursor: &cursor,
+                settings: &settings,
+                grid: Some(&grid),
+                gpu: true,
+            };
+            let u = slice_uniforms(&view, &plane, &grid, rect, 1.0)
                 .ok_or_else(|| anyhow::anyhow!("no uniforms"))?;
             r.prepare(&device, &queue, id as u64, 0, &ViewDraw::Slice(u));
         }

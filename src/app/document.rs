@@ -1,11 +1,18 @@
-//! The open case: images (modalities), labels and what the user set about
-//! them. The `Document` is the only mutable owner of this state; views and
-//! panels read it and change it through its methods.
+//! The open case's data: images (modalities), labels, a prediction, the
+//! label table, where they came from, whether the labels are saved, and a
+//! revision per kind of data. The `Document` is the only owner of this
+//! state: its fields are private, its methods change them and bump the
+//! matching revision, so uploads, metrics and saving key on revisions
+//! instead of counters kept by hand elsewhere. How things are shown lives
+//! in [`Settings`](super::settings::Settings), where the user is in the case
+//! in [`Cursor`](super::views::Cursor).
 
 use crate::dataset::{AcdcInfo, Case};
 use crate::volume::{LabelTable, LabelVolume, Volume};
-use std::collections::BTreeMap;
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 /// One image of the case (a modality, or the only image).
 #[derive(Clone)]
@@ -18,8 +25,6 @@ pub struct Layer {
     pub range: (f64, f64),
     /// 0.5 and 99.5 percentiles (the "auto" window).
     pub auto_window: (f64, f64),
-    /// Current window (low, high) in scaled units.
-    pub window: (f64, f64),
 }
 
 impl Layer {
@@ -32,7 +37,6 @@ impl Layer {
             volume,
             range,
             auto_window,
-            window: auto_window,
         }
     }
 
@@ -88,7 +92,7 @@ type LabelMapEntry = (Option<usize>, Arc<LabelVolume>, Vec<Vec<usize>>);
 
 /// Labels: one map for 3D cases (or a 4D map following the frames), or
 /// maps of some frames of a 4D case. Voxel counts are computed once per map
-/// when it is added, not on every repaint of the labels panel.
+/// when it is added (on the thread that loads it), not on every repaint.
 #[derive(Clone, Default)]
 pub struct Labels {
     /// (frame, labels, voxel counts per frame of the map); frame `None`
@@ -97,6 +101,13 @@ pub struct Labels {
 }
 
 impl Labels {
+    /// One map for every frame.
+    pub fn single(map: Arc<LabelVolume>) -> Labels {
+        let mut l = Labels::default();
+        l.push(None, map);
+        l
+    }
+
     /// Add a map for one frame, or for every frame (`None`).
     pub fn push(&mut self, frame: Option<usize>, map: Arc<LabelVolume>) {
         let counts = (0..map.frames).map(|t| map.frame_counts(t)).collect();
@@ -126,73 +137,121 @@ impl Labels {
             .and_then(|(_, l, c)| c.get(frame.min(l.frames.saturating_sub(1))))
             .map_or(&[], Vec::as_slice)
     }
+
+    /// Ids present in any map.
+    pub fn present(&self) -> Vec<u16> {
+        let mut ids = std::collections::BTreeSet::new();
+        for (_, _, counts) in &self.maps {
+            for c in counts {
+                ids.extend(
+                    c.iter()
+                        .enumerate()
+                        .skip(1)
+                        .filter(|(_, n)| **n > 0)
+                        .filter_map(|(id, _)| u16::try_from(id).ok()),
+                );
+            }
+        }
+        ids.into_iter().collect()
+    }
+
+    /// The maps as stored: the frame each is for (`None`: every frame).
+    pub fn maps(&self) -> impl Iterator<Item = (Option<usize>, &Arc<LabelVolume>)> {
+        self.maps.iter().map(|(f, l, _)| (*f, l))
+    }
 }
 
-/// The open case and the user's settings for it.
+/// A model's (or a file's) label map to compare with the labels.
+#[derive(Clone)]
+pub struct Prediction {
+    /// The voxels, shared with workers (never copied on the UI thread).
+    pub labels: Arc<LabelVolume>,
+    /// Where it came from (a file, or "segmentation by MODEL").
+    pub source: String,
+    /// Ids present, counted where it was made.
+    pub present: Vec<u16>,
+}
+
+impl Prediction {
+    /// A prediction with its present ids counted (call off the UI thread).
+    pub fn new(labels: Arc<LabelVolume>, source: impl Into<String>) -> Prediction {
+        let present = labels
+            .counts()
+            .iter()
+            .enumerate()
+            .skip(1)
+            .filter(|(_, n)| **n > 0)
+            .filter_map(|(id, _)| u16::try_from(id).ok())
+            .collect();
+        Prediction {
+            labels,
+            source: source.into(),
+            present,
+        }
+    }
+}
+
+/// Where the case's files came from.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Sources {
+    /// Image files (empty for a dataset case).
+    pub images: Vec<PathBuf>,
+    /// The dataset or case folder.
+    pub folder: Option<PathBuf>,
+    /// The label map file the labels were read from or last saved to.
+    pub labels: Option<PathBuf>,
+}
+
+/// A revision per kind of data, bumped by the `Document` when it changes
+/// that data.
+#[derive(Debug, Clone, Copy, Default, PartialEq, Eq, Hash)]
+pub struct Revisions {
+    /// The labels (maps and voxels).
+    pub labels: u64,
+    /// The prediction.
+    pub prediction: u64,
+    /// The label table (names, colours).
+    pub table: u64,
+}
+
+static NEXT_ID: AtomicU64 = AtomicU64::new(1);
+
+/// The open case.
 #[derive(Clone)]
 pub struct Document {
-    /// Title (case id or file name).
-    pub title: String,
-    /// Images.
-    pub layers: Vec<Layer>,
-    /// Index of the shown layer.
-    pub active: usize,
-    /// Label maps.
-    pub labels: Labels,
-    /// Label names and colours.
-    pub table: LabelTable,
-    /// Per-id visibility (missing = visible).
-    pub hidden: BTreeMap<u16, bool>,
-    /// Label overlay opacity.
-    pub label_opacity: f32,
-    /// Outline instead of filled labels.
-    pub outline: bool,
-    /// Current frame (4D).
-    pub frame: usize,
-    /// ACDC metadata (ED/ES markers).
-    pub acdc: Option<AcdcInfo>,
-    /// Crosshair in world mm.
-    pub crosshair_mm: [f64; 3],
-    /// Non-fatal notes from loading.
-    pub warnings: Vec<String>,
-    /// A predicted label map to compare with the labels (same grid).
-    pub prediction: Option<Arc<LabelVolume>>,
-    /// Which labels the overlay shows.
-    pub overlay: super::evaluation::Overlay,
+    id: u64,
+    title: String,
+    layers: Vec<Layer>,
+    labels: Labels,
+    table: LabelTable,
+    prediction: Option<Prediction>,
+    acdc: Option<AcdcInfo>,
+    warnings: Vec<String>,
+    sources: Sources,
+    dirty: bool,
+    rev: Revisions,
 }
 
 impl Document {
-    /// A document from layers and labels; the crosshair starts at the
-    /// volume's centre.
+    /// A document from layers and labels.
     pub fn new(title: String, layers: Vec<Layer>, labels: Labels, table: LabelTable) -> Document {
-        let crosshair_mm = layers
-            .first()
-            .map(|l| {
-                let v = &l.volume;
-                v.geometry
-                    .world_from_index(v.dims.map(|d| (d as f64 - 1.0) / 2.0))
-            })
-            .unwrap_or([0.0; 3]);
         Document {
+            id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             title,
             layers,
-            active: 0,
             labels,
             table,
-            hidden: BTreeMap::new(),
-            label_opacity: 0.5,
-            outline: false,
-            frame: 0,
-            acdc: None,
-            crosshair_mm,
-            warnings: Vec::new(),
             prediction: None,
-            overlay: super::evaluation::Overlay::GroundTruth,
+            acdc: None,
+            warnings: Vec::new(),
+            sources: Sources::default(),
+            dirty: false,
+            rev: Revisions::default(),
         }
     }
 
-    /// From a loaded dataset case.
-    pub fn from_case(case: Case) -> Document {
+    /// From a loaded dataset case (read from `folder`).
+    pub fn from_case(case: Case, folder: Option<PathBuf>) -> Document {
         let layers: Vec<Layer> = case
             .images
             .into_iter()
@@ -206,37 +265,179 @@ impl Document {
             labels.push(Some(t), Arc::new(l));
         }
         let mut doc = Document::new(case.id, layers, labels, case.table);
-        if let Some(info) = &case.acdc {
-            doc.frame = info.ed_index();
-        }
         doc.acdc = case.acdc;
         doc.warnings = case.warnings;
+        doc.sources.folder = folder;
         doc
     }
 
-    /// The shown layer.
-    pub fn layer(&self) -> Option<&Layer> {
-        self.layers.get(self.active)
+    /// Record where the files came from (the loader).
+    pub fn with_sources(mut self, sources: Sources) -> Document {
+        self.sources = sources;
+        self
     }
 
-    /// Number of frames of the shown layer.
+    /// Add loading notes.
+    pub fn with_warnings(mut self, warnings: Vec<String>) -> Document {
+        self.warnings.extend(warnings);
+        self
+    }
+
+    /// Unique per opened case (a reopened file gets a new id).
+    pub fn id(&self) -> u64 {
+        self.id
+    }
+
+    /// Title (case id or file name).
+    pub fn title(&self) -> &str {
+        &self.title
+    }
+
+    /// Images.
+    pub fn layers(&self) -> &[Layer] {
+        &self.layers
+    }
+
+    /// Image `i`.
+    pub fn layer(&self, i: usize) -> Option<&Layer> {
+        self.layers.get(i)
+    }
+
+    /// The label maps.
+    pub fn labels(&self) -> &Labels {
+        &self.labels
+    }
+
+    /// Label names and colours.
+    pub fn table(&self) -> &LabelTable {
+        &self.table
+    }
+
+    /// The prediction, if any.
+    pub fn prediction(&self) -> Option<&Prediction> {
+        self.prediction.as_ref()
+    }
+
+    /// ACDC metadata (ED/ES markers).
+    pub fn acdc(&self) -> Option<&AcdcInfo> {
+        self.acdc.as_ref()
+    }
+
+    /// Non-fatal notes from loading.
+    pub fn warnings(&self) -> &[String] {
+        &self.warnings
+    }
+
+    /// Where the files came from.
+    pub fn sources(&self) -> &Sources {
+        &self.sources
+    }
+
+    /// Whether the labels changed since they were opened or saved.
+    pub fn is_dirty(&self) -> bool {
+        self.dirty
+    }
+
+    /// The data revisions.
+    pub fn revisions(&self) -> Revisions {
+        self.rev
+    }
+
+    /// Number of frames of the first image.
     pub fn frames(&self) -> usize {
-        self.layer().map_or(1, |l| l.volume.frames)
+        self.layers.first().map_or(1, |l| l.volume.frames)
     }
 
-    /// Whether a label id is shown.
-    pub fn is_visible(&self, id: u16) -> bool {
-        !self.hidden.get(&id).copied().unwrap_or(false)
+    /// The frame to show first: ED for ACDC cases, else 0.
+    pub fn start_frame(&self) -> usize {
+        self.acdc.as_ref().map_or(0, AcdcInfo::ed_index)
     }
 
-    /// Voxel counts per label id of the labels shown at the current frame.
-    pub fn label_counts(&self) -> &[usize] {
-        self.labels.counts_at(self.frame)
+    /// The centre of the first image (where the crosshair starts).
+    pub fn center_mm(&self) -> [f64; 3] {
+        self.layers
+            .first()
+            .map(|l| {
+                let v = &l.volume;
+                v.geometry
+                    .world_from_index(v.dims.map(|d| (d as f64 - 1.0) / 2.0))
+            })
+            .unwrap_or([0.0; 3])
     }
 
-    /// RGBA palette for the GPU: table colours, alpha 0 for hidden or
+    /// Voxel counts per label id of the labels shown at `frame`.
+    pub fn label_counts(&self, frame: usize) -> &[usize] {
+        self.labels.counts_at(frame)
+    }
+
+    /// Check that a label map read from `path` lies on the images' grid.
+    pub fn check_grid(&self, path: &Path, labels: &LabelVolume) -> Result<(), String> {
+        let Some(first) = self.layers.first() else {
+            return Err("the case has no image".into());
+        };
+        let image = self
+            .sources
+            .images
+            .first()
+            .cloned()
+            .unwrap_or_else(|| PathBuf::from(&first.name));
+        crate::dataset::check_same_grid(
+            &image,
+            first.volume.dims,
+            &first.volume.geometry,
+            path,
+            labels.dims,
+            &labels.geometry,
+        )
+        .map_err(|e| e.to_string())
+    }
+
+    /// Replace the labels with a map read from `path` (Open labels…); it
+    /// must lie on the images' grid. The table is kept when it names the
+    /// map's ids, else a generic one is made.
+    pub fn open_labels(&mut self, path: &Path, labels: Labels) -> Result<(), String> {
+        if let Some(map) = labels.at_frame(0) {
+            self.check_grid(path, map)?;
+        }
+        let present = labels.present();
+        if present.iter().any(|id| self.table.name_of(*id).is_none()) {
+            self.set_table(LabelTable::generic(present));
+        }
+        self.labels = labels;
+        self.sources.labels = Some(path.to_path_buf());
+        self.dirty = false;
+        self.rev.labels += 1;
+        Ok(())
+    }
+
+    /// Install a prediction; it must lie on the images' grid. Ids the table
+    /// does not name get generic entries.
+    pub fn set_prediction(&mut self, prediction: Prediction) -> Result<(), String> {
+        self.check_grid(Path::new(&prediction.source), &prediction.labels)?;
+        if self.table.labels.is_empty() {
+            self.set_table(LabelTable::for_ids(&prediction.present));
+        }
+        self.prediction = Some(prediction);
+        self.rev.prediction += 1;
+        Ok(())
+    }
+
+    /// Replace the label table.
+    pub fn set_table(&mut self, table: LabelTable) {
+        self.table = table;
+        self.rev.table += 1;
+    }
+
+    /// The labels were written to `path`: it is where Save writes next, and
+    /// they are no longer unsaved.
+    pub fn mark_saved(&mut self, path: &Path) {
+        self.sources.labels = Some(path.to_path_buf());
+        self.dirty = false;
+    }
+
+    /// RGBA palette for the GPU: table colours, alpha 0 for `hidden` or
     /// unlisted ids.
-    pub fn palette(&self) -> Vec<[u8; 4]> {
+    pub fn palette(&self, hidden: &BTreeSet<u16>) -> Vec<[u8; 4]> {
         let max = self
             .table
             .labels
@@ -253,7 +454,7 @@ impl Document {
                 .iter()
                 .find(|l| l.id == id)
                 .map_or(crate::volume::palette(id), |l| l.color);
-            if self.is_visible(id) {
+            if !hidden.contains(&id) {
                 out[usize::from(id)] = [c[0], c[1], c[2], 255];
             }
         }

@@ -3,25 +3,16 @@
 //! background thread whenever either changes, shown as a sortable, filterable
 //! table, a ranking bar chart and a Dice distribution, with CSV/JSON export.
 
-use super::document::Document;
+use super::commands::Command;
+use super::document::{Document, Prediction};
+use super::jobs::{CancelToken, Job, Slot};
+use super::notify::Notifications;
 use crate::metrics::{EvalOptions, Evaluation, StructureMetrics};
 use crate::volume::LabelVolume;
 use eframe::egui;
-use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::Receiver;
 
-/// Which labels the overlay shows.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Overlay {
-    /// The ground truth.
-    #[default]
-    GroundTruth,
-    /// The prediction.
-    Prediction,
-    /// False positives (red) and false negatives (blue).
-    Difference,
-}
+pub use super::settings::Overlay;
 
 /// Table columns (sort keys).
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -88,106 +79,172 @@ impl Column {
     }
 }
 
-/// The prediction and its evaluation.
+/// What an evaluation or a difference map was computed from: the case,
+/// its labels' and prediction's revisions, and the frame.
+fn key_of(doc: &Document, frame: usize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (doc.id(), doc.revisions(), frame).hash(&mut h);
+    h.finish()
+}
+
+/// The prediction's evaluation and the difference overlay, each computed
+/// by a job when what it depends on changes.
 pub struct EvalState {
     /// Latest result.
     pub result: Option<Evaluation>,
-    /// Running computation.
-    job: Option<Receiver<Result<Evaluation, String>>>,
-    /// What the result (or running job) is for.
-    key: Option<(u64, u64, usize)>,
+    result_key: Option<u64>,
+    job: Slot<Evaluation>,
+    /// The difference map (all frames) and what it was made from.
+    difference: Option<(u64, Arc<LabelVolume>)>,
+    difference_job: Slot<Arc<LabelVolume>>,
     /// Sort column and descending flag.
     pub sort: (Column, bool),
     /// Name filter.
     pub filter: String,
-    /// Last message (export, error).
-    pub message: String,
 }
 
 impl Default for EvalState {
     fn default() -> EvalState {
         EvalState {
             result: None,
-            job: None,
-            key: None,
+            result_key: None,
+            job: Slot::default(),
+            difference: None,
+            difference_job: Slot::default(),
             sort: (Column::Dice, true),
             filter: String::new(),
-            message: String::new(),
         }
     }
 }
 
 impl EvalState {
-    /// Whether a computation is running.
+    /// Whether metrics or a difference map are being computed.
     pub fn is_computing(&self) -> bool {
-        self.job.is_some()
+        self.job.is_running() || self.difference_job.is_running()
     }
 
-    /// Collect a finished result; start a new computation when the labels or
-    /// the prediction changed (`key` = document generation, prediction
-    /// generation, frame).
+    /// Collect finished jobs (stale results are dropped); start new ones
+    /// when the labels, the prediction or the frame changed. Errors go to
+    /// `notes`.
     pub fn update(
         &mut self,
         doc: &Document,
-        key: (u64, u64, usize),
-        wake: impl Fn() + Send + 'static,
+        frame: usize,
+        overlay: Overlay,
+        notes: &mut Notifications,
+        wake: &egui::Context,
     ) {
-        if let Some(rx) = &self.job
-            && let Ok(r) = rx.try_recv()
-        {
-            self.job = None;
+        let key = key_of(doc, frame);
+        if let Some((tag, r)) = self.job.poll() {
             match r {
-                Ok(e) => self.result = Some(e),
-                Err(e) => self.message = e,
+                Ok(e) if tag == key => self.result = Some(e),
+                Ok(_) => {}
+                Err(e) => notes.error(format!("metrics: {e}")),
             }
         }
-        let (Some(pred), Some(gt)) = (
-            doc.prediction.clone(),
-            doc.labels.at_frame(doc.frame).cloned(),
-        ) else {
+        let (Some(pred), Some(gt)) = (doc.prediction(), doc.labels().at_frame(frame).cloned())
+        else {
             self.result = None;
-            self.key = None;
+            self.result_key = None;
+            self.difference = None;
             return;
         };
-        if self.key == Some(key) || self.job.is_some() {
-            return;
+        if self.result_key != Some(key) {
+            self.result_key = Some(key);
+            let table = doc.table().clone();
+            let pred = pred.labels.clone();
+            let w = wake.clone();
+            self.job.start(Job::spawn(
+                "metrics",
+                key,
+                move || w.request_repaint(),
+                move |_| {
+                    let gt3 = gt.frame(frame);
+                    let p3 = pred.frame(frame.min(pred.frames.saturating_sub(1)));
+                    crate::metrics::evaluate(&p3, &gt3, &table, &EvalOptions::default())
+                        .map_err(|e| e.to_string())
+                },
+            ));
         }
-        self.key = Some(key);
-        let table = doc.table.clone();
-        let frame = doc.frame;
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let spawned = std::thread::Builder::new()
-            .name("ume-metrics".into())
-            .spawn(move || {
-                let gt3 = gt.frame(frame);
-                let r = crate::metrics::evaluate(&pred, &gt3, &table, &EvalOptions::default())
-                    .map_err(|e| e.to_string());
-                let _ = tx.send(r);
-                wake();
-            });
-        match spawned {
-            Ok(_) => self.job = Some(rx),
-            Err(e) => self.message = format!("could not start the metrics thread: {e}"),
+        // The difference overlay for every frame at once, so playing a cine
+        // only slices it.
+        let dkey = key_of(doc, usize::MAX);
+        if let Some((tag, r)) = self.difference_job.poll() {
+            match r {
+                Ok(d) if tag == dkey => self.difference = Some((tag, d)),
+                Ok(_) => {}
+                Err(e) => notes.error(format!("difference overlay: {e}")),
+            }
         }
+        let have = self.difference.as_ref().is_some_and(|(k, _)| *k == dkey)
+            || self.difference_job.job().is_some_and(|j| j.tag() == dkey);
+        if overlay == Overlay::Difference && !have {
+            let labels = doc.labels().clone();
+            let pred = pred.labels.clone();
+            let frames = doc.frames();
+            let w = wake.clone();
+            self.difference_job.start(Job::spawn(
+                "difference",
+                dkey,
+                move || w.request_repaint(),
+                move |ctx| difference_map(&labels, &pred, frames, ctx.cancel_token()).map(Arc::new),
+            ));
+        }
+    }
+
+    /// Running jobs, for the status bar.
+    pub fn running(&self) -> Vec<(&'static str, super::jobs::Progress)> {
+        [self.job.describe(), self.difference_job.describe()]
+            .into_iter()
+            .flatten()
+            .collect()
+    }
+
+    /// The difference map for the open case, when computed and current.
+    pub fn difference(&self, doc: &Document) -> Option<&Arc<LabelVolume>> {
+        let dkey = key_of(doc, usize::MAX);
+        self.difference
+            .as_ref()
+            .filter(|(k, _)| *k == dkey)
+            .map(|(_, d)| d)
     }
 }
 
-/// Load a prediction label map on a named thread.
-pub fn spawn_prediction_load(
-    path: PathBuf,
-    wake: impl Fn() + Send + 'static,
-) -> std::io::Result<Receiver<Result<(PathBuf, LabelVolume), String>>> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-    std::thread::Builder::new()
-        .name("ume-load-prediction".into())
-        .spawn(move || {
-            let r = crate::io::load_labels(&path)
-                .map(|l| (path, l))
-                .map_err(|e| e.to_string());
-            let _ = tx.send(r);
-            wake();
-        })?;
-    Ok(rx)
+/// Per voxel and frame: 1 = false positive (predicted, not in the labels),
+/// 2 = false negative, else 0.
+pub fn difference_map(
+    labels: &super::document::Labels,
+    pred: &LabelVolume,
+    frames: usize,
+    cancel: &CancelToken,
+) -> Result<LabelVolume, String> {
+    let frames = frames.max(1);
+    let mut d = LabelVolume::zeros(pred.dims, frames, pred.geometry.clone());
+    let n = d.frame_len();
+    for t in 0..frames {
+        cancel.check("difference overlay")?;
+        let gt = labels.at_frame(t);
+        let g_off = gt.map(|g| g.frame_offset(t.min(g.frames - 1)));
+        let p_off = pred.frame_offset(t.min(pred.frames - 1));
+        for i in 0..n {
+            let pv = pred.get(p_off + i);
+            let gv = match (gt, g_off) {
+                (Some(g), Some(o)) => g.get(o + i),
+                _ => 0,
+            };
+            if pv != gv {
+                d.set(t * n + i, if pv != 0 { 1 } else { 2 });
+            }
+        }
+    }
+    Ok(d)
+}
+
+/// Load a prediction label map and count its ids (a job's body).
+pub fn load_prediction(path: &std::path::Path) -> Result<Prediction, String> {
+    let l = crate::io::load_labels(path).map_err(|e| e.to_string())?;
+    Ok(Prediction::new(Arc::new(l), path.display().to_string()))
 }
 
 fn fmt(x: f64) -> String {
@@ -200,13 +257,12 @@ fn fmt(x: f64) -> String {
     }
 }
 
-/// The metrics panel.
+/// The metrics panel; returns an export the user asked for.
 pub fn panel_ui(
     state: &mut EvalState,
-    doc: &mut Document,
+    overlay: &mut Overlay,
     ui: &mut egui::Ui,
-    overlay_changed: &mut bool,
-) {
+) -> Option<Command> {
     ui.heading("Metrics");
     ui.horizontal(|ui| {
         ui.label("Overlay");
@@ -215,12 +271,10 @@ pub fn panel_ui(
             (Overlay::Prediction, "prediction"),
             (Overlay::Difference, "difference"),
         ] {
-            if ui.selectable_value(&mut doc.overlay, o, name).changed() {
-                *overlay_changed = true;
-            }
+            ui.selectable_value(overlay, o, name);
         }
     });
-    if doc.overlay == Overlay::Difference {
+    if *overlay == Overlay::Difference {
         ui.horizontal(|ui| {
             ui.colored_label(egui::Color32::from_rgb(255, 70, 70), "false positive");
             ui.colored_label(egui::Color32::from_rgb(70, 150, 255), "false negative");
@@ -233,10 +287,7 @@ pub fn panel_ui(
         });
     }
     let Some(result) = &state.result else {
-        if !state.message.is_empty() {
-            ui.colored_label(egui::Color32::YELLOW, &state.message);
-        }
-        return;
+        return None;
     };
     ui.label(format!("mean Dice {}", fmt(result.mean_dice)));
     ui.horizontal(|ui| {
@@ -258,37 +309,37 @@ pub fn panel_ui(
         };
         if desc { o.reverse() } else { o }
     });
-    egui::ScrollArea::vertical()
-        .max_height(260.0)
-        .show(ui, |ui| {
-            egui::Grid::new("metrics table")
-                .striped(true)
-                .show(ui, |ui| {
-                    for c in Column::ALL {
-                        let arrow = if state.sort.0 == c {
-                            if state.sort.1 { " v" } else { " ^" }
+    // Both ways: the table is wider than the panel, which must never grow
+    // past its width (the views would shrink or be covered).
+    egui::ScrollArea::both().max_height(260.0).show(ui, |ui| {
+        egui::Grid::new("metrics table")
+            .striped(true)
+            .show(ui, |ui| {
+                for c in Column::ALL {
+                    let arrow = if state.sort.0 == c {
+                        if state.sort.1 { " v" } else { " ^" }
+                    } else {
+                        ""
+                    };
+                    if ui.button(format!("{}{arrow}", c.title())).clicked() {
+                        state.sort = if state.sort.0 == c {
+                            (c, !state.sort.1)
                         } else {
-                            ""
+                            (c, true)
                         };
-                        if ui.button(format!("{}{arrow}", c.title())).clicked() {
-                            state.sort = if state.sort.0 == c {
-                                (c, !state.sort.1)
-                            } else {
-                                (c, true)
-                            };
-                        }
+                    }
+                }
+                ui.end_row();
+                for s in &rows {
+                    ui.label(s.label.to_string());
+                    ui.label(&s.name);
+                    for c in &Column::ALL[2..] {
+                        ui.label(fmt(c.value(s)));
                     }
                     ui.end_row();
-                    for s in &rows {
-                        ui.label(s.label.to_string());
-                        ui.label(&s.name);
-                        for c in &Column::ALL[2..] {
-                            ui.label(fmt(c.value(s)));
-                        }
-                        ui.end_row();
-                    }
-                });
-        });
+                }
+            });
+    });
     // Ranking (best Dice first) and the distribution of Dice.
     let mut ranked: Vec<&StructureMetrics> = result
         .structures
@@ -337,52 +388,29 @@ pub fn panel_ui(
                     .color(egui::Color32::from_rgb(120, 200, 120)),
             );
         });
+    let mut export = None;
     ui.horizontal(|ui| {
-        let stamp = std::time::SystemTime::now()
-            .duration_since(std::time::UNIX_EPOCH)
-            .map_or(0, |d| d.as_secs());
-        let here = std::env::current_dir().unwrap_or_default();
-        if ui.button("Export CSV").clicked() {
-            let path = here.join(format!("ume-metrics-{stamp}.csv"));
-            let text = crate::metrics::csv(&[(doc.title.as_str(), result)]);
-            state.message = match crate::io::write_atomic(&path, text.as_bytes()) {
-                Ok(()) => format!("saved {}", path.display()),
-                Err(e) => e.to_string(),
-            };
-        }
-        if ui.button("Export JSON").clicked() {
-            let path = here.join(format!("ume-metrics-{stamp}.json"));
-            state.message = match serde_json::to_vec_pretty(result)
-                .map_err(|e| e.to_string())
-                .and_then(|b| crate::io::write_atomic(&path, &b).map_err(|e| e.to_string()))
-            {
-                Ok(()) => format!("saved {}", path.display()),
-                Err(e) => e,
-            };
+        for c in [Command::ExportMetricsCsv, Command::ExportMetricsJson] {
+            if ui.button(c.label()).on_hover_text(c.tooltip()).clicked() {
+                export = Some(c);
+            }
         }
     });
-    if !state.message.is_empty() {
-        ui.label(&state.message);
-    }
+    export
 }
 
-/// The label map the overlay shows at `frame` (difference maps are built
-/// here: 1 = false positive, 2 = false negative).
-pub fn shown_labels(doc: &Document) -> Option<Arc<LabelVolume>> {
-    let gt = doc.labels.at_frame(doc.frame).cloned();
-    match (doc.overlay, &doc.prediction) {
-        (Overlay::Prediction, Some(p)) => Some(p.clone()),
-        (Overlay::Difference, Some(p)) => {
-            let g = gt.map(|g| g.frame(doc.frame));
-            let mut d = LabelVolume::zeros(p.dims, 1, p.geometry.clone());
-            for i in 0..d.len() {
-                let (pv, gv) = (p.get(i), g.as_ref().map_or(0, |g| g.get(i)));
-                if pv != gv {
-                    d.set(i, if pv != 0 { 1 } else { 2 });
-                }
-            }
-            Some(Arc::new(d))
-        }
+/// The label map the overlay shows at `frame` and whether it is the
+/// difference map (whose frames follow the case's).
+pub fn shown_labels(
+    doc: &Document,
+    eval: &EvalState,
+    overlay: Overlay,
+    frame: usize,
+) -> Option<Arc<LabelVolume>> {
+    let gt = doc.labels().at_frame(frame).cloned();
+    match (overlay, doc.prediction()) {
+        (Overlay::Prediction, Some(p)) => Some(p.labels.clone()),
+        (Overlay::Difference, Some(_)) => eval.difference(doc).cloned(),
         _ => gt,
     }
 }

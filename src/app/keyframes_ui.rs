@@ -4,9 +4,10 @@
 //! jump). Frame summaries are computed on a background thread once per case.
 
 use super::document::Document;
+use super::jobs::{Job, Slot};
+use super::views::Cursor;
 use crate::keyframes::{FrameFeatures, Selection, Strategy, select};
 use eframe::egui;
-use std::sync::mpsc::Receiver;
 
 /// What the filmstrip thumbnails show: (case generation, frames, axial
 /// slice, window in thousandths).
@@ -21,7 +22,7 @@ pub struct KeyframeState {
     /// Current selection.
     pub selection: Option<Selection>,
     features: Option<(u64, FrameFeatures)>,
-    job: Option<(u64, Receiver<FrameFeatures>)>,
+    job: Slot<FrameFeatures>,
     thumbs: Vec<(usize, egui::TextureHandle)>,
     thumb_key: Option<ThumbKey>,
 }
@@ -33,7 +34,7 @@ impl Default for KeyframeState {
             strategy: Strategy::Content,
             selection: None,
             features: None,
-            job: None,
+            job: Slot::default(),
             thumbs: Vec::new(),
             thumb_key: None,
         }
@@ -43,43 +44,43 @@ impl Default for KeyframeState {
 impl KeyframeState {
     /// Whether frame summaries are being computed.
     pub fn is_pending(&self) -> bool {
-        self.job.is_some()
+        self.job.is_running()
     }
 
-    /// Start summarising a new case's frames; collect finished summaries;
-    /// recompute the selection.
-    pub fn update(&mut self, doc: &Document, generation: u64, wake: impl Fn() + Send + 'static) {
-        if let Some((g, rx)) = &self.job
-            && let Ok(f) = rx.try_recv()
-        {
-            self.features = Some((*g, f));
-            self.job = None;
-        }
-        let have = self
-            .features
-            .as_ref()
-            .is_some_and(|(g, _)| *g == generation)
-            || self.job.as_ref().is_some_and(|(g, _)| *g == generation);
-        if !have && let Some(layer) = doc.layer() {
-            let v = layer.volume.clone();
-            let (tx, rx) = std::sync::mpsc::sync_channel(1);
-            let spawned = std::thread::Builder::new()
-                .name("ume-keyframes".into())
-                .spawn(move || {
-                    let _ = tx.send(FrameFeatures::from_time_frames(&v));
-                    wake();
-                });
-            if spawned.is_ok() {
-                self.job = Some((generation, rx));
-                self.selection = None;
+    /// Start summarising a new case's frames; collect finished summaries
+    /// (a stale one, of a case no longer open, is dropped); recompute the
+    /// selection. Returns an error of the job.
+    pub fn update(&mut self, doc: &Document, wake: &egui::Context) -> Option<String> {
+        let mut error = None;
+        if let Some((tag, r)) = self.job.poll() {
+            match r {
+                Ok(f) if tag == doc.id() => self.features = Some((tag, f)),
+                Ok(_) => {}
+                Err(e) => error = Some(format!("keyframes: {e}")),
             }
         }
-        if let Some((g, f)) = &self.features
-            && *g == generation
+        let have = self.features.as_ref().is_some_and(|(g, _)| *g == doc.id())
+            || self.job.job().is_some_and(|j| j.tag() == doc.id());
+        if !have
+            && error.is_none()
+            && let Some(layer) = doc.layer(0)
         {
-            let fresh = select(f, self.k, self.strategy).ok();
-            self.selection = fresh;
+            let v = layer.volume.clone();
+            let w = wake.clone();
+            self.job.start(Job::spawn(
+                "keyframes",
+                doc.id(),
+                move || w.request_repaint(),
+                move |_| Ok(FrameFeatures::from_time_frames(&v)),
+            ));
+            self.selection = None;
         }
+        if let Some((g, f)) = &self.features
+            && *g == doc.id()
+        {
+            self.selection = select(f, self.k, self.strategy).ok();
+        }
+        error
     }
 }
 
@@ -99,7 +100,9 @@ pub struct Learned<'a> {
 /// curves, its selection and its fusion weights.
 pub fn inspector_ui(
     state: &mut KeyframeState,
-    doc: &mut Document,
+    doc: &Document,
+    cursor: &mut Cursor,
+    window: (f64, f64),
     learned: Option<Learned>,
     ui: &mut egui::Ui,
 ) {
@@ -134,7 +137,7 @@ pub fn inspector_ui(
     let line =
         |name: &str, v: &[f64]| egui_plot::Line::new(name, egui_plot::PlotPoints::from_ys_f64(v));
     let marks: Vec<f64> = sel.selected.iter().map(|&t| t as f64).collect();
-    let acdc = doc.acdc.clone();
+    let acdc = doc.acdc().cloned();
     egui_plot::Plot::new("keyframe scores")
         .height(110.0)
         .allow_zoom(false)
@@ -163,22 +166,26 @@ pub fn inspector_ui(
                 );
             }
         });
-    filmstrip_ui(state, doc, &sel.selected, ui);
+    filmstrip_ui(state, doc, cursor, window, &sel.selected, ui);
 }
 
 /// Thumbnails of the selected frames at the crosshair's axial slice.
 fn filmstrip_ui(
     state: &mut KeyframeState,
-    doc: &mut Document,
+    doc: &Document,
+    cursor: &mut Cursor,
+    window: (f64, f64),
     selected: &[usize],
     ui: &mut egui::Ui,
 ) {
-    let Some(layer) = doc.layer() else { return };
-    let v = layer.volume.clone();
-    let Some([_, _, kz]) = crate::viewmath::voxel_at(&v.geometry, v.dims, doc.crosshair_mm) else {
+    let Some(layer) = doc.layer(cursor.active) else {
         return;
     };
-    let window = layer.window;
+    let v = layer.volume.clone();
+    let Some([_, _, kz]) = crate::viewmath::voxel_at(&v.geometry, v.dims, cursor.crosshair_mm)
+    else {
+        return;
+    };
     let key = (
         state.features.as_ref().map_or(0, |(g, _)| *g),
         selected.to_vec(),
@@ -217,7 +224,7 @@ fn filmstrip_ui(
     }
     ui.horizontal(|ui| {
         for (t, tex) in &state.thumbs {
-            let label = match &doc.acdc {
+            let label = match doc.acdc() {
                 Some(a) if a.ed_index() == *t => format!("frame {t} (ED)"),
                 Some(a) if a.es_index() == *t => format!("frame {t} (ES)"),
                 _ => format!("frame {t}"),
@@ -227,10 +234,10 @@ fn filmstrip_ui(
                     .fit_to_exact_size(egui::vec2(72.0, 72.0))
                     .sense(egui::Sense::click());
                 if ui.add(img).on_hover_text("show this frame").clicked() {
-                    doc.frame = *t;
+                    cursor.frame = *t;
                 }
                 if ui.small_button(&label).clicked() {
-                    doc.frame = *t;
+                    cursor.frame = *t;
                 }
             });
         }

@@ -1,11 +1,10 @@
-//! Loading runs on a named background thread: the UI asks, keeps drawing,
-//! and picks the result up from a bounded channel in `App::logic`.
+//! What can be opened and how it is read (the body of the app's load job;
+//! tests call [`load`] directly).
 
-use super::document::{Document, Labels, Layer};
+use super::document::{Document, Labels, Layer, Sources};
 use crate::volume::LabelTable;
 use std::path::PathBuf;
 use std::sync::Arc;
-use std::sync::mpsc::{Receiver, SyncSender, TrySendError};
 
 /// What to open.
 #[derive(Debug, Clone, PartialEq)]
@@ -25,54 +24,37 @@ pub enum LoadRequest {
     DemoCine(PathBuf),
 }
 
-/// Messages from the loading thread.
-pub enum LoadEvent {
-    /// What is happening now.
-    Progress(String),
-    /// Finished.
-    Done(Result<Box<Document>, String>),
+impl LoadRequest {
+    /// Paths picked or dropped: one folder is a dataset, else image files.
+    pub fn from_paths(paths: Vec<PathBuf>, labels: Option<PathBuf>) -> LoadRequest {
+        if paths.len() == 1 && paths[0].is_dir() {
+            LoadRequest::Folder(paths[0].clone())
+        } else {
+            LoadRequest::Files { paths, labels }
+        }
+    }
+
+    /// What to remember in the recent list (none for the demos).
+    pub fn recent(&self) -> Option<super::settings::Recent> {
+        match self {
+            LoadRequest::Files { paths, labels } => Some(super::settings::Recent {
+                paths: paths.clone(),
+                labels: labels.clone(),
+            }),
+            LoadRequest::Folder(p) => Some(super::settings::Recent {
+                paths: vec![p.clone()],
+                labels: None,
+            }),
+            LoadRequest::Demo(_) | LoadRequest::DemoCine(_) => None,
+        }
+    }
 }
 
-/// A running load.
-pub struct LoadJob {
-    /// Events; the last is `Done`.
-    pub events: Receiver<LoadEvent>,
-    /// What was asked.
-    pub request: LoadRequest,
-}
-
-/// Start loading on the `ume-load` thread; `wake` is called after each
-/// event (the app passes `ctx.request_repaint`).
-pub fn spawn(request: LoadRequest, wake: impl Fn() + Send + 'static) -> std::io::Result<LoadJob> {
-    let (tx, rx) = std::sync::mpsc::sync_channel(16);
-    let req = request.clone();
-    std::thread::Builder::new()
-        .name("ume-load".into())
-        .spawn(move || {
-            let send = |tx: &SyncSender<LoadEvent>, e: LoadEvent| {
-                // Progress may be dropped under back-pressure; Done never is.
-                match e {
-                    LoadEvent::Progress(_) => match tx.try_send(e) {
-                        Ok(())
-                        | Err(TrySendError::Full(_))
-                        | Err(TrySendError::Disconnected(_)) => {}
-                    },
-                    done => {
-                        let _ = tx.send(done);
-                    }
-                }
-                wake();
-            };
-            let result = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
-                load(&req, &|m| send(&tx, LoadEvent::Progress(m)))
-            }))
-            .unwrap_or_else(|_| Err("the loader crashed; please report this file".to_string()));
-            send(&tx, LoadEvent::Done(result.map(Box::new)));
-        })?;
-    Ok(LoadJob {
-        events: rx,
-        request,
-    })
+/// Read a label map and count its ids (a job's body: both grow with the
+/// volume).
+pub fn load_labels(path: &std::path::Path) -> Result<Labels, String> {
+    let l = crate::io::load_labels(path).map_err(|e| e.to_string())?;
+    Ok(Labels::single(Arc::new(l)))
 }
 
 /// Load synchronously (the thread body; also used by tests).
@@ -130,13 +112,17 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
                 .and_then(|p| p.file_name())
                 .map(|n| n.to_string_lossy().to_string())
                 .unwrap_or_default();
-            let mut doc = Document::new(title, layers, maps, table);
-            doc.warnings = doc
-                .layers
+            let warnings = layers
                 .iter()
-                .flat_map(|l| l.volume.warnings.clone())
+                .flat_map(|l: &Layer| l.volume.warnings.clone())
                 .collect();
-            Ok(doc)
+            Ok(Document::new(title, layers, maps, table)
+                .with_warnings(warnings)
+                .with_sources(Sources {
+                    images: paths.clone(),
+                    folder: None,
+                    labels: labels.clone(),
+                }))
         }
         LoadRequest::Folder(dir) => {
             progress(format!("detecting the layout of {}", dir.display()));
@@ -147,7 +133,7 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
                 ds.layout.as_str()
             ));
             let case = ds.load_case(0).map_err(|e| e.to_string())?;
-            Ok(Document::from_case(case))
+            Ok(Document::from_case(case, Some(dir.clone())))
         }
         LoadRequest::DemoCine(dir) => {
             ensure_demo(dir, progress)?;

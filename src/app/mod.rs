@@ -1,31 +1,50 @@
 //! The desktop app (feature `gui`): eframe with the wgpu renderer.
 //!
-//! `UmeApp` owns the open [`Document`], the views' camera state and the
-//! background jobs. `App::logic` drains job channels and advances the cine;
-//! `App::ui` draws panels and views and uploads the current frame to the GPU
-//! when it changed. Nothing slow runs on the UI thread: loading is a job,
-//! and a frame upload converts one frame (tens of ms at most).
+//! Who owns what:
+//! - [`Document`]: the open case's data (layers, labels, prediction,
+//!   table, sources, dirty flag, revisions); changed only by its methods.
+//! - [`Settings`]: how things are shown and the tools, persisted through
+//!   eframe's storage.
+//! - [`views::Cursor`] (crosshair, frame, layer) and [`views::Camera`]
+//!   (zoom, pan, orbit): where the user is, per window.
+//! - [`notify::Notifications`]: every message.
+//! - Jobs ([`jobs::Job`]): every background task.
+//!
+//! Input flows one way: views turn pointer input into [`views::Intent`]s,
+//! menus and the keyboard into [`Command`]s; `UmeApp` applies both.
+//! `App::logic` drains jobs and advances the cine; `App::ui` draws and
+//! uploads the current frame to the GPU when the data it shows changed.
 
 #[cfg(feature = "ml")]
 pub mod ai;
 pub mod bench;
+pub mod commands;
 pub mod document;
 pub mod evaluation;
+pub mod files;
+pub mod jobs;
 pub mod keyframes_ui;
 pub mod loader;
+pub mod notify;
 mod panels;
+pub mod screenshot;
+pub mod settings;
 pub mod upload;
 pub mod views;
 
+pub use commands::Command;
 pub use document::Document;
 pub use loader::LoadRequest;
+pub use settings::{Layout, Settings};
 
 use crate::render::{LabelUpload, Renderer};
 use crate::volume::LabelData;
+use document::{Labels, Prediction};
 use eframe::egui;
 use eframe::egui_wgpu::RenderState;
+use jobs::{Job, Slot};
 use std::path::PathBuf;
-use views::{TexGrid, ViewId, ViewState};
+use views::{Camera, Cursor, Intent, TexGrid, ViewCtx, ViewId};
 
 /// How the app was asked to start.
 #[derive(Debug, Clone, Default)]
@@ -40,6 +59,8 @@ pub struct ViewOptions {
     pub demo_dir: Option<PathBuf>,
     /// A prediction label map to load once the case is open.
     pub prediction: Option<PathBuf>,
+    /// Where Save labels (Ctrl+S) writes, without a dialog.
+    pub save_labels_to: Option<PathBuf>,
 }
 
 impl ViewOptions {
@@ -48,13 +69,10 @@ impl ViewOptions {
         if self.paths.is_empty() {
             return self.demo_dir.clone().map(LoadRequest::Demo);
         }
-        if self.paths.len() == 1 && self.paths[0].is_dir() {
-            return Some(LoadRequest::Folder(self.paths[0].clone()));
-        }
-        Some(LoadRequest::Files {
-            paths: self.paths.clone(),
-            labels: self.labels.clone(),
-        })
+        Some(LoadRequest::from_paths(
+            self.paths.clone(),
+            self.labels.clone(),
+        ))
     }
 }
 
@@ -64,102 +82,69 @@ struct UploadKey {
     doc: u64,
     frame: usize,
     layers: Vec<usize>,
-    palette: u64,
-    prediction: u64,
-    overlay: u8,
-}
-
-/// What a file pick is for.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Pick {
-    /// Open images or a folder as the case.
-    Open,
-    /// Load a prediction label map for the open case.
-    Prediction,
-}
-
-/// Screenshot-and-exit progress.
-#[derive(Debug, Clone, PartialEq)]
-enum Shot {
-    Idle,
-    /// Frames drawn since the data appeared.
-    Waiting(u32),
-    Requested,
-}
-
-/// Side-by-side modalities or the 2×2 layout.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum Layout {
-    /// Axial, 3D, coronal, sagittal.
-    #[default]
-    Grid,
-    /// The axial slice of every modality side by side, one crosshair.
-    Modalities,
+    labels: (u64, u64),
+    overlay: Option<settings::Overlay>,
+    difference: bool,
+    palette: Vec<[u8; 4]>,
 }
 
 /// The application.
 pub struct UmeApp {
     /// The open case.
     pub doc: Option<Document>,
-    /// Bumped when a new document is opened.
-    pub doc_generation: u64,
-    /// View cameras and display settings.
-    pub views: ViewState,
-    /// Layout.
-    pub layout: Layout,
-    render_state: Option<RenderState>,
-    uploaded: UploadKey,
-    grid: Option<TexGrid>,
-    /// Bumped when label visibility or colours change.
-    pub palette_generation: u64,
-    load: Option<loader::LoadJob>,
-    /// Last loading message.
-    pub status: String,
-    /// Last error, shown until dismissed.
-    pub error: Option<String>,
-    /// A notice (e.g. downsampled display).
-    pub notice: Option<String>,
+    /// Crosshair, frame and layer in the open case.
+    pub cursor: Cursor,
+    /// Display and tool settings (persisted).
+    pub settings: Settings,
+    /// View cameras.
+    pub camera: Camera,
+    /// Every message.
+    pub notes: notify::Notifications,
+    /// Prediction metrics and the difference overlay.
+    pub eval: evaluation::EvalState,
+    /// Keyframe inspector (cine cases).
+    pub keyframes: keyframes_ui::KeyframeState,
+    /// Models: segmentation, what-if, fine-tuning.
+    #[cfg(feature = "ml")]
+    pub ai: ai::AiState,
     /// Cine playback.
     pub playing: bool,
-    /// Cine speed.
-    pub fps: f32,
     cine_clock: f64,
     /// Pointer read-out.
     pub hover: Option<views::Hover>,
     /// Where each view was drawn last frame (for tests and exports).
     pub view_rects: Vec<(ViewId, egui::Rect)>,
-    shot: Shot,
-    shot_rx: Option<std::sync::mpsc::Receiver<std::sync::Arc<egui::ColorImage>>>,
-    screenshot_path: Option<PathBuf>,
-    /// Crop the next screenshot to this view's rectangle (points).
-    shot_crop: Option<egui::Rect>,
-    /// Close the window after the screenshot (the `--screenshot` option).
-    exit_after_shot: bool,
     /// Where demo phantoms live.
     pub demo_dir: Option<PathBuf>,
-    /// Recently opened paths.
-    pub recent: Vec<PathBuf>,
-    browser: Option<panels::Browser>,
-    dialog: Option<std::sync::mpsc::Receiver<Option<Vec<PathBuf>>>>,
-    /// What the open dialog or browser is picking.
-    pub pick: Pick,
-    /// Prediction and metrics.
-    pub eval: evaluation::EvalState,
-    /// Keyframe inspector (cine cases).
-    pub keyframes: keyframes_ui::KeyframeState,
-    /// Bumped when the prediction changes.
-    pub prediction_generation: u64,
-    prediction_job:
-        Option<std::sync::mpsc::Receiver<Result<(PathBuf, crate::volume::LabelVolume), String>>>,
+    /// Where Save labels writes (`--save-labels-to`), before the labels'
+    /// own file.
+    pub save_labels_to: Option<PathBuf>,
+    /// Help → Keyboard shortcuts is open.
+    pub show_shortcuts: bool,
+    /// Help → Messages is open.
+    pub show_messages: bool,
+    /// Quit was asked (the window closes).
+    pub quit_requested: bool,
+    render_state: Option<RenderState>,
+    uploaded: UploadKey,
+    grid: Option<TexGrid>,
+    notice: Option<String>,
+    load: Slot<Box<Document>>,
+    load_request: Option<LoadRequest>,
+    label_job: Slot<(PathBuf, Labels)>,
+    prediction_job: Slot<Prediction>,
+    save_job: Slot<PathBuf>,
+    save_prediction_job: Slot<PathBuf>,
     pending_prediction: Option<PathBuf>,
-    /// Models: segmentation, what-if, fine-tuning.
-    #[cfg(feature = "ml")]
-    pub ai: ai::AiState,
+    pending_labels: Option<PathBuf>,
+    /// The open file pick (dialog or browser).
+    pub picker: files::Picker,
+    shot: screenshot::Screenshot,
 }
 
 impl UmeApp {
-    /// An app with an optional renderer (egui-wgpu's render state); starts
-    /// loading what `options` asks for.
+    /// An app with an optional renderer (egui-wgpu's render state) and the
+    /// settings from eframe's storage; starts loading what `options` asks.
     pub fn new(
         ctx: &egui::Context,
         render_state: Option<RenderState>,
@@ -171,43 +156,41 @@ impl UmeApp {
         }
         let mut app = UmeApp {
             doc: None,
-            doc_generation: 0,
-            views: ViewState::default(),
-            layout: Layout::Grid,
-            render_state,
-            uploaded: UploadKey::default(),
-            grid: None,
-            palette_generation: 0,
-            load: None,
-            status: String::new(),
-            error: None,
-            notice: None,
+            cursor: Cursor {
+                crosshair_mm: [0.0; 3],
+                frame: 0,
+                active: 0,
+            },
+            settings: Settings::default(),
+            camera: Camera::default(),
+            notes: notify::Notifications::default(),
+            eval: evaluation::EvalState::default(),
+            keyframes: keyframes_ui::KeyframeState::default(),
+            #[cfg(feature = "ml")]
+            ai: ai::AiState::default(),
             playing: false,
-            fps: 15.0,
             cine_clock: 0.0,
             hover: None,
             view_rects: Vec::new(),
-            shot: if options.screenshot.is_some() {
-                Shot::Waiting(0)
-            } else {
-                Shot::Idle
-            },
-            shot_rx: None,
-            exit_after_shot: options.screenshot.is_some(),
-            shot_crop: None,
-            screenshot_path: options.screenshot.clone(),
-            recent: panels::load_recent(),
             demo_dir: options.demo_dir.clone(),
-            browser: None,
-            dialog: None,
-            pick: Pick::Open,
-            eval: evaluation::EvalState::default(),
-            keyframes: keyframes_ui::KeyframeState::default(),
-            prediction_generation: 0,
-            prediction_job: None,
+            save_labels_to: options.save_labels_to.clone(),
+            show_shortcuts: false,
+            show_messages: false,
+            quit_requested: false,
+            render_state,
+            uploaded: UploadKey::default(),
+            grid: None,
+            notice: None,
+            load: Slot::default(),
+            load_request: None,
+            label_job: Slot::default(),
+            prediction_job: Slot::default(),
+            save_job: Slot::default(),
+            save_prediction_job: Slot::default(),
             pending_prediction: options.prediction.clone(),
-            #[cfg(feature = "ml")]
-            ai: ai::AiState::default(),
+            pending_labels: None,
+            picker: files::Picker::default(),
+            shot: screenshot::Screenshot::on_start(options.screenshot.clone()),
         };
         if let Some(req) = options.request() {
             app.open(ctx, req);
@@ -215,84 +198,178 @@ impl UmeApp {
         app
     }
 
-    /// Start loading in the background.
-    pub fn open(&mut self, ctx: &egui::Context, request: LoadRequest) {
-        let ctx2 = ctx.clone();
-        self.status = "loading...".into();
-        match loader::spawn(request, move || ctx2.request_repaint()) {
-            Ok(job) => self.load = Some(job),
-            Err(e) => self.error = Some(format!("could not start loading: {e}")),
-        }
+    /// Use these settings (restored from storage), keeping the open case's
+    /// windows.
+    pub fn restore_settings(&mut self, settings: Settings) {
+        let windows = std::mem::take(&mut self.settings.windows);
+        self.settings = Settings {
+            windows,
+            ..settings
+        };
     }
 
-    /// Install a loaded document (also used by tests).
+    /// Start loading in the background. Labels given with images are read
+    /// after the images open, so labels on another grid are an error while
+    /// the image still opens.
+    pub fn open(&mut self, ctx: &egui::Context, request: LoadRequest) {
+        let request = match request {
+            LoadRequest::Files { paths, labels } => {
+                self.pending_labels = labels;
+                LoadRequest::Files {
+                    paths,
+                    labels: None,
+                }
+            }
+            other => {
+                self.pending_labels = None;
+                other
+            }
+        };
+        let wake = ctx.clone();
+        let req = request.clone();
+        self.load.start(Job::spawn(
+            "load",
+            0,
+            move || wake.request_repaint(),
+            move |job| {
+                job.message("loading…");
+                loader::load(&req, &|m| job.message(m)).map(Box::new)
+            },
+        ));
+        self.load_request = Some(request);
+    }
+
+    /// Install a loaded document (also used by tests): the cursor, camera,
+    /// windows and everything computed for the previous case start afresh.
     pub fn set_document(&mut self, doc: Document) {
-        self.doc = Some(doc);
-        self.doc_generation += 1;
-        self.views.zoom = [1.0; 3];
-        self.views.pan_mm = [[0.0; 2]; 3];
+        self.cursor = Cursor::for_document(&doc);
+        self.camera = Camera::default();
+        self.settings.windows = doc.layers().iter().map(|l| l.auto_window).collect();
+        let sort = self.eval.sort;
+        self.eval = evaluation::EvalState::default();
+        self.eval.sort = sort;
+        let (k, strategy) = (self.keyframes.k, self.keyframes.strategy);
+        self.keyframes = keyframes_ui::KeyframeState::default();
+        self.keyframes.k = k;
+        self.keyframes.strategy = strategy;
+        #[cfg(feature = "ml")]
+        self.ai.reset_for_case(&doc);
         self.playing = false;
+        self.label_job.abandon();
+        self.prediction_job.abandon();
+        self.doc = Some(doc);
     }
 
     /// Whether a load is running.
     pub fn is_loading(&self) -> bool {
-        self.load.is_some()
+        self.load.is_running()
     }
 
-    /// Drain background jobs and advance the cine (no drawing).
+    /// Whether labels or a prediction are being read or written.
+    pub fn is_busy_with_files(&self) -> bool {
+        self.label_job.is_running()
+            || self.prediction_job.is_running()
+            || self.save_job.is_running()
+            || self.save_prediction_job.is_running()
+    }
+
+    /// Running jobs' names and progress (the status bar shows them).
+    pub fn running_jobs(&self) -> Vec<(&'static str, jobs::Progress)> {
+        let mut out: Vec<_> = [
+            self.load.describe(),
+            self.label_job.describe(),
+            self.prediction_job.describe(),
+            self.save_job.describe(),
+            self.save_prediction_job.describe(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect();
+        out.extend(self.eval.running());
+        #[cfg(feature = "ml")]
+        out.extend(self.ai.running());
+        out
+    }
+
+    /// The shown layer's window.
+    pub fn window(&self) -> Option<(f64, f64)> {
+        let auto = self.doc.as_ref()?.layer(self.cursor.active)?.auto_window;
+        Some(
+            self.settings
+                .windows
+                .get(self.cursor.active)
+                .copied()
+                .unwrap_or(auto),
+        )
+    }
+
+    /// Set the shown layer's window.
+    pub fn set_window(&mut self, window: (f64, f64)) {
+        let n = self.doc.as_ref().map_or(0, |d| d.layers().len());
+        if self.settings.windows.len() < n {
+            let autos: Vec<(f64, f64)> = self
+                .doc
+                .as_ref()
+                .map(|d| d.layers().iter().map(|l| l.auto_window).collect())
+                .unwrap_or_default();
+            self.settings.windows = autos;
+        }
+        if let Some(w) = self.settings.windows.get_mut(self.cursor.active) {
+            *w = window;
+        }
+    }
+
+    /// Apply what a view asked for.
+    pub fn apply(&mut self, intent: Intent) {
+        let Some(doc) = &self.doc else { return };
+        match intent {
+            Intent::MoveCrosshair(axis, world) => {
+                let n = axis.normal_axis();
+                for (k, (c, w)) in self.cursor.crosshair_mm.iter_mut().zip(world).enumerate() {
+                    if k != n {
+                        *c = w;
+                    }
+                }
+            }
+            Intent::StepSlice(axis, steps) => self.cursor.step_slice(doc, axis, steps),
+            Intent::Window { width, level } => {
+                let Some(layer) = doc.layer(self.cursor.active) else {
+                    return;
+                };
+                let span = (layer.range.1 - layer.range.0).max(1e-9);
+                let Some((lo, hi)) = self.window() else {
+                    return;
+                };
+                let w = ((hi - lo) + width * span).max(span * 1e-4);
+                let l = (lo + hi) / 2.0 + level * span;
+                self.set_window((l - w / 2.0, l + w / 2.0));
+            }
+        }
+    }
+
+    /// Drain background jobs, run keyboard commands and advance the cine
+    /// (no drawing).
     pub fn logic(&mut self, ctx: &egui::Context) {
-        if let Some(job) = &self.load {
-            let mut finished = None;
-            while let Ok(ev) = job.events.try_recv() {
-                match ev {
-                    loader::LoadEvent::Progress(m) => self.status = m,
-                    loader::LoadEvent::Done(r) => finished = Some(r),
-                }
-            }
-            if let Some(r) = finished {
-                let req = job.request.clone();
-                self.load = None;
-                match r {
-                    Ok(doc) => {
-                        self.status = format!("opened {}", doc.title);
-                        if let LoadRequest::Files { paths, .. } = &req {
-                            panels::remember(&mut self.recent, paths.first().cloned());
-                        } else if let LoadRequest::Folder(p) = &req {
-                            panels::remember(&mut self.recent, Some(p.clone()));
-                        }
-                        self.set_document(*doc);
+        for c in Command::from_keyboard(ctx) {
+            self.run_command(ctx, c);
+        }
+        if let Some((_, r)) = self.load.poll() {
+            let req = self.load_request.take();
+            match r {
+                Ok(doc) => {
+                    self.notes.info(format!("opened {}", doc.title()));
+                    if let Some(recent) = req.as_ref().and_then(LoadRequest::recent) {
+                        self.settings.remember(recent);
                     }
-                    Err(e) => {
-                        self.status.clear();
-                        self.error = Some(e);
+                    self.set_document(*doc);
+                    if let Some(labels) = self.pending_labels.take() {
+                        self.load_labels(ctx, labels);
                     }
                 }
+                Err(e) => self.notes.error(e),
             }
         }
-        if let Some(rx) = &self.dialog
-            && let Ok(picked) = rx.try_recv()
-        {
-            self.dialog = None;
-            match picked {
-                Some(paths) if !paths.is_empty() && self.pick == Pick::Prediction => {
-                    self.load_prediction(ctx, paths[0].clone());
-                }
-                Some(paths) if !paths.is_empty() => {
-                    let req = if paths.len() == 1 && paths[0].is_dir() {
-                        LoadRequest::Folder(paths[0].clone())
-                    } else {
-                        LoadRequest::Files {
-                            paths,
-                            labels: None,
-                        }
-                    };
-                    self.open(ctx, req);
-                }
-                Some(_) => {}
-                // The dialog could not be shown (no portal, no zenity): use ours.
-                None => self.browser = Some(panels::Browser::new()),
-            }
-        }
+        self.picker_logic(ctx);
         let dropped: Vec<PathBuf> = ctx.input(|i| {
             i.raw
                 .dropped_files
@@ -302,98 +379,140 @@ impl UmeApp {
                 .collect()
         });
         if !dropped.is_empty() {
-            let req = if dropped.len() == 1 && dropped[0].is_dir() {
-                LoadRequest::Folder(dropped[0].clone())
-            } else {
-                LoadRequest::Files {
-                    paths: dropped,
-                    labels: None,
-                }
-            };
-            self.open(ctx, req);
+            self.open(ctx, LoadRequest::from_paths(dropped, None));
         }
         if self.doc.is_some()
             && let Some(p) = self.pending_prediction.take()
         {
             self.load_prediction(ctx, p);
         }
-        if let Some(rx) = &self.prediction_job
-            && let Ok(r) = rx.try_recv()
-        {
-            self.prediction_job = None;
-            match r.and_then(|(path, l)| self.set_prediction(&path, l)) {
-                Ok(()) => {}
-                Err(e) => self.error = Some(e),
-            }
-        }
+        self.file_jobs_logic();
         if let Some(doc) = &self.doc {
-            let wake = ctx.clone();
-            let key = (self.doc_generation, self.prediction_generation, doc.frame);
-            self.eval.update(doc, key, move || wake.request_repaint());
-            if doc.frames() > 1 {
-                let wake = ctx.clone();
-                self.keyframes
-                    .update(doc, self.doc_generation, move || wake.request_repaint());
+            let overlay = self.settings.overlay;
+            self.eval
+                .update(doc, self.cursor.frame, overlay, &mut self.notes, ctx);
+            if doc.frames() > 1
+                && let Some(e) = self.keyframes.update(doc, ctx)
+            {
+                self.notes.error(e);
             }
         }
         #[cfg(feature = "ml")]
         ai::logic(self, ctx);
         if self.playing
-            && let Some(doc) = &mut self.doc
+            && let Some(doc) = &self.doc
         {
-            let frames = doc.frames();
+            let frames = doc.frames().max(1);
             self.cine_clock += f64::from(ctx.input(|i| i.stable_dt).min(0.25));
-            let period = 1.0 / f64::from(self.fps.max(0.5));
+            let period = 1.0 / f64::from(self.settings.cine_fps.max(0.5));
             while self.cine_clock >= period {
                 self.cine_clock -= period;
-                doc.frame = (doc.frame + 1) % frames.max(1);
+                self.cursor.frame = (self.cursor.frame + 1) % frames;
             }
             ctx.request_repaint();
         }
     }
 
-    /// Load a prediction label map in the background.
-    pub fn load_prediction(&mut self, ctx: &egui::Context, path: PathBuf) {
-        let wake = ctx.clone();
-        match evaluation::spawn_prediction_load(path, move || wake.request_repaint()) {
-            Ok(rx) => self.prediction_job = Some(rx),
-            Err(e) => self.error = Some(format!("could not start loading: {e}")),
+    /// Collect label, prediction and save jobs.
+    fn file_jobs_logic(&mut self) {
+        let doc_id = self.doc.as_ref().map_or(0, Document::id);
+        if let Some((tag, r)) = self.label_job.poll()
+            && tag == doc_id
+            && let Some(doc) = &mut self.doc
+        {
+            match r.and_then(|(path, labels)| {
+                doc.open_labels(&path, labels)?;
+                Ok(path)
+            }) {
+                Ok(path) => {
+                    self.notes.info(format!("opened labels {}", path.display()));
+                    self.remember_labels(path);
+                }
+                Err(e) => self.notes.error(e),
+            }
+        }
+        if let Some((tag, r)) = self.prediction_job.poll()
+            && tag == doc_id
+            && let Some(doc) = &mut self.doc
+        {
+            match r.and_then(|p| doc.set_prediction(p)) {
+                Ok(()) => {}
+                Err(e) => self.notes.error(e),
+            }
+        }
+        if let Some((tag, r)) = self.save_job.poll() {
+            match r {
+                Ok(path) => {
+                    if tag == doc_id
+                        && let Some(doc) = &mut self.doc
+                    {
+                        doc.mark_saved(&path);
+                    }
+                    self.notes
+                        .info(format!("saved labels to {}", path.display()));
+                    self.remember_labels(path);
+                }
+                Err(e) => self.notes.error(format!("labels not saved: {e}")),
+            }
+        }
+        if let Some((_, r)) = self.save_prediction_job.poll() {
+            match r {
+                Ok(path) => self
+                    .notes
+                    .info(format!("saved the prediction to {}", path.display())),
+                Err(e) => self.notes.error(format!("prediction not saved: {e}")),
+            }
         }
     }
 
-    /// Install a prediction for the open case; it must be on the labels' grid.
-    pub fn set_prediction(
-        &mut self,
-        path: &std::path::Path,
-        labels: crate::volume::LabelVolume,
-    ) -> Result<(), String> {
+    /// The open case's recent entry remembers its labels file.
+    fn remember_labels(&mut self, path: PathBuf) {
+        let Some(doc) = &self.doc else { return };
+        let s = doc.sources();
+        let paths = if s.images.is_empty() {
+            s.folder.iter().cloned().collect()
+        } else {
+            s.images.clone()
+        };
+        if !paths.is_empty() {
+            self.settings.remember(settings::Recent {
+                paths,
+                labels: Some(path),
+            });
+        }
+    }
+
+    /// Read a label map onto the open image in the background.
+    pub fn load_labels(&mut self, ctx: &egui::Context, path: PathBuf) {
+        let Some(doc) = &self.doc else { return };
+        let wake = ctx.clone();
+        self.label_job.start(Job::spawn(
+            "load-labels",
+            doc.id(),
+            move || wake.request_repaint(),
+            move |_| loader::load_labels(&path).map(|l| (path, l)),
+        ));
+    }
+
+    /// Load a prediction label map in the background.
+    pub fn load_prediction(&mut self, ctx: &egui::Context, path: PathBuf) {
+        let Some(doc) = &self.doc else { return };
+        let wake = ctx.clone();
+        self.prediction_job.start(Job::spawn(
+            "load-prediction",
+            doc.id(),
+            move || wake.request_repaint(),
+            move |_| evaluation::load_prediction(&path),
+        ));
+    }
+
+    /// Install a prediction for the open case (tests; the app's jobs call
+    /// the document directly); it must be on the labels' grid.
+    pub fn set_prediction(&mut self, prediction: Prediction) -> Result<(), String> {
         let Some(doc) = &mut self.doc else {
             return Err("open a case before its prediction".into());
         };
-        let Some(layer) = doc.layer() else {
-            return Err("the case has no image".into());
-        };
-        let v = &layer.volume;
-        crate::dataset::check_same_grid(
-            std::path::Path::new(&layer.name),
-            v.dims,
-            &v.geometry,
-            path,
-            labels.dims,
-            &labels.geometry,
-        )
-        .map_err(|e| e.to_string())?;
-        if doc.table.labels.is_empty() {
-            let counts = labels.counts();
-            doc.table = crate::volume::LabelTable::generic(
-                (1..counts.len())
-                    .filter(|&i| counts[i] > 0)
-                    .filter_map(|i| u16::try_from(i).ok()),
-            );
-        }
-        doc.prediction = Some(std::sync::Arc::new(labels));
-        self.prediction_generation += 1;
-        Ok(())
+        doc.set_prediction(prediction)
     }
 
     /// Upload the current frame(s), labels and palette if they changed.
@@ -401,17 +520,26 @@ impl UmeApp {
         let (Some(rs), Some(doc)) = (&self.render_state, &self.doc) else {
             return;
         };
-        let slots: Vec<usize> = match self.layout {
-            Layout::Grid => vec![doc.active],
-            Layout::Modalities => (0..doc.layers.len()).collect(),
+        let slots: Vec<usize> = match self.settings.layout {
+            Layout::Grid => vec![self.cursor.active],
+            Layout::Modalities => (0..doc.layers().len()).collect(),
         };
+        let overlay = self.settings.overlay;
+        let difference = overlay == settings::Overlay::Difference && doc.prediction().is_some();
+        let palette = if difference {
+            evaluation::difference_palette()
+        } else {
+            doc.palette(&self.settings.hidden)
+        };
+        let rev = doc.revisions();
         let key = UploadKey {
-            doc: self.doc_generation,
-            frame: doc.frame,
+            doc: doc.id(),
+            frame: self.cursor.frame,
             layers: slots.clone(),
-            palette: self.palette_generation,
-            prediction: self.prediction_generation,
-            overlay: doc.overlay as u8,
+            labels: (rev.labels, rev.prediction),
+            overlay: Some(overlay),
+            difference: difference && self.eval.difference(doc).is_some(),
+            palette,
         };
         if key == self.uploaded {
             return;
@@ -422,12 +550,13 @@ impl UmeApp {
         };
         let limit = renderer.max_texture_3d as usize;
         let mut notice = None;
+        let frame = self.cursor.frame;
         for (slot, &li) in slots.iter().enumerate() {
-            let Some(layer) = doc.layers.get(li) else {
+            let Some(layer) = doc.layer(li) else {
                 continue;
             };
-            let frame = doc.frame.min(layer.volume.frames - 1);
-            let (dims, values, grid) = upload::frame_upload(layer, frame, limit);
+            let t = frame.min(layer.volume.frames - 1);
+            let (dims, values, grid) = upload::frame_upload(layer, t, limit);
             if grid.dims != layer.volume.dims {
                 notice = Some(format!(
                     "{} is larger than the GPU's 3D texture limit ({limit}); shown downsampled to {:?}",
@@ -437,25 +566,16 @@ impl UmeApp {
             renderer.set_volume(&rs.device, &rs.queue, slot, dims, &values);
             if slot == 0 {
                 let stride = layer.volume.dims[0].div_ceil(grid.dims[0]).max(1);
-                let labels = evaluation::shown_labels(doc);
+                let labels = evaluation::shown_labels(doc, &self.eval, overlay, frame);
                 let has = labels.is_some();
                 match labels.as_deref() {
                     Some(l) => {
-                        let (ldims, data) = upload::label_upload(l, doc.frame, stride);
-                        match &data {
-                            LabelData::U8(d) => renderer.set_labels(
-                                &rs.device,
-                                &rs.queue,
-                                ldims,
-                                LabelUpload::U8(d),
-                            ),
-                            LabelData::U16(d) => renderer.set_labels(
-                                &rs.device,
-                                &rs.queue,
-                                ldims,
-                                LabelUpload::U16(d),
-                            ),
-                        }
+                        let (ldims, data) = upload::label_upload(l, frame, stride);
+                        let upload = match &data {
+                            LabelData::U8(d) => LabelUpload::U8(d),
+                            LabelData::U16(d) => LabelUpload::U16(d),
+                        };
+                        renderer.set_labels(&rs.device, &rs.queue, ldims, upload);
                     }
                     None => {
                         renderer.set_labels(
@@ -472,13 +592,10 @@ impl UmeApp {
                 });
             }
         }
-        let palette = if doc.overlay == evaluation::Overlay::Difference && doc.prediction.is_some()
-        {
-            evaluation::difference_palette()
-        } else {
-            doc.palette()
-        };
-        renderer.set_palette(&rs.queue, &palette);
+        renderer.set_palette(&rs.queue, &key.palette);
+        if notice.is_some() && notice != self.notice {
+            self.notes.warn(notice.clone().unwrap_or_default());
+        }
         self.notice = notice;
         self.uploaded = key;
     }
@@ -486,7 +603,7 @@ impl UmeApp {
     /// Draw everything (the body of `App::ui`; tests call it through kittest).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
-        self.logic_screenshot(&ctx);
+        self.screenshot_logic(&ctx);
         self.upload();
         panels::menu_bar(self, ui);
         panels::status_bar(self, ui);
@@ -498,44 +615,37 @@ impl UmeApp {
                 egui::Panel::bottom("cine").show(ui, |ui| panels::cine_bar(self, ui));
             }
         }
-        if let Some(doc) = &mut self.doc
-            && doc.prediction.is_some()
-        {
-            let mut changed = false;
-            let eval = &mut self.eval;
-            egui::Panel::right("metrics")
-                .default_size(380.0)
-                .show(ui, |ui| evaluation::panel_ui(eval, doc, ui, &mut changed));
-        }
-        egui::CentralPanel::default().show(ui, |ui| self.views_ui(ui));
-        panels::dialogs(self, ui);
-        if let Some(b) = &mut self.browser {
-            match b.ui(&ctx) {
-                panels::BrowserResult::Open(req) => {
-                    self.browser = None;
-                    match (self.pick, req) {
-                        (Pick::Prediction, LoadRequest::Files { paths, .. })
-                            if !paths.is_empty() =>
-                        {
-                            self.load_prediction(&ctx, paths[0].clone());
-                        }
-                        (_, req) => self.open(&ctx, req),
-                    }
-                }
-                panels::BrowserResult::Close => self.browser = None,
-                panels::BrowserResult::Stay => {}
+        if self.doc.as_ref().is_some_and(|d| d.prediction().is_some()) {
+            // Resizable, and never more than ~40% of the window, so the
+            // views stay usable.
+            let max = (ui.available_width() * 0.4).max(240.0);
+            let export = egui::Panel::right("metrics")
+                .resizable(true)
+                .default_size(340.0_f32.min(max))
+                .max_size(max)
+                .show(ui, |ui| {
+                    evaluation::panel_ui(&mut self.eval, &mut self.settings.overlay, ui)
+                })
+                .inner;
+            if let Some(c) = export {
+                self.run_command(&ctx, c);
             }
         }
+        egui::CentralPanel::default().show(ui, |ui| self.views_ui(ui));
+        self.notes.errors_ui(&ctx);
+        commands::shortcuts_window(&mut self.show_shortcuts, &ctx);
+        let mut open = self.show_messages;
+        self.notes.history_ui(&mut open, &ctx);
+        self.show_messages = open;
     }
 
     fn views_ui(&mut self, ui: &mut egui::Ui) {
         let rect = ui.available_rect_before_wrap();
         ui.allocate_rect(rect, egui::Sense::hover());
-        let Some(doc) = &mut self.doc else {
-            let msg = if self.is_loading() {
-                self.status.as_str()
-            } else {
-                "File > Open, or drop a NIfTI file or dataset folder here"
+        let Some(doc) = &self.doc else {
+            let msg = match self.load.job() {
+                Some(j) => j.progress().message,
+                None => "File > Open, or drop a NIfTI file or dataset folder here".into(),
             };
             ui.painter().text(
                 rect.center(),
@@ -546,37 +656,50 @@ impl UmeApp {
             );
             return;
         };
-        let gpu = self.render_state.is_some();
-        let grid = self.grid.as_ref();
+        let mut intents = Vec::new();
         let mut hover = None;
         self.view_rects.clear();
-        match self.layout {
+        match self.settings.layout {
             Layout::Modalities => {
-                let n = doc.layers.len().max(1);
+                let n = doc.layers().len().max(1);
                 let w = rect.width() / n as f32;
-                let active = doc.active;
                 for slot in 0..n {
                     let r = egui::Rect::from_min_size(
                         rect.min + egui::vec2(w * slot as f32, 0.0),
                         egui::vec2(w - 2.0, rect.height()),
                     );
-                    doc.active = slot;
+                    let cursor = Cursor {
+                        active: slot,
+                        ..self.cursor
+                    };
+                    let view = ViewCtx {
+                        doc,
+                        cursor: &cursor,
+                        settings: &self.settings,
+                        grid: self.grid.as_ref(),
+                        gpu: self.render_state.is_some(),
+                    };
                     let h = views::slice_view_ui(
                         ui,
                         r,
                         crate::viewmath::SliceAxis::Axial,
-                        doc,
-                        &mut self.views,
-                        grid,
                         slot,
-                        gpu,
+                        &view,
+                        &mut self.camera,
+                        &mut intents,
                     );
                     hover = hover.or(h);
                 }
-                doc.active = active;
             }
             Layout::Grid => {
-                let cells: Vec<(ViewId, egui::Rect)> = match self.views.maximised {
+                let view = ViewCtx {
+                    doc,
+                    cursor: &self.cursor,
+                    settings: &self.settings,
+                    grid: self.grid.as_ref(),
+                    gpu: self.render_state.is_some(),
+                };
+                let cells: Vec<(ViewId, egui::Rect)> = match self.camera.maximised {
                     Some(v) => vec![(v, rect)],
                     None => {
                         let half = rect.size() / 2.0;
@@ -602,150 +725,69 @@ impl UmeApp {
                                 ui,
                                 r,
                                 axis,
-                                doc,
-                                &mut self.views,
-                                grid,
                                 0,
-                                gpu,
+                                &view,
+                                &mut self.camera,
+                                &mut intents,
                             );
                             hover = hover.or(h);
                         }
                         ViewId::ThreeD => {
-                            views::three_d_view_ui(ui, r, doc, &mut self.views, grid, gpu);
+                            views::three_d_view_ui(ui, r, &view, &mut self.camera);
                         }
                     }
                 }
             }
         }
         self.hover = hover;
+        for i in intents {
+            self.apply(i);
+        }
     }
 
-    /// Screenshot-and-exit: wait until the data has been drawn a few times,
-    /// ask eframe for a screenshot, save it when it arrives, then close.
-    fn logic_screenshot(&mut self, ctx: &egui::Context) {
-        let Some(path) = self.screenshot_path.clone() else {
-            return;
-        };
-        let shot = self.shot_rx.as_ref().and_then(|rx| rx.try_recv().ok());
-        if let Some(image) = shot {
-            let ppp = ctx.pixels_per_point();
-            if let Err(e) = save_png(&path, &image, self.shot_crop.take().map(|r| r * ppp)) {
-                eprintln!("error: {e:#}");
-            } else {
-                eprintln!("saved {}", path.display());
-            }
-            self.shot_rx = None;
-            if self.exit_after_shot {
-                ctx.send_viewport_cmd(egui::ViewportCommand::Close);
-            } else {
-                self.screenshot_path = None;
-                self.shot = Shot::Idle;
-            }
-            return;
-        }
-        if self.exit_after_shot && self.error.is_some() && self.doc.is_none() && !self.is_loading()
+    fn screenshot_logic(&mut self, ctx: &egui::Context) {
+        let ready = self.doc.is_some()
+            && self.uploaded.doc == self.doc.as_ref().map_or(0, Document::id)
+            && self.pending_prediction.is_none()
+            && self.pending_labels.is_none()
+            && !self.prediction_job.is_running()
+            && !self.label_job.is_running()
+            && !self.eval.is_computing();
+        if self.shot.exits_after()
+            && self.notes.has_error()
+            && self.doc.is_none()
+            && !self.is_loading()
         {
-            eprintln!("error: {}", self.error.clone().unwrap_or_default());
+            for e in self.notes.errors() {
+                eprintln!("error: {}", e.text);
+            }
             ctx.send_viewport_cmd(egui::ViewportCommand::Close);
             return;
         }
-        match self.shot {
-            Shot::Waiting(n)
-                if self.doc.is_some()
-                    && self.uploaded.doc == self.doc_generation
-                    && self.pending_prediction.is_none()
-                    && self.prediction_job.is_none()
-                    && !self.eval.is_computing() =>
-            {
-                if n >= 3 {
-                    let (tx, rx) = std::sync::mpsc::sync_channel(1);
-                    let wake = ctx.clone();
-                    let callback = egui::ScreenshotCallback::new(move |image| {
-                        let _ = tx.send(image);
-                        wake.request_repaint();
-                    });
-                    self.shot_rx = Some(rx);
-                    ctx.send_viewport_cmd(egui::ViewportCommand::Screenshot(callback));
-                    self.shot = Shot::Requested;
-                } else {
-                    self.shot = Shot::Waiting(n + 1);
-                }
-                ctx.request_repaint();
+        match self.shot.logic(ctx, ready) {
+            Some(screenshot::ShotEvent::Saved(p)) => {
+                eprintln!("saved {}", p.display());
+                self.notes.info(format!("saved {}", p.display()));
             }
-            _ => ctx.request_repaint_after(std::time::Duration::from_millis(50)),
+            Some(screenshot::ShotEvent::Failed(e)) => {
+                eprintln!("error: {e}");
+                self.notes.error(e);
+            }
+            None => {}
         }
     }
 
-    /// Save the window, or one view of it, as PNG (File → Export).
+    /// Save the window, or one view of it, as PNG.
     pub fn request_export(&mut self, ctx: &egui::Context, path: PathBuf, view: Option<ViewId>) {
-        self.shot_crop = view.and_then(|v| {
+        let crop = view.and_then(|v| {
             self.view_rects
                 .iter()
                 .find(|(id, _)| *id == v)
                 .map(|(_, r)| *r)
         });
-        self.status = format!("saving {}", path.display());
-        self.screenshot_path = Some(path);
-        self.shot = Shot::Waiting(3);
+        self.shot.request(path, crop);
         ctx.request_repaint();
     }
-
-    /// Open the native file dialog on its own thread (it blocks), falling
-    /// back to the in-app browser when no dialog can be shown.
-    pub fn open_dialog(&mut self, folder: bool, pick: Pick) {
-        self.pick = pick;
-        if !panels::native_dialog_available() {
-            self.browser = Some(panels::Browser::new());
-            return;
-        }
-        let (tx, rx) = std::sync::mpsc::sync_channel(1);
-        let spawned = std::thread::Builder::new()
-            .name("ume-dialog".into())
-            .spawn(move || {
-                let dialog = rfd::FileDialog::new();
-                let picked = if folder {
-                    dialog.pick_folder().map(|p| vec![p])
-                } else {
-                    dialog
-                        .add_filter("NIfTI / Analyze", &["nii", "gz", "hdr", "img"])
-                        .pick_files()
-                };
-                let _ = tx.send(picked);
-            });
-        match spawned {
-            Ok(_) => self.dialog = Some(rx),
-            Err(_) => self.browser = Some(panels::Browser::new()),
-        }
-    }
-}
-
-fn save_png(
-    path: &std::path::Path,
-    image: &egui::ColorImage,
-    crop_px: Option<egui::Rect>,
-) -> anyhow::Result<()> {
-    let [w, h] = image.size;
-    let rgba: Vec<u8> = image
-        .pixels
-        .iter()
-        .flat_map(egui::Color32::to_array)
-        .collect();
-    let mut img = image::RgbaImage::from_raw(w as u32, h as u32, rgba)
-        .ok_or_else(|| anyhow::anyhow!("screenshot has a wrong size"))?;
-    if let Some(r) = crop_px {
-        let x = (r.left().max(0.0) as u32).min(w as u32 - 1);
-        let y = (r.top().max(0.0) as u32).min(h as u32 - 1);
-        let cw = (r.width() as u32).min(w as u32 - x).max(1);
-        let ch = (r.height() as u32).min(h as u32 - y).max(1);
-        img = image::imageops::crop_imm(&img, x, y, cw, ch).to_image();
-    }
-    let mut bytes = Vec::new();
-    img.write_to(
-        &mut std::io::Cursor::new(&mut bytes),
-        image::ImageFormat::Png,
-    )?;
-    crate::io::write_atomic(path, &bytes)?;
-    Ok(())
 }
 
 impl eframe::App for UmeApp {
@@ -755,6 +797,10 @@ impl eframe::App for UmeApp {
 
     fn ui(&mut self, ui: &mut egui::Ui, _frame: &mut eframe::Frame) {
         self.show(ui);
+    }
+
+    fn save(&mut self, storage: &mut dyn eframe::Storage) {
+        self.settings.store(storage);
     }
 }
 
@@ -781,42 +827,12 @@ pub fn run(options: ViewOptions) -> anyhow::Result<()> {
         "UME",
         native,
         Box::new(move |cc| {
-            Ok(Box::new(UmeApp::new(
-                &cc.egui_ctx,
-                cc.wgpu_render_state.clone(),
-                &options,
-            )))
+            let mut app = UmeApp::new(&cc.egui_ctx, cc.wgpu_render_state.clone(), &options);
+            if let Some(storage) = cc.storage {
+                app.restore_settings(Settings::load(storage));
+            }
+            Ok(Box::new(app))
         }),
     )
     .map_err(|e| anyhow::anyhow!("could not open the UME window: {e}"))
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn exported_views_are_cropped_from_the_window() {
-        let tmp = tempfile::tempdir().unwrap();
-        let mut img = egui::ColorImage::filled([40, 30], egui::Color32::BLACK);
-        img.pixels[12 * 40 + 21] = egui::Color32::RED; // inside the crop, at (1, 2) of it
-        let path = tmp.path().join("view.png");
-        save_png(
-            &path,
-            &img,
-            Some(egui::Rect::from_min_size(
-                egui::pos2(20.0, 10.0),
-                egui::vec2(15.0, 10.0),
-            )),
-        )
-        .unwrap();
-        let back = image::open(&path).unwrap().to_rgba8();
-        assert_eq!(back.dimensions(), (15, 10));
-        assert_eq!(back.get_pixel(1, 2).0, [255, 0, 0, 255]);
-        save_png(&path, &img, None).unwrap();
-        assert_eq!(
-            image::open(&path).unwrap().to_rgba8().dimensions(),
-            (40, 30)
-        );
-    }
 }

@@ -1,14 +1,14 @@
 //! The four views: axial, coronal, sagittal slices and the 3D rendering.
-//! A view turns pointer input into changes of the document (crosshair,
-//! window) or of its own camera (zoom, pan, orbit), and emits a paint
+//! A view reads the document and never changes it: pointer input becomes
+//! [`Intent`]s the app applies (crosshair, window, slice steps) or changes
+//! of the view's own [`Camera`] (zoom, pan, orbit); it emits a paint
 //! callback for the renderer plus egui overlays (crosshair, orientation
 //! letters).
 
 use super::document::Document;
-use crate::render::{
-    RayUniforms, SliceUniforms, ViewCallback, ViewDraw, colormap::Colormap, gpu_matrix,
-};
-use crate::viewmath::{self, Convention, Orbit, SliceAxis, SlicePlane};
+use super::settings::{RayMode, Settings};
+use crate::render::{RayUniforms, SliceUniforms, ViewCallback, ViewDraw, gpu_matrix};
+use crate::viewmath::{self, Orbit, SliceAxis, SlicePlane};
 use crate::volume::Geometry;
 use eframe::egui::{self, Color32, Pos2, Rect, Sense, Stroke, Vec2};
 
@@ -50,60 +50,91 @@ impl ViewId {
     }
 }
 
-/// 3D rendering mode.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
-pub enum RayMode {
-    /// Maximum intensity projection.
-    Mip,
-    /// Direct volume rendering with an opacity ramp.
-    #[default]
-    Dvr,
+/// Where the user is in the open case: navigation, neither data (undo
+/// and saving ignore it) nor a setting (it belongs to this case).
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub struct Cursor {
+    /// Crosshair in world mm.
+    pub crosshair_mm: [f64; 3],
+    /// Current frame (4D).
+    pub frame: usize,
+    /// Index of the shown layer.
+    pub active: usize,
 }
 
-/// Camera state of the views (per app, not per document).
+impl Cursor {
+    /// At the first image's centre, on the case's start frame.
+    pub fn for_document(doc: &Document) -> Cursor {
+        Cursor {
+            crosshair_mm: doc.center_mm(),
+            frame: doc.start_frame(),
+            active: 0,
+        }
+    }
+
+    /// Move the crosshair `steps` slices along a view's normal (clamped to
+    /// the image).
+    pub fn step_slice(&mut self, doc: &Document, axis: SliceAxis, steps: i32) {
+        let Some(layer) = doc.layer(self.active) else {
+            return;
+        };
+        let step = viewmath::slice_step_mm(&layer.volume.geometry, axis);
+        let n = axis.normal_axis();
+        let (lo, hi) = viewmath::world_bounds(&layer.volume.geometry, layer.volume.dims);
+        self.crosshair_mm[n] = (self.crosshair_mm[n] + f64::from(steps) * step).clamp(lo[n], hi[n]);
+    }
+}
+
+/// Camera state of the views (per window, not persisted).
 #[derive(Debug, Clone)]
-pub struct ViewState {
+pub struct Camera {
     /// Zoom per slice axis (1 = fit).
     pub zoom: [f64; 3],
     /// Pan per slice axis in mm (screen right, up).
     pub pan_mm: [[f64; 2]; 3],
-    /// Left-right convention.
-    pub convention: Convention,
-    /// Colormap.
-    pub colormap: Colormap,
-    /// Linear (false) or nearest (true) sampling.
-    pub nearest: bool,
     /// 3D camera.
     pub orbit: Orbit,
-    /// 3D mode.
-    pub ray_mode: RayMode,
-    /// DVR opacity scale.
-    pub opacity: f32,
-    /// Clip the 3D view by the crosshair planes (x, y, z).
-    pub clip: [bool; 3],
-    /// Show the label overlay.
-    pub show_labels: bool,
     /// A maximised view, if any.
     pub maximised: Option<ViewId>,
+    /// The slice view the pointer was last over (keyboard slice steps go
+    /// there).
+    pub focus: SliceAxis,
+    /// Wheel travel not yet turned into whole slices (points).
+    wheel_points: f32,
 }
 
-impl Default for ViewState {
-    fn default() -> ViewState {
-        ViewState {
+impl Default for Camera {
+    fn default() -> Camera {
+        Camera {
             zoom: [1.0; 3],
             pan_mm: [[0.0; 2]; 3],
-            convention: Convention::Radiological,
-            colormap: Colormap::Gray,
-            nearest: false,
             orbit: Orbit::default(),
-            ray_mode: RayMode::Dvr,
-            opacity: 4.0,
-            clip: [false; 3],
-            show_labels: true,
             maximised: None,
+            focus: SliceAxis::Axial,
+            wheel_points: 0.0,
         }
     }
 }
+
+/// What input in a view asks for; the app applies it.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum Intent {
+    /// Move the crosshair within a slice view's plane to a world point.
+    MoveCrosshair(SliceAxis, [f64; 3]),
+    /// Change the active layer's window: width and level by these fractions
+    /// of its range.
+    Window {
+        /// Width change.
+        width: f64,
+        /// Level change.
+        level: f64,
+    },
+    /// Step slices along a view's normal.
+    StepSlice(SliceAxis, i32),
+}
+
+/// Points of smooth (touchpad) scrolling that count as one wheel notch.
+const POINTS_PER_NOTCH: f32 = 50.0;
 
 /// The grid as uploaded to the GPU (possibly downsampled).
 #[derive(Debug, Clone)]
@@ -131,35 +162,53 @@ fn slice_index(axis: SliceAxis) -> usize {
     }
 }
 
+/// What a view draws from: the case, where the user is, the settings, the
+/// camera and the uploaded grid.
+pub struct ViewCtx<'a> {
+    /// The case.
+    pub doc: &'a Document,
+    /// Crosshair, frame, layer.
+    pub cursor: &'a Cursor,
+    /// Display settings.
+    pub settings: &'a Settings,
+    /// The GPU grid, when uploaded.
+    pub grid: Option<&'a TexGrid>,
+    /// Whether a GPU renderer exists.
+    pub gpu: bool,
+}
+
 /// The plane a slice view currently shows in `rect`.
 pub fn plane_for(
     doc: &Document,
-    state: &ViewState,
+    cursor: &Cursor,
+    settings: &Settings,
+    camera: &Camera,
     axis: SliceAxis,
     rect: Rect,
 ) -> Option<SlicePlane> {
-    let layer = doc.layer()?;
+    let layer = doc.layer(cursor.active).or_else(|| doc.layer(0))?;
     let v = &layer.volume;
     let aspect = f64::from(rect.width() / rect.height().max(1.0));
     let mut plane = viewmath::fit_plane(
         axis,
-        state.convention,
+        settings.convention,
         &v.geometry,
         v.dims,
-        doc.crosshair_mm,
+        cursor.crosshair_mm,
         aspect,
     );
     let i = slice_index(axis);
-    let zoom = state.zoom[i].max(0.05);
+    let zoom = camera.zoom[i].max(0.05);
     plane.half_extent_mm = plane.half_extent_mm.map(|h| h / zoom);
-    let pan = state.pan_mm[i];
+    let pan = camera.pan_mm[i];
     for k in 0..3 {
         plane.center_mm[k] -= pan[0] * plane.right[k] + pan[1] * plane.up[k];
     }
     Some(plane)
 }
 
-fn to_screen(rect: Rect, p: Pos2) -> [f64; 2] {
+/// Screen coordinates ([-1, 1], y up) of a point in a view's rectangle.
+pub fn to_screen(rect: Rect, p: Pos2) -> [f64; 2] {
     [
         f64::from((p.x - rect.left()) / rect.width() * 2.0 - 1.0),
         f64::from(1.0 - (p.y - rect.top()) / rect.height() * 2.0),
@@ -173,101 +222,106 @@ fn from_screen(rect: Rect, s: [f64; 2]) -> Pos2 {
     )
 }
 
-/// Draw one slice view and handle its input. Returns what the pointer is over.
-#[allow(clippy::too_many_arguments)]
+/// Whole wheel notches in this frame's raw wheel events (Ctrl/Cmd+wheel is
+/// zoom, not counted). A notch is one line; smooth scrolling adds up points
+/// in `carry` until they make a notch. Raw events, not egui's smoothed
+/// delta, which spreads one notch over several frames (one notch moved
+/// about four slices).
+fn wheel_notches(input: &egui::InputState, carry: &mut f32) -> i32 {
+    for e in &input.events {
+        if let egui::Event::MouseWheel {
+            unit,
+            delta,
+            modifiers,
+            ..
+        } = e
+        {
+            if modifiers.ctrl || modifiers.command {
+                continue;
+            }
+            *carry += match unit {
+                egui::MouseWheelUnit::Line => delta.y * POINTS_PER_NOTCH,
+                egui::MouseWheelUnit::Page => delta.y * POINTS_PER_NOTCH * 10.0,
+                egui::MouseWheelUnit::Point => delta.y,
+            };
+        }
+    }
+    let notches = (*carry / POINTS_PER_NOTCH).trunc();
+    *carry -= notches * POINTS_PER_NOTCH;
+    notches as i32
+}
+
+/// Draw one slice view and turn its input into intents (crosshair, window,
+/// slices) or camera changes (zoom, pan, maximise). Returns what the
+/// pointer is over.
 pub fn slice_view_ui(
     ui: &mut egui::Ui,
     rect: Rect,
     axis: SliceAxis,
-    doc: &mut Document,
-    state: &mut ViewState,
-    grid: Option<&TexGrid>,
     slot: usize,
-    gpu: bool,
+    view: &ViewCtx,
+    camera: &mut Camera,
+    intents: &mut Vec<Intent>,
 ) -> Option<Hover> {
+    let doc = view.doc;
     let id = egui::Id::unique(("ume slice view", axis, slot));
     let response = ui.interact(rect, id, Sense::click_and_drag());
     let painter = ui.painter_at(rect);
     painter.rect_filled(rect, 0.0, Color32::BLACK);
-    let plane = plane_for(doc, state, axis, rect)?;
+    let plane = plane_for(doc, view.cursor, view.settings, camera, axis, rect)?;
     let i = slice_index(axis);
 
-    // Input: left click/drag moves the crosshair; right drag windows;
-    // middle drag pans; wheel steps slices (ctrl+wheel zooms); double click maximises.
+    // Left click/drag moves the crosshair; right drag windows; middle drag
+    // pans; wheel steps slices; Ctrl+wheel zooms; double click maximises.
     if let Some(p) = response.interact_pointer_pos()
         && (response.dragged_by(egui::PointerButton::Primary) || response.clicked())
     {
-        let w = plane.world_from_screen(to_screen(rect, p));
-        let n = axis.normal_axis();
-        for (k, (c, wk)) in doc.crosshair_mm.iter_mut().zip(w).enumerate() {
-            if k != n {
-                *c = wk;
-            }
-        }
+        intents.push(Intent::MoveCrosshair(
+            axis,
+            plane.world_from_screen(to_screen(rect, p)),
+        ));
     }
     if response.dragged_by(egui::PointerButton::Secondary) {
         let d = response.drag_delta();
-        if let Some(layer) = doc.layers.get_mut(doc.active) {
-            let (lo, hi) = layer.window;
-            let span = (layer.range.1 - layer.range.0).max(1e-9);
-            let width = ((hi - lo) + f64::from(d.x) * span / 400.0).max(span * 1e-4);
-            let level = (lo + hi) / 2.0 - f64::from(d.y) * span / 400.0;
-            layer.window = (level - width / 2.0, level + width / 2.0);
-        }
+        intents.push(Intent::Window {
+            width: f64::from(d.x) / 400.0,
+            level: -f64::from(d.y) / 400.0,
+        });
     }
     if response.dragged_by(egui::PointerButton::Middle) {
+        // The image follows the pointer: the world point under it stays
+        // under it.
         let d = response.drag_delta();
-        state.pan_mm[i][0] -=
+        camera.pan_mm[i][0] +=
             f64::from(d.x) / f64::from(rect.width()) * 2.0 * plane.half_extent_mm[0];
-        state.pan_mm[i][1] +=
+        camera.pan_mm[i][1] -=
             f64::from(d.y) / f64::from(rect.height()) * 2.0 * plane.half_extent_mm[1];
     }
     if response.double_clicked() {
-        let me = ViewId::Slice(axis);
-        state.maximised = if state.maximised == Some(me) {
-            None
-        } else {
-            Some(me)
-        };
+        toggle_maximised(camera, ViewId::Slice(axis));
     }
     if response.hovered() {
-        let (scroll, ctrl, page) = ui.input(|inp| {
-            let page = i32::from(
-                inp.key_pressed(egui::Key::PageUp) || inp.key_pressed(egui::Key::ArrowUp),
-            ) - i32::from(
-                inp.key_pressed(egui::Key::PageDown) || inp.key_pressed(egui::Key::ArrowDown),
-            );
+        camera.focus = axis;
+        let (notches, zoom) = ui.input(|inp| {
             (
-                inp.smooth_scroll_delta.y,
-                inp.modifiers.command || inp.modifiers.ctrl,
-                page,
+                wheel_notches(inp, &mut camera.wheel_points),
+                inp.zoom_delta(),
             )
         });
-        if ctrl && scroll != 0.0 {
-            state.zoom[i] = (state.zoom[i] * f64::from((scroll / 200.0).exp())).clamp(0.1, 50.0);
-        } else {
-            let steps = if scroll != 0.0 {
-                scroll.signum() as i32
-            } else {
-                page
-            };
-            if steps != 0
-                && let Some(layer) = doc.layer()
-            {
-                let step = viewmath::slice_step_mm(&layer.volume.geometry, axis);
-                let n = axis.normal_axis();
-                let (lo, hi) = viewmath::world_bounds(&layer.volume.geometry, layer.volume.dims);
-                doc.crosshair_mm[n] =
-                    (doc.crosshair_mm[n] + f64::from(steps) * step).clamp(lo[n], hi[n]);
-            }
+        if zoom != 1.0 {
+            camera.zoom[i] = (camera.zoom[i] * f64::from(zoom)).clamp(0.1, 50.0);
+        }
+        if notches != 0 {
+            intents.push(Intent::StepSlice(axis, notches));
         }
     }
 
     // Draw: the GPU slice, then overlays.
-    let plane = plane_for(doc, state, axis, rect)?;
-    if gpu && let Some(grid) = grid {
-        if let Some(u) = slice_uniforms(doc, state, &plane, grid, rect, ui.ctx().pixels_per_point())
-        {
+    let plane = plane_for(doc, view.cursor, view.settings, camera, axis, rect)?;
+    if view.gpu
+        && let Some(grid) = view.grid
+    {
+        if let Some(u) = slice_uniforms(view, &plane, grid, rect, ui.ctx().pixels_per_point()) {
             painter.add(eframe::egui_wgpu::Callback::new_paint_callback(
                 rect,
                 ViewCallback {
@@ -277,7 +331,7 @@ pub fn slice_view_ui(
                 },
             ));
         }
-    } else if !gpu {
+    } else if !view.gpu {
         painter.text(
             rect.center(),
             egui::Align2::CENTER_CENTER,
@@ -286,61 +340,21 @@ pub fn slice_view_ui(
             Color32::GRAY,
         );
     }
-    let c = from_screen(rect, plane.screen_from_world(doc.crosshair_mm));
-    let stroke = Stroke::new(1.0, Color32::from_rgb(60, 160, 255));
-    let gap = 6.0;
-    painter.line_segment(
-        [Pos2::new(rect.left(), c.y), Pos2::new(c.x - gap, c.y)],
-        stroke,
+    draw_crosshair(
+        &painter,
+        rect,
+        from_screen(rect, plane.screen_from_world(view.cursor.crosshair_mm)),
     );
-    painter.line_segment(
-        [Pos2::new(c.x + gap, c.y), Pos2::new(rect.right(), c.y)],
-        stroke,
+    draw_letters(
+        &painter,
+        rect,
+        viewmath::edge_letters(axis, view.settings.convention),
     );
-    painter.line_segment(
-        [Pos2::new(c.x, rect.top()), Pos2::new(c.x, c.y - gap)],
-        stroke,
-    );
-    painter.line_segment(
-        [Pos2::new(c.x, c.y + gap), Pos2::new(c.x, rect.bottom())],
-        stroke,
-    );
-    let letters = viewmath::edge_letters(axis, state.convention);
-    let font = egui::FontId::proportional(14.0);
-    let col = Color32::from_rgb(255, 210, 80);
-    painter.text(
-        Pos2::new(rect.left() + 4.0, rect.center().y),
-        egui::Align2::LEFT_CENTER,
-        letters[0],
-        font.clone(),
-        col,
-    );
-    painter.text(
-        Pos2::new(rect.right() - 4.0, rect.center().y),
-        egui::Align2::RIGHT_CENTER,
-        letters[1],
-        font.clone(),
-        col,
-    );
-    painter.text(
-        Pos2::new(rect.center().x, rect.top() + 4.0),
-        egui::Align2::CENTER_TOP,
-        letters[2],
-        font.clone(),
-        col,
-    );
-    painter.text(
-        Pos2::new(rect.center().x, rect.bottom() - 4.0),
-        egui::Align2::CENTER_BOTTOM,
-        letters[3],
-        font,
-        col,
-    );
-    let name = if slot > 0 || doc.layers.len() > 1 {
+    let name = if slot > 0 || doc.layers().len() > 1 {
         format!(
             "{} · {}",
             axis.name(),
-            doc.layers.get(slot).map_or("", |l| l.name.as_str())
+            doc.layer(slot).map_or("", |l| l.name.as_str())
         )
     } else {
         axis.name().to_string()
@@ -358,27 +372,80 @@ pub fn slice_view_ui(
     })
 }
 
+fn toggle_maximised(camera: &mut Camera, me: ViewId) {
+    camera.maximised = if camera.maximised == Some(me) {
+        None
+    } else {
+        Some(me)
+    };
+}
+
+fn draw_crosshair(painter: &egui::Painter, rect: Rect, c: Pos2) {
+    let stroke = Stroke::new(1.0, Color32::from_rgb(60, 160, 255));
+    let gap = 6.0;
+    for seg in [
+        [Pos2::new(rect.left(), c.y), Pos2::new(c.x - gap, c.y)],
+        [Pos2::new(c.x + gap, c.y), Pos2::new(rect.right(), c.y)],
+        [Pos2::new(c.x, rect.top()), Pos2::new(c.x, c.y - gap)],
+        [Pos2::new(c.x, c.y + gap), Pos2::new(c.x, rect.bottom())],
+    ] {
+        painter.line_segment(seg, stroke);
+    }
+}
+
+fn draw_letters(painter: &egui::Painter, rect: Rect, letters: [char; 4]) {
+    let font = egui::FontId::proportional(14.0);
+    let col = Color32::from_rgb(255, 210, 80);
+    let places = [
+        (
+            Pos2::new(rect.left() + 4.0, rect.center().y),
+            egui::Align2::LEFT_CENTER,
+        ),
+        (
+            Pos2::new(rect.right() - 4.0, rect.center().y),
+            egui::Align2::RIGHT_CENTER,
+        ),
+        (
+            Pos2::new(rect.center().x, rect.top() + 4.0),
+            egui::Align2::CENTER_TOP,
+        ),
+        (
+            Pos2::new(rect.center().x, rect.bottom() - 4.0),
+            egui::Align2::CENTER_BOTTOM,
+        ),
+    ];
+    for ((pos, align), letter) in places.into_iter().zip(letters) {
+        painter.text(pos, align, letter.to_string(), font.clone(), col);
+    }
+}
+
 /// Uniforms of a slice view.
 pub fn slice_uniforms(
-    doc: &Document,
-    state: &ViewState,
+    view: &ViewCtx,
     plane: &SlicePlane,
     grid: &TexGrid,
     rect: Rect,
     ppp: f32,
 ) -> Option<SliceUniforms> {
-    let layer = doc.layer()?;
+    let layer = view.doc.layer(view.cursor.active)?;
+    let window = view
+        .settings
+        .windows
+        .get(view.cursor.active)
+        .copied()
+        .unwrap_or(layer.auto_window);
     let m = viewmath::tex_from_screen(plane, &grid.geometry, grid.dims)?;
-    let lo = layer.normalise(layer.window.0) as f32;
-    let hi = layer.normalise(layer.window.1) as f32;
+    let lo = layer.normalise(window.0) as f32;
+    let hi = layer.normalise(window.1) as f32;
     let dims = grid.dims.map(|d| d as u32);
+    let s = view.settings;
     Some(SliceUniforms {
         tex_from_screen: gpu_matrix(&m),
-        window: [lo, hi, doc.label_opacity, state.colormap.row() as f32],
+        window: [lo, hi, s.label_opacity, s.colormap.row() as f32],
         flags: [
-            u32::from(doc.outline),
-            u32::from(state.nearest),
-            u32::from(state.show_labels),
+            u32::from(s.outline),
+            u32::from(s.nearest),
+            u32::from(s.show_labels),
             u32::from(grid.has_labels),
         ],
         dims: [dims[0], dims[1], dims[2], 1],
@@ -387,14 +454,7 @@ pub fn slice_uniforms(
 }
 
 /// Draw the 3D view and handle orbit (left drag) and zoom (wheel).
-pub fn three_d_view_ui(
-    ui: &mut egui::Ui,
-    rect: Rect,
-    doc: &Document,
-    state: &mut ViewState,
-    grid: Option<&TexGrid>,
-    gpu: bool,
-) {
+pub fn three_d_view_ui(ui: &mut egui::Ui, rect: Rect, view: &ViewCtx, camera: &mut Camera) {
     let response = ui.interact(
         rect,
         egui::Id::unique("ume 3d view"),
@@ -404,26 +464,23 @@ pub fn three_d_view_ui(
     painter.rect_filled(rect, 0.0, Color32::BLACK);
     if response.dragged_by(egui::PointerButton::Primary) {
         let d = response.drag_delta();
-        state.orbit.yaw += f64::from(d.x) * 0.01;
-        state.orbit.pitch = (state.orbit.pitch + f64::from(d.y) * 0.01).clamp(-1.5, 1.5);
+        camera.orbit.yaw += f64::from(d.x) * 0.01;
+        camera.orbit.pitch = (camera.orbit.pitch + f64::from(d.y) * 0.01).clamp(-1.5, 1.5);
     }
     if response.hovered() {
-        let scroll = ui.input(|i| i.smooth_scroll_delta.y);
-        if scroll != 0.0 {
-            state.orbit.zoom =
-                (state.orbit.zoom * f64::from((-scroll / 300.0).exp())).clamp(0.2, 5.0);
+        let (notches, zoom) =
+            ui.input(|i| (wheel_notches(i, &mut camera.wheel_points), i.zoom_delta()));
+        let factor = 0.9f64.powi(notches) / f64::from(zoom);
+        if factor != 1.0 {
+            camera.orbit.zoom = (camera.orbit.zoom * factor).clamp(0.2, 5.0);
         }
     }
     if response.double_clicked() {
-        state.maximised = if state.maximised == Some(ViewId::ThreeD) {
-            None
-        } else {
-            Some(ViewId::ThreeD)
-        };
+        toggle_maximised(camera, ViewId::ThreeD);
     }
-    if gpu
-        && let (Some(grid), Some(layer)) = (grid, doc.layer())
-        && let Some(u) = ray_uniforms(doc, state, grid, layer, rect)
+    if view.gpu
+        && let (Some(grid), Some(layer)) = (view.grid, view.doc.layer(view.cursor.active))
+        && let Some(u) = ray_uniforms(view, camera, grid, layer, rect)
     {
         painter.add(eframe::egui_wgpu::Callback::new_paint_callback(
             rect,
@@ -434,7 +491,7 @@ pub fn three_d_view_ui(
             },
         ));
     }
-    let mode = match state.ray_mode {
+    let mode = match view.settings.ray_mode {
         RayMode::Mip => "3D · MIP",
         RayMode::Dvr => "3D · DVR",
     };
@@ -448,34 +505,39 @@ pub fn three_d_view_ui(
 }
 
 fn ray_uniforms(
-    doc: &Document,
-    state: &ViewState,
+    view: &ViewCtx,
+    camera: &Camera,
     grid: &TexGrid,
     layer: &super::document::Layer,
     rect: Rect,
 ) -> Option<RayUniforms> {
+    let s = view.settings;
     let bounds = viewmath::world_bounds(&grid.geometry, grid.dims);
     let aspect = f64::from(rect.width() / rect.height().max(1.0));
-    let wfc = viewmath::orbit_world_from_clip(&state.orbit, bounds, aspect)?;
+    let wfc = viewmath::orbit_world_from_clip(&camera.orbit, bounds, aspect)?;
     let tfw = viewmath::tex_from_world(&grid.geometry, grid.dims)?;
-    let c = doc.crosshair_mm;
+    let c = view.cursor.crosshair_mm;
     let clip_tex: [f64; 3] =
         std::array::from_fn(|r| tfw[r][0] * c[0] + tfw[r][1] * c[1] + tfw[r][2] * c[2] + tfw[r][3]);
-    let mask =
-        u32::from(state.clip[0]) | u32::from(state.clip[1]) << 1 | u32::from(state.clip[2]) << 2;
+    let mask = u32::from(s.clip[0]) | u32::from(s.clip[1]) << 1 | u32::from(s.clip[2]) << 2;
     let dims = grid.dims.map(|d| d as u32);
+    let window = s
+        .windows
+        .get(view.cursor.active)
+        .copied()
+        .unwrap_or(layer.auto_window);
     Some(RayUniforms {
         world_from_clip: gpu_matrix(&wfc),
         tex_from_world: gpu_matrix(&tfw),
         window: [
-            layer.normalise(layer.window.0) as f32,
-            layer.normalise(layer.window.1) as f32,
-            state.opacity,
-            state.colormap.row() as f32,
+            layer.normalise(window.0) as f32,
+            layer.normalise(window.1) as f32,
+            s.volume_opacity,
+            s.colormap.row() as f32,
         ],
         params: [
-            u32::from(state.ray_mode == RayMode::Dvr),
-            u32::from(state.show_labels),
+            u32::from(s.ray_mode == RayMode::Dvr),
+            u32::from(s.show_labels),
             mask,
             dims.iter().copied().max().unwrap_or(64).clamp(64, 384),
         ],

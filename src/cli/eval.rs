@@ -58,7 +58,7 @@ fn evaluate_pair(
 }
 
 fn num(x: f64) -> Value {
-    if x.is_finite() { json!(x) } else { Value::Null }
+    metrics::json_value(x)
 }
 
 /// Label files below `dir`, as paths relative to it.

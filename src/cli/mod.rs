@@ -163,6 +163,9 @@ enum Command {
         /// Save a PNG of the window once the data is shown, then exit.
         #[arg(long, value_name = "OUT.png")]
         screenshot: Option<PathBuf>,
+        /// Where File → Save labels (Ctrl+S) writes, without a dialog.
+        #[arg(long, value_name = "PATH")]
+        save_labels_to: Option<PathBuf>,
     },
     /// Generate the built-in demo case (if needed) and describe it in text.
     Demo,
@@ -216,6 +219,7 @@ fn run(cli: Cli) -> Result<()> {
             labels: None,
             pred: None,
             screenshot: None,
+            save_labels_to: None,
         }
     } else {
         Command::Demo
@@ -226,7 +230,8 @@ fn run(cli: Cli) -> Result<()> {
             labels,
             pred,
             screenshot,
-        } => view(paths, labels, pred, screenshot),
+            save_labels_to,
+        } => view(paths, labels, pred, screenshot, save_labels_to),
         Command::Info { path, json, at } => info::run(&path, json, &at),
         #[cfg(feature = "ml")]
         Command::Train {
@@ -299,6 +304,7 @@ fn view(
     labels: Option<PathBuf>,
     prediction: Option<PathBuf>,
     screenshot: Option<PathBuf>,
+    save_labels_to: Option<PathBuf>,
 ) -> Result<()> {
     for p in paths.iter().chain(labels.iter()).chain(prediction.iter()) {
         if !p.exists() {
@@ -311,11 +317,18 @@ fn view(
         screenshot,
         demo_dir: Some(demo_dir()?),
         prediction,
+        save_labels_to,
     })
 }
 
 #[cfg(not(feature = "gui"))]
-fn view(_: Vec<PathBuf>, _: Option<PathBuf>, _: Option<PathBuf>, _: Option<PathBuf>) -> Result<()> {
+fn view(
+    _: Vec<PathBuf>,
+    _: Option<PathBuf>,
+    _: Option<PathBuf>,
+    _: Option<PathBuf>,
+    _: Option<PathBuf>,
+) -> Result<()> {
     anyhow::bail!(
         "this ume was built without the `gui` feature; rebuild with default features to open the viewer"
     )

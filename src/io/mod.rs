@@ -14,7 +14,10 @@ pub mod header;
 mod write;
 
 pub use header::{DataLayout, Header, HeaderError};
-pub use write::{SaveError, save_labels, save_volume, write_atomic};
+pub use write::{
+    SaveError, label_table_paths, save_label_map, save_label_table, save_labels, save_volume,
+    write_atomic,
+};
 
 use crate::volume::{LabelVolume, Volume, VolumeError, VoxelBytes};
 use std::fs::File;

@@ -173,3 +173,49 @@ pub fn save_volume(v: &Volume, path: &Path) -> Result<(), SaveError> {
 pub fn save_labels(labels: &LabelVolume, path: &Path) -> Result<(), SaveError> {
     save_volume(&labels.to_volume(), path)
 }
+
+/// Save a label map drawn on an image: the image's header geometry
+/// (pixdim, qform and sform with their codes) copied exactly, as ITK-SNAP
+/// compares spacing and origin with exact equality; the smallest integer
+/// type that holds the ids.
+pub fn save_label_map(
+    labels: &LabelVolume,
+    image_geometry: &crate::volume::Geometry,
+    path: &Path,
+) -> Result<(), SaveError> {
+    let mut out = labels.compacted();
+    out.geometry = image_geometry.clone();
+    save_labels(&out, path)
+}
+
+/// The label description files written beside a label map: `seg.nii.gz`
+/// → `seg_labels.txt` (ITK-SNAP) and `seg_labels.json` (UME's table).
+pub fn label_table_paths(map: &Path) -> (PathBuf, PathBuf) {
+    let name = map
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let lower = name.to_lowercase();
+    let stem = [
+        ".nii.gz", ".nii", ".hdr.gz", ".hdr", ".img.gz", ".img", ".gz",
+    ]
+    .iter()
+    .find(|e| lower.ends_with(*e))
+    .map_or(name.as_str(), |e| &name[..name.len() - e.len()]);
+    (
+        map.with_file_name(format!("{stem}_labels.txt")),
+        map.with_file_name(format!("{stem}_labels.json")),
+    )
+}
+
+/// Write a label table beside a label map, as an ITK-SNAP label
+/// description file and as JSON (both atomically).
+pub fn save_label_table(table: &crate::volume::LabelTable, map: &Path) -> Result<(), SaveError> {
+    let (txt, json) = label_table_paths(map);
+    write_atomic(&txt, table.to_itksnap().as_bytes())?;
+    let text = serde_json::to_vec_pretty(table).map_err(|e| SaveError::Io {
+        path: json.clone(),
+        source: std::io::Error::other(e),
+    })?;
+    write_atomic(&json, &text)
+}

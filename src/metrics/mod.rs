@@ -35,31 +35,54 @@ pub struct StructureMetrics {
     /// Name from the label table ("label N" if unlisted).
     pub name: String,
     /// 2|P∩G| / (|P| + |G|).
+    #[serde(serialize_with = "json_float")]
     pub dice: f64,
     /// |P∩G| / |P∪G|.
+    #[serde(serialize_with = "json_float")]
     pub iou: f64,
     /// Symmetric 95th-percentile Hausdorff distance of the surfaces, mm.
-    #[serde(serialize_with = "finite_or_null")]
+    #[serde(serialize_with = "json_float")]
     pub hd95_mm: f64,
     /// Normalised surface Dice at the tolerance.
+    #[serde(serialize_with = "json_float")]
     pub nsd: f64,
     /// Average symmetric surface distance, mm.
-    #[serde(serialize_with = "finite_or_null")]
+    #[serde(serialize_with = "json_float")]
     pub assd_mm: f64,
     /// Ground-truth volume, mL.
+    #[serde(serialize_with = "json_float")]
     pub volume_gt_ml: f64,
     /// Predicted volume, mL.
+    #[serde(serialize_with = "json_float")]
     pub volume_pred_ml: f64,
     /// Predicted minus ground-truth volume, mL.
+    #[serde(serialize_with = "json_float")]
     pub volume_diff_ml: f64,
 }
 
-fn finite_or_null<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
-    if x.is_finite() {
-        s.serialize_f64(*x)
-    } else {
+/// Serialise a metric for JSON, keeping the empty-mask policy readable:
+/// NaN (the structure is in neither map: does not apply) is `null`, +∞ (in
+/// one map only: HD95/ASSD of a missed structure) is `"inf"` and −∞
+/// `"-inf"`, since JSON has no infinity and `null` for both made a missed
+/// structure read like an absent one.
+pub fn json_float<S: serde::Serializer>(x: &f64, s: S) -> Result<S::Ok, S::Error> {
+    if x.is_nan() {
         s.serialize_none()
+    } else if x.is_infinite() {
+        s.serialize_str(if *x > 0.0 { "inf" } else { "-inf" })
+    } else {
+        s.serialize_f64(*x)
     }
+}
+
+/// [`json_float`] as a JSON value (for JSON built by hand).
+pub fn json_value(x: f64) -> serde_json::Value {
+    json_float(&x, serde_json::value::Serializer).unwrap_or(serde_json::Value::Null)
+}
+
+/// An evaluation as pretty JSON, with [`json_float`]'s policy.
+pub fn to_json(e: &Evaluation) -> Result<Vec<u8>, serde_json::Error> {
+    serde_json::to_vec_pretty(e)
 }
 
 /// What to compute.
@@ -89,6 +112,7 @@ pub struct Evaluation {
     /// Per structure, by id.
     pub structures: Vec<StructureMetrics>,
     /// Mean Dice over structures present in either map.
+    #[serde(serialize_with = "json_float")]
     pub mean_dice: f64,
 }
 
@@ -536,7 +560,17 @@ mod tests {
             "absent structures are left out of the mean"
         );
         let json = serde_json::to_value(missed).unwrap();
-        assert!(json["hd95_mm"].is_null());
+        assert_eq!(
+            json["hd95_mm"], "inf",
+            "a missed structure's HD95 is infinite"
+        );
+        assert_eq!(json["dice"], 0.0);
+        let json = serde_json::to_value(absent).unwrap();
+        assert!(
+            json["hd95_mm"].is_null() && json["dice"].is_null(),
+            "absent: does not apply"
+        );
+        assert_eq!(json_value(f64::NEG_INFINITY), "-inf");
         let other = map([4, 4, 3], [1.0; 3], |_, _, _| 0);
         assert!(evaluate(&other, &gt, &LabelTable::default(), &opts).is_err());
     }

@@ -2,7 +2,7 @@
 //! and the CPU reference renderer, so both produce the same colours.
 
 /// A colormap for intensities.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, serde::Serialize, serde::Deserialize)]
 pub enum Colormap {
     /// Black to white.
     #[default]

@@ -240,6 +240,39 @@ pub(crate) fn load_checked<T: serde::de::DeserializeOwned>(
 }
 
 impl TrainConfig {
+    /// Fine-tuning of a U-Net with `model`'s configuration (the app's quick
+    /// settings): `steps` steps of four slices at `learning_rate` after a
+    /// warm-up of a tenth of the run, cosine decay to a twentieth, the loss
+    /// that fits the output (CE+Dice or BCE+Dice), validation and a
+    /// checkpoint five times a run.
+    pub fn fine_tune(
+        model: &crate::models::segment::SegmenterConfig,
+        steps: usize,
+        learning_rate: f64,
+    ) -> TrainConfig {
+        let steps = steps.max(1);
+        let mut c = TrainConfig {
+            model: model.clone(),
+            data: DataConfig::default(),
+            training: TrainingConfig::default(),
+        };
+        let t = &mut c.training;
+        t.steps = steps;
+        t.learning_rate = learning_rate;
+        t.batch_size = 4;
+        t.val_every = (steps / 5).max(1);
+        t.checkpoint_every = t.val_every;
+        t.loss = match model.network.output {
+            crate::models::OutputMode::MultiClass => LossConfig::CeDice,
+            crate::models::OutputMode::MultiLabel => LossConfig::BceDice,
+        };
+        t.scheduler = SchedulerConfig::WarmupCosine {
+            warmup_steps: (steps / 10).max(1),
+            min_lr: learning_rate / 20.0,
+        };
+        c
+    }
+
     /// Read and check a config file.
     pub fn load(path: &Path) -> Result<TrainConfig, ConfigError> {
         load_checked(path, "a training config", TrainConfig::check)

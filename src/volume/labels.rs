@@ -25,6 +25,16 @@ pub enum LabelError {
     /// A label table did not parse.
     #[error("label table: {0}")]
     Table(#[from] serde_json::Error),
+    /// A line of an ITK-SNAP label description file did not parse.
+    #[error(
+        "ITK-SNAP label description line {line}: expected IDX R G B A VIS MSH \"LABEL\", found {text:?}"
+    )]
+    ItkSnap {
+        /// 1-based line number.
+        line: usize,
+        /// The line.
+        text: String,
+    },
     /// No built-in table by that name.
     #[error("no built-in label table named {0:?} (known: totalseg, brats, brats2023, acdc)")]
     UnknownTable(String),
@@ -194,6 +204,18 @@ impl LabelVolume {
         counts
     }
 
+    /// The same map stored in the smallest integer type that holds its ids
+    /// (u8 when every id is at most 255).
+    pub fn compacted(&self) -> LabelVolume {
+        match &self.data {
+            LabelData::U16(d) if d.iter().all(|&x| x <= 255) => LabelVolume {
+                data: LabelData::U8(d.iter().map(|&x| x as u8).collect()),
+                ..self.clone()
+            },
+            _ => self.clone(),
+        }
+    }
+
     /// As a volume (for writing), u8 or u16.
     pub fn to_volume(&self) -> Volume {
         let mut shape = self.dims.to_vec();
@@ -253,6 +275,76 @@ impl LabelTable {
             .iter()
             .find(|l| l.id == id)
             .map(|l| l.name.as_str())
+    }
+
+    /// The table as an ITK-SNAP label description file (`IDX R G B A VIS
+    /// MSH "LABEL"`, background first as ITK-SNAP writes it).
+    pub fn to_itksnap(&self) -> String {
+        let mut out = String::from(
+            "################################################\n\
+             # ITK-SnAP Label Description File\n\
+             # File format:\n\
+             # IDX   -R-  -G-  -B-  -A--  VIS MSH  LABEL\n\
+             # Fields:\n\
+             #    IDX:   Zero-based index\n\
+             #    -R-:   Red color component (0..255)\n\
+             #    -G-:   Green color component (0..255)\n\
+             #    -B-:   Blue color component (0..255)\n\
+             #    -A-:   Label transparency (0.00 .. 1.00)\n\
+             #    VIS:   Label visibility (0 or 1)\n\
+             #    MSH:   Label mesh visibility (0 or 1)\n\
+             #  LABEL:   Label description\n\
+             ################################################\n",
+        );
+        out.push_str("    0     0    0    0        0  0  0    \"Clear Label\"\n");
+        for l in &self.labels {
+            let [r, g, b] = l.color;
+            let name = l.name.replace('"', "'");
+            out.push_str(&format!(
+                "{:>5} {r:>5} {g:>4} {b:>4}        1  1  1    \"{name}\"\n",
+                l.id
+            ));
+        }
+        out
+    }
+
+    /// Parse an ITK-SNAP label description file (id 0, "Clear Label", is
+    /// background and left out).
+    pub fn from_itksnap(text: &str) -> Result<LabelTable, LabelError> {
+        let mut labels = Vec::new();
+        for (n, line) in text.lines().enumerate() {
+            let line = line.trim();
+            if line.is_empty() || line.starts_with('#') {
+                continue;
+            }
+            let bad = || LabelError::ItkSnap {
+                line: n + 1,
+                text: line.to_string(),
+            };
+            let (fields, name) = line.split_once('"').ok_or_else(bad)?;
+            let name = name.trim_end().strip_suffix('"').ok_or_else(bad)?;
+            let f: Vec<&str> = fields.split_whitespace().collect();
+            if f.len() != 7 {
+                return Err(bad());
+            }
+            let id: u16 = f[0].parse().map_err(|_| bad())?;
+            let mut color = [0u8; 3];
+            for (c, t) in color.iter_mut().zip(&f[1..4]) {
+                *c = t.parse().map_err(|_| bad())?;
+            }
+            f[4].parse::<f64>().map_err(|_| bad())?;
+            if id != 0 {
+                labels.push(LabelEntry {
+                    id,
+                    name: name.to_string(),
+                    color,
+                });
+            }
+        }
+        Ok(LabelTable {
+            name: "ITK-SNAP labels".into(),
+            labels,
+        })
     }
 
     /// Id of a name, if listed.

@@ -1,0 +1,264 @@
+//! What a paint operation may change, and the record of what it changed.
+//!
+//! A [`LabelEdit`] keeps, for each voxel it changed, the flat index with the
+//! id before and after (sparse: a stroke touches a few thousand voxels of
+//! millions). Undo writes the "before" ids back, redo the "after" ones; a
+//! voxel painted twice in one stroke keeps its first "before". Its size in
+//! bytes is what the history budgets.
+
+use crate::volume::LabelVolume;
+use std::collections::{BTreeSet, HashMap};
+
+/// Which existing labels a paint may overwrite (ITK-SNAP's draw-over mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default)]
+pub enum DrawOver {
+    /// Any voxel.
+    #[default]
+    All,
+    /// Only background voxels.
+    Background,
+    /// Only voxels of this label.
+    Label(u16),
+}
+
+/// The rule for one paint operation.
+#[derive(Debug, Clone, PartialEq, Default)]
+pub struct PaintRule {
+    /// The id written (0 erases).
+    pub value: u16,
+    /// Which voxels may change.
+    pub draw_over: DrawOver,
+    /// Paint only where the image value lies in [low, high].
+    pub intensity: Option<(f64, f64)>,
+    /// Labels that are never changed.
+    pub locked: BTreeSet<u16>,
+}
+
+impl PaintRule {
+    /// Whether a voxel holding `current`, of image value `value`, may become
+    /// `self.value`.
+    pub fn allows(&self, current: u16, value: f64) -> bool {
+        if current == self.value || self.locked.contains(&current) {
+            return false;
+        }
+        let over = match self.draw_over {
+            DrawOver::All => true,
+            DrawOver::Background => current == 0,
+            DrawOver::Label(l) => current == l,
+        };
+        over && self
+            .intensity
+            .is_none_or(|(lo, hi)| value >= lo && value <= hi)
+    }
+}
+
+/// The voxels one step changed: (flat index, before, after), by index.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct LabelEdit {
+    /// Which frame of the map (0 for 3D).
+    pub frame: usize,
+    changes: Vec<(u32, u16, u16)>,
+}
+
+impl LabelEdit {
+    /// Number of voxels changed.
+    pub fn len(&self) -> usize {
+        self.changes.len()
+    }
+
+    /// Whether nothing changed.
+    pub fn is_empty(&self) -> bool {
+        self.changes.is_empty()
+    }
+
+    /// Memory it holds.
+    pub fn bytes(&self) -> usize {
+        self.changes.capacity() * std::mem::size_of::<(u32, u16, u16)>()
+            + std::mem::size_of::<Self>()
+    }
+
+    /// Write the "before" ids back.
+    pub fn undo(&self, map: &mut LabelVolume) {
+        let off = map.frame_offset(self.frame);
+        for &(i, before, _) in self.changes.iter().rev() {
+            map.set(off + i as usize, before);
+        }
+    }
+
+    /// Write the "after" ids again.
+    pub fn redo(&self, map: &mut LabelVolume) {
+        let off = map.frame_offset(self.frame);
+        for &(i, _, after) in &self.changes {
+            map.set(off + i as usize, after);
+        }
+    }
+
+    /// The bounding box of the changed voxels ([min, max] per axis) on a
+    /// grid of `dims`, for a partial upload.
+    pub fn bounds(&self, dims: [usize; 3]) -> Option<([usize; 3], [usize; 3])> {
+        let mut lo = [usize::MAX; 3];
+        let mut hi = [0usize; 3];
+        for &(i, _, _) in &self.changes {
+            let i = i as usize;
+            let p = [
+                i % dims[0],
+                (i / dims[0]) % dims[1],
+                i / (dims[0] * dims[1]),
+            ];
+            for k in 0..3 {
+                lo[k] = lo[k].min(p[k]);
+                hi[k] = hi[k].max(p[k]);
+            }
+        }
+        (!self.changes.is_empty()).then_some((lo, hi))
+    }
+
+    /// The changes per label id: (voxels gained, voxels lost).
+    pub fn count_changes(&self) -> HashMap<u16, (usize, usize)> {
+        let mut m: HashMap<u16, (usize, usize)> = HashMap::new();
+        for &(_, before, after) in &self.changes {
+            m.entry(after).or_default().0 += 1;
+            m.entry(before).or_default().1 += 1;
+        }
+        m
+    }
+}
+
+/// Paints into a label map while recording a [`LabelEdit`] (one stroke or
+/// one fill = one painter = one undo step).
+pub struct Painter {
+    edit: LabelEdit,
+    /// Voxel → position in `edit.changes`, so a voxel painted twice keeps
+    /// its first "before".
+    seen: HashMap<u32, usize>,
+}
+
+impl Painter {
+    /// Start a step on `frame`.
+    pub fn new(frame: usize) -> Painter {
+        Painter {
+            edit: LabelEdit {
+                frame,
+                changes: Vec::new(),
+            },
+            seen: HashMap::new(),
+        }
+    }
+
+    /// Paint `voxels` (flat indices within one frame) by `rule`; `image`
+    /// gives a voxel's intensity for the rule's range. Returns how many
+    /// voxels changed.
+    pub fn paint(
+        &mut self,
+        map: &mut LabelVolume,
+        voxels: &[usize],
+        rule: &PaintRule,
+        image: impl Fn(usize) -> f64,
+    ) -> usize {
+        let off = map.frame_offset(self.edit.frame);
+        let n = map.frame_len();
+        let mut changed = 0;
+        for &v in voxels {
+            if v >= n {
+                continue;
+            }
+            let current = map.get(off + v);
+            if !rule.allows(
+                current,
+                if rule.intensity.is_some() {
+                    image(v)
+                } else {
+                    0.0
+                },
+            ) {
+                continue;
+            }
+            map.set(off + v, rule.value);
+            let key = v as u32;
+            match self.seen.get(&key) {
+                Some(&at) => self.edit.changes[at].2 = rule.value,
+                None => {
+                    self.seen.insert(key, self.edit.changes.len());
+                    self.edit.changes.push((key, current, rule.value));
+                }
+            }
+            changed += 1;
+        }
+        changed
+    }
+
+    /// The finished step (voxels whose id ended where it began are left
+    /// out).
+    pub fn finish(mut self) -> LabelEdit {
+        self.edit.changes.retain(|&(_, b, a)| a != b);
+        self.edit.changes.sort_unstable_by_key(|c| c.0);
+        self.edit.changes.shrink_to_fit();
+        self.edit
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::volume::Geometry;
+
+    #[test]
+    fn draw_over_intensity_and_locks_limit_what_changes() {
+        let mut map = LabelVolume::zeros([4, 1, 1], 1, Geometry::identity());
+        map.set(1, 2);
+        map.set(2, 3);
+        let image = |i: usize| i as f64 * 10.0;
+        let mut p = Painter::new(0);
+        let only_bg = PaintRule {
+            value: 5,
+            draw_over: DrawOver::Background,
+            ..PaintRule::default()
+        };
+        assert_eq!(p.paint(&mut map, &[0, 1, 2, 3], &only_bg, image), 2);
+        let over3 = PaintRule {
+            value: 5,
+            draw_over: DrawOver::Label(3),
+            intensity: Some((15.0, 25.0)),
+            ..PaintRule::default()
+        };
+        assert_eq!(p.paint(&mut map, &[0, 1, 2, 3], &over3, image), 1);
+        let locked = PaintRule {
+            value: 0,
+            locked: [2].into(),
+            ..PaintRule::default()
+        };
+        p.paint(&mut map, &[1], &locked, image);
+        assert_eq!(map.get(1), 2, "a locked label is kept");
+        let edit = p.finish();
+        assert_eq!(edit.len(), 3);
+        edit.undo(&mut map);
+        assert_eq!((0..4).map(|i| map.get(i)).collect::<Vec<_>>(), [0, 2, 3, 0]);
+        edit.redo(&mut map);
+        assert_eq!((0..4).map(|i| map.get(i)).collect::<Vec<_>>(), [5, 2, 5, 5]);
+    }
+
+    #[test]
+    fn a_voxel_painted_twice_undoes_to_its_first_value() {
+        let mut map = LabelVolume::zeros([3, 1, 1], 2, Geometry::identity());
+        let mut p = Painter::new(1);
+        let a = PaintRule {
+            value: 1,
+            ..PaintRule::default()
+        };
+        let b = PaintRule {
+            value: 2,
+            ..PaintRule::default()
+        };
+        p.paint(&mut map, &[0, 1], &a, |_| 0.0);
+        p.paint(&mut map, &[1], &b, |_| 0.0);
+        let erase = PaintRule::default();
+        p.paint(&mut map, &[0], &erase, |_| 0.0);
+        let edit = p.finish();
+        assert_eq!(edit.len(), 1, "voxel 0 is back to 0: not a change");
+        assert_eq!(map.get(3 + 1), 2, "frame 1 painted");
+        assert_eq!(map.get(1), 0, "frame 0 untouched");
+        edit.undo(&mut map);
+        assert_eq!(map.get(3 + 1), 0);
+        assert_eq!(edit.bounds([3, 1, 1]), Some(([1, 0, 0], [1, 0, 0])));
+    }
+}

@@ -1,0 +1,545 @@
+//! Models in the app (feature `ml`): segment the open case with a bundled
+//! demo model or a checkpoint folder, ask what a model loses without one
+//! modality, run a UME encoder's keyframes, and fine-tune the model on the
+//! open case (or a dataset folder) with live curves — then swap the new
+//! model in, re-segment, and show the Dice before and after side by side.
+//!
+//! `mod.rs` holds the state and collects results; [`runs`] holds the jobs'
+//! bodies (everything that grows with the volume or touches a model, off
+//! the UI thread); [`panel`] draws. Every run is a [`Job`]: Cancel and Stop
+//! reach every stage, a panic is an error message, and a result for a case
+//! no longer open is dropped.
+
+mod panel;
+pub mod runs;
+
+pub use panel::section;
+
+use super::UmeApp;
+use super::document::{Document, Prediction};
+use super::jobs::{Job, Progress, Slot};
+use crate::models::DeviceChoice;
+use crate::models::encoder::KeyframeReport;
+use crate::training::{Event, Summary};
+use crate::volume::LabelVolume;
+use eframe::egui;
+use runs::{SegmentOutput, TrainRequest};
+use std::collections::BTreeMap;
+use std::path::PathBuf;
+use std::sync::Arc;
+use std::time::Instant;
+
+/// Dice of a what-if run against the full run.
+#[derive(Debug, Clone)]
+pub struct WhatIf {
+    /// The dropped modality's name.
+    pub dropped: String,
+    /// (label, Dice with all modalities, Dice without), vs ground truth.
+    pub rows: Vec<(u16, f64, f64)>,
+}
+
+/// Live curves of a fine-tuning run.
+#[derive(Default)]
+pub struct Curves {
+    /// (step, loss).
+    pub loss: Vec<[f64; 2]>,
+    /// (step, mean validation Dice).
+    pub mean_dice: Vec<[f64; 2]>,
+    /// Per label: (step, validation Dice).
+    pub dice: BTreeMap<u16, Vec<[f64; 2]>>,
+}
+
+/// Where fine-tuning data comes from.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum TrainSource {
+    /// The open case and its labels.
+    OpenCase,
+    /// Every labelled case of a dataset folder.
+    Folder,
+}
+
+/// Progress of the fine-tuning run.
+struct RunProgress {
+    started: Instant,
+    first_step: usize,
+    total_steps: usize,
+    step: usize,
+}
+
+/// Model state of the app.
+pub struct AiState {
+    /// Model to run: a bundled demo name or a checkpoint folder.
+    pub model: String,
+    /// Where models run.
+    pub device: DeviceChoice,
+    segment: Slot<SegmentOutput>,
+    /// The model the running segmentation uses.
+    segment_model: String,
+    /// Fine-tuning steps.
+    pub steps: usize,
+    /// Fine-tuning learning rate.
+    pub learning_rate: f64,
+    /// A training config file to use instead of the quick settings.
+    pub config_path: String,
+    /// Data source.
+    pub source: TrainSource,
+    /// Dataset folder when `source` is `Folder`.
+    pub data_folder: String,
+    train: Slot<Summary, Event>,
+    run: Option<RunProgress>,
+    /// Curves of the current or last run.
+    pub curves: Curves,
+    /// Per-label Dice before fine-tuning (label, Dice).
+    pub before: Option<Vec<(u16, f64)>>,
+    /// Prediction revision of the re-segmentation after fine-tuning.
+    after_revision: Option<u64>,
+    /// The full-modality prediction, shared with the document (one copy).
+    full: Option<Arc<LabelVolume>>,
+    /// The latest what-if result.
+    pub what_if: Option<WhatIf>,
+    /// Modality index to drop in the what-if.
+    pub drop_channel: usize,
+    /// Where fine-tuned checkpoints go (default: the user cache folder,
+    /// `~/.cache/ume/finetune`).
+    pub out_root: Option<PathBuf>,
+    /// A UME encoder checkpoint folder.
+    pub encoder_path: String,
+    encoder: Slot<KeyframeReport>,
+    /// The encoder's report for a document id.
+    pub encoder_report: Option<(u64, KeyframeReport)>,
+    /// The last fine-tuned model's folder (Save model as… copies it).
+    fine_tuned: Option<PathBuf>,
+    save_model: Slot<PathBuf>,
+}
+
+impl Default for AiState {
+    fn default() -> AiState {
+        AiState {
+            model: String::new(),
+            device: DeviceChoice::Auto,
+            segment: Slot::default(),
+            segment_model: String::new(),
+            steps: 60,
+            learning_rate: 3e-4,
+            config_path: String::new(),
+            source: TrainSource::OpenCase,
+            data_folder: String::new(),
+            train: Slot::default(),
+            run: None,
+            curves: Curves::default(),
+            before: None,
+            after_revision: None,
+            full: None,
+            what_if: None,
+            drop_channel: 1,
+            out_root: None,
+            encoder_path: String::new(),
+            encoder: Slot::default(),
+            encoder_report: None,
+            fine_tuned: None,
+            save_model: Slot::default(),
+        }
+    }
+}
+
+impl AiState {
+    /// Whether segmentation, training or an encoder run is in progress.
+    pub fn is_busy(&self) -> bool {
+        self.segment.is_running() || self.train.is_running() || self.encoder.is_running()
+    }
+
+    /// Whether a fine-tuning run (or its preparation) is in progress.
+    pub fn is_training(&self) -> bool {
+        self.train.is_running()
+    }
+
+    /// Segmentation progress (done, total) while one runs.
+    pub fn segment_progress(&self) -> Option<(usize, usize)> {
+        self.segment
+            .job()
+            .map(|j| j.progress().fraction.unwrap_or((0, 0)))
+    }
+
+    /// The last fine-tuned model's folder.
+    pub fn fine_tuned(&self) -> Option<&PathBuf> {
+        self.fine_tuned.as_ref()
+    }
+
+    /// The full-modality prediction kept for what-if runs.
+    pub fn full_prediction(&self) -> Option<&Arc<LabelVolume>> {
+        self.full.as_ref()
+    }
+
+    /// The encoder's curves for the keyframe inspector, when they belong to
+    /// document `doc_id`.
+    pub fn learned(&self, doc_id: u64) -> Option<super::keyframes_ui::Learned<'_>> {
+        let (g, r) = self.encoder_report.as_ref()?;
+        (*g == doc_id).then_some(super::keyframes_ui::Learned {
+            attention: &r.attention,
+            fused: &r.fused,
+            weights: &r.weights,
+            selected: &r.selected,
+        })
+    }
+
+    /// Running jobs, for the status bar.
+    pub fn running(&self) -> Vec<(&'static str, Progress)> {
+        [
+            self.segment.describe(),
+            self.encoder.describe(),
+            self.train.describe(),
+            self.save_model.describe(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
+    }
+
+    /// A new case is open: what belonged to the last one goes (runs on it
+    /// are cancelled; the model choice returns to the default for the case
+    /// unless the user picked a checkpoint folder).
+    pub fn reset_for_case(&mut self, doc: &Document) {
+        self.segment.abandon();
+        self.encoder.abandon();
+        self.train.abandon();
+        self.run = None;
+        self.curves = Curves::default();
+        self.before = None;
+        self.after_revision = None;
+        self.full = None;
+        self.what_if = None;
+        self.encoder_report = None;
+        if self.model.is_empty() || self.model.starts_with("demo-") {
+            self.model = default_model(doc).into();
+        }
+    }
+
+    /// Ask the running segmentation, encoder or training to stop. A
+    /// segmentation and an encoder run are dropped at once (their result
+    /// will not be used); training stops after its current step and keeps
+    /// its last state.
+    pub fn cancel(&mut self, notes: &mut super::notify::Notifications) {
+        if self.segment.is_running() {
+            self.segment.abandon();
+            notes.info("segmentation cancelled");
+        }
+        if self.encoder.is_running() {
+            self.encoder.abandon();
+            notes.info("encoder run cancelled");
+        }
+        if let Some(j) = self.train.job() {
+            j.cancel();
+        }
+    }
+}
+
+/// The bundled model that fits a case: four MR channels get the
+/// brain-tumour demo, a CT (values in Hounsfield units) the CT demo;
+/// anything else needs a checkpoint folder (empty).
+pub fn default_model(doc: &Document) -> &'static str {
+    if doc.layers().len() >= 4 {
+        "demo-brats"
+    } else if doc.layers().first().is_some_and(|l| l.range.0 <= -500.0) {
+        "demo-ct"
+    } else {
+        ""
+    }
+}
+
+/// Start segmenting the open case with `app.ai.model`; with `drop`, the
+/// modality at that index is replaced by zeros — the what-if run.
+pub fn start_segment(app: &mut UmeApp, ctx: &egui::Context, drop: Option<usize>) {
+    let Some(doc) = &app.doc else { return };
+    if app.ai.segment.is_running() {
+        return;
+    }
+    if app.ai.model.is_empty() {
+        app.ai.model = default_model(doc).into();
+    }
+    if app.ai.model.is_empty() {
+        app.notes
+            .error("no bundled model fits this case: enter a checkpoint folder");
+        return;
+    }
+    let what_if = match drop {
+        None => None,
+        Some(k) => {
+            let (Some(full), Some(gt)) = (&app.ai.full, doc.labels().at_frame(app.cursor.frame))
+            else {
+                app.notes
+                    .error("the what-if needs ground truth and a full segmentation first");
+                return;
+            };
+            Some(runs::WhatIfInput {
+                dropped: k,
+                name: doc.layer(k).map_or("?".into(), |l| l.name.clone()),
+                full: full.clone(),
+                gt: gt.clone(),
+                frame: app.cursor.frame,
+            })
+        }
+    };
+    let request = runs::SegmentRequest {
+        model: app.ai.model.clone(),
+        device: app.ai.device,
+        volumes: doc.layers().iter().map(|l| l.volume.clone()).collect(),
+        names: doc.layers().iter().map(|l| l.name.clone()).collect(),
+        what_if,
+    };
+    app.notes.info(match drop {
+        Some(k) => format!(
+            "segmenting without {}…",
+            doc.layer(k).map_or("?", |l| l.name.as_str())
+        ),
+        None => format!("segmenting with {}…", app.ai.model),
+    });
+    app.ai.segment_model = app.ai.model.clone();
+    let wake = ctx.clone();
+    app.ai.segment.start(Job::spawn(
+        "segment",
+        doc.id(),
+        move || wake.request_repaint(),
+        move |job| runs::segment(&request, job),
+    ));
+}
+
+/// Run a UME encoder checkpoint on the open case in the background:
+/// keyframe scores of every strategy, fusion weights, modality gates.
+pub fn start_encoder(app: &mut UmeApp, ctx: &egui::Context) {
+    let Some(doc) = &app.doc else { return };
+    if app.ai.encoder.is_running() {
+        return;
+    }
+    let path = PathBuf::from(app.ai.encoder_path.trim());
+    let volumes = doc.layers().iter().map(|l| l.volume.clone()).collect();
+    let k = app.keyframes.k;
+    let choice = app.ai.device;
+    let wake = ctx.clone();
+    app.ai.encoder.start(Job::spawn(
+        "encoder",
+        doc.id(),
+        move || wake.request_repaint(),
+        move |job| runs::encoder(&path, volumes, k, choice, job),
+    ));
+    app.notes.info("running the UME encoder…");
+}
+
+/// Start fine-tuning the current model (data preparation and training in
+/// one job; Stop reaches both).
+pub fn start_training(app: &mut UmeApp, ctx: &egui::Context) {
+    let Some(doc) = &app.doc else { return };
+    if app.ai.train.is_running() {
+        return;
+    }
+    if app.ai.model.is_empty() {
+        app.ai.model = default_model(doc).into();
+    }
+    if app.ai.model.is_empty() {
+        app.notes
+            .error("no bundled model fits this case: enter a checkpoint folder");
+        return;
+    }
+    let case = match app.ai.source {
+        TrainSource::OpenCase => match runs::OpenCase::of(doc, app.cursor.frame) {
+            Ok(c) => Some(c),
+            Err(e) => {
+                app.notes.error(e);
+                return;
+            }
+        },
+        TrainSource::Folder => None,
+    };
+    let stamp = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |d| d.as_millis());
+    let root = app.ai.out_root.clone().unwrap_or_else(runs::finetune_root);
+    let out = root.join(format!("{}-{stamp}", runs::sanitize(&app.ai.model)));
+    let request = TrainRequest {
+        model: app.ai.model.clone(),
+        device: app.ai.device,
+        steps: app.ai.steps,
+        learning_rate: app.ai.learning_rate,
+        config_path: app.ai.config_path.trim().to_string(),
+        case,
+        folder: PathBuf::from(app.ai.data_folder.trim()),
+        out,
+    };
+    app.ai.before = app
+        .eval
+        .result
+        .as_ref()
+        .map(|e| e.structures.iter().map(|s| (s.label, s.dice)).collect());
+    app.ai.after_revision = None;
+    app.ai.curves = Curves::default();
+    app.ai.run = Some(RunProgress {
+        started: Instant::now(),
+        first_step: 0,
+        total_steps: app.ai.steps,
+        step: 0,
+    });
+    let wake = ctx.clone();
+    app.ai.train.start(Job::spawn(
+        "fine-tune",
+        doc.id(),
+        move || wake.request_repaint(),
+        move |job| runs::fine_tune(request, job),
+    ));
+    app.notes.info("preparing training data…");
+}
+
+/// Copy the fine-tuned model to `dir` in the background.
+pub fn save_model_to(app: &mut UmeApp, ctx: &egui::Context, dir: PathBuf) {
+    let Some(src) = app.ai.fine_tuned.clone() else {
+        app.notes.error("no fine-tuned model to save yet");
+        return;
+    };
+    let wake = ctx.clone();
+    app.ai.save_model.start(Job::spawn(
+        "save-model",
+        0,
+        move || wake.request_repaint(),
+        move |_| runs::copy_model(&src, &dir).map(|()| dir),
+    ));
+}
+
+/// Collect finished runs and training events (called every frame).
+pub fn logic(app: &mut UmeApp, ctx: &egui::Context) {
+    let doc_id = app.doc.as_ref().map_or(0, Document::id);
+    if let Some((tag, r)) = app.ai.encoder.poll() {
+        match r {
+            Ok(report) if tag == doc_id => {
+                app.notes.info(format!(
+                    "encoder selected frames {:?} of {}",
+                    report.selected, report.frames
+                ));
+                app.ai.encoder_report = Some((tag, report));
+            }
+            Ok(_) => {}
+            Err(e) => app.notes.error(e),
+        }
+    }
+    if let Some((tag, r)) = app.ai.segment.poll() {
+        match r {
+            Ok(_) if tag != doc_id => {}
+            Ok(SegmentOutput::Full(p)) => install_prediction(app, p),
+            Ok(SegmentOutput::WhatIf(w)) => {
+                app.notes
+                    .info(format!("what-if without {} done", w.dropped));
+                app.ai.what_if = Some(w);
+            }
+            Err(e) => report_failure(&mut app.notes, e),
+        }
+    }
+    if let Some((_, r)) = app.ai.save_model.poll() {
+        match r {
+            Ok(dir) => {
+                app.notes
+                    .info(format!("saved the model to {}", dir.display()));
+                app.settings.remember_model(dir);
+            }
+            Err(e) => app.notes.error(format!("model not saved: {e}")),
+        }
+    }
+    training_logic(app, ctx);
+}
+
+/// Show a model's prediction as the overlay; the document and the what-if
+/// share one copy of it.
+fn install_prediction(app: &mut UmeApp, p: Prediction) {
+    let Some(doc) = &mut app.doc else { return };
+    let had_gt = !doc.labels().is_empty();
+    let n = p.present.len();
+    let labels = p.labels.clone();
+    match doc.set_prediction(p) {
+        Ok(()) => {
+            app.ai.full = Some(labels);
+            app.ai.what_if = None;
+            app.settings.overlay = super::settings::Overlay::Prediction;
+            let mut msg = format!(
+                "segmented with {}: {n} structures found",
+                app.ai.segment_model
+            );
+            if !had_gt {
+                msg.push_str(" (no ground truth open: no metrics)");
+            }
+            app.notes.info(msg);
+        }
+        Err(e) => report_failure(&mut app.notes, e),
+    }
+}
+
+fn training_logic(app: &mut UmeApp, ctx: &egui::Context) {
+    if let Some(job) = app.ai.train.job() {
+        for event in job.events() {
+            let Some(run) = &mut app.ai.run else { break };
+            match event {
+                Event::Started {
+                    first_step,
+                    total_steps,
+                    ..
+                } => {
+                    run.first_step = first_step;
+                    run.total_steps = total_steps;
+                    run.started = Instant::now();
+                    app.notes.info("fine-tuning…");
+                }
+                Event::Step { step, loss, .. } => {
+                    run.step = step + 1;
+                    app.ai
+                        .curves
+                        .loss
+                        .push([step as f64 + 1.0, f64::from(loss)]);
+                }
+                Event::Validated {
+                    step,
+                    dice,
+                    mean_dice,
+                    ..
+                } => {
+                    let x = step as f64 + 1.0;
+                    app.ai.curves.mean_dice.push([x, mean_dice]);
+                    for (id, d) in dice {
+                        if d.is_finite() {
+                            app.ai.curves.dice.entry(id).or_default().push([x, d]);
+                        }
+                    }
+                }
+                Event::Checkpointed { .. } | Event::Finished(_) => {}
+            }
+        }
+    }
+    let Some((tag, r)) = app.ai.train.poll() else {
+        return;
+    };
+    app.ai.run = None;
+    match r {
+        Ok(summary) => {
+            app.notes.info(format!(
+                "fine-tuned: best validation Dice {:.3} at step {}; model saved in {}",
+                summary.best_dice,
+                summary.best_step + 1,
+                summary.out.display()
+            ));
+            app.settings.remember_model(summary.out.clone());
+            app.ai.fine_tuned = Some(summary.out.clone());
+            // Swap the new model in and re-segment the open scan.
+            app.ai.model = summary.out.display().to_string();
+            let doc_id = app.doc.as_ref().map_or(0, Document::id);
+            if tag == doc_id {
+                start_segment(app, ctx, None);
+                app.ai.after_revision = app.doc.as_ref().map(|d| d.revisions().prediction + 1);
+            }
+        }
+        Err(e) => report_failure(&mut app.notes, e),
+    }
+}
+
+/// A run that ended without a result: cancelled (the user asked) is news,
+/// anything else an error.
+fn report_failure(notes: &mut super::notify::Notifications, e: String) {
+    if e.contains("cancelled") {
+        notes.info(e);
+    } else {
+        notes.error(e);
+    }
+}

@@ -1,0 +1,506 @@
+//! Choosing files and writing them: the native dialog (on its own job, it
+//! blocks) or, where no dialog can appear, UME's own browser, for opening
+//! and for saving; what each pick is for; and the save jobs (labels with
+//! their table, a prediction, a model copy). Saving never writes where the
+//! user did not say: a pick, `--save-labels-to`, or the file the labels
+//! came from.
+
+use super::jobs::Job;
+use super::{LoadRequest, UmeApp};
+use crate::volume::{Geometry, LabelTable, LabelVolume};
+use eframe::egui;
+use std::path::{Path, PathBuf};
+use std::sync::Arc;
+
+/// Metrics export formats.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum MetricsFormat {
+    /// One row per structure.
+    Csv,
+    /// The evaluation as JSON.
+    Json,
+}
+
+/// What a file pick is for.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Pick {
+    /// Image files to open.
+    Open,
+    /// A dataset or case folder to open.
+    OpenFolder,
+    /// A label map for the open image.
+    Labels,
+    /// A prediction for the open case.
+    Prediction,
+    /// Where to save the labels.
+    SaveLabels,
+    /// Where to save the prediction.
+    SavePrediction,
+    /// A folder to copy the fine-tuned model into.
+    SaveModel,
+    /// Where to save a PNG of the window.
+    ExportWindow,
+    /// Where to save the metrics.
+    ExportMetrics(MetricsFormat),
+}
+
+impl Pick {
+    /// Whether the pick names a new file.
+    pub fn is_save(self) -> bool {
+        matches!(
+            self,
+            Pick::SaveLabels
+                | Pick::SavePrediction
+                | Pick::SaveModel
+                | Pick::ExportWindow
+                | Pick::ExportMetrics(_)
+        )
+    }
+
+    /// Whether the pick is a folder.
+    pub fn is_folder(self) -> bool {
+        matches!(self, Pick::OpenFolder | Pick::SaveModel)
+    }
+
+    /// The dialog's title.
+    pub fn title(self) -> &'static str {
+        match self {
+            Pick::Open => "Open images",
+            Pick::OpenFolder => "Open a dataset folder",
+            Pick::Labels => "Open labels",
+            Pick::Prediction => "Open a prediction",
+            Pick::SaveLabels => "Save labels as",
+            Pick::SavePrediction => "Save prediction as",
+            Pick::SaveModel => "Save model as (a new folder)",
+            Pick::ExportWindow => "Export window as PNG",
+            Pick::ExportMetrics(_) => "Export metrics",
+        }
+    }
+
+    fn extensions(self) -> &'static [&'static str] {
+        match self {
+            Pick::ExportWindow => &["png"],
+            Pick::ExportMetrics(MetricsFormat::Csv) => &["csv"],
+            Pick::ExportMetrics(MetricsFormat::Json) => &["json"],
+            Pick::OpenFolder | Pick::SaveModel => &[],
+            _ => &["nii", "gz", "hdr", "img"],
+        }
+    }
+}
+
+/// A file name for a save pick, from the case's title.
+pub fn default_name(pick: Pick, title: &str) -> String {
+    let base: String = title
+        .chars()
+        .map(|c| {
+            if c.is_alphanumeric() || c == '-' || c == '_' {
+                c
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    let base = base
+        .trim_end_matches("_nii_gz")
+        .trim_end_matches("_nii")
+        .to_string();
+    match pick {
+        Pick::SaveLabels => format!("{base}_labels.nii.gz"),
+        Pick::SavePrediction => format!("{base}_prediction.nii.gz"),
+        Pick::SaveModel => format!("{base}_model"),
+        Pick::ExportWindow => format!("{base}.png"),
+        Pick::ExportMetrics(MetricsFormat::Csv) => format!("{base}_metrics.csv"),
+        Pick::ExportMetrics(MetricsFormat::Json) => format!("{base}_metrics.json"),
+        _ => String::new(),
+    }
+}
+
+/// Whether a native dialog can appear: rfd needs an XDG desktop portal
+/// (on the session bus) or zenity; without them it silently returns None.
+pub fn native_dialog_available() -> bool {
+    let bus = std::env::var_os("DBUS_SESSION_BUS_ADDRESS").is_some();
+    let zenity = std::env::var_os("PATH")
+        .is_some_and(|p| std::env::split_paths(&p).any(|d| d.join("zenity").is_file()));
+    bus || zenity
+}
+
+/// Run the native dialog for `pick` (blocks: call from a job).
+fn native_dialog(pick: Pick, folder: Option<PathBuf>, name: String) -> Option<Vec<PathBuf>> {
+    let mut dialog = rfd::FileDialog::new().set_title(pick.title());
+    if let Some(f) = folder {
+        dialog = dialog.set_directory(f);
+    }
+    let ext = pick.extensions();
+    if !ext.is_empty() {
+        dialog = dialog.add_filter(pick.title(), ext);
+    }
+    match pick {
+        Pick::OpenFolder => dialog.pick_folder().map(|p| vec![p]),
+        Pick::Open => dialog.pick_files(),
+        Pick::Labels | Pick::Prediction => dialog.pick_file().map(|p| vec![p]),
+        _ => dialog.set_file_name(name).save_file().map(|p| vec![p]),
+    }
+}
+
+/// The open file pick: a native dialog job or UME's browser.
+pub struct Picker {
+    dialog: Option<(Pick, Job<Option<Vec<PathBuf>>>)>,
+    browser: Option<Browser>,
+    /// Use the native dialog (where one can appear); tests turn it off to
+    /// drive UME's own browser.
+    pub native: bool,
+}
+
+impl Default for Picker {
+    fn default() -> Picker {
+        Picker {
+            dialog: None,
+            browser: None,
+            native: native_dialog_available(),
+        }
+    }
+}
+
+impl Picker {
+    /// Whether a pick is open.
+    pub fn is_open(&self) -> bool {
+        self.dialog.is_some() || self.browser.is_some()
+    }
+
+    /// The browser, when it is what is shown.
+    pub fn browser(&self) -> Option<&Browser> {
+        self.browser.as_ref()
+    }
+}
+
+impl UmeApp {
+    /// Ask the user for a file or folder for `pick`.
+    pub fn pick(&mut self, ctx: &egui::Context, pick: Pick) {
+        let title = self.doc.as_ref().map_or("ume", |d| d.title()).to_string();
+        let name = default_name(pick, &title);
+        let folder = self.settings.last_folder.clone();
+        if self.picker.native {
+            let wake = ctx.clone();
+            let job = Job::spawn(
+                "dialog",
+                0,
+                move || wake.request_repaint(),
+                move |_| Ok(native_dialog(pick, folder, name)),
+            );
+            self.picker.dialog = Some((pick, job));
+        } else {
+            self.picker.browser = Some(Browser::new(pick, folder, name));
+        }
+    }
+
+    /// Collect a finished pick (called from `logic`) and show the browser.
+    pub(super) fn picker_logic(&mut self, ctx: &egui::Context) {
+        if let Some((pick, job)) = &mut self.picker.dialog
+            && let Some(r) = job.poll()
+        {
+            let pick = *pick;
+            self.picker.dialog = None;
+            match r {
+                Ok(Some(paths)) if !paths.is_empty() => self.picked(ctx, pick, paths),
+                Ok(_) => {}
+                // No dialog could be shown: use ours.
+                Err(_) => {
+                    let name = default_name(pick, self.doc.as_ref().map_or("ume", |d| d.title()));
+                    self.picker.browser =
+                        Some(Browser::new(pick, self.settings.last_folder.clone(), name));
+                }
+            }
+        }
+        if let Some(b) = &mut self.picker.browser {
+            match b.ui(ctx) {
+                BrowserResult::Picked(paths) => {
+                    let pick = b.pick;
+                    self.picker.browser = None;
+                    self.picked(ctx, pick, paths);
+                }
+                BrowserResult::Close => self.picker.browser = None,
+                BrowserResult::Stay => {}
+            }
+        }
+    }
+
+    /// Do what a pick was for.
+    pub fn picked(&mut self, ctx: &egui::Context, pick: Pick, paths: Vec<PathBuf>) {
+        let Some(first) = paths.first().cloned() else {
+            return;
+        };
+        let folder = if pick.is_folder() && !pick.is_save() {
+            Some(first.clone())
+        } else {
+            first.parent().map(Path::to_path_buf)
+        };
+        self.settings.last_folder = folder;
+        match pick {
+            Pick::Open | Pick::OpenFolder => self.open(ctx, LoadRequest::from_paths(paths, None)),
+            Pick::Labels => self.load_labels(ctx, first),
+            Pick::Prediction => self.load_prediction(ctx, first),
+            Pick::SaveLabels => self.save_labels_to(ctx, first),
+            Pick::SavePrediction => self.save_prediction_to(ctx, first),
+            #[cfg(feature = "ml")]
+            Pick::SaveModel => super::ai::save_model_to(self, ctx, first),
+            #[cfg(not(feature = "ml"))]
+            Pick::SaveModel => {}
+            Pick::ExportWindow => self.request_export(ctx, first, None),
+            Pick::ExportMetrics(format) => self.export_metrics(&first, format),
+        }
+    }
+
+    /// Write the labels to `path` in the background: NIfTI on the image's
+    /// header geometry, the table beside it. On success Save writes there.
+    pub fn save_labels_to(&mut self, ctx: &egui::Context, path: PathBuf) {
+        let Some(doc) = &self.doc else { return };
+        let Some(image) = doc.layer(0) else { return };
+        if doc.labels().is_empty() {
+            self.notes
+                .error("there are no labels to save: open or paint labels first");
+            return;
+        }
+        let maps: Vec<(Option<usize>, Arc<LabelVolume>)> =
+            doc.labels().maps().map(|(f, l)| (f, l.clone())).collect();
+        let geometry = image.volume.geometry.clone();
+        let table = doc.table().clone();
+        let id = doc.id();
+        let wake = ctx.clone();
+        let job = Job::spawn(
+            "save",
+            id,
+            move || wake.request_repaint(),
+            move |ctx| {
+                ctx.message(format!("saving {}", path.display()));
+                write_labels(&maps, &geometry, &table, &path)?;
+                Ok(path)
+            },
+        );
+        self.save_job.start(job);
+    }
+
+    /// Write the prediction to `path` in the background.
+    pub fn save_prediction_to(&mut self, ctx: &egui::Context, path: PathBuf) {
+        let Some(doc) = &self.doc else { return };
+        let (Some(image), Some(pred)) = (doc.layer(0), doc.prediction()) else {
+            self.notes.error("there is no prediction to save");
+            return;
+        };
+        let maps = vec![(None, pred.labels.clone())];
+        let geometry = image.volume.geometry.clone();
+        let table = doc.table().clone();
+        let wake = ctx.clone();
+        let job = Job::spawn(
+            "save-prediction",
+            0,
+            move || wake.request_repaint(),
+            move |_| {
+                write_labels(&maps, &geometry, &table, &path)?;
+                Ok(path)
+            },
+        );
+        self.save_prediction_job.start(job);
+    }
+
+    fn export_metrics(&mut self, path: &Path, format: MetricsFormat) {
+        let (Some(doc), Some(result)) = (&self.doc, &self.eval.result) else {
+            self.notes.error("no metrics to export yet");
+            return;
+        };
+        let bytes = match format {
+            MetricsFormat::Csv => crate::metrics::csv(&[(doc.title(), result)]).into_bytes(),
+            MetricsFormat::Json => match crate::metrics::to_json(result) {
+                Ok(b) => b,
+                Err(e) => {
+                    self.notes.error(format!("{}: {e}", path.display()));
+                    return;
+                }
+            },
+        };
+        match crate::io::write_atomic(path, &bytes) {
+            Ok(()) => self.notes.info(format!("saved {}", path.display())),
+            Err(e) => self.notes.error(e.to_string()),
+        }
+    }
+}
+
+/// Write label maps as NIfTI with the table beside them: one map as
+/// `path`; per-frame maps (a cine labelled at some frames, as ACDC ships)
+/// as `<stem>_frameNN<ext>`, NN the 1-based frame as in ACDC's names.
+pub fn write_labels(
+    maps: &[(Option<usize>, Arc<LabelVolume>)],
+    geometry: &Geometry,
+    table: &LabelTable,
+    path: &Path,
+) -> Result<(), String> {
+    for (frame, map) in maps {
+        let target = match frame {
+            Some(t) if maps.len() > 1 || maps[0].0.is_some() => frame_path(path, *t),
+            _ => path.to_path_buf(),
+        };
+        crate::io::save_label_map(map, geometry, &target).map_err(|e| e.to_string())?;
+    }
+    crate::io::save_label_table(table, path).map_err(|e| e.to_string())
+}
+
+/// `seg.nii.gz`, frame 0 → `seg_frame01.nii.gz`.
+pub fn frame_path(path: &Path, frame: usize) -> PathBuf {
+    let name = path
+        .file_name()
+        .map(|n| n.to_string_lossy().to_string())
+        .unwrap_or_default();
+    let (stem, ext) = match name.find('.') {
+        Some(i) => name.split_at(i),
+        None => (name.as_str(), ""),
+    };
+    path.with_file_name(format!("{stem}_frame{:02}{ext}", frame + 1))
+}
+
+/// UME's own file browser (where no native dialog can appear): folders to
+/// walk, image files to pick, and for a save a file name to type.
+pub struct Browser {
+    /// What the pick is for.
+    pub pick: Pick,
+    dir: PathBuf,
+    entries: Vec<(PathBuf, bool)>,
+    /// The file name typed for a save.
+    pub name: String,
+}
+
+/// What the browser asks for.
+pub enum BrowserResult {
+    /// These paths were chosen.
+    Picked(Vec<PathBuf>),
+    /// Closed without a choice.
+    Close,
+    /// Still open.
+    Stay,
+}
+
+impl Browser {
+    /// A browser in `folder` (else the working directory).
+    pub fn new(pick: Pick, folder: Option<PathBuf>, name: String) -> Browser {
+        let dir = folder
+            .filter(|d| d.is_dir())
+            .or_else(|| std::env::current_dir().ok())
+            .unwrap_or_else(|| PathBuf::from("/"));
+        let mut b = Browser {
+            pick,
+            dir,
+            entries: Vec::new(),
+            name,
+        };
+        b.refresh();
+        b
+    }
+
+    fn refresh(&mut self) {
+        let files = !self.pick.is_folder();
+        self.entries = std::fs::read_dir(&self.dir)
+            .map(|rd| {
+                let mut v: Vec<(PathBuf, bool)> = rd
+                    .filter_map(Result::ok)
+                    .map(|e| e.path())
+                    .filter(|p| {
+                        !p.file_name()
+                            .is_some_and(|n| n.to_string_lossy().starts_with('.'))
+                    })
+                    .filter(|p| p.is_dir() || (files && crate::io::is_image_file_name(p)))
+                    .map(|p| {
+                        let d = p.is_dir();
+                        (p, d)
+                    })
+                    .collect();
+                v.sort_by(|a, b| b.1.cmp(&a.1).then(a.0.cmp(&b.0)));
+                v
+            })
+            .unwrap_or_default();
+    }
+
+    fn go(&mut self, dir: &Path) {
+        self.dir = dir.to_path_buf();
+        self.refresh();
+    }
+
+    /// Draw the browser.
+    pub fn ui(&mut self, ctx: &egui::Context) -> BrowserResult {
+        let mut result = BrowserResult::Stay;
+        let mut open = true;
+        egui::Window::new(self.pick.title())
+            .open(&mut open)
+            .default_size([520.0, 420.0])
+            .show(ctx, |ui| {
+                ui.horizontal(|ui| {
+                    if ui.button("Up").clicked()
+                        && let Some(parent) = self.dir.parent().map(Path::to_path_buf)
+                    {
+                        self.go(&parent);
+                    }
+                    ui.label(self.dir.display().to_string());
+                });
+                if self.pick.is_save() {
+                    ui.horizontal(|ui| {
+                        let l = ui.label("File name");
+                        ui.text_edit_singleline(&mut self.name).labelled_by(l.id);
+                        if ui.button("Save").clicked() && !self.name.trim().is_empty() {
+                            result = BrowserResult::Picked(vec![self.dir.join(self.name.trim())]);
+                        }
+                    });
+                } else if ui.button("Open this folder").clicked() {
+                    result = BrowserResult::Picked(vec![self.dir.clone()]);
+                }
+                ui.separator();
+                let mut go_to = None;
+                egui::ScrollArea::vertical().show(ui, |ui| {
+                    for (p, is_dir) in &self.entries {
+                        let name = p
+                            .file_name()
+                            .map(|n| n.to_string_lossy().to_string())
+                            .unwrap_or_default();
+                        let text = if *is_dir {
+                            format!("[{name}]")
+                        } else {
+                            name.clone()
+                        };
+                        if ui.selectable_label(false, text).clicked() {
+                            if *is_dir {
+                                go_to = Some(p.clone());
+                            } else if self.pick.is_save() {
+                                self.name = name;
+                            } else {
+                                result = BrowserResult::Picked(vec![p.clone()]);
+                            }
+                        }
+                    }
+                });
+                if let Some(d) = go_to {
+                    self.go(&d);
+                }
+            });
+        if !open {
+            result = BrowserResult::Close;
+        }
+        result
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn per_frame_maps_get_acdc_style_names() {
+        assert_eq!(
+            frame_path(Path::new("/d/seg.nii.gz"), 0),
+            PathBuf::from("/d/seg_frame01.nii.gz")
+        );
+        assert_eq!(
+            frame_path(Path::new("p001"), 11),
+            PathBuf::from("p001_frame12")
+        );
+        assert_eq!(
+            default_name(Pick::SaveLabels, "brain.nii.gz"),
+            "brain_labels.nii.gz"
+        );
+    }
+}

@@ -1,0 +1,465 @@
+//! The app core driven as a user would, through egui_kittest's real input
+//! path: every contracted keyboard shortcut, Ctrl+wheel zoom, middle-drag
+//! pan, settings that survive a restart, saving labels (Ctrl+S to
+//! `--save-labels-to`, Save labels as… through UME's own browser) that
+//! read back with the image's exact geometry, opening labels onto an image
+//! (a wrong grid is an error, the image stays), and a new case starting
+//! afresh.
+#![cfg(feature = "gui")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use eframe::egui::{self, Key, Modifiers};
+use egui_kittest::Harness;
+use egui_kittest::kittest::Queryable;
+use std::collections::HashMap;
+use std::path::Path;
+use ume::app::settings::{Settings, Tool};
+use ume::app::views::ViewId;
+use ume::app::{Command, UmeApp};
+use ume::phantom::Kind;
+use ume::viewmath::SliceAxis;
+
+mod common;
+
+fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
+    let mut h = common::harness(app, 1200.0, 800.0);
+    settle(&mut h);
+    h
+}
+
+/// Step until background jobs are done.
+fn settle(h: &mut Harness<'_, UmeApp>) {
+    for _ in 0..1000 {
+        h.step();
+        let s = h.state();
+        if !s.is_loading()
+            && !s.eval.is_computing()
+            && !s.keyframes.is_pending()
+            && !s.is_busy_with_files()
+        {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    h.step();
+}
+
+fn rect_of(h: &Harness<'_, UmeApp>, view: ViewId) -> egui::Rect {
+    h.state()
+        .view_rects
+        .iter()
+        .find(|(v, _)| *v == view)
+        .map(|(_, r)| *r)
+        .unwrap()
+}
+
+fn press(h: &mut Harness<'_, UmeApp>, modifiers: Modifiers, key: Key) {
+    h.key_press_modifiers(modifiers, key);
+    h.step();
+}
+
+#[test]
+fn every_contracted_shortcut_runs_its_command() {
+    let (app, _tmp) = common::app_with(Kind::Acdc, 2);
+    let mut h = harness(app);
+    let axial = rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    h.hover_at(axial.center());
+    h.step();
+
+    // Tools and brush size.
+    for (key, tool) in [
+        (Key::B, Tool::Brush),
+        (Key::E, Tool::Eraser),
+        (Key::F, Tool::Fill),
+        (Key::P, Tool::Polygon),
+        (Key::C, Tool::Crosshair),
+    ] {
+        press(&mut h, Modifiers::NONE, key);
+        assert_eq!(h.state().settings.tool, tool, "{key:?}");
+    }
+    let r0 = h.state().settings.brush_radius_mm;
+    press(&mut h, Modifiers::NONE, Key::CloseBracket);
+    assert!(h.state().settings.brush_radius_mm > r0, "] grows the brush");
+    press(&mut h, Modifiers::NONE, Key::OpenBracket);
+    press(&mut h, Modifiers::NONE, Key::OpenBracket);
+    assert!(h.state().settings.brush_radius_mm < r0, "[ shrinks it");
+
+    // Slices: PageUp/PageDown and the arrows, one slice each, in the view
+    // under the pointer.
+    let step = {
+        let doc = h.state().doc.as_ref().unwrap();
+        ume::viewmath::slice_step_mm(&doc.layer(0).unwrap().volume.geometry, SliceAxis::Axial)
+    };
+    for (key, sign) in [
+        (Key::PageUp, 1.0),
+        (Key::PageDown, -1.0),
+        (Key::ArrowUp, 1.0),
+        (Key::ArrowDown, -1.0),
+    ] {
+        let z0 = h.state().cursor.crosshair_mm[2];
+        press(&mut h, Modifiers::NONE, key);
+        let z1 = h.state().cursor.crosshair_mm[2];
+        assert!(
+            (z1 - z0 - sign * step).abs() < 1e-9,
+            "{key:?}: {z0} -> {z1}"
+        );
+    }
+
+    // Space plays and pauses the cine.
+    press(&mut h, Modifiers::NONE, Key::Space);
+    assert!(h.state().playing);
+    press(&mut h, Modifiers::NONE, Key::Space);
+    assert!(!h.state().playing);
+
+    // Undo / redo with nothing painted say so.
+    press(&mut h, Modifiers::COMMAND, Key::Z);
+    assert_eq!(h.state().notes.latest_text(), "nothing to undo");
+    press(&mut h, Modifiers::COMMAND, Key::Y);
+    assert_eq!(h.state().notes.latest_text(), "nothing to redo");
+    press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    assert_eq!(h.state().notes.latest_text(), "nothing to redo");
+
+    // Ctrl+O opens the file picker (UME's browser here), Ctrl+Shift+S the
+    // save picker, not Save.
+    h.state_mut().picker.native = false;
+    press(&mut h, Modifiers::COMMAND, Key::O);
+    assert_eq!(
+        h.state().picker.browser().map(|b| b.pick),
+        Some(ume::app::files::Pick::Open)
+    );
+    h.state_mut().picker = Default::default();
+    h.state_mut().picker.native = false;
+    press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
+    assert_eq!(
+        h.state().picker.browser().map(|b| b.pick),
+        Some(ume::app::files::Pick::SaveLabels)
+    );
+    h.state_mut().picker = Default::default();
+
+    // Ctrl+Q quits.
+    press(&mut h, Modifiers::COMMAND, Key::Q);
+    assert!(h.state().quit_requested);
+}
+
+#[test]
+fn help_lists_the_shortcuts_from_the_commands() {
+    let (app, _tmp) = common::app_with(Kind::Brats, 2);
+    let mut h = harness(app);
+    h.state_mut().show_shortcuts = true;
+    h.step();
+    h.step();
+    for c in Command::ALL {
+        if !c.shortcuts().is_empty() {
+            assert!(h.get_all_by_label(c.label()).next().is_some(), "{c:?}");
+        }
+    }
+    h.get_by_label("Ctrl+S");
+    h.get_by_label("Ctrl+wheel");
+}
+
+#[test]
+fn ctrl_wheel_zooms_and_middle_drag_pans_with_the_pointer() {
+    let (app, _tmp) = common::app_with(Kind::Brats, 2);
+    let mut h = harness(app);
+    let rect = rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    let p = rect.center();
+    h.hover_at(p);
+    h.step();
+    let z0 = h.state().cursor.crosshair_mm[2];
+    h.event(egui::Event::MouseWheel {
+        unit: egui::MouseWheelUnit::Line,
+        delta: egui::vec2(0.0, 1.0),
+        phase: egui::TouchPhase::Move,
+        source: egui::MouseWheelSource::Wheel,
+        modifiers: Modifiers::COMMAND,
+    });
+    h.run_steps(20);
+    assert!(
+        h.state().camera.zoom[0] > 1.05,
+        "Ctrl+wheel zooms: {}",
+        h.state().camera.zoom[0]
+    );
+    assert_eq!(h.state().cursor.crosshair_mm[2], z0, "and does not step");
+
+    // Middle drag: the world point under the pointer stays under it.
+    let from = rect.center() + egui::vec2(-30.0, 20.0);
+    let by = egui::vec2(60.0, -40.0);
+    let world_at = |h: &Harness<'_, UmeApp>, at: egui::Pos2| {
+        let s = h.state();
+        let plane = ume::app::views::plane_for(
+            s.doc.as_ref().unwrap(),
+            &s.cursor,
+            &s.settings,
+            &s.camera,
+            SliceAxis::Axial,
+            rect,
+        )
+        .unwrap();
+        plane.world_from_screen(ume::app::views::to_screen(rect, at))
+    };
+    let before = world_at(&h, from);
+    h.hover_at(from);
+    h.event(egui::Event::PointerButton {
+        pos: from,
+        button: egui::PointerButton::Middle,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    for i in 1..=10 {
+        h.event(egui::Event::PointerMoved(from + by * (i as f32 / 10.0)));
+        h.step();
+    }
+    h.event(egui::Event::PointerButton {
+        pos: from + by,
+        button: egui::PointerButton::Middle,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    let after = world_at(&h, from + by);
+    for k in 0..2 {
+        assert!(
+            (after[k] - before[k]).abs() < 0.5,
+            "the image follows the pointer: {before:?} vs {after:?}"
+        );
+    }
+}
+
+#[derive(Default)]
+struct MemStorage(HashMap<String, String>);
+
+impl eframe::Storage for MemStorage {
+    fn get_string(&self, key: &str) -> Option<String> {
+        self.0.get(key).cloned()
+    }
+    fn set_string(&mut self, key: &str, value: String) {
+        self.0.insert(key.into(), value);
+    }
+    fn remove_string(&mut self, key: &str) {
+        self.0.remove(key);
+    }
+    fn flush(&mut self) {}
+}
+
+#[test]
+fn settings_survive_a_restart() {
+    let (app, _tmp) = common::app_with(Kind::Brats, 2);
+    let mut h = harness(app);
+    press(&mut h, Modifiers::NONE, Key::B);
+    press(&mut h, Modifiers::NONE, Key::CloseBracket);
+    h.get_by_label("2 edema").click();
+    h.step();
+    h.get_by_label("Outline").click();
+    h.step();
+    let saved = h.state().settings.clone();
+    let mut storage = MemStorage::default();
+    eframe::App::save(h.state_mut(), &mut storage);
+
+    // A new app, as eframe starts it: the settings from storage.
+    let mut app = UmeApp::new(&egui::Context::default(), None, &Default::default());
+    app.restore_settings(Settings::load(&storage));
+    assert_eq!(app.settings.tool, Tool::Brush);
+    assert_eq!(app.settings.brush_radius_mm, saved.brush_radius_mm);
+    assert!(!app.settings.is_visible(2));
+    assert!(app.settings.outline);
+    assert_eq!(app.settings.recent, saved.recent);
+}
+
+/// nibabel's reading of a NIfTI file: affine, pixdim, codes, dtype, sum.
+fn nibabel(path: &Path) -> Option<serde_json::Value> {
+    let script = "import sys, json, nibabel as nib, numpy as np\n\
+        i = nib.load(sys.argv[1])\n\
+        h = i.header\n\
+        print(json.dumps({'affine': i.affine.tolist(), 'pixdim': [float(x) for x in h['pixdim'][1:4]], \
+        'qform_code': int(h['qform_code']), 'sform_code': int(h['sform_code']), \
+        'dtype': str(h.get_data_dtype()), 'shape': list(i.shape), \
+        'values': np.asanyarray(i.dataobj).astype(np.int64).ravel(order='F').tolist()}))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!(
+            "python3 with nibabel not found: cross-check not run ({})",
+            String::from_utf8_lossy(&out.stderr)
+                .lines()
+                .last()
+                .unwrap_or("")
+        );
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+#[test]
+fn ctrl_s_saves_the_labels_to_save_labels_to_with_the_image_geometry() {
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = ume::phantom::generate(
+        Kind::Brats,
+        ume::phantom::Size::Small,
+        4,
+        1,
+        tmp.path(),
+        |_, _| {},
+    )
+    .unwrap();
+    let case = &dirs[0];
+    let name = case.file_name().unwrap().to_string_lossy().to_string();
+    let image = case.join(format!("{name}_flair.nii.gz"));
+    let labels = case.join(format!("{name}_seg.nii.gz"));
+    let out = tmp.path().join("saved").join("edited_seg.nii.gz");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    let options = ume::app::ViewOptions {
+        paths: vec![image.clone()],
+        labels: Some(labels.clone()),
+        save_labels_to: Some(out.clone()),
+        ..Default::default()
+    };
+    let app = UmeApp::new(&egui::Context::default(), None, &options);
+    let mut h = harness(app);
+    assert!(
+        !h.state().doc.as_ref().unwrap().labels().is_empty(),
+        "{}",
+        h.state().notes.latest_text()
+    );
+    press(&mut h, Modifiers::COMMAND, Key::S);
+    settle(&mut h);
+    assert!(out.is_file(), "{}", h.state().notes.latest_text());
+    assert!(h.state().notes.latest_text().contains("saved labels"));
+    assert_eq!(
+        h.state().doc.as_ref().unwrap().sources().labels.as_deref(),
+        Some(out.as_path())
+    );
+
+    // Same voxels and exactly the image's geometry (qform/sform codes,
+    // pixdim, affine), in the smallest type (u8 for BraTS' ids).
+    let img = ume::io::load(&image).unwrap();
+    let back = ume::io::load(&out).unwrap();
+    assert_eq!(back.dtype, ume::volume::DataType::U8);
+    assert_eq!(back.geometry.nifti, img.geometry.nifti);
+    assert_eq!(
+        back.geometry.world_from_voxel,
+        img.geometry.world_from_voxel
+    );
+    assert_eq!(
+        ume::io::load_labels(&out).unwrap().data,
+        ume::io::load_labels(&labels).unwrap().compacted().data
+    );
+    let (txt, json) = ume::io::label_table_paths(&out);
+    let table =
+        ume::volume::LabelTable::from_itksnap(&std::fs::read_to_string(txt).unwrap()).unwrap();
+    assert_eq!(
+        table.labels.iter().map(|l| l.id).collect::<Vec<_>>(),
+        vec![1, 2, 4]
+    );
+    assert!(json.is_file());
+
+    if let (Some(ours), Some(theirs)) = (nibabel(&out), nibabel(&image)) {
+        for key in ["affine", "pixdim", "qform_code", "sform_code", "shape"] {
+            assert_eq!(ours[key], theirs[key], "{key}");
+        }
+        assert_eq!(ours["dtype"], "uint8");
+        let want: Vec<i64> = match ume::io::load_labels(&labels).unwrap().data {
+            ume::volume::LabelData::U8(d) => d.iter().map(|&x| i64::from(x)).collect(),
+            ume::volume::LabelData::U16(d) => d.iter().map(|&x| i64::from(x)).collect(),
+        };
+        let got: Vec<i64> = serde_json::from_value(ours["values"].clone()).unwrap();
+        assert!(got == want, "nibabel reads the same label values");
+    }
+
+    // The recent list remembers the labels with the image.
+    let recent = &h.state().settings.recent[0];
+    assert_eq!(
+        recent
+            .labels
+            .as_deref()
+            .map(std::fs::canonicalize)
+            .map(Result::unwrap),
+        Some(std::fs::canonicalize(&out).unwrap())
+    );
+}
+
+#[test]
+fn save_labels_as_through_the_browser_and_labels_on_another_grid_are_refused() {
+    let (app, tmp) = common::app_with(Kind::Brats, 2);
+    let mut h = harness(app);
+    h.state_mut().picker.native = false;
+    h.state_mut().settings.last_folder = Some(tmp.path().to_path_buf());
+    press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
+    h.step();
+    h.get_by_label("File name").focus();
+    h.step();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.step();
+    h.get_by_label("File name").type_text("mine.nii.gz");
+    h.step();
+    h.get_by_label("Save").click();
+    h.step();
+    settle(&mut h);
+    let saved = tmp.path().join("mine.nii.gz");
+    assert!(saved.is_file(), "{}", h.state().notes.latest_text());
+    assert!(tmp.path().join("mine_labels.txt").is_file());
+    assert_eq!(
+        h.state().doc.as_ref().unwrap().sources().labels.as_deref(),
+        Some(saved.as_path()),
+        "Save now writes there"
+    );
+
+    // Labels on another grid: an error naming the file, the image stays.
+    let other = tmp.path().join("other_grid.nii.gz");
+    let l = ume::volume::LabelVolume::zeros([5, 6, 7], 1, ume::volume::Geometry::identity());
+    ume::io::save_labels(&l, &other).unwrap();
+    let ctx = h.ctx.clone();
+    let labels_before = h.state().doc.as_ref().unwrap().revisions().labels;
+    h.state_mut().load_labels(&ctx, other);
+    settle(&mut h);
+    let err = h.state().notes.errors().next().unwrap().text.clone();
+    assert!(err.contains("other_grid.nii.gz"), "{err}");
+    let doc = h.state().doc.as_ref().unwrap();
+    assert_eq!(doc.revisions().labels, labels_before, "labels kept");
+    assert!(!doc.labels().is_empty());
+}
+
+#[test]
+fn a_new_case_starts_afresh() {
+    let (app, _tmp) = common::app_with(Kind::Brats, 2);
+    let mut h = harness(app);
+    h.state_mut().camera.zoom = [3.0; 3];
+    #[cfg(feature = "ml")]
+    {
+        h.state_mut().ai.curves.loss.push([1.0, 0.5]);
+        h.state_mut().ai.before = Some(vec![(1, 0.5)]);
+        assert_eq!(h.state().ai.model, "demo-brats");
+    }
+    let (other, _tmp2) = common::app_with(Kind::Acdc, 3);
+    let doc = other.doc.unwrap();
+    h.state_mut().set_document(doc);
+    h.step();
+    let s = h.state();
+    assert_eq!(s.camera.zoom, [1.0; 3]);
+    assert!(s.eval.result.is_none());
+    assert_eq!(
+        s.settings.windows.len(),
+        1,
+        "one window per layer of the new case"
+    );
+    assert_eq!(
+        s.cursor.frame,
+        s.doc.as_ref().unwrap().acdc().unwrap().ed_index()
+    );
+    #[cfg(feature = "ml")]
+    {
+        assert!(
+            s.ai.curves.loss.is_empty(),
+            "the last case's curves are gone"
+        );
+        assert!(s.ai.before.is_none());
+        assert_eq!(
+            s.ai.model, "",
+            "no demo model fits a cine: not the brain model"
+        );
+    }
+}
