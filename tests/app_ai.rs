@@ -370,13 +370,30 @@ fn cancel_stops_an_encoder_run() {
     // Before, Cancel was shown during an encoder run and did nothing: the
     // report still arrived.
     let (mut app, tmp) = app_with(Kind::Brats);
-    app.ai.encoder_path = tiny_encoder(&tmp.path().join("encoder"));
+    // Wide enough that the run is still going when Cancel lands.
+    let dir = tmp.path().join("encoder");
+    {
+        use ume::models::encoder::{UmeConfig, save_encoder};
+        let cfg = UmeConfig::new(4)
+            .with_embed_dim(192)
+            .with_num_heads(4)
+            .with_num_layers(6)
+            .with_patch_size(8)
+            .with_image_size([128, 128])
+            .with_max_keyframes(3)
+            .with_max_frames(64)
+            .with_voco_dim(8)
+            .with_label_ids(vec![1, 2, 4]);
+        save_encoder(&dir, &cfg, &cfg.init(&device(DeviceChoice::Cpu))).unwrap();
+    }
+    app.ai.encoder_path = dir.display().to_string();
     app.ai.device = DeviceChoice::Cpu;
     let mut h = harness(app);
     h.step();
     h.get_by_label("Keyframes and modality gates").click();
     h.step();
-    assert!(h.state().ai.is_busy());
+    h.step();
+    assert!(h.state().ai.is_busy(), "{}", messages(h.state()));
     h.get_by_label("Cancel").click();
     h.step();
     assert!(!h.state().ai.is_busy(), "cancel ends the run at once");

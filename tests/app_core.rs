@@ -463,3 +463,107 @@ fn a_new_case_starts_afresh() {
         );
     }
 }
+
+/// Press at `from`, move by `by` in ten steps, release.
+fn drag(h: &mut Harness<'_, UmeApp>, from: egui::Pos2, by: egui::Vec2) {
+    h.hover_at(from);
+    h.event(egui::Event::PointerButton {
+        pos: from,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    for i in 1..=10 {
+        h.event(egui::Event::PointerMoved(from + by * (i as f32 / 10.0)));
+        h.step();
+    }
+    h.event(egui::Event::PointerButton {
+        pos: from + by,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    h.step();
+}
+
+fn count_of(h: &Harness<'_, UmeApp>, id: u16) -> usize {
+    let s = h.state();
+    s.doc
+        .as_ref()
+        .unwrap()
+        .label_counts(s.cursor.frame)
+        .get(usize::from(id))
+        .copied()
+        .unwrap_or(0)
+}
+
+#[test]
+fn a_brush_stroke_is_one_undo_step_that_saves() {
+    let (mut app, tmp) = common::app_with(Kind::Brats, 2);
+    let out = tmp.path().join("painted.nii.gz");
+    app.save_labels_to = Some(out.clone());
+    let mut h = harness(app);
+    let rect = rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    let z0 = h.state().cursor.crosshair_mm;
+    press(&mut h, Modifiers::NONE, Key::B);
+    h.state_mut().settings.active_label = 5;
+    h.state_mut().settings.brush_radius_mm = 4.0;
+    drag(
+        &mut h,
+        rect.center() - egui::vec2(60.0, 0.0),
+        egui::vec2(120.0, 0.0),
+    );
+    let painted = count_of(&h, 5);
+    assert!(painted > 50, "the stroke painted label 5: {painted} voxels");
+    assert_eq!(
+        h.state().cursor.crosshair_mm,
+        z0,
+        "painting does not move the crosshair"
+    );
+    let doc = h.state().doc.as_ref().unwrap();
+    assert_eq!(doc.history_len(), (1, 0), "one drag, one undo step");
+    assert!(doc.is_dirty());
+    assert!(h.state().title.contains('*'), "{}", h.state().title);
+    // Every painted voxel lies in the crosshair's axial slice.
+    let l = doc.labels().at_frame(0).unwrap();
+    let [nx, ny, _] = l.dims;
+    let slices: std::collections::BTreeSet<usize> = (0..l.len())
+        .filter(|&i| l.get(i) == 5)
+        .map(|i| i / (nx * ny))
+        .collect();
+    assert_eq!(slices.len(), 1, "a 2D brush paints one slice: {slices:?}");
+
+    press(&mut h, Modifiers::COMMAND, Key::Z);
+    assert_eq!(count_of(&h, 5), 0, "Ctrl+Z undoes the stroke");
+    press(&mut h, Modifiers::COMMAND, Key::Y);
+    assert_eq!(count_of(&h, 5), painted, "Ctrl+Y redoes it");
+    press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    assert_eq!(h.state().notes.latest_text(), "nothing to redo");
+
+    // The eraser takes part of it back.
+    press(&mut h, Modifiers::NONE, Key::E);
+    drag(&mut h, rect.center(), egui::vec2(60.0, 0.0));
+    let left = count_of(&h, 5);
+    assert!(
+        left > 0 && left < painted,
+        "erased some: {painted} -> {left}"
+    );
+
+    press(&mut h, Modifiers::COMMAND, Key::S);
+    settle(&mut h);
+    assert!(!h.state().doc.as_ref().unwrap().is_dirty(), "saved");
+    assert!(!h.state().title.contains('*'));
+    let saved = ume::io::load_labels(&out).unwrap();
+    assert_eq!(saved.counts().get(5).copied(), Some(left));
+    let table = ume::volume::LabelTable::from_itksnap(
+        &std::fs::read_to_string(ume::io::label_table_paths(&out).0).unwrap(),
+    )
+    .unwrap();
+    assert_eq!(
+        table.name_of(5),
+        Some("label 5"),
+        "a new id gets a table entry"
+    );
+}

@@ -200,8 +200,10 @@ impl Command {
             Command::ToolCrosshair => "Left click moves the crosshair (navigate)",
             Command::ToolBrush => "Left drag paints the active label",
             Command::ToolEraser => "Left drag erases labels",
-            Command::ToolFill => "Left click fills a region",
-            Command::ToolPolygon => "Left clicks draw an outline, filled when closed",
+            Command::ToolFill => "Left click fills a region (not built yet)",
+            Command::ToolPolygon => {
+                "Left clicks draw an outline, filled when closed (not built yet)"
+            }
             Command::BrushSmaller => "Brush radius ÷ 1.25",
             Command::BrushLarger => "Brush radius × 1.25",
             Command::ResetViews => "Zoom, pan and the 3D camera back to fit",
@@ -290,7 +292,13 @@ impl Command {
 /// when it cannot run now.
 pub fn menu_item(app: &mut UmeApp, ui: &mut egui::Ui, command: Command) {
     let enabled = app.can_run(command);
-    let button = egui::Button::new(command.label()).shortcut_text(command.shortcut_text(ui.ctx()));
+    let unsaved = command == Command::SaveLabels && app.doc.as_ref().is_some_and(|d| d.is_dirty());
+    let text = if unsaved {
+        format!("{} (unsaved changes)", command.label())
+    } else {
+        command.label().to_string()
+    };
+    let button = egui::Button::new(text).shortcut_text(command.shortcut_text(ui.ctx()));
     if ui
         .add_enabled(enabled, button)
         .on_hover_text(command.tooltip())
@@ -352,6 +360,8 @@ impl UmeApp {
             Command::SaveLabels | Command::SaveLabelsAs => {
                 doc.is_some_and(|d| !d.labels().is_empty())
             }
+            Command::Undo => doc.is_some_and(|d| d.history_len().0 > 0 || d.is_editing()),
+            Command::Redo => doc.is_some_and(|d| d.history_len().1 > 0),
             Command::SavePredictionAs => doc.is_some_and(|d| d.prediction().is_some()),
             Command::ExportMetricsCsv | Command::ExportMetricsJson => self.eval.result.is_some(),
             Command::NextFrame | Command::PreviousFrame | Command::PlayPause => {
@@ -368,10 +378,14 @@ impl UmeApp {
     /// Run a command (menus, keyboard, toolbar and tests all come here).
     pub fn run_command(&mut self, ctx: &egui::Context, command: Command) {
         if !self.can_run(command) {
-            if matches!(command, Command::SaveLabels | Command::SaveLabelsAs) && self.doc.is_some()
-            {
-                self.notes
-                    .error("there are no labels to save: open or paint labels first");
+            // Say why a shortcut did nothing.
+            match command {
+                Command::SaveLabels | Command::SaveLabelsAs if self.doc.is_some() => self
+                    .notes
+                    .error("there are no labels to save: open or paint labels first"),
+                Command::Undo => self.notes.info("nothing to undo"),
+                Command::Redo => self.notes.info("nothing to redo"),
+                _ => {}
             }
             return;
         }
@@ -405,10 +419,16 @@ impl UmeApp {
             Command::ExportMetricsJson => {
                 self.pick(ctx, Pick::ExportMetrics(MetricsFormat::Json));
             }
-            // Label edits (painting) come with the annotation tools; until
-            // then there is nothing the history could hold.
-            Command::Undo => self.notes.info("nothing to undo"),
-            Command::Redo => self.notes.info("nothing to redo"),
+            Command::Undo => {
+                if !self.doc.as_mut().is_some_and(super::Document::undo) {
+                    self.notes.info("nothing to undo");
+                }
+            }
+            Command::Redo => {
+                if !self.doc.as_mut().is_some_and(super::Document::redo) {
+                    self.notes.info("nothing to redo");
+                }
+            }
             Command::Quit => {
                 self.quit_requested = true;
                 ctx.send_viewport_cmd(egui::ViewportCommand::Close);

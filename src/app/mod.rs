@@ -125,6 +125,8 @@ pub struct UmeApp {
     pub show_messages: bool,
     /// Quit was asked (the window closes).
     pub quit_requested: bool,
+    /// The window title last set ("UME — case *" with unsaved labels).
+    pub title: String,
     render_state: Option<RenderState>,
     uploaded: UploadKey,
     grid: Option<TexGrid>,
@@ -177,6 +179,7 @@ impl UmeApp {
             show_shortcuts: false,
             show_messages: false,
             quit_requested: false,
+            title: String::new(),
             render_state,
             uploaded: UploadKey::default(),
             grid: None,
@@ -332,6 +335,25 @@ impl UmeApp {
                 }
             }
             Intent::StepSlice(axis, steps) => self.cursor.step_slice(doc, axis, steps),
+            Intent::Paint { axis, from, to } => self.paint(axis, from, to),
+            Intent::EndStroke => {
+                if let Some(doc) = &mut self.doc {
+                    doc.end_edit();
+                }
+            }
+            Intent::PickLabel(world) => {
+                let Some(layer) = doc.layer(0) else { return };
+                let v = &layer.volume;
+                if let Some([i, j, k]) = crate::viewmath::voxel_at(&v.geometry, v.dims, world)
+                    && let Some(l) = doc.labels().at_frame(self.cursor.frame)
+                {
+                    let t = self.cursor.frame.min(l.frames - 1);
+                    let id = l.get(l.frame_offset(t) + i + l.dims[0] * (j + l.dims[1] * k));
+                    if id != 0 {
+                        self.settings.active_label = id;
+                    }
+                }
+            }
             Intent::Window { width, level } => {
                 let Some(layer) = doc.layer(self.cursor.active) else {
                     return;
@@ -345,6 +367,47 @@ impl UmeApp {
                 self.set_window((l - w / 2.0, l + w / 2.0));
             }
         }
+    }
+
+    /// Paint with the brush (or erase) between two world points in a slice
+    /// view: a disc in the voxel slice under the crosshair, or a ball.
+    fn paint(&mut self, axis: crate::viewmath::SliceAxis, from: [f64; 3], to: [f64; 3]) {
+        use crate::annotation::brush::{axis_along, voxel_of};
+        use crate::annotation::{Brush, BrushShape, PaintRule};
+        let Some(doc) = &mut self.doc else { return };
+        let Some(layer) = doc.layer(0) else { return };
+        let geometry = layer.volume.geometry.clone();
+        let dims = layer.volume.dims;
+        let mut normal = [0.0; 3];
+        normal[axis.normal_axis()] = 1.0;
+        let across = axis_along(&geometry, normal);
+        let Some(c) = voxel_of(&geometry, self.cursor.crosshair_mm) else {
+            return;
+        };
+        let index = c[across]
+            .round()
+            .clamp(0.0, (dims[across].max(1) - 1) as f64) as usize;
+        let brush = Brush {
+            radius_mm: self.settings.brush_radius_mm,
+            shape: if self.settings.brush_ball {
+                BrushShape::Ball
+            } else {
+                BrushShape::Disc {
+                    axis: across,
+                    index,
+                }
+            },
+        };
+        let voxels = brush.covered(&geometry, dims, from, to);
+        let rule = PaintRule {
+            value: if self.settings.tool == settings::Tool::Eraser {
+                0
+            } else {
+                self.settings.active_label
+            },
+            ..PaintRule::default()
+        };
+        doc.paint(self.cursor.frame, &voxels, &rule, self.cursor.active);
     }
 
     /// Drain background jobs, run keyboard commands and advance the cine
@@ -603,6 +666,15 @@ impl UmeApp {
     /// Draw everything (the body of `App::ui`; tests call it through kittest).
     pub fn show(&mut self, ui: &mut egui::Ui) {
         let ctx = ui.ctx().clone();
+        let title = match &self.doc {
+            Some(d) if d.is_dirty() => format!("UME — {} * (unsaved labels)", d.title()),
+            Some(d) => format!("UME — {}", d.title()),
+            None => "UME".into(),
+        };
+        if title != self.title {
+            ctx.send_viewport_cmd(egui::ViewportCommand::Title(title.clone()));
+            self.title = title;
+        }
         self.screenshot_logic(&ctx);
         self.upload();
         panels::menu_bar(self, ui);

@@ -255,19 +255,54 @@ fn tools_ui(app: &mut UmeApp, ui: &mut egui::Ui) {
             }
         }
     });
-    if app.settings.tool != super::settings::Tool::Crosshair {
+    use super::settings::Tool;
+    let tool = app.settings.tool;
+    if matches!(tool, Tool::Brush | Tool::Eraser) {
         ui.horizontal(|ui| {
-            let l = ui.label("Brush radius (mm)");
+            let l = ui.label("Radius (mm)");
             ui.add(
                 egui::DragValue::new(&mut app.settings.brush_radius_mm)
                     .speed(0.1)
                     .range(super::settings::BRUSH_RANGE_MM.0..=super::settings::BRUSH_RANGE_MM.1),
             )
             .labelled_by(l.id);
+            ui.checkbox(&mut app.settings.brush_ball, "3D")
+                .on_hover_text("paint a ball instead of a disc in the view's slice");
         });
+    }
+    if tool == Tool::Brush
+        && let Some(doc) = &app.doc
+    {
+        let table = doc.table();
+        let active = app.settings.active_label;
+        let name = table.name_of(active).map_or_else(
+            || format!("{active} (new label)"),
+            |n| format!("{active} {n}"),
+        );
+        ui.horizontal(|ui| {
+            let l = ui.label("Label");
+            egui::ComboBox::from_id_salt("active label")
+                .selected_text(name)
+                .show_ui(ui, |ui| {
+                    for e in &table.labels {
+                        ui.selectable_value(
+                            &mut app.settings.active_label,
+                            e.id,
+                            format!("{} {}", e.id, e.name),
+                        );
+                    }
+                })
+                .response
+                .labelled_by(l.id)
+                .on_hover_text("Ctrl+click in a view picks the label under the pointer");
+            ui.add(egui::DragValue::new(&mut app.settings.active_label).range(1..=65535))
+                .on_hover_text("any id: a new one gets a table entry when painted");
+        });
+    }
+    if matches!(tool, Tool::Fill | Tool::Polygon) {
         ui.colored_label(
             egui::Color32::YELLOW,
-            "Painting is not built yet: left click still moves the crosshair.",
+            "Fill and polygon are not built yet: left click moves the crosshair.",
         );
     }
     ui.separator();

@@ -119,6 +119,10 @@ pub struct Settings {
     pub tool: Tool,
     /// Brush radius.
     pub brush_radius_mm: f64,
+    /// 3D brush (a ball) instead of a disc in the view's slice.
+    pub brush_ball: bool,
+    /// The label id the brush paints.
+    pub active_label: u16,
     /// Cine speed.
     pub cine_fps: f32,
     /// Window (low, high) per layer of the open case: display state, reset
@@ -150,6 +154,8 @@ impl Default for Settings {
             clip: [false; 3],
             tool: Tool::Crosshair,
             brush_radius_mm: 3.0,
+            brush_ball: false,
+            active_label: 1,
             cine_fps: 15.0,
             windows: Vec::new(),
             recent: Vec::new(),

@@ -6,7 +6,7 @@
 //! letters).
 
 use super::document::Document;
-use super::settings::{RayMode, Settings};
+use super::settings::{RayMode, Settings, Tool};
 use crate::render::{RayUniforms, SliceUniforms, ViewCallback, ViewDraw, gpu_matrix};
 use crate::viewmath::{self, Orbit, SliceAxis, SlicePlane};
 use crate::volume::Geometry;
@@ -101,6 +101,8 @@ pub struct Camera {
     pub focus: SliceAxis,
     /// Wheel travel not yet turned into whole slices (points).
     wheel_points: f32,
+    /// The stroke being painted: its view and last world point.
+    stroke: Option<(SliceAxis, [f64; 3])>,
 }
 
 impl Default for Camera {
@@ -112,6 +114,7 @@ impl Default for Camera {
             maximised: None,
             focus: SliceAxis::Axial,
             wheel_points: 0.0,
+            stroke: None,
         }
     }
 }
@@ -131,6 +134,20 @@ pub enum Intent {
     },
     /// Step slices along a view's normal.
     StepSlice(SliceAxis, i32),
+    /// Paint (or erase) with the brush from one world point to another in
+    /// a slice view (a press paints from a point to itself).
+    Paint {
+        /// The view painted in.
+        axis: SliceAxis,
+        /// Last pointer position, world mm.
+        from: [f64; 3],
+        /// This pointer position, world mm.
+        to: [f64; 3],
+    },
+    /// The stroke ended (one undo step).
+    EndStroke,
+    /// Make the label under this world point the active label (Ctrl+click).
+    PickLabel([f64; 3]),
 }
 
 /// Points of smooth (touchpad) scrolling that count as one wheel notch.
@@ -271,9 +288,14 @@ pub fn slice_view_ui(
     let plane = plane_for(doc, view.cursor, view.settings, camera, axis, rect)?;
     let i = slice_index(axis);
 
-    // Left click/drag moves the crosshair; right drag windows; middle drag
-    // pans; wheel steps slices; Ctrl+wheel zooms; double click maximises.
-    if let Some(p) = response.interact_pointer_pos()
+    // Left click/drag moves the crosshair or paints (brush, eraser;
+    // Ctrl+click picks the label under the pointer); right drag windows;
+    // middle drag pans; wheel steps slices; Ctrl+wheel zooms; double click
+    // maximises.
+    let painting = matches!(view.settings.tool, Tool::Brush | Tool::Eraser);
+    if painting && paint_input(ui, &response, rect, &plane, axis, camera, intents) {
+        // The pointer painted (or picked a label).
+    } else if let Some(p) = response.interact_pointer_pos()
         && (response.dragged_by(egui::PointerButton::Primary) || response.clicked())
     {
         intents.push(Intent::MoveCrosshair(
@@ -370,6 +392,68 @@ pub fn slice_view_ui(
     response.hover_pos().map(|p| Hover {
         world_mm: plane.world_from_screen(to_screen(rect, p)),
     })
+}
+
+/// Brush input in a slice view: press starts a stroke, moves extend it,
+/// release ends it; Ctrl+click picks the label under the pointer. Returns
+/// whether the left button was used here.
+fn paint_input(
+    ui: &egui::Ui,
+    response: &egui::Response,
+    rect: Rect,
+    plane: &SlicePlane,
+    axis: SliceAxis,
+    camera: &mut Camera,
+    intents: &mut Vec<Intent>,
+) -> bool {
+    let (pressed, released, down, ctrl) = ui.input(|i| {
+        (
+            i.pointer.primary_pressed(),
+            i.pointer.primary_released(),
+            i.pointer.primary_down(),
+            i.modifiers.command || i.modifiers.ctrl,
+        )
+    });
+    let pos = ui.input(|i| i.pointer.interact_pos());
+    let world = pos.map(|p| plane.world_from_screen(to_screen(rect, p)));
+    if let Some(w) = world
+        && pressed
+        && response.hovered()
+    {
+        if ctrl {
+            intents.push(Intent::PickLabel(w));
+            return true;
+        }
+        intents.push(Intent::Paint {
+            axis,
+            from: w,
+            to: w,
+        });
+        camera.stroke = Some((axis, w));
+        return true;
+    }
+    let Some((stroke_axis, last)) = camera.stroke else {
+        return false;
+    };
+    if stroke_axis != axis {
+        return false;
+    }
+    if let Some(w) = world
+        && (down || released)
+        && w != last
+    {
+        intents.push(Intent::Paint {
+            axis,
+            from: last,
+            to: w,
+        });
+        camera.stroke = Some((axis, w));
+    }
+    if released || !down {
+        intents.push(Intent::EndStroke);
+        camera.stroke = None;
+    }
+    true
 }
 
 fn toggle_maximised(camera: &mut Camera, me: ViewId) {

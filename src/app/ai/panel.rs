@@ -175,7 +175,11 @@ fn training_ui(app: &mut UmeApp, ui: &mut egui::Ui, ctx: &egui::Context) {
         ui.radio_value(&mut app.ai.source, TrainSource::Folder, "dataset folder");
     });
     if app.ai.source == TrainSource::Folder {
-        ui.text_edit_singleline(&mut app.ai.data_folder);
+        ui.horizontal(|ui| {
+            let l = ui.label("Dataset folder");
+            ui.text_edit_singleline(&mut app.ai.data_folder)
+                .labelled_by(l.id);
+        });
     }
     ui.horizontal(|ui| {
         let l = ui.label("Steps");

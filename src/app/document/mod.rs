@@ -14,6 +14,11 @@ use std::path::{Path, PathBuf};
 use std::sync::Arc;
 use std::sync::atomic::{AtomicU64, Ordering};
 
+mod edit;
+mod labels;
+
+pub use labels::Labels;
+
 /// One image of the case (a modality, or the only image).
 #[derive(Clone)]
 pub struct Layer {
@@ -86,81 +91,6 @@ pub fn intensity_summary(v: &Volume) -> ((f64, f64), (f64, f64)) {
     ((lo, hi), if b > a { (a, b) } else { (lo, hi) })
 }
 
-/// A label map, the frame it belongs to (`None`: every frame), and its voxel
-/// counts per frame.
-type LabelMapEntry = (Option<usize>, Arc<LabelVolume>, Vec<Vec<usize>>);
-
-/// Labels: one map for 3D cases (or a 4D map following the frames), or
-/// maps of some frames of a 4D case. Voxel counts are computed once per map
-/// when it is added (on the thread that loads it), not on every repaint.
-#[derive(Clone, Default)]
-pub struct Labels {
-    /// (frame, labels, voxel counts per frame of the map); frame `None`
-    /// means "every frame".
-    maps: Vec<LabelMapEntry>,
-}
-
-impl Labels {
-    /// One map for every frame.
-    pub fn single(map: Arc<LabelVolume>) -> Labels {
-        let mut l = Labels::default();
-        l.push(None, map);
-        l
-    }
-
-    /// Add a map for one frame, or for every frame (`None`).
-    pub fn push(&mut self, frame: Option<usize>, map: Arc<LabelVolume>) {
-        let counts = (0..map.frames).map(|t| map.frame_counts(t)).collect();
-        self.maps.push((frame, map, counts));
-    }
-
-    /// Whether there are no label maps.
-    pub fn is_empty(&self) -> bool {
-        self.maps.is_empty()
-    }
-
-    fn entry(&self, frame: usize) -> Option<&LabelMapEntry> {
-        self.maps
-            .iter()
-            .find(|(f, _, _)| *f == Some(frame))
-            .or_else(|| self.maps.iter().find(|(f, _, _)| f.is_none()))
-    }
-
-    /// The map to show at `frame`.
-    pub fn at_frame(&self, frame: usize) -> Option<&Arc<LabelVolume>> {
-        self.entry(frame).map(|(_, l, _)| l)
-    }
-
-    /// Voxel counts per id of what is shown at `frame`.
-    pub fn counts_at(&self, frame: usize) -> &[usize] {
-        self.entry(frame)
-            .and_then(|(_, l, c)| c.get(frame.min(l.frames.saturating_sub(1))))
-            .map_or(&[], Vec::as_slice)
-    }
-
-    /// Ids present in any map.
-    pub fn present(&self) -> Vec<u16> {
-        let mut ids = std::collections::BTreeSet::new();
-        for (_, _, counts) in &self.maps {
-            for c in counts {
-                ids.extend(
-                    c.iter()
-                        .enumerate()
-                        .skip(1)
-                        .filter(|(_, n)| **n > 0)
-                        .filter_map(|(id, _)| u16::try_from(id).ok()),
-                );
-            }
-        }
-        ids.into_iter().collect()
-    }
-
-    /// The maps as stored: the frame each is for (`None`: every frame).
-    pub fn maps(&self) -> impl Iterator<Item = (Option<usize>, &Arc<LabelVolume>)> {
-        self.maps.iter().map(|(f, l, _)| (*f, l))
-    }
-}
-
 /// A model's (or a file's) label map to compare with the labels.
 #[derive(Clone)]
 pub struct Prediction {
@@ -217,7 +147,6 @@ pub struct Revisions {
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
 
 /// The open case.
-#[derive(Clone)]
 pub struct Document {
     id: u64,
     title: String,
@@ -230,6 +159,8 @@ pub struct Document {
     sources: Sources,
     dirty: bool,
     rev: Revisions,
+    history: crate::annotation::History<edit::Step>,
+    open_step: Option<edit::OpenStep>,
 }
 
 impl Document {
@@ -247,6 +178,8 @@ impl Document {
             sources: Sources::default(),
             dirty: false,
             rev: Revisions::default(),
+            history: crate::annotation::History::default(),
+            open_step: None,
         }
     }
 
@@ -404,6 +337,8 @@ impl Document {
             self.set_table(LabelTable::generic(present));
         }
         self.labels = labels;
+        self.history.clear();
+        self.open_step = None;
         self.sources.labels = Some(path.to_path_buf());
         self.dirty = false;
         self.rev.labels += 1;

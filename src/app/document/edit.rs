@@ -1,0 +1,269 @@
+//! Changing the labels: a paint step (one stroke, one fill) records only
+//! the voxels it changed; undo and redo replay them. The history lives
+//! with the labels it undoes, bounded by bytes; the voxel counts follow each
+//! change instead of being recounted.
+
+use super::{Document, Labels};
+use crate::annotation::history::StepSize;
+use crate::annotation::{LabelEdit, PaintRule, Painter};
+use crate::volume::{LabelEntry, LabelVolume};
+use std::sync::Arc;
+
+/// One undoable step: which map it changed and how.
+#[derive(Debug, Clone)]
+pub struct Step {
+    map: usize,
+    edit: LabelEdit,
+}
+
+impl StepSize for Step {
+    fn bytes(&self) -> usize {
+        self.edit.bytes()
+    }
+}
+
+/// A paint step in progress.
+pub(super) struct OpenStep {
+    map: usize,
+    painter: Painter,
+}
+
+/// Move counts by an edit (forward: after gains, before loses).
+fn apply_counts(counts: &mut Vec<usize>, edit: &LabelEdit, forward: bool) {
+    for (id, (gained, lost)) in edit.count_changes() {
+        let i = usize::from(id);
+        if counts.len() <= i {
+            counts.resize(i + 1, 0);
+        }
+        let (add, sub) = if forward {
+            (gained, lost)
+        } else {
+            (lost, gained)
+        };
+        counts[i] = (counts[i] + add).saturating_sub(sub);
+    }
+}
+
+impl Document {
+    /// The map to paint at `frame`, made when there is none: an empty map
+    /// on the image grid, for every frame of a 3D case, or for this frame
+    /// of a 4D one (as ACDC labels its ED and ES frames).
+    fn paintable_map(&mut self, frame: usize) -> Option<usize> {
+        if let Some(i) = self.labels.index_at(frame) {
+            return Some(i);
+        }
+        let image = self.layers.first()?;
+        let v = &image.volume;
+        let map = Arc::new(LabelVolume::zeros(v.dims, 1, v.geometry.clone()));
+        let for_frame = (v.frames > 1).then_some(frame);
+        self.labels.push(for_frame, map);
+        self.rev.labels += 1;
+        self.labels.index_at(frame)
+    }
+
+    /// Whether a paint step is open.
+    pub fn is_editing(&self) -> bool {
+        self.open_step.is_some()
+    }
+
+    /// Paint `voxels` (flat indices of one 3D frame) at case frame `frame`
+    /// by `rule`, the intensity range read from layer `layer`. Opens a step
+    /// when none is open; [`Document::end_edit`] closes it. Returns the
+    /// voxels changed.
+    pub fn paint(
+        &mut self,
+        frame: usize,
+        voxels: &[usize],
+        rule: &PaintRule,
+        layer: usize,
+    ) -> usize {
+        let Some(index) = self
+            .open_step
+            .as_ref()
+            .map(|s| s.map)
+            .or_else(|| self.paintable_map(frame))
+        else {
+            return 0;
+        };
+        let map_frame = self.labels.map_frame(index, frame);
+        let step = self.open_step.get_or_insert_with(|| OpenStep {
+            map: index,
+            painter: Painter::new(map_frame),
+        });
+        let image = self.layers.get(layer).map(|l| l.volume.clone());
+        let Some((map, _)) = self.labels.edit_map(index) else {
+            return 0;
+        };
+        let per_frame = map.frame_len();
+        let value_at = |v: usize| {
+            image.as_ref().map_or(0.0, |img| {
+                let t = frame.min(img.frames.saturating_sub(1));
+                img.value_at(t * per_frame + v, 0)
+            })
+        };
+        let n = step.painter.paint(map, voxels, rule, value_at);
+        if n > 0 {
+            self.rev.labels += 1;
+        }
+        n
+    }
+
+    /// Close the open paint step: it becomes one undo step, the counts
+    /// follow it, and the labels are unsaved. Returns the changed voxels'
+    /// box, `None` when nothing changed.
+    pub fn end_edit(&mut self) -> Option<([usize; 3], [usize; 3])> {
+        let step = self.open_step.take()?;
+        let edit = step.painter.finish();
+        if edit.is_empty() {
+            return None;
+        }
+        let (map, counts) = self.labels.edit_map(step.map)?;
+        let bounds = edit.bounds(map.dims);
+        if let Some(c) = counts.get_mut(edit.frame) {
+            apply_counts(c, &edit, true);
+        }
+        for (id, _) in edit.count_changes() {
+            self.name_label(id);
+        }
+        self.history.push(Step {
+            map: step.map,
+            edit,
+        });
+        self.dirty = true;
+        self.rev.labels += 1;
+        bounds
+    }
+
+    /// Give an id painted for the first time a table entry.
+    fn name_label(&mut self, id: u16) {
+        if id != 0 && self.table.name_of(id).is_none() {
+            let mut table = self.table.clone();
+            table.labels.push(LabelEntry {
+                id,
+                name: format!("label {id}"),
+                color: crate::volume::palette(id),
+            });
+            table.labels.sort_by_key(|l| l.id);
+            self.set_table(table);
+        }
+    }
+
+    fn replay(labels: &mut Labels, step: &Step, forward: bool) {
+        if let Some((map, counts)) = labels.edit_map(step.map) {
+            if forward {
+                step.edit.redo(map);
+            } else {
+                step.edit.undo(map);
+            }
+            if let Some(c) = counts.get_mut(step.edit.frame) {
+                apply_counts(c, &step.edit, forward);
+            }
+        }
+    }
+
+    /// Undo the last step; `false` when there is none.
+    pub fn undo(&mut self) -> bool {
+        self.end_edit();
+        let Some(step) = self.history.undo() else {
+            return false;
+        };
+        Self::replay(&mut self.labels, step, false);
+        self.dirty = true;
+        self.rev.labels += 1;
+        true
+    }
+
+    /// Redo the last undone step; `false` when there is none.
+    pub fn redo(&mut self) -> bool {
+        let Some(step) = self.history.redo() else {
+            return false;
+        };
+        Self::replay(&mut self.labels, step, true);
+        self.dirty = true;
+        self.rev.labels += 1;
+        true
+    }
+
+    /// Steps that can be undone and redone.
+    pub fn history_len(&self) -> (usize, usize) {
+        (self.history.undo_len(), self.history.redo_len())
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::app::document::Layer;
+    use crate::volume::{Geometry, LabelTable, Volume};
+
+    fn doc(frames: usize) -> Document {
+        let mut shape = vec![4, 4, 2];
+        if frames > 1 {
+            shape.push(frames);
+        }
+        let n: usize = shape.iter().product();
+        let vals: Vec<f32> = (0..n).map(|i| i as f32).collect();
+        let v = Volume::from_values(shape, &vals, Geometry::identity()).unwrap();
+        Document::new(
+            "t".into(),
+            vec![Layer::new("img", Arc::new(v))],
+            Labels::default(),
+            LabelTable::default(),
+        )
+    }
+
+    fn rule(value: u16) -> PaintRule {
+        PaintRule {
+            value,
+            ..PaintRule::default()
+        }
+    }
+
+    #[test]
+    fn a_stroke_is_one_step_that_undoes_and_redoes_with_its_counts() {
+        let mut d = doc(1);
+        assert!(d.labels().is_empty());
+        let r0 = d.revisions().labels;
+        d.paint(0, &[0, 1, 2], &rule(3), 0);
+        d.paint(0, &[2, 3], &rule(3), 0);
+        assert!(d.revisions().labels > r0, "uploads follow the stroke");
+        assert!(!d.is_dirty(), "unsaved once the step closes");
+        d.end_edit();
+        assert!(d.is_dirty());
+        assert_eq!(d.history_len(), (1, 0));
+        assert_eq!(d.label_counts(0)[3], 4);
+        assert_eq!(d.table().name_of(3), Some("label 3"));
+        assert!(d.undo());
+        assert_eq!(d.label_counts(0).get(3).copied().unwrap_or(0), 0);
+        assert_eq!(d.labels().at_frame(0).unwrap().get(2), 0);
+        assert!(d.redo());
+        assert_eq!(d.label_counts(0)[3], 4);
+        assert!(!d.redo(), "nothing more to redo");
+        d.paint(0, &[0], &rule(0), 0);
+        d.end_edit();
+        assert_eq!(d.label_counts(0)[3], 3);
+        assert_eq!(d.label_counts(0)[0], 4 * 4 * 2 - 3);
+    }
+
+    #[test]
+    fn painting_a_cine_frame_without_labels_gives_it_a_map() {
+        let mut d = doc(5);
+        d.paint(3, &[5], &rule(1), 0);
+        d.end_edit();
+        assert!(
+            d.labels().at_frame(0).is_none(),
+            "other frames stay unlabelled"
+        );
+        assert_eq!(d.labels().at_frame(3).unwrap().get(5), 1);
+        // An intensity range: the image value at voxel v of frame 3 is 3·32 + v.
+        let ranged = PaintRule {
+            value: 2,
+            intensity: Some((100.0, 101.0)),
+            ..PaintRule::default()
+        };
+        d.paint(3, &[0, 4, 5, 6], &ranged, 0);
+        d.end_edit();
+        let m = d.labels().at_frame(3).unwrap();
+        assert_eq!((m.get(4), m.get(5), m.get(6)), (2, 2, 0));
+    }
+}
