@@ -432,6 +432,8 @@ fn stop_during_preparation_means_training_never_starts() {
     h.step();
     h.get_by_label("Start fine-tuning").click();
     h.step();
+    h.step();
+    assert!(h.state().ai.is_training());
     h.get_by_label("Stop").click();
     wait_for(&mut h, "the stop", |a| !a.ai.is_training());
     assert!(said(h.state(), "cancelled"), "{}", messages(h.state()));

@@ -15,7 +15,7 @@ use std::collections::HashMap;
 use std::path::Path;
 use ume::app::settings::{Settings, Tool};
 use ume::app::views::ViewId;
-use ume::app::{Command, UmeApp};
+use ume::app::{Command, UmeApp, autosave};
 use ume::phantom::Kind;
 use ume::viewmath::SliceAxis;
 
@@ -566,4 +566,67 @@ fn a_brush_stroke_is_one_undo_step_that_saves() {
         Some("label 5"),
         "a new id gets a table entry"
     );
+}
+
+#[test]
+fn unsaved_labels_are_asked_about_autosaved_and_restored() {
+    let (mut app, tmp) = common::app_with(Kind::Brats, 2);
+    let autosaves = tmp.path().join("autosave");
+    app.autosave_root = Some(autosaves.clone());
+    app.autosave_interval_secs = 0.0;
+    let folder = app.doc.as_ref().unwrap().sources().folder.clone().unwrap();
+    let mut h = harness(app);
+    let rect = rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    press(&mut h, Modifiers::NONE, Key::B);
+    h.state_mut().settings.active_label = 6;
+    drag(&mut h, rect.center(), egui::vec2(40.0, 0.0));
+    let painted = count_of(&h, 6);
+    assert!(painted > 0);
+    settle(&mut h);
+    h.step();
+    settle(&mut h);
+    let dir = autosave::folder(&autosaves, &[folder.clone()]);
+    assert!(autosave::find(&dir).is_some(), "autosaved while unsaved");
+
+    // Opening another case asks; Cancel keeps the labels.
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .open(&ctx, ume::app::LoadRequest::Folder(folder.clone()));
+    h.step();
+    h.step();
+    assert!(
+        h.state().confirm.is_some(),
+        "asked about the unsaved labels"
+    );
+    h.get_by_label("Cancel").click();
+    h.step();
+    assert!(h.state().confirm.is_none() && !h.state().is_loading());
+    assert_eq!(count_of(&h, 6), painted);
+
+    // A close request is held too.
+    h.input_mut()
+        .viewports
+        .get_mut(&egui::ViewportId::ROOT)
+        .unwrap()
+        .events
+        .push(egui::ViewportEvent::Close);
+    h.step();
+    assert_eq!(h.state().confirm, Some(ume::app::safety::Pending::Quit));
+    h.get_by_label("Cancel").click();
+    h.step();
+
+    // As after a crash: the same image opens in a new app, which offers the
+    // autosave; Restore brings the painted labels back, unsaved.
+    let doc = ume::app::loader::load(&ume::app::LoadRequest::Folder(folder), &|_| {}).unwrap();
+    let mut app = UmeApp::new(&egui::Context::default(), None, &Default::default());
+    app.autosave_root = Some(autosaves);
+    app.set_document(doc);
+    assert!(app.recovery.is_some(), "the autosave is offered");
+    let mut h2 = harness(app);
+    assert_eq!(count_of(&h2, 6), 0);
+    h2.get_by_label("Restore").click();
+    h2.step();
+    settle(&mut h2);
+    assert_eq!(count_of(&h2, 6), painted, "restored");
+    assert!(h2.state().doc.as_ref().unwrap().is_dirty());
 }

@@ -17,16 +17,21 @@
 
 #[cfg(feature = "ml")]
 pub mod ai;
+pub mod autosave;
 pub mod bench;
+mod case;
 pub mod commands;
 pub mod document;
 pub mod evaluation;
 pub mod files;
+mod intents;
 pub mod jobs;
 pub mod keyframes_ui;
+mod layout;
 pub mod loader;
 pub mod notify;
 mod panels;
+pub mod safety;
 pub mod screenshot;
 pub mod settings;
 pub mod upload;
@@ -37,14 +42,14 @@ pub use document::Document;
 pub use loader::LoadRequest;
 pub use settings::{Layout, Settings};
 
-use crate::render::{LabelUpload, Renderer};
-use crate::volume::LabelData;
+use crate::render::Renderer;
 use document::{Labels, Prediction};
 use eframe::egui;
 use eframe::egui_wgpu::RenderState;
-use jobs::{Job, Slot};
+use jobs::Slot;
 use std::path::PathBuf;
-use views::{Camera, Cursor, Intent, TexGrid, ViewCtx, ViewId};
+use std::time::Instant;
+use views::{Camera, Cursor, TexGrid, ViewId};
 
 /// How the app was asked to start.
 #[derive(Debug, Clone, Default)]
@@ -74,18 +79,6 @@ impl ViewOptions {
             self.labels.clone(),
         ))
     }
-}
-
-/// What is on the GPU now, to know when to upload again.
-#[derive(Debug, Clone, Default, PartialEq)]
-struct UploadKey {
-    doc: u64,
-    frame: usize,
-    layers: Vec<usize>,
-    labels: (u64, u64),
-    overlay: Option<settings::Overlay>,
-    difference: bool,
-    palette: Vec<[u8; 4]>,
 }
 
 /// The application.
@@ -128,7 +121,7 @@ pub struct UmeApp {
     /// The window title last set ("UME — case *" with unsaved labels).
     pub title: String,
     render_state: Option<RenderState>,
-    uploaded: UploadKey,
+    uploaded: upload::UploadKey,
     grid: Option<TexGrid>,
     notice: Option<String>,
     load: Slot<Box<Document>>,
@@ -139,6 +132,23 @@ pub struct UmeApp {
     save_prediction_job: Slot<PathBuf>,
     pending_prediction: Option<PathBuf>,
     pending_labels: Option<PathBuf>,
+    /// Where autosaves go (`None`: no autosave; tests use a temporary
+    /// folder).
+    pub autosave_root: Option<PathBuf>,
+    /// Seconds labels stay unsaved before an autosave.
+    pub autosave_interval_secs: f64,
+    autosave_job: Slot<()>,
+    /// (document, labels revision) last autosaved.
+    autosaved: Option<(u64, u64)>,
+    /// When the labels became unsaved since the last autosave.
+    dirty_since: Option<Instant>,
+    /// An autosave of this image found on opening: offered to restore.
+    pub recovery: Option<(PathBuf, autosave::Meta)>,
+    restore_job: Slot<autosave::Recovered>,
+    /// Waiting for the user's answer about unsaved labels.
+    pub confirm: Option<safety::Pending>,
+    after_save: Option<safety::Pending>,
+    allow_close: bool,
     /// The open file pick (dialog or browser).
     pub picker: files::Picker,
     shot: screenshot::Screenshot,
@@ -181,7 +191,7 @@ impl UmeApp {
             quit_requested: false,
             title: String::new(),
             render_state,
-            uploaded: UploadKey::default(),
+            uploaded: upload::UploadKey::default(),
             grid: None,
             notice: None,
             load: Slot::default(),
@@ -192,6 +202,16 @@ impl UmeApp {
             save_prediction_job: Slot::default(),
             pending_prediction: options.prediction.clone(),
             pending_labels: None,
+            autosave_root: autosave::root(),
+            autosave_interval_secs: 60.0,
+            autosave_job: Slot::default(),
+            autosaved: None,
+            dirty_since: None,
+            recovery: None,
+            restore_job: Slot::default(),
+            confirm: None,
+            after_save: None,
+            allow_close: false,
             picker: files::Picker::default(),
             shot: screenshot::Screenshot::on_start(options.screenshot.clone()),
         };
@@ -211,58 +231,6 @@ impl UmeApp {
         };
     }
 
-    /// Start loading in the background. Labels given with images are read
-    /// after the images open, so labels on another grid are an error while
-    /// the image still opens.
-    pub fn open(&mut self, ctx: &egui::Context, request: LoadRequest) {
-        let request = match request {
-            LoadRequest::Files { paths, labels } => {
-                self.pending_labels = labels;
-                LoadRequest::Files {
-                    paths,
-                    labels: None,
-                }
-            }
-            other => {
-                self.pending_labels = None;
-                other
-            }
-        };
-        let wake = ctx.clone();
-        let req = request.clone();
-        self.load.start(Job::spawn(
-            "load",
-            0,
-            move || wake.request_repaint(),
-            move |job| {
-                job.message("loading…");
-                loader::load(&req, &|m| job.message(m)).map(Box::new)
-            },
-        ));
-        self.load_request = Some(request);
-    }
-
-    /// Install a loaded document (also used by tests): the cursor, camera,
-    /// windows and everything computed for the previous case start afresh.
-    pub fn set_document(&mut self, doc: Document) {
-        self.cursor = Cursor::for_document(&doc);
-        self.camera = Camera::default();
-        self.settings.windows = doc.layers().iter().map(|l| l.auto_window).collect();
-        let sort = self.eval.sort;
-        self.eval = evaluation::EvalState::default();
-        self.eval.sort = sort;
-        let (k, strategy) = (self.keyframes.k, self.keyframes.strategy);
-        self.keyframes = keyframes_ui::KeyframeState::default();
-        self.keyframes.k = k;
-        self.keyframes.strategy = strategy;
-        #[cfg(feature = "ml")]
-        self.ai.reset_for_case(&doc);
-        self.playing = false;
-        self.label_job.abandon();
-        self.prediction_job.abandon();
-        self.doc = Some(doc);
-    }
-
     /// Whether a load is running.
     pub fn is_loading(&self) -> bool {
         self.load.is_running()
@@ -274,6 +242,8 @@ impl UmeApp {
             || self.prediction_job.is_running()
             || self.save_job.is_running()
             || self.save_prediction_job.is_running()
+            || self.autosave_job.is_running()
+            || self.restore_job.is_running()
     }
 
     /// Running jobs' names and progress (the status bar shows them).
@@ -284,6 +254,8 @@ impl UmeApp {
             self.prediction_job.describe(),
             self.save_job.describe(),
             self.save_prediction_job.describe(),
+            self.autosave_job.describe(),
+            self.restore_job.describe(),
         ]
         .into_iter()
         .flatten()
@@ -320,94 +292,6 @@ impl UmeApp {
         if let Some(w) = self.settings.windows.get_mut(self.cursor.active) {
             *w = window;
         }
-    }
-
-    /// Apply what a view asked for.
-    pub fn apply(&mut self, intent: Intent) {
-        let Some(doc) = &self.doc else { return };
-        match intent {
-            Intent::MoveCrosshair(axis, world) => {
-                let n = axis.normal_axis();
-                for (k, (c, w)) in self.cursor.crosshair_mm.iter_mut().zip(world).enumerate() {
-                    if k != n {
-                        *c = w;
-                    }
-                }
-            }
-            Intent::StepSlice(axis, steps) => self.cursor.step_slice(doc, axis, steps),
-            Intent::Paint { axis, from, to } => self.paint(axis, from, to),
-            Intent::EndStroke => {
-                if let Some(doc) = &mut self.doc {
-                    doc.end_edit();
-                }
-            }
-            Intent::PickLabel(world) => {
-                let Some(layer) = doc.layer(0) else { return };
-                let v = &layer.volume;
-                if let Some([i, j, k]) = crate::viewmath::voxel_at(&v.geometry, v.dims, world)
-                    && let Some(l) = doc.labels().at_frame(self.cursor.frame)
-                {
-                    let t = self.cursor.frame.min(l.frames - 1);
-                    let id = l.get(l.frame_offset(t) + i + l.dims[0] * (j + l.dims[1] * k));
-                    if id != 0 {
-                        self.settings.active_label = id;
-                    }
-                }
-            }
-            Intent::Window { width, level } => {
-                let Some(layer) = doc.layer(self.cursor.active) else {
-                    return;
-                };
-                let span = (layer.range.1 - layer.range.0).max(1e-9);
-                let Some((lo, hi)) = self.window() else {
-                    return;
-                };
-                let w = ((hi - lo) + width * span).max(span * 1e-4);
-                let l = (lo + hi) / 2.0 + level * span;
-                self.set_window((l - w / 2.0, l + w / 2.0));
-            }
-        }
-    }
-
-    /// Paint with the brush (or erase) between two world points in a slice
-    /// view: a disc in the voxel slice under the crosshair, or a ball.
-    fn paint(&mut self, axis: crate::viewmath::SliceAxis, from: [f64; 3], to: [f64; 3]) {
-        use crate::annotation::brush::{axis_along, voxel_of};
-        use crate::annotation::{Brush, BrushShape, PaintRule};
-        let Some(doc) = &mut self.doc else { return };
-        let Some(layer) = doc.layer(0) else { return };
-        let geometry = layer.volume.geometry.clone();
-        let dims = layer.volume.dims;
-        let mut normal = [0.0; 3];
-        normal[axis.normal_axis()] = 1.0;
-        let across = axis_along(&geometry, normal);
-        let Some(c) = voxel_of(&geometry, self.cursor.crosshair_mm) else {
-            return;
-        };
-        let index = c[across]
-            .round()
-            .clamp(0.0, (dims[across].max(1) - 1) as f64) as usize;
-        let brush = Brush {
-            radius_mm: self.settings.brush_radius_mm,
-            shape: if self.settings.brush_ball {
-                BrushShape::Ball
-            } else {
-                BrushShape::Disc {
-                    axis: across,
-                    index,
-                }
-            },
-        };
-        let voxels = brush.covered(&geometry, dims, from, to);
-        let rule = PaintRule {
-            value: if self.settings.tool == settings::Tool::Eraser {
-                0
-            } else {
-                self.settings.active_label
-            },
-            ..PaintRule::default()
-        };
-        doc.paint(self.cursor.frame, &voxels, &rule, self.cursor.active);
     }
 
     /// Drain background jobs, run keyboard commands and advance the cine
@@ -449,7 +333,10 @@ impl UmeApp {
         {
             self.load_prediction(ctx, p);
         }
-        self.file_jobs_logic();
+        self.file_jobs_logic(ctx);
+        self.guard_close(ctx);
+        self.autosave_logic(ctx);
+        self.restore_logic();
         if let Some(doc) = &self.doc {
             let overlay = self.settings.overlay;
             self.eval
@@ -474,193 +361,6 @@ impl UmeApp {
             }
             ctx.request_repaint();
         }
-    }
-
-    /// Collect label, prediction and save jobs.
-    fn file_jobs_logic(&mut self) {
-        let doc_id = self.doc.as_ref().map_or(0, Document::id);
-        if let Some((tag, r)) = self.label_job.poll()
-            && tag == doc_id
-            && let Some(doc) = &mut self.doc
-        {
-            match r.and_then(|(path, labels)| {
-                doc.open_labels(&path, labels)?;
-                Ok(path)
-            }) {
-                Ok(path) => {
-                    self.notes.info(format!("opened labels {}", path.display()));
-                    self.remember_labels(path);
-                }
-                Err(e) => self.notes.error(e),
-            }
-        }
-        if let Some((tag, r)) = self.prediction_job.poll()
-            && tag == doc_id
-            && let Some(doc) = &mut self.doc
-        {
-            match r.and_then(|p| doc.set_prediction(p)) {
-                Ok(()) => {}
-                Err(e) => self.notes.error(e),
-            }
-        }
-        if let Some((tag, r)) = self.save_job.poll() {
-            match r {
-                Ok(path) => {
-                    if tag == doc_id
-                        && let Some(doc) = &mut self.doc
-                    {
-                        doc.mark_saved(&path);
-                    }
-                    self.notes
-                        .info(format!("saved labels to {}", path.display()));
-                    self.remember_labels(path);
-                }
-                Err(e) => self.notes.error(format!("labels not saved: {e}")),
-            }
-        }
-        if let Some((_, r)) = self.save_prediction_job.poll() {
-            match r {
-                Ok(path) => self
-                    .notes
-                    .info(format!("saved the prediction to {}", path.display())),
-                Err(e) => self.notes.error(format!("prediction not saved: {e}")),
-            }
-        }
-    }
-
-    /// The open case's recent entry remembers its labels file.
-    fn remember_labels(&mut self, path: PathBuf) {
-        let Some(doc) = &self.doc else { return };
-        let s = doc.sources();
-        let paths = if s.images.is_empty() {
-            s.folder.iter().cloned().collect()
-        } else {
-            s.images.clone()
-        };
-        if !paths.is_empty() {
-            self.settings.remember(settings::Recent {
-                paths,
-                labels: Some(path),
-            });
-        }
-    }
-
-    /// Read a label map onto the open image in the background.
-    pub fn load_labels(&mut self, ctx: &egui::Context, path: PathBuf) {
-        let Some(doc) = &self.doc else { return };
-        let wake = ctx.clone();
-        self.label_job.start(Job::spawn(
-            "load-labels",
-            doc.id(),
-            move || wake.request_repaint(),
-            move |_| loader::load_labels(&path).map(|l| (path, l)),
-        ));
-    }
-
-    /// Load a prediction label map in the background.
-    pub fn load_prediction(&mut self, ctx: &egui::Context, path: PathBuf) {
-        let Some(doc) = &self.doc else { return };
-        let wake = ctx.clone();
-        self.prediction_job.start(Job::spawn(
-            "load-prediction",
-            doc.id(),
-            move || wake.request_repaint(),
-            move |_| evaluation::load_prediction(&path),
-        ));
-    }
-
-    /// Install a prediction for the open case (tests; the app's jobs call
-    /// the document directly); it must be on the labels' grid.
-    pub fn set_prediction(&mut self, prediction: Prediction) -> Result<(), String> {
-        let Some(doc) = &mut self.doc else {
-            return Err("open a case before its prediction".into());
-        };
-        doc.set_prediction(prediction)
-    }
-
-    /// Upload the current frame(s), labels and palette if they changed.
-    fn upload(&mut self) {
-        let (Some(rs), Some(doc)) = (&self.render_state, &self.doc) else {
-            return;
-        };
-        let slots: Vec<usize> = match self.settings.layout {
-            Layout::Grid => vec![self.cursor.active],
-            Layout::Modalities => (0..doc.layers().len()).collect(),
-        };
-        let overlay = self.settings.overlay;
-        let difference = overlay == settings::Overlay::Difference && doc.prediction().is_some();
-        let palette = if difference {
-            evaluation::difference_palette()
-        } else {
-            doc.palette(&self.settings.hidden)
-        };
-        let rev = doc.revisions();
-        let key = UploadKey {
-            doc: doc.id(),
-            frame: self.cursor.frame,
-            layers: slots.clone(),
-            labels: (rev.labels, rev.prediction),
-            overlay: Some(overlay),
-            difference: difference && self.eval.difference(doc).is_some(),
-            palette,
-        };
-        if key == self.uploaded {
-            return;
-        }
-        let mut guard = rs.renderer.write();
-        let Some(renderer) = guard.callback_resources.get_mut::<Renderer>() else {
-            return;
-        };
-        let limit = renderer.max_texture_3d as usize;
-        let mut notice = None;
-        let frame = self.cursor.frame;
-        for (slot, &li) in slots.iter().enumerate() {
-            let Some(layer) = doc.layer(li) else {
-                continue;
-            };
-            let t = frame.min(layer.volume.frames - 1);
-            let (dims, values, grid) = upload::frame_upload(layer, t, limit);
-            if grid.dims != layer.volume.dims {
-                notice = Some(format!(
-                    "{} is larger than the GPU's 3D texture limit ({limit}); shown downsampled to {:?}",
-                    layer.name, grid.dims
-                ));
-            }
-            renderer.set_volume(&rs.device, &rs.queue, slot, dims, &values);
-            if slot == 0 {
-                let stride = layer.volume.dims[0].div_ceil(grid.dims[0]).max(1);
-                let labels = evaluation::shown_labels(doc, &self.eval, overlay, frame);
-                let has = labels.is_some();
-                match labels.as_deref() {
-                    Some(l) => {
-                        let (ldims, data) = upload::label_upload(l, frame, stride);
-                        let upload = match &data {
-                            LabelData::U8(d) => LabelUpload::U8(d),
-                            LabelData::U16(d) => LabelUpload::U16(d),
-                        };
-                        renderer.set_labels(&rs.device, &rs.queue, ldims, upload);
-                    }
-                    None => {
-                        renderer.set_labels(
-                            &rs.device,
-                            &rs.queue,
-                            [1, 1, 1],
-                            LabelUpload::U8(&[0]),
-                        );
-                    }
-                }
-                self.grid = Some(TexGrid {
-                    has_labels: has,
-                    ..grid
-                });
-            }
-        }
-        renderer.set_palette(&rs.queue, &key.palette);
-        if notice.is_some() && notice != self.notice {
-            self.notes.warn(notice.clone().unwrap_or_default());
-        }
-        self.notice = notice;
-        self.uploaded = key;
     }
 
     /// Draw everything (the body of `App::ui`; tests call it through kittest).
@@ -705,116 +405,11 @@ impl UmeApp {
         }
         egui::CentralPanel::default().show(ui, |ui| self.views_ui(ui));
         self.notes.errors_ui(&ctx);
+        self.safety_ui(&ctx);
         commands::shortcuts_window(&mut self.show_shortcuts, &ctx);
         let mut open = self.show_messages;
         self.notes.history_ui(&mut open, &ctx);
         self.show_messages = open;
-    }
-
-    fn views_ui(&mut self, ui: &mut egui::Ui) {
-        let rect = ui.available_rect_before_wrap();
-        ui.allocate_rect(rect, egui::Sense::hover());
-        let Some(doc) = &self.doc else {
-            let msg = match self.load.job() {
-                Some(j) => j.progress().message,
-                None => "File > Open, or drop a NIfTI file or dataset folder here".into(),
-            };
-            ui.painter().text(
-                rect.center(),
-                egui::Align2::CENTER_CENTER,
-                msg,
-                egui::FontId::proportional(18.0),
-                egui::Color32::GRAY,
-            );
-            return;
-        };
-        let mut intents = Vec::new();
-        let mut hover = None;
-        self.view_rects.clear();
-        match self.settings.layout {
-            Layout::Modalities => {
-                let n = doc.layers().len().max(1);
-                let w = rect.width() / n as f32;
-                for slot in 0..n {
-                    let r = egui::Rect::from_min_size(
-                        rect.min + egui::vec2(w * slot as f32, 0.0),
-                        egui::vec2(w - 2.0, rect.height()),
-                    );
-                    let cursor = Cursor {
-                        active: slot,
-                        ..self.cursor
-                    };
-                    let view = ViewCtx {
-                        doc,
-                        cursor: &cursor,
-                        settings: &self.settings,
-                        grid: self.grid.as_ref(),
-                        gpu: self.render_state.is_some(),
-                    };
-                    let h = views::slice_view_ui(
-                        ui,
-                        r,
-                        crate::viewmath::SliceAxis::Axial,
-                        slot,
-                        &view,
-                        &mut self.camera,
-                        &mut intents,
-                    );
-                    hover = hover.or(h);
-                }
-            }
-            Layout::Grid => {
-                let view = ViewCtx {
-                    doc,
-                    cursor: &self.cursor,
-                    settings: &self.settings,
-                    grid: self.grid.as_ref(),
-                    gpu: self.render_state.is_some(),
-                };
-                let cells: Vec<(ViewId, egui::Rect)> = match self.camera.maximised {
-                    Some(v) => vec![(v, rect)],
-                    None => {
-                        let half = rect.size() / 2.0;
-                        ViewId::ALL
-                            .iter()
-                            .enumerate()
-                            .map(|(i, &v)| {
-                                let min = rect.min
-                                    + egui::vec2((i % 2) as f32 * half.x, (i / 2) as f32 * half.y);
-                                (
-                                    v,
-                                    egui::Rect::from_min_size(min, half - egui::vec2(2.0, 2.0)),
-                                )
-                            })
-                            .collect()
-                    }
-                };
-                for (v, r) in cells {
-                    self.view_rects.push((v, r));
-                    match v {
-                        ViewId::Slice(axis) => {
-                            let h = views::slice_view_ui(
-                                ui,
-                                r,
-                                axis,
-                                0,
-                                &view,
-                                &mut self.camera,
-                                &mut intents,
-                            );
-                            hover = hover.or(h);
-                        }
-                        ViewId::ThreeD => {
-                            views::three_d_view_ui(ui, r, &view, &mut self.camera);
-                        }
-                    }
-                }
-            }
-        }
-        self.hover = hover;
-        for i in intents {
-            self.apply(i);
-        }
     }
 
     fn screenshot_logic(&mut self, ctx: &egui::Context) {

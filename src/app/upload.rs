@@ -2,11 +2,13 @@
 //! normalised to the layer's range, and the label ids of that frame, both
 //! downsampled by an integer stride (with the geometry scaled to match) when
 //! the grid exceeds the device's 3D texture limit. The converted frame is
-//! the only extra copy of the voxels.
+//! the only extra copy of the voxels. `UmeApp::upload` sends them when what
+//! is shown changed (the upload key).
 
 use super::document::Layer;
 use super::views::TexGrid;
-use crate::render::f16_bits;
+use super::{Layout, evaluation, settings};
+use crate::render::{LabelUpload, Renderer, f16_bits};
 use crate::volume::{DataType, Geometry, LabelData, LabelVolume};
 
 /// Smallest integer stride that brings every side within `limit`.
@@ -122,6 +124,105 @@ pub fn label_upload(l: &LabelVolume, frame: usize, stride: usize) -> ([u32; 3], 
         LabelData::U16(ids)
     };
     (dims32, data)
+}
+
+/// What is on the GPU now, to know when to upload again.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub(super) struct UploadKey {
+    pub(super) doc: u64,
+    frame: usize,
+    layers: Vec<usize>,
+    labels: (u64, u64),
+    overlay: Option<super::settings::Overlay>,
+    difference: bool,
+    palette: Vec<[u8; 4]>,
+}
+
+impl super::UmeApp {
+    /// Upload the current frame(s), labels and palette if they changed.
+    pub(super) fn upload(&mut self) {
+        let (Some(rs), Some(doc)) = (&self.render_state, &self.doc) else {
+            return;
+        };
+        let slots: Vec<usize> = match self.settings.layout {
+            Layout::Grid => vec![self.cursor.active],
+            Layout::Modalities => (0..doc.layers().len()).collect(),
+        };
+        let overlay = self.settings.overlay;
+        let difference = overlay == settings::Overlay::Difference && doc.prediction().is_some();
+        let palette = if difference {
+            evaluation::difference_palette()
+        } else {
+            doc.palette(&self.settings.hidden)
+        };
+        let rev = doc.revisions();
+        let key = UploadKey {
+            doc: doc.id(),
+            frame: self.cursor.frame,
+            layers: slots.clone(),
+            labels: (rev.labels, rev.prediction),
+            overlay: Some(overlay),
+            difference: difference && self.eval.difference(doc).is_some(),
+            palette,
+        };
+        if key == self.uploaded {
+            return;
+        }
+        let mut guard = rs.renderer.write();
+        let Some(renderer) = guard.callback_resources.get_mut::<Renderer>() else {
+            return;
+        };
+        let limit = renderer.max_texture_3d as usize;
+        let mut notice = None;
+        let frame = self.cursor.frame;
+        for (slot, &li) in slots.iter().enumerate() {
+            let Some(layer) = doc.layer(li) else {
+                continue;
+            };
+            let t = frame.min(layer.volume.frames - 1);
+            let (dims, values, grid) = frame_upload(layer, t, limit);
+            if grid.dims != layer.volume.dims {
+                notice = Some(format!(
+                    "{} is larger than the GPU's 3D texture limit ({limit}); shown downsampled to {:?}",
+                    layer.name, grid.dims
+                ));
+            }
+            renderer.set_volume(&rs.device, &rs.queue, slot, dims, &values);
+            if slot == 0 {
+                let stride = layer.volume.dims[0].div_ceil(grid.dims[0]).max(1);
+                let labels = evaluation::shown_labels(doc, &self.eval, overlay, frame);
+                let has = labels.is_some();
+                match labels.as_deref() {
+                    Some(l) => {
+                        let (ldims, data) = label_upload(l, frame, stride);
+                        let upload = match &data {
+                            LabelData::U8(d) => LabelUpload::U8(d),
+                            LabelData::U16(d) => LabelUpload::U16(d),
+                        };
+                        renderer.set_labels(&rs.device, &rs.queue, ldims, upload);
+                    }
+                    None => {
+                        renderer.set_labels(
+                            &rs.device,
+                            &rs.queue,
+                            [1, 1, 1],
+                            LabelUpload::U8(&[0]),
+                        );
+                    }
+                }
+                self.grid = Some(TexGrid {
+                    has_labels: has,
+                    ..grid
+                });
+            }
+        }
+        renderer.set_palette(&rs.queue, &key.palette);
+        if notice.is_some() && notice != self.notice {
+            self.notes.warn(notice.clone().unwrap_or_default());
+        }
+        self.notice = notice;
+        self.uploaded = key;
+    }
 }
 
 #[cfg(test)]

@@ -345,6 +345,36 @@ impl Document {
         Ok(())
     }
 
+    /// Put back labels recovered from an autosave: they replace the labels
+    /// and stay unsaved (the user has not saved them anywhere yet).
+    pub fn restore_labels(&mut self, labels: Labels, table: LabelTable) -> Result<(), String> {
+        if let Some(map) = labels
+            .at_frame(0)
+            .or_else(|| labels.maps().next().map(|(_, m)| m))
+        {
+            self.check_grid(Path::new("the autosave"), map)?;
+        }
+        self.labels = labels;
+        self.history.clear();
+        self.open_step = None;
+        if !table.labels.is_empty() {
+            self.set_table(table);
+        }
+        self.dirty = true;
+        self.rev.labels += 1;
+        Ok(())
+    }
+
+    /// The paths that identify this case's image (the image files, else the
+    /// dataset folder): the key of its autosave.
+    pub fn identity(&self) -> Vec<PathBuf> {
+        if self.sources.images.is_empty() {
+            self.sources.folder.iter().cloned().collect()
+        } else {
+            self.sources.images.clone()
+        }
+    }
+
     /// Install a prediction; it must lie on the images' grid. Ids the table
     /// does not name get generic entries.
     pub fn set_prediction(&mut self, prediction: Prediction) -> Result<(), String> {
@@ -361,6 +391,11 @@ impl Document {
     pub fn set_table(&mut self, table: LabelTable) {
         self.table = table;
         self.rev.table += 1;
+    }
+
+    /// The user chose to drop the unsaved changes (the case is closing).
+    pub fn discard_changes(&mut self) {
+        self.dirty = false;
     }
 
     /// The labels were written to `path`: it is where Save writes next, and

@@ -1,0 +1,198 @@
+//! Opening and closing cases: loading, installing a document (everything
+//! of the last case starts afresh), labels and predictions read onto it,
+//! and saving them; the recent list.
+
+use super::document::{Document, Prediction};
+use super::jobs::Job;
+use super::safety::Pending;
+use super::views::{Camera, Cursor};
+use super::{LoadRequest, UmeApp, autosave, evaluation, keyframes_ui, loader, settings};
+use eframe::egui;
+use std::path::PathBuf;
+
+impl UmeApp {
+    /// Start loading in the background. Labels given with images are read
+    /// after the images open, so labels on another grid are an error while
+    /// the image still opens.
+    pub fn open(&mut self, ctx: &egui::Context, request: LoadRequest) {
+        if self.doc.as_ref().is_some_and(Document::is_dirty) {
+            // Opening another case would drop unsaved labels: ask first.
+            self.confirm = Some(Pending::Open(request));
+            return;
+        }
+        self.open_now(ctx, request);
+    }
+
+    /// Open without asking about unsaved labels.
+    fn open_now(&mut self, ctx: &egui::Context, request: LoadRequest) {
+        let request = match request {
+            LoadRequest::Files { paths, labels } => {
+                self.pending_labels = labels;
+                LoadRequest::Files {
+                    paths,
+                    labels: None,
+                }
+            }
+            other => {
+                self.pending_labels = None;
+                other
+            }
+        };
+        let wake = ctx.clone();
+        let req = request.clone();
+        self.load.start(Job::spawn(
+            "load",
+            0,
+            move || wake.request_repaint(),
+            move |job| {
+                job.message("loading…");
+                loader::load(&req, &|m| job.message(m)).map(Box::new)
+            },
+        ));
+        self.load_request = Some(request);
+    }
+
+    /// Install a loaded document (also used by tests): the cursor, camera,
+    /// windows and everything computed for the previous case start afresh.
+    pub fn set_document(&mut self, doc: Document) {
+        self.cursor = Cursor::for_document(&doc);
+        self.camera = Camera::default();
+        self.settings.windows = doc.layers().iter().map(|l| l.auto_window).collect();
+        let sort = self.eval.sort;
+        self.eval = evaluation::EvalState::default();
+        self.eval.sort = sort;
+        let (k, strategy) = (self.keyframes.k, self.keyframes.strategy);
+        self.keyframes = keyframes_ui::KeyframeState::default();
+        self.keyframes.k = k;
+        self.keyframes.strategy = strategy;
+        #[cfg(feature = "ml")]
+        self.ai.reset_for_case(&doc);
+        self.playing = false;
+        self.label_job.abandon();
+        self.prediction_job.abandon();
+        self.restore_job.abandon();
+        self.autosave_job.abandon();
+        self.autosaved = None;
+        self.dirty_since = None;
+        self.confirm = None;
+        self.recovery = self.autosave_root.as_ref().and_then(|root| {
+            let dir = autosave::folder(root, &doc.identity());
+            autosave::find(&dir).map(|meta| (dir, meta))
+        });
+        self.doc = Some(doc);
+    }
+
+    /// Collect label, prediction and save jobs.
+    pub(super) fn file_jobs_logic(&mut self, ctx: &egui::Context) {
+        let doc_id = self.doc.as_ref().map_or(0, Document::id);
+        if let Some((tag, r)) = self.label_job.poll()
+            && tag == doc_id
+            && let Some(doc) = &mut self.doc
+        {
+            match r.and_then(|(path, labels)| {
+                doc.open_labels(&path, labels)?;
+                Ok(path)
+            }) {
+                Ok(path) => {
+                    self.notes.info(format!("opened labels {}", path.display()));
+                    self.remember_labels(path);
+                }
+                Err(e) => self.notes.error(e),
+            }
+        }
+        if let Some((tag, r)) = self.prediction_job.poll()
+            && tag == doc_id
+            && let Some(doc) = &mut self.doc
+        {
+            match r.and_then(|p| doc.set_prediction(p)) {
+                Ok(()) => {}
+                Err(e) => self.notes.error(e),
+            }
+        }
+        if let Some((tag, r)) = self.save_job.poll() {
+            match r {
+                Ok(path) => {
+                    if tag == doc_id
+                        && let Some(doc) = &mut self.doc
+                    {
+                        doc.mark_saved(&path);
+                        // Saved: the autosave is no longer needed.
+                        if let Some(root) = &self.autosave_root {
+                            autosave::discard(&autosave::folder(root, &doc.identity()));
+                        }
+                        self.autosaved = None;
+                        self.dirty_since = None;
+                    }
+                    if let Some(p) = self.after_save.take() {
+                        self.proceed(ctx, p);
+                    }
+                    self.notes
+                        .info(format!("saved labels to {}", path.display()));
+                    self.remember_labels(path);
+                }
+                Err(e) => {
+                    self.after_save = None;
+                    self.notes.error(format!("labels not saved: {e}"));
+                }
+            }
+        }
+        if let Some((_, r)) = self.save_prediction_job.poll() {
+            match r {
+                Ok(path) => self
+                    .notes
+                    .info(format!("saved the prediction to {}", path.display())),
+                Err(e) => self.notes.error(format!("prediction not saved: {e}")),
+            }
+        }
+    }
+
+    /// The open case's recent entry remembers its labels file.
+    fn remember_labels(&mut self, path: PathBuf) {
+        let Some(doc) = &self.doc else { return };
+        let s = doc.sources();
+        let paths = if s.images.is_empty() {
+            s.folder.iter().cloned().collect()
+        } else {
+            s.images.clone()
+        };
+        if !paths.is_empty() {
+            self.settings.remember(settings::Recent {
+                paths,
+                labels: Some(path),
+            });
+        }
+    }
+
+    /// Read a label map onto the open image in the background.
+    pub fn load_labels(&mut self, ctx: &egui::Context, path: PathBuf) {
+        let Some(doc) = &self.doc else { return };
+        let wake = ctx.clone();
+        self.label_job.start(Job::spawn(
+            "load-labels",
+            doc.id(),
+            move || wake.request_repaint(),
+            move |_| loader::load_labels(&path).map(|l| (path, l)),
+        ));
+    }
+
+    /// Load a prediction label map in the background.
+    pub fn load_prediction(&mut self, ctx: &egui::Context, path: PathBuf) {
+        let Some(doc) = &self.doc else { return };
+        let wake = ctx.clone();
+        self.prediction_job.start(Job::spawn(
+            "load-prediction",
+            doc.id(),
+            move || wake.request_repaint(),
+            move |_| evaluation::load_prediction(&path),
+        ));
+    }
+
+    /// Install a prediction for the open case (tests; the app's jobs call
+    /// the document directly); it must be on the labels' grid.
+    pub fn set_prediction(&mut self, prediction: Prediction) -> Result<(), String> {
+        let Some(doc) = &mut self.doc else {
+            return Err("open a case before its prediction".into());
+        };
+        doc.set_prediction(prediction)
+    }
+}

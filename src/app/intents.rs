@@ -1,0 +1,96 @@
+//! Applying what the views asked for: the crosshair, the window, slice
+//! steps, brush strokes (through the annotation core) and picking a label.
+
+use super::views::Intent;
+use super::{UmeApp, settings};
+use crate::viewmath::SliceAxis;
+
+impl UmeApp {
+    /// Apply what a view asked for.
+    pub fn apply(&mut self, intent: Intent) {
+        let Some(doc) = &self.doc else { return };
+        match intent {
+            Intent::MoveCrosshair(axis, world) => {
+                let n = axis.normal_axis();
+                for (k, (c, w)) in self.cursor.crosshair_mm.iter_mut().zip(world).enumerate() {
+                    if k != n {
+                        *c = w;
+                    }
+                }
+            }
+            Intent::StepSlice(axis, steps) => self.cursor.step_slice(doc, axis, steps),
+            Intent::Paint { axis, from, to } => self.paint(axis, from, to),
+            Intent::EndStroke => {
+                if let Some(doc) = &mut self.doc {
+                    doc.end_edit();
+                }
+            }
+            Intent::PickLabel(world) => {
+                let Some(layer) = doc.layer(0) else { return };
+                let v = &layer.volume;
+                if let Some([i, j, k]) = crate::viewmath::voxel_at(&v.geometry, v.dims, world)
+                    && let Some(l) = doc.labels().at_frame(self.cursor.frame)
+                {
+                    let t = self.cursor.frame.min(l.frames - 1);
+                    let id = l.get(l.frame_offset(t) + i + l.dims[0] * (j + l.dims[1] * k));
+                    if id != 0 {
+                        self.settings.active_label = id;
+                    }
+                }
+            }
+            Intent::Window { width, level } => {
+                let Some(layer) = doc.layer(self.cursor.active) else {
+                    return;
+                };
+                let span = (layer.range.1 - layer.range.0).max(1e-9);
+                let Some((lo, hi)) = self.window() else {
+                    return;
+                };
+                let w = ((hi - lo) + width * span).max(span * 1e-4);
+                let l = (lo + hi) / 2.0 + level * span;
+                self.set_window((l - w / 2.0, l + w / 2.0));
+            }
+        }
+    }
+
+    /// Paint with the brush (or erase) between two world points in a slice
+    /// view: a disc in the voxel slice under the crosshair, or a ball.
+    fn paint(&mut self, axis: SliceAxis, from: [f64; 3], to: [f64; 3]) {
+        use crate::annotation::brush::{axis_along, voxel_of};
+        use crate::annotation::{Brush, BrushShape, PaintRule};
+        let Some(doc) = &mut self.doc else { return };
+        let Some(layer) = doc.layer(0) else { return };
+        let geometry = layer.volume.geometry.clone();
+        let dims = layer.volume.dims;
+        let mut normal = [0.0; 3];
+        normal[axis.normal_axis()] = 1.0;
+        let across = axis_along(&geometry, normal);
+        let Some(c) = voxel_of(&geometry, self.cursor.crosshair_mm) else {
+            return;
+        };
+        let index = c[across]
+            .round()
+            .clamp(0.0, (dims[across].max(1) - 1) as f64) as usize;
+        let brush = Brush {
+            radius_mm: self.settings.brush_radius_mm,
+            shape: if self.settings.brush_ball {
+                BrushShape::Ball
+            } else {
+                BrushShape::Disc {
+                    axis: across,
+                    index,
+                }
+            },
+        };
+        let voxels = brush.covered(&geometry, dims, from, to);
+        let rule = PaintRule {
+            value: if self.settings.tool == settings::Tool::Eraser {
+                0
+            } else {
+                self.settings.active_label
+            },
+            ..PaintRule::default()
+        };
+        doc.paint(self.cursor.frame, &voxels, &rule, self.cursor.active);
+    }
+}
