@@ -630,3 +630,79 @@ fn unsaved_labels_are_asked_about_autosaved_and_restored() {
     assert_eq!(count_of(&h2, 6), painted, "restored");
     assert!(h2.state().doc.as_ref().unwrap().is_dirty());
 }
+
+#[test]
+fn live_dice_follows_every_stroke_and_equals_a_recount() {
+    let (mut app, _tmp) = common::app_with(Kind::Brats, 2);
+    // The prediction: the labels moved three voxels along x.
+    let gt = app
+        .doc
+        .as_ref()
+        .unwrap()
+        .labels()
+        .at_frame(0)
+        .unwrap()
+        .clone();
+    let mut pred = (*gt).clone();
+    let [nx, ny, nz] = gt.dims;
+    for k in 0..nz {
+        for j in 0..ny {
+            for i in 0..nx {
+                let v = if i >= 3 {
+                    gt.get(i - 3 + nx * (j + ny * k))
+                } else {
+                    0
+                };
+                pred.set(i + nx * (j + ny * k), v);
+            }
+        }
+    }
+    let pred = std::sync::Arc::new(pred);
+    app.set_prediction(ume::app::document::Prediction::new(pred.clone(), "shifted"))
+        .unwrap();
+    let mut h = harness(app);
+    settle(&mut h);
+    let rect = rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    let recount = |h: &Harness<'_, UmeApp>| {
+        let labels = h
+            .state()
+            .doc
+            .as_ref()
+            .unwrap()
+            .labels()
+            .at_frame(0)
+            .unwrap()
+            .clone();
+        ume::metrics::Confusion::new(&labels, &pred)
+    };
+    let strokes: [(Key, u16, egui::Vec2, egui::Vec2); 4] = [
+        (Key::B, 2, egui::vec2(-50.0, 0.0), egui::vec2(100.0, 10.0)),
+        (Key::B, 4, egui::vec2(-20.0, -30.0), egui::vec2(30.0, 60.0)),
+        (Key::E, 0, egui::vec2(-40.0, 5.0), egui::vec2(80.0, 0.0)),
+        (Key::B, 9, egui::vec2(10.0, 10.0), egui::vec2(5.0, 5.0)),
+    ];
+    for (n, (tool, id, at, by)) in strokes.into_iter().enumerate() {
+        press(&mut h, Modifiers::NONE, tool);
+        h.state_mut().settings.active_label = id.max(1);
+        drag(&mut h, rect.center() + at, by);
+        let full = recount(&h);
+        for label in [1u16, 2, 4, 9] {
+            let (tp, fp, fn_) = full.tp_fp_fn(label);
+            let want = ume::metrics::dice_from_counts(tp, fp, fn_);
+            let got = h.state().eval.live_dice(label).expect("live counts ready");
+            assert!(
+                got == want || (got.is_nan() && want.is_nan()),
+                "stroke {n}, label {label}: live {got} vs recount {want}"
+            );
+        }
+    }
+    // Undo and redo are followed too.
+    press(&mut h, Modifiers::COMMAND, Key::Z);
+    press(&mut h, Modifiers::COMMAND, Key::Z);
+    let full = recount(&h);
+    let (tp, fp, fn_) = full.tp_fp_fn(2);
+    assert_eq!(
+        h.state().eval.live_dice(2),
+        Some(ume::metrics::dice_from_counts(tp, fp, fn_))
+    );
+}

@@ -77,6 +77,11 @@ impl LabelEdit {
             + std::mem::size_of::<Self>()
     }
 
+    /// The changes: (flat index in the frame, id before, id after).
+    pub fn changes(&self) -> impl Iterator<Item = (usize, u16, u16)> + '_ {
+        self.changes.iter().map(|&(i, b, a)| (i as usize, b, a))
+    }
+
     /// Write the "before" ids back.
     pub fn undo(&self, map: &mut LabelVolume) {
         let off = map.frame_offset(self.frame);
@@ -180,6 +185,40 @@ impl Painter {
                 None => {
                     self.seen.insert(key, self.edit.changes.len());
                     self.edit.changes.push((key, current, rule.value));
+                }
+            }
+            changed += 1;
+        }
+        changed
+    }
+
+    /// Give voxels the ids listed (an accepted prediction, an
+    /// interpolation): (flat index within the frame, id). Locked labels are
+    /// kept. Returns how many voxels changed.
+    pub fn assign(
+        &mut self,
+        map: &mut LabelVolume,
+        changes: &[(usize, u16)],
+        locked: &std::collections::BTreeSet<u16>,
+    ) -> usize {
+        let off = map.frame_offset(self.edit.frame);
+        let n = map.frame_len();
+        let mut changed = 0;
+        for &(v, id) in changes {
+            if v >= n {
+                continue;
+            }
+            let current = map.get(off + v);
+            if current == id || locked.contains(&current) {
+                continue;
+            }
+            map.set(off + v, id);
+            let key = v as u32;
+            match self.seen.get(&key) {
+                Some(&at) => self.edit.changes[at].2 = id,
+                None => {
+                    self.seen.insert(key, self.edit.changes.len());
+                    self.edit.changes.push((key, current, id));
                 }
             }
             changed += 1;

@@ -9,11 +9,17 @@
 //! - [`edit`]: what a paint operation may change (draw-over mode, an
 //!   intensity range, locked labels) and the [`edit::LabelEdit`] that
 //!   records only the voxels it changed, so it can be undone and redone.
+//! - [`fill`]: flood fill bounded by intensity and distance, 2D or 3D.
+//! - [`interpolate`]: fill between annotated slices (signed distances).
+//! - [`accept`]: a prediction into the labels, whole or one structure.
 //! - [`history`]: undo/redo bounded by bytes, never by a small count.
 
+pub mod accept;
 pub mod brush;
 pub mod edit;
+pub mod fill;
 pub mod history;
+pub mod interpolate;
 
 pub use brush::{Brush, BrushShape};
 pub use edit::{DrawOver, LabelEdit, PaintRule, Painter};

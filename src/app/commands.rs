@@ -68,6 +68,30 @@ pub enum Command {
     BrushSmaller,
     /// Larger brush.
     BrushLarger,
+    /// Fill the slices between annotated slices of the active label.
+    Interpolate,
+    /// The same for every label.
+    InterpolateAll,
+    /// Take the whole prediction into the labels (one undo step).
+    AcceptPrediction,
+    /// Make the table's first label active (digits 1–9).
+    Label1,
+    /// Second label.
+    Label2,
+    /// Third label.
+    Label3,
+    /// Fourth label.
+    Label4,
+    /// Fifth label.
+    Label5,
+    /// Sixth label.
+    Label6,
+    /// Seventh label.
+    Label7,
+    /// Eighth label.
+    Label8,
+    /// Ninth label.
+    Label9,
     /// Zoom, pan and 3D camera back to fit.
     ResetViews,
     /// The keyboard shortcuts window.
@@ -106,9 +130,20 @@ const SC_BRUSH_SMALLER: &[KeyboardShortcut] = &[key(Key::OpenBracket)];
 const SC_BRUSH_LARGER: &[KeyboardShortcut] = &[key(Key::CloseBracket)];
 const SC_SHOW_SHORTCUTS: &[KeyboardShortcut] = &[key(Key::F1)];
 
+const SC_INTERPOLATE: &[KeyboardShortcut] = &[key(Key::I)];
+const SC_LABEL1: &[KeyboardShortcut] = &[key(Key::Num1)];
+const SC_LABEL2: &[KeyboardShortcut] = &[key(Key::Num2)];
+const SC_LABEL3: &[KeyboardShortcut] = &[key(Key::Num3)];
+const SC_LABEL4: &[KeyboardShortcut] = &[key(Key::Num4)];
+const SC_LABEL5: &[KeyboardShortcut] = &[key(Key::Num5)];
+const SC_LABEL6: &[KeyboardShortcut] = &[key(Key::Num6)];
+const SC_LABEL7: &[KeyboardShortcut] = &[key(Key::Num7)];
+const SC_LABEL8: &[KeyboardShortcut] = &[key(Key::Num8)];
+const SC_LABEL9: &[KeyboardShortcut] = &[key(Key::Num9)];
+
 impl Command {
     /// Every command, in menu order.
-    pub const ALL: [Command; 28] = [
+    pub const ALL: [Command; 40] = [
         Command::Open,
         Command::OpenFolder,
         Command::OpenLabels,
@@ -135,6 +170,18 @@ impl Command {
         Command::ToolPolygon,
         Command::BrushSmaller,
         Command::BrushLarger,
+        Command::Interpolate,
+        Command::InterpolateAll,
+        Command::AcceptPrediction,
+        Command::Label1,
+        Command::Label2,
+        Command::Label3,
+        Command::Label4,
+        Command::Label5,
+        Command::Label6,
+        Command::Label7,
+        Command::Label8,
+        Command::Label9,
         Command::ResetViews,
         Command::ShowShortcuts,
     ];
@@ -168,6 +215,18 @@ impl Command {
             Command::ToolPolygon => "Polygon",
             Command::BrushSmaller => "Smaller brush",
             Command::BrushLarger => "Larger brush",
+            Command::Interpolate => "Fill between slices",
+            Command::InterpolateAll => "Fill between slices, all labels",
+            Command::AcceptPrediction => "Accept prediction",
+            Command::Label1 => "Label 1 of the table",
+            Command::Label2 => "Label 2 of the table",
+            Command::Label3 => "Label 3 of the table",
+            Command::Label4 => "Label 4 of the table",
+            Command::Label5 => "Label 5 of the table",
+            Command::Label6 => "Label 6 of the table",
+            Command::Label7 => "Label 7 of the table",
+            Command::Label8 => "Label 8 of the table",
+            Command::Label9 => "Label 9 of the table",
             Command::ResetViews => "Reset views",
             Command::ShowShortcuts => "Keyboard shortcuts",
         }
@@ -206,6 +265,20 @@ impl Command {
             }
             Command::BrushSmaller => "Brush radius ÷ 1.25",
             Command::BrushLarger => "Brush radius × 1.25",
+            Command::Interpolate => {
+                "Shape-based interpolation of the active label between annotated slices (along the view under the pointer)"
+            }
+            Command::InterpolateAll => "Fill between slices for every label",
+            Command::AcceptPrediction => "Make the labels the prediction (one undo step)",
+            Command::Label1
+            | Command::Label2
+            | Command::Label3
+            | Command::Label4
+            | Command::Label5
+            | Command::Label6
+            | Command::Label7
+            | Command::Label8
+            | Command::Label9 => "Make this label of the table the active one",
             Command::ResetViews => "Zoom, pan and the 3D camera back to fit",
             Command::ShowShortcuts => "List every keyboard shortcut",
         }
@@ -233,6 +306,16 @@ impl Command {
             Command::BrushSmaller => SC_BRUSH_SMALLER,
             Command::BrushLarger => SC_BRUSH_LARGER,
             Command::ShowShortcuts => SC_SHOW_SHORTCUTS,
+            Command::Interpolate => SC_INTERPOLATE,
+            Command::Label1 => SC_LABEL1,
+            Command::Label2 => SC_LABEL2,
+            Command::Label3 => SC_LABEL3,
+            Command::Label4 => SC_LABEL4,
+            Command::Label5 => SC_LABEL5,
+            Command::Label6 => SC_LABEL6,
+            Command::Label7 => SC_LABEL7,
+            Command::Label8 => SC_LABEL8,
+            Command::Label9 => SC_LABEL9,
             _ => &[],
         }
     }
@@ -292,7 +375,11 @@ impl Command {
 /// when it cannot run now.
 pub fn menu_item(app: &mut UmeApp, ui: &mut egui::Ui, command: Command) {
     let enabled = app.can_run(command);
-    let unsaved = command == Command::SaveLabels && app.doc.as_ref().is_some_and(|d| d.is_dirty());
+    let unsaved = command == Command::SaveLabels
+        && app
+            .doc
+            .as_ref()
+            .is_some_and(super::document::Document::is_dirty);
     let text = if unsaved {
         format!("{} (unsaved changes)", command.label())
     } else {
@@ -362,7 +449,12 @@ impl UmeApp {
             }
             Command::Undo => doc.is_some_and(|d| d.history_len().0 > 0 || d.is_editing()),
             Command::Redo => doc.is_some_and(|d| d.history_len().1 > 0),
-            Command::SavePredictionAs => doc.is_some_and(|d| d.prediction().is_some()),
+            Command::SavePredictionAs | Command::AcceptPrediction => {
+                doc.is_some_and(|d| d.prediction().is_some())
+            }
+            Command::Interpolate | Command::InterpolateAll => {
+                doc.is_some_and(|d| !d.labels().is_empty()) && !self.tool_running()
+            }
             Command::ExportMetricsCsv | Command::ExportMetricsJson => self.eval.result.is_some(),
             Command::NextFrame | Command::PreviousFrame | Command::PlayPause => {
                 doc.is_some_and(|d| d.frames() > 1)
@@ -435,10 +527,17 @@ impl UmeApp {
             }
             Command::NextSlice | Command::PreviousSlice => {
                 let steps = if command == Command::NextSlice { 1 } else { -1 };
-                self.apply(super::views::Intent::StepSlice(self.camera.focus, steps));
+                self.apply(
+                    ctx,
+                    super::views::Intent::StepSlice(self.camera.focus, steps),
+                );
             }
             Command::NextFrame | Command::PreviousFrame => {
-                let frames = self.doc.as_ref().map_or(1, |d| d.frames()).max(1);
+                let frames = self
+                    .doc
+                    .as_ref()
+                    .map_or(1, super::document::Document::frames)
+                    .max(1);
                 self.cursor.frame = if command == Command::NextFrame {
                     (self.cursor.frame + 1) % frames
                 } else {
@@ -450,6 +549,24 @@ impl UmeApp {
             Command::BrushLarger => self.settings.scale_brush(1.25),
             Command::ResetViews => self.camera = super::views::Camera::default(),
             Command::ShowShortcuts => self.show_shortcuts = true,
+            Command::Interpolate => self.interpolate(ctx, false),
+            Command::InterpolateAll => self.interpolate(ctx, true),
+            Command::AcceptPrediction => self.accept_prediction(ctx, None),
+            Command::Label1
+            | Command::Label2
+            | Command::Label3
+            | Command::Label4
+            | Command::Label5
+            | Command::Label6
+            | Command::Label7
+            | Command::Label8
+            | Command::Label9 => {
+                let n = super::tools::DIGITS
+                    .iter()
+                    .position(|c| *c == command)
+                    .map_or(1, |i| i + 1);
+                self.select_label(n);
+            }
             Command::ToolCrosshair
             | Command::ToolBrush
             | Command::ToolEraser

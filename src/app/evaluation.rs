@@ -7,7 +7,7 @@ use super::commands::Command;
 use super::document::{Document, Prediction};
 use super::jobs::{CancelToken, Job, Slot};
 use super::notify::Notifications;
-use crate::metrics::{EvalOptions, Evaluation, StructureMetrics};
+use crate::metrics::{Confusion, EvalOptions, Evaluation, StructureMetrics};
 use crate::volume::LabelVolume;
 use eframe::egui;
 use std::sync::Arc;
@@ -88,6 +88,23 @@ fn key_of(doc: &Document, frame: usize) -> u64 {
     h.finish()
 }
 
+/// Live overlap counts: what they were computed for and the counts.
+struct Live {
+    /// Document, prediction revision and frame.
+    key: u64,
+    /// The label map (index) and its frame the counts follow.
+    map: (usize, usize),
+    confusion: Confusion,
+}
+
+/// What the live counts depend on (not the labels: edits update them).
+fn live_key(doc: &Document, frame: usize) -> u64 {
+    use std::hash::{Hash, Hasher};
+    let mut h = std::collections::hash_map::DefaultHasher::new();
+    (doc.id(), doc.revisions().prediction, frame).hash(&mut h);
+    h.finish()
+}
+
 /// The prediction's evaluation and the difference overlay, each computed
 /// by a job when what it depends on changes.
 pub struct EvalState {
@@ -98,10 +115,16 @@ pub struct EvalState {
     /// The difference map (all frames) and what it was made from.
     difference: Option<(u64, Arc<LabelVolume>)>,
     difference_job: Slot<Arc<LabelVolume>>,
+    /// Confusion counts of the labels against the prediction, kept current
+    /// stroke by stroke from the changed voxels alone.
+    live: Option<Live>,
+    live_job: Slot<(u64, Confusion)>,
     /// Sort column and descending flag.
     pub sort: (Column, bool),
     /// Name filter.
     pub filter: String,
+    /// The structure "Accept structure" takes.
+    pub accept_label: u16,
 }
 
 impl Default for EvalState {
@@ -112,8 +135,11 @@ impl Default for EvalState {
             job: Slot::default(),
             difference: None,
             difference_job: Slot::default(),
+            live: None,
+            live_job: Slot::default(),
             sort: (Column::Dice, true),
             filter: String::new(),
+            accept_label: 0,
         }
     }
 }
@@ -121,7 +147,7 @@ impl Default for EvalState {
 impl EvalState {
     /// Whether metrics or a difference map are being computed.
     pub fn is_computing(&self) -> bool {
-        self.job.is_running() || self.difference_job.is_running()
+        self.job.is_running() || self.difference_job.is_running() || self.live_job.is_running()
     }
 
     /// Collect finished jobs (stale results are dropped); start new ones
@@ -129,12 +155,13 @@ impl EvalState {
     /// `notes`.
     pub fn update(
         &mut self,
-        doc: &Document,
+        doc: &mut Document,
         frame: usize,
         overlay: Overlay,
         notes: &mut Notifications,
         wake: &egui::Context,
     ) {
+        self.live_update(doc, frame, wake);
         let key = key_of(doc, frame);
         if let Some((tag, r)) = self.job.poll() {
             match r {
@@ -150,7 +177,8 @@ impl EvalState {
             self.difference = None;
             return;
         };
-        if self.result_key != Some(key) {
+        // Debounced: surface distances are recomputed once a stroke ends.
+        if self.result_key != Some(key) && !doc.is_editing() {
             self.result_key = Some(key);
             let table = doc.table().clone();
             let pred = pred.labels.clone();
@@ -193,12 +221,114 @@ impl EvalState {
         }
     }
 
+    /// Follow the labels' edits in the live counts (O(changed voxels)); a
+    /// new case, prediction or frame recounts on a job. The table's Dice,
+    /// IoU and volumes follow the live counts.
+    fn live_update(&mut self, doc: &mut Document, frame: usize, wake: &egui::Context) {
+        let applied = doc.take_applied();
+        let key = live_key(doc, frame);
+        let (Some(pred), Some(map)) = (doc.prediction(), doc.map_at(frame)) else {
+            self.live = None;
+            return;
+        };
+        if let Some((tag, r)) = self.live_job.poll() {
+            // Counts taken before later edits are stale: count again.
+            match r {
+                Ok((rev, c)) if tag == key && rev == doc.revisions().labels => {
+                    self.live = Some(Live {
+                        key,
+                        map,
+                        confusion: c,
+                    });
+                }
+                Ok(_) | Err(_) => self.live = None,
+            }
+        }
+        if let Some(live) = &mut self.live
+            && live.key == key
+            && live.map == map
+        {
+            let p = &pred.labels;
+            let off = p.frame_offset(frame.min(p.frames.saturating_sub(1)));
+            for a in applied.iter().filter(|a| (a.map, a.frame) == map) {
+                for &(v, before, after) in &a.changes {
+                    live.confusion.move_voxel(before, after, p.get(off + v));
+                }
+            }
+            if !applied.is_empty() {
+                self.refresh_from_live(doc);
+            }
+            return;
+        }
+        self.live = None;
+        if doc.is_editing() || self.live_job.job().is_some_and(|j| j.tag() == key) {
+            return;
+        }
+        let Some(gt) = doc.labels().at_frame(frame).cloned() else {
+            return;
+        };
+        let (pred, rev) = (pred.labels.clone(), doc.revisions().labels);
+        let w = wake.clone();
+        self.live_job.start(Job::spawn(
+            "live-counts",
+            key,
+            move || w.request_repaint(),
+            move |_| {
+                let g = gt.frame(frame.min(gt.frames - 1));
+                let p = pred.frame(frame.min(pred.frames - 1));
+                Ok((rev, Confusion::new(&g, &p)))
+            },
+        ));
+    }
+
+    /// Rewrite the table's overlap figures from the live counts.
+    fn refresh_from_live(&mut self, doc: &Document) {
+        let (Some(live), Some(result)) = (&self.live, &mut self.result) else {
+            return;
+        };
+        let spacing = doc.layer(0).map_or([1.0; 3], |l| l.volume.spacing_mm());
+        let ml = spacing[0] * spacing[1] * spacing[2] / 1000.0;
+        for s in &mut result.structures {
+            let (tp, fp, fn_) = live.confusion.tp_fp_fn(s.label);
+            s.dice = crate::metrics::dice_from_counts(tp, fp, fn_);
+            s.iou = if tp + fp + fn_ == 0 {
+                f64::NAN
+            } else {
+                tp as f64 / (tp + fp + fn_) as f64
+            };
+            s.volume_gt_ml = (tp + fn_) as f64 * ml;
+            s.volume_pred_ml = (tp + fp) as f64 * ml;
+            s.volume_diff_ml = s.volume_pred_ml - s.volume_gt_ml;
+        }
+        let finite: Vec<f64> = result
+            .structures
+            .iter()
+            .map(|s| s.dice)
+            .filter(|d| d.is_finite())
+            .collect();
+        result.mean_dice = if finite.is_empty() {
+            f64::NAN
+        } else {
+            finite.iter().sum::<f64>() / finite.len() as f64
+        };
+    }
+
+    /// Live Dice of `id` (labels vs prediction), when the counts are ready.
+    pub fn live_dice(&self, id: u16) -> Option<f64> {
+        let (tp, fp, fn_) = self.live.as_ref()?.confusion.tp_fp_fn(id);
+        Some(crate::metrics::dice_from_counts(tp, fp, fn_))
+    }
+
     /// Running jobs, for the status bar.
     pub fn running(&self) -> Vec<(&'static str, super::jobs::Progress)> {
-        [self.job.describe(), self.difference_job.describe()]
-            .into_iter()
-            .flatten()
-            .collect()
+        [
+            self.job.describe(),
+            self.difference_job.describe(),
+            self.live_job.describe(),
+        ]
+        .into_iter()
+        .flatten()
+        .collect()
     }
 
     /// The difference map for the open case, when computed and current.
@@ -257,12 +387,21 @@ fn fmt(x: f64) -> String {
     }
 }
 
-/// The metrics panel; returns an export the user asked for.
+/// What the metrics panel asks the app to do.
+#[derive(Debug, Clone, Copy, PartialEq)]
+pub enum PanelAction {
+    /// Run a command (exports, accept the whole prediction).
+    Run(Command),
+    /// Accept one predicted structure into the labels.
+    Accept(u16),
+}
+
+/// The metrics panel; returns what the user asked for.
 pub fn panel_ui(
     state: &mut EvalState,
     overlay: &mut Overlay,
     ui: &mut egui::Ui,
-) -> Option<Command> {
+) -> Option<PanelAction> {
     ui.heading("Metrics");
     ui.horizontal(|ui| {
         ui.label("Overlay");
@@ -388,15 +527,50 @@ pub fn panel_ui(
                     .color(egui::Color32::from_rgb(120, 200, 120)),
             );
         });
-    let mut export = None;
+    let mut action = None;
+    ui.horizontal(|ui| {
+        let c = Command::AcceptPrediction;
+        if ui.button("Accept all").on_hover_text(c.tooltip()).clicked() {
+            action = Some(PanelAction::Run(c));
+        }
+        let names: Vec<(u16, String)> = result
+            .structures
+            .iter()
+            .map(|s| (s.label, s.name.clone()))
+            .collect();
+        if !names.iter().any(|(id, _)| *id == state.accept_label) {
+            state.accept_label = names.first().map_or(0, |n| n.0);
+        }
+        let l = ui.label("or");
+        let current = names
+            .iter()
+            .find(|(id, _)| *id == state.accept_label)
+            .map_or(String::new(), |(_, n)| n.clone());
+        egui::ComboBox::from_id_salt("accept structure")
+            .selected_text(current)
+            .show_ui(ui, |ui| {
+                for (id, name) in &names {
+                    ui.selectable_value(&mut state.accept_label, *id, name);
+                }
+            })
+            .response
+            .labelled_by(l.id);
+        if ui
+            .button("Accept structure")
+            .on_hover_text("make this structure's labels the prediction's (one undo step)")
+            .clicked()
+        {
+            action = Some(PanelAction::Accept(state.accept_label));
+        }
+    });
     ui.horizontal(|ui| {
         for c in [Command::ExportMetricsCsv, Command::ExportMetricsJson] {
             if ui.button(c.label()).on_hover_text(c.tooltip()).clicked() {
-                export = Some(c);
+                action = Some(PanelAction::Run(c));
             }
         }
     });
-    export
+    action
 }
 
 /// The label map the overlay shows at `frame` and whether it is the

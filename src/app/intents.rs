@@ -7,7 +7,7 @@ use crate::viewmath::SliceAxis;
 
 impl UmeApp {
     /// Apply what a view asked for.
-    pub fn apply(&mut self, intent: Intent) {
+    pub fn apply(&mut self, ctx: &eframe::egui::Context, intent: Intent) {
         let Some(doc) = &self.doc else { return };
         match intent {
             Intent::MoveCrosshair(axis, world) => {
@@ -25,6 +25,7 @@ impl UmeApp {
                     doc.end_edit();
                 }
             }
+            Intent::Fill(axis, world) => self.fill_at(ctx, axis, world),
             Intent::PickLabel(world) => {
                 let Some(layer) = doc.layer(0) else { return };
                 let v = &layer.volume;
@@ -57,7 +58,7 @@ impl UmeApp {
     /// view: a disc in the voxel slice under the crosshair, or a ball.
     fn paint(&mut self, axis: SliceAxis, from: [f64; 3], to: [f64; 3]) {
         use crate::annotation::brush::{axis_along, voxel_of};
-        use crate::annotation::{Brush, BrushShape, PaintRule};
+        use crate::annotation::{Brush, BrushShape};
         let Some(doc) = &mut self.doc else { return };
         let Some(layer) = doc.layer(0) else { return };
         let geometry = layer.volume.geometry.clone();
@@ -83,14 +84,9 @@ impl UmeApp {
             },
         };
         let voxels = brush.covered(&geometry, dims, from, to);
-        let rule = PaintRule {
-            value: if self.settings.tool == settings::Tool::Eraser {
-                0
-            } else {
-                self.settings.active_label
-            },
-            ..PaintRule::default()
-        };
+        let rule = self
+            .settings
+            .paint_rule(self.settings.tool == settings::Tool::Eraser);
         doc.paint(self.cursor.frame, &voxels, &rule, self.cursor.active);
     }
 }

@@ -109,7 +109,7 @@ impl UmeApp {
         }
         self.hover = hover;
         for i in intents {
-            self.apply(i);
+            self.apply(ui.ctx(), i);
         }
     }
 }

@@ -34,6 +34,7 @@ mod panels;
 pub mod safety;
 pub mod screenshot;
 pub mod settings;
+mod tools;
 pub mod upload;
 pub mod views;
 
@@ -145,6 +146,7 @@ pub struct UmeApp {
     /// An autosave of this image found on opening: offered to restore.
     pub recovery: Option<(PathBuf, autosave::Meta)>,
     restore_job: Slot<autosave::Recovered>,
+    tool_job: Slot<tools::ToolResult>,
     /// Waiting for the user's answer about unsaved labels.
     pub confirm: Option<safety::Pending>,
     after_save: Option<safety::Pending>,
@@ -209,6 +211,7 @@ impl UmeApp {
             dirty_since: None,
             recovery: None,
             restore_job: Slot::default(),
+            tool_job: Slot::default(),
             confirm: None,
             after_save: None,
             allow_close: false,
@@ -244,6 +247,7 @@ impl UmeApp {
             || self.save_prediction_job.is_running()
             || self.autosave_job.is_running()
             || self.restore_job.is_running()
+            || self.tool_job.is_running()
     }
 
     /// Running jobs' names and progress (the status bar shows them).
@@ -256,6 +260,7 @@ impl UmeApp {
             self.save_prediction_job.describe(),
             self.autosave_job.describe(),
             self.restore_job.describe(),
+            self.tool_job.describe(),
         ]
         .into_iter()
         .flatten()
@@ -337,7 +342,8 @@ impl UmeApp {
         self.guard_close(ctx);
         self.autosave_logic(ctx);
         self.restore_logic();
-        if let Some(doc) = &self.doc {
+        self.tool_logic();
+        if let Some(doc) = &mut self.doc {
             let overlay = self.settings.overlay;
             self.eval
                 .update(doc, self.cursor.frame, overlay, &mut self.notes, ctx);
@@ -399,8 +405,10 @@ impl UmeApp {
                     evaluation::panel_ui(&mut self.eval, &mut self.settings.overlay, ui)
                 })
                 .inner;
-            if let Some(c) = export {
-                self.run_command(&ctx, c);
+            match export {
+                Some(evaluation::PanelAction::Run(c)) => self.run_command(&ctx, c),
+                Some(evaluation::PanelAction::Accept(id)) => self.accept_prediction(&ctx, Some(id)),
+                None => {}
             }
         }
         egui::CentralPanel::default().show(ui, |ui| self.views_ui(ui));

@@ -123,6 +123,14 @@ pub(super) fn menu_bar(app: &mut UmeApp, ui: &mut egui::Ui) {
                 ] {
                     menu_item(app, ui, c);
                 }
+                ui.separator();
+                for c in [
+                    Command::Interpolate,
+                    Command::InterpolateAll,
+                    Command::AcceptPrediction,
+                ] {
+                    menu_item(app, ui, c);
+                }
             });
             ui.menu_button("Help", |ui| {
                 menu_item(app, ui, Command::ShowShortcuts);
@@ -222,6 +230,67 @@ pub(super) fn status_bar(app: &UmeApp, ui: &mut egui::Ui) {
     });
 }
 
+/// Draw-over mode, intensity range and fill distance (ITK-SNAP's paint
+/// options).
+fn paint_options_ui(app: &mut UmeApp, ui: &mut egui::Ui) {
+    use super::settings::DrawOver;
+    let s = &mut app.settings;
+    ui.horizontal(|ui| {
+        let l = ui.label("Draw over");
+        let text = match s.draw_over {
+            DrawOver::All => "all labels".to_string(),
+            DrawOver::Background => "background only".to_string(),
+            DrawOver::Label(id) => format!("label {id} only"),
+        };
+        egui::ComboBox::from_id_salt("draw over")
+            .selected_text(text)
+            .show_ui(ui, |ui| {
+                ui.selectable_value(&mut s.draw_over, DrawOver::All, "all labels");
+                ui.selectable_value(&mut s.draw_over, DrawOver::Background, "background only");
+                let id = s.active_label;
+                ui.selectable_value(
+                    &mut s.draw_over,
+                    DrawOver::Label(id),
+                    format!("label {id} only"),
+                );
+            })
+            .response
+            .labelled_by(l.id);
+    });
+    let window = app.window().unwrap_or((0.0, 1.0));
+    let s = &mut app.settings;
+    let mut ranged = s.paint_range.is_some();
+    ui.horizontal(|ui| {
+        if ui
+            .checkbox(&mut ranged, "Only intensities")
+            .on_hover_text("paint and fill only where the image value is in the range")
+            .changed()
+        {
+            s.paint_range = ranged.then_some(window);
+        }
+        if let Some((lo, hi)) = &mut s.paint_range {
+            let speed = ((window.1 - window.0).abs() / 200.0).max(1e-6);
+            let l = ui.label("from");
+            ui.add(egui::DragValue::new(lo).speed(speed))
+                .labelled_by(l.id);
+            let l = ui.label("to");
+            ui.add(egui::DragValue::new(hi).speed(speed))
+                .labelled_by(l.id);
+        }
+    });
+    if s.tool == super::settings::Tool::Fill {
+        let mut bounded = s.fill_max_mm.is_some();
+        ui.horizontal(|ui| {
+            if ui.checkbox(&mut bounded, "Fill at most (mm)").changed() {
+                s.fill_max_mm = bounded.then_some(20.0);
+            }
+            if let Some(d) = &mut s.fill_max_mm {
+                ui.add(egui::DragValue::new(d).speed(0.5).range(0.5..=1000.0));
+            }
+        });
+    }
+}
+
 pub(super) fn controls(app: &mut UmeApp, ui: &mut egui::Ui) {
     egui::ScrollArea::vertical().show(ui, |ui| {
         tools_ui(app, ui);
@@ -257,6 +326,10 @@ fn tools_ui(app: &mut UmeApp, ui: &mut egui::Ui) {
     });
     use super::settings::Tool;
     let tool = app.settings.tool;
+    if tool == Tool::Fill {
+        ui.checkbox(&mut app.settings.brush_ball, "3D fill")
+            .on_hover_text("fill in 3D instead of in the view's slice");
+    }
     if matches!(tool, Tool::Brush | Tool::Eraser) {
         ui.horizontal(|ui| {
             let l = ui.label("Radius (mm)");
@@ -270,7 +343,7 @@ fn tools_ui(app: &mut UmeApp, ui: &mut egui::Ui) {
                 .on_hover_text("paint a ball instead of a disc in the view's slice");
         });
     }
-    if tool == Tool::Brush
+    if matches!(tool, Tool::Brush | Tool::Fill)
         && let Some(doc) = &app.doc
     {
         let table = doc.table();
@@ -299,12 +372,27 @@ fn tools_ui(app: &mut UmeApp, ui: &mut egui::Ui) {
                 .on_hover_text("any id: a new one gets a table entry when painted");
         });
     }
-    if matches!(tool, Tool::Fill | Tool::Polygon) {
+    if matches!(tool, Tool::Brush | Tool::Eraser | Tool::Fill) {
+        paint_options_ui(app, ui);
+    }
+    if tool == Tool::Polygon {
         ui.colored_label(
             egui::Color32::YELLOW,
-            "Fill and polygon are not built yet: left click moves the crosshair.",
+            "The polygon tool is not built yet: left click moves the crosshair.",
         );
     }
+    ui.horizontal(|ui| {
+        for c in [Command::Interpolate, Command::InterpolateAll] {
+            let enabled = app.can_run(c);
+            if ui
+                .add_enabled(enabled, egui::Button::new(c.label()))
+                .on_hover_text(c.tooltip())
+                .clicked()
+            {
+                app.run_command(ui.ctx(), c);
+            }
+        }
+    });
     ui.separator();
 }
 
@@ -405,6 +493,18 @@ fn image_controls(app: &mut UmeApp, ui: &mut egui::Ui) {
                 }
                 let n = counts.get(usize::from(l.id)).copied().unwrap_or(0);
                 ui.label(format!("{n} vox  {:.2} mL", n as f64 * ml));
+                let mut locked = s.locked.contains(&l.id);
+                if ui
+                    .checkbox(&mut locked, "lock")
+                    .on_hover_text(format!("painting never changes {}", l.name))
+                    .changed()
+                {
+                    if locked {
+                        s.locked.insert(l.id);
+                    } else {
+                        s.locked.remove(&l.id);
+                    }
+                }
                 ui.end_row();
             }
         });

@@ -47,7 +47,7 @@ impl UmeApp {
     /// A close request with unsaved labels is held until the user answers.
     pub(super) fn guard_close(&mut self, ctx: &egui::Context) {
         let asked = ctx.input(|i| i.viewport().close_requested());
-        if asked && !self.allow_close && self.doc.as_ref().is_some_and(|d| d.is_dirty()) {
+        if asked && !self.allow_close && self.doc.as_ref().is_some_and(super::Document::is_dirty) {
             ctx.send_viewport_cmd(egui::ViewportCommand::CancelClose);
             self.confirm = Some(Pending::Quit);
         }

@@ -74,6 +74,29 @@ impl Tool {
     }
 }
 
+/// Which labels painting may overwrite (ITK-SNAP's draw-over mode).
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Default, Serialize, Deserialize)]
+pub enum DrawOver {
+    /// Any label.
+    #[default]
+    All,
+    /// Background only.
+    Background,
+    /// Only this label.
+    Label(u16),
+}
+
+impl DrawOver {
+    /// The annotation core's rule.
+    pub fn rule(self) -> crate::annotation::DrawOver {
+        match self {
+            DrawOver::All => crate::annotation::DrawOver::All,
+            DrawOver::Background => crate::annotation::DrawOver::Background,
+            DrawOver::Label(l) => crate::annotation::DrawOver::Label(l),
+        }
+    }
+}
+
 /// A recently opened case: what was opened and the labels opened onto it.
 #[derive(Debug, Clone, PartialEq, Eq, Serialize, Deserialize)]
 pub struct Recent {
@@ -123,6 +146,14 @@ pub struct Settings {
     pub brush_ball: bool,
     /// The label id the brush paints.
     pub active_label: u16,
+    /// What painting and filling may overwrite.
+    pub draw_over: DrawOver,
+    /// Paint and fill only where the image value lies in [low, high].
+    pub paint_range: Option<(f64, f64)>,
+    /// A fill reaches at most this far from the click, mm.
+    pub fill_max_mm: Option<f64>,
+    /// Labels nothing may change.
+    pub locked: BTreeSet<u16>,
     /// Cine speed.
     pub cine_fps: f32,
     /// Window (low, high) per layer of the open case: display state, reset
@@ -156,6 +187,10 @@ impl Default for Settings {
             brush_radius_mm: 3.0,
             brush_ball: false,
             active_label: 1,
+            draw_over: DrawOver::All,
+            paint_range: None,
+            fill_max_mm: None,
+            locked: BTreeSet::new(),
             cine_fps: 15.0,
             windows: Vec::new(),
             recent: Vec::new(),
@@ -166,6 +201,16 @@ impl Default for Settings {
 }
 
 impl Settings {
+    /// The paint rule of the brush (`erase`: write background).
+    pub fn paint_rule(&self, erase: bool) -> crate::annotation::PaintRule {
+        crate::annotation::PaintRule {
+            value: if erase { 0 } else { self.active_label },
+            draw_over: self.draw_over.rule(),
+            intensity: self.paint_range,
+            locked: self.locked.clone(),
+        }
+    }
+
     /// Whether a label id is shown.
     pub fn is_visible(&self, id: u16) -> bool {
         !self.hidden.contains(&id)

@@ -148,6 +148,8 @@ pub enum Intent {
     EndStroke,
     /// Make the label under this world point the active label (Ctrl+click).
     PickLabel([f64; 3]),
+    /// Flood-fill from a world point in a slice view.
+    Fill(SliceAxis, [f64; 3]),
 }
 
 /// Points of smooth (touchpad) scrolling that count as one wheel notch.
@@ -295,6 +297,17 @@ pub fn slice_view_ui(
     let painting = matches!(view.settings.tool, Tool::Brush | Tool::Eraser);
     if painting && paint_input(ui, &response, rect, &plane, axis, camera, intents) {
         // The pointer painted (or picked a label).
+    } else if view.settings.tool == Tool::Fill
+        && response.clicked_by(egui::PointerButton::Primary)
+        && let Some(p) = response.interact_pointer_pos()
+    {
+        let w = plane.world_from_screen(to_screen(rect, p));
+        let ctrl = ui.input(|i| i.modifiers.command || i.modifiers.ctrl);
+        intents.push(if ctrl {
+            Intent::PickLabel(w)
+        } else {
+            Intent::Fill(axis, w)
+        });
     } else if let Some(p) = response.interact_pointer_pos()
         && (response.dragged_by(egui::PointerButton::Primary) || response.clicked())
     {

@@ -13,7 +13,7 @@
 //! - present in only one of them: Dice, IoU and NSD are 0, HD95 and ASSD
 //!   are +∞ (JSON `null`), and the structure counts in means as Dice 0.
 
-mod edt;
+pub mod edt;
 
 pub use edt::{squared_edt, surface};
 
@@ -157,6 +157,32 @@ impl Confusion {
         let pred: u64 = (0..self.size).map(|g| self.counts[g * self.size + l]).sum();
         let gt: u64 = self.counts[l * self.size..(l + 1) * self.size].iter().sum();
         (tp, pred - tp, gt - tp)
+    }
+
+    /// One voxel changed its ground-truth id from `before` to `after`
+    /// where the prediction holds `pred`: adjust the counts in place (the
+    /// live Dice while painting, O(1) per changed voxel).
+    pub fn move_voxel(&mut self, before: u16, after: u16, pred: u16) {
+        let need = usize::from(before.max(after).max(pred)) + 1;
+        if need > self.size {
+            let mut counts = vec![0u64; need * need];
+            for g in 0..self.size {
+                for p in 0..self.size {
+                    counts[g * need + p] = self.counts[g * self.size + p];
+                }
+            }
+            self.counts = counts;
+            self.size = need;
+        }
+        let (b, a, p) = (usize::from(before), usize::from(after), usize::from(pred));
+        self.counts[b * self.size + p] = self.counts[b * self.size + p].saturating_sub(1);
+        self.counts[a * self.size + p] += 1;
+    }
+
+    /// Voxels of `id` in the ground truth and in the prediction.
+    pub fn volumes(&self, id: u16) -> (u64, u64) {
+        let (tp, fp, fn_) = self.tp_fp_fn(id);
+        (tp + fn_, tp + fp)
     }
 
     /// Ids present in either map, background excluded.

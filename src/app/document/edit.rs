@@ -22,6 +22,31 @@ impl StepSize for Step {
     }
 }
 
+/// A change applied to the labels (a closed step, an undo or a redo), for
+/// whoever follows the labels voxel by voxel (the live Dice).
+#[derive(Debug, Clone)]
+pub struct Applied {
+    /// The map changed (see [`Labels::index_at`]).
+    pub map: usize,
+    /// The frame of that map.
+    pub frame: usize,
+    /// (flat index in the frame, id before, id after).
+    pub changes: Vec<(usize, u16, u16)>,
+}
+
+impl Applied {
+    fn of(map: usize, edit: &LabelEdit, forward: bool) -> Applied {
+        Applied {
+            map,
+            frame: edit.frame,
+            changes: edit
+                .changes()
+                .map(|(i, b, a)| if forward { (i, b, a) } else { (i, a, b) })
+                .collect(),
+        }
+    }
+}
+
 /// A paint step in progress.
 pub(super) struct OpenStep {
     map: usize,
@@ -108,6 +133,32 @@ impl Document {
         n
     }
 
+    /// Give voxels of case frame `frame` the listed ids as one step
+    /// (accepting a prediction, interpolating, filling): the open step, if
+    /// any, is closed first. Returns the voxels changed.
+    pub fn assign(
+        &mut self,
+        frame: usize,
+        changes: &[(usize, u16)],
+        locked: &std::collections::BTreeSet<u16>,
+    ) -> usize {
+        self.end_edit();
+        let Some(index) = self.paintable_map(frame) else {
+            return 0;
+        };
+        let mut painter = Painter::new(self.labels.map_frame(index, frame));
+        let Some((map, _)) = self.labels.edit_map(index) else {
+            return 0;
+        };
+        let n = painter.assign(map, changes, locked);
+        self.open_step = Some(OpenStep {
+            map: index,
+            painter,
+        });
+        self.end_edit();
+        n
+    }
+
     /// Close the open paint step: it becomes one undo step, the counts
     /// follow it, and the labels are unsaved. Returns the changed voxels'
     /// box, `None` when nothing changed.
@@ -125,6 +176,7 @@ impl Document {
         for (id, _) in edit.count_changes() {
             self.name_label(id);
         }
+        self.applied.push(Applied::of(step.map, &edit, true));
         self.history.push(Step {
             map: step.map,
             edit,
@@ -168,6 +220,7 @@ impl Document {
             return false;
         };
         Self::replay(&mut self.labels, step, false);
+        self.applied.push(Applied::of(step.map, &step.edit, false));
         self.dirty = true;
         self.rev.labels += 1;
         true
@@ -179,9 +232,22 @@ impl Document {
             return false;
         };
         Self::replay(&mut self.labels, step, true);
+        self.applied.push(Applied::of(step.map, &step.edit, true));
         self.dirty = true;
         self.rev.labels += 1;
         true
+    }
+
+    /// The changes applied since the last call (the metrics drain them
+    /// every frame).
+    pub fn take_applied(&mut self) -> Vec<Applied> {
+        std::mem::take(&mut self.applied)
+    }
+
+    /// The index of the map shown at `frame` and that map's frame.
+    pub fn map_at(&self, frame: usize) -> Option<(usize, usize)> {
+        let i = self.labels.index_at(frame)?;
+        Some((i, self.labels.map_frame(i, frame)))
     }
 
     /// Steps that can be undone and redone.

@@ -17,6 +17,7 @@ use std::sync::atomic::{AtomicU64, Ordering};
 mod edit;
 mod labels;
 
+pub use edit::Applied;
 pub use labels::Labels;
 
 /// One image of the case (a modality, or the only image).
@@ -161,6 +162,7 @@ pub struct Document {
     rev: Revisions,
     history: crate::annotation::History<edit::Step>,
     open_step: Option<edit::OpenStep>,
+    applied: Vec<edit::Applied>,
 }
 
 impl Document {
@@ -180,6 +182,7 @@ impl Document {
             rev: Revisions::default(),
             history: crate::annotation::History::default(),
             open_step: None,
+            applied: Vec::new(),
         }
     }
 

@@ -1,0 +1,209 @@
+//! The label tools in the app, driven as a user would: fill with a click
+//! (bounded by the slice and by another label), fill between slices,
+//! accepting a prediction whole or one structure, the digit keys, and
+//! undo/redo restoring the labels byte for byte after each.
+#![cfg(feature = "gui")]
+#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+
+use eframe::egui::{self, Key, Modifiers};
+use egui_kittest::Harness;
+use std::sync::Arc;
+use ume::app::views::ViewId;
+use ume::app::{Command, UmeApp};
+use ume::phantom::Kind;
+use ume::viewmath::SliceAxis;
+use ume::volume::{LabelData, LabelVolume};
+
+mod common;
+
+fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
+    let mut h = common::harness(app, 1200.0, 800.0);
+    settle(&mut h);
+    h
+}
+
+fn settle(h: &mut Harness<'_, UmeApp>) {
+    for _ in 0..2000 {
+        h.step();
+        let s = h.state();
+        if !s.is_loading() && !s.eval.is_computing() && !s.is_busy_with_files() {
+            break;
+        }
+        std::thread::sleep(std::time::Duration::from_millis(5));
+    }
+    std::thread::sleep(std::time::Duration::from_millis(20));
+    h.step();
+    h.step();
+}
+
+fn labels(h: &Harness<'_, UmeApp>) -> LabelData {
+    h.state()
+        .doc
+        .as_ref()
+        .unwrap()
+        .labels()
+        .at_frame(h.state().cursor.frame)
+        .unwrap()
+        .data
+        .clone()
+}
+
+fn map(h: &Harness<'_, UmeApp>) -> Arc<LabelVolume> {
+    h.state()
+        .doc
+        .as_ref()
+        .unwrap()
+        .labels()
+        .at_frame(0)
+        .unwrap()
+        .clone()
+}
+
+fn press(h: &mut Harness<'_, UmeApp>, modifiers: Modifiers, key: Key) {
+    h.key_press_modifiers(modifiers, key);
+    h.step();
+}
+
+/// Undo then redo: the labels are back byte for byte each way.
+fn undo_redo_exact(h: &mut Harness<'_, UmeApp>, before: &LabelData) {
+    let after = labels(h);
+    assert_ne!(&after, before, "the step changed something");
+    press(h, Modifiers::COMMAND, Key::Z);
+    assert_eq!(&labels(h), before, "undo restores the labels exactly");
+    press(h, Modifiers::COMMAND, Key::Y);
+    assert_eq!(labels(h), after, "redo restores the step exactly");
+}
+
+#[test]
+fn fill_with_a_click_stays_in_its_region_and_slice() {
+    let (app, _tmp) = common::app_with(Kind::Brats, 2);
+    let mut h = harness(app);
+    let rect = h
+        .state()
+        .view_rects
+        .iter()
+        .find(|(v, _)| *v == ViewId::Slice(SliceAxis::Axial))
+        .unwrap()
+        .1;
+    let before = labels(&h);
+    press(&mut h, Modifiers::NONE, Key::F);
+    h.state_mut().settings.active_label = 7;
+    // Click voxel (3, 3) of the crosshair's axial slice: background
+    // outside the head.
+    let p = {
+        let s = h.state();
+        let doc = s.doc.as_ref().unwrap();
+        let g = &doc.layer(0).unwrap().volume.geometry;
+        let k = ume::annotation::brush::voxel_of(g, s.cursor.crosshair_mm).unwrap()[2];
+        let w = g.world_from_index([3.0, 3.0, k]);
+        let plane = ume::app::views::plane_for(
+            doc,
+            &s.cursor,
+            &s.settings,
+            &s.camera,
+            SliceAxis::Axial,
+            rect,
+        )
+        .unwrap();
+        let sc = plane.screen_from_world(w);
+        egui::pos2(
+            rect.left() + ((sc[0] + 1.0) / 2.0) as f32 * rect.width(),
+            rect.top() + ((1.0 - sc[1]) / 2.0) as f32 * rect.height(),
+        )
+    };
+    h.hover_at(p);
+    h.event(egui::Event::PointerButton {
+        pos: p,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    h.event(egui::Event::PointerButton {
+        pos: p,
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    settle(&mut h);
+    let m = map(&h);
+    let [nx, ny, _] = m.dims;
+    let filled: Vec<usize> = (0..m.len()).filter(|&i| m.get(i) == 7).collect();
+    assert!(!filled.is_empty(), "{}", h.state().notes.latest_text());
+    let slices: std::collections::BTreeSet<usize> = filled.iter().map(|i| i / (nx * ny)).collect();
+    assert_eq!(slices.len(), 1, "a 2D fill stays in the view's slice");
+    // It replaced background only (the seed's id), never a tumour label.
+    let old = match &before {
+        LabelData::U8(d) => d.iter().map(|&x| u16::from(x)).collect::<Vec<_>>(),
+        LabelData::U16(d) => d.clone(),
+    };
+    assert!(filled.iter().all(|&i| old[i] == 0));
+    assert_eq!(h.state().doc.as_ref().unwrap().history_len(), (1, 0));
+    undo_redo_exact(&mut h, &before);
+}
+
+#[test]
+fn interpolation_accept_and_digits() {
+    let (mut app, _tmp) = common::app_with(Kind::Brats, 2);
+    // Keep label 2 (edema) on every 4th axial slice only, then fill
+    // between them.
+    let gt = app
+        .doc
+        .as_ref()
+        .unwrap()
+        .labels()
+        .at_frame(0)
+        .unwrap()
+        .clone();
+    let [nx, ny, nz] = gt.dims;
+    let mut sparse = (*gt).clone();
+    for k in (0..nz).filter(|k| k % 4 != 0) {
+        for i in 0..nx * ny {
+            let f = i + nx * ny * k;
+            if sparse.get(f) == 2 {
+                sparse.set(f, 0);
+            }
+        }
+    }
+    let tmp = tempfile::tempdir().unwrap();
+    let path = tmp.path().join("sparse.nii.gz");
+    ume::io::save_labels(&sparse, &path).unwrap();
+    let ctx = egui::Context::default();
+    app.load_labels(&ctx, path);
+    // The prediction: the full ground truth.
+    app.set_prediction(ume::app::document::Prediction::new(gt.clone(), "truth"))
+        .unwrap();
+    let mut h = harness(app);
+    let dice_vs_gt = |m: &LabelVolume| {
+        let c = ume::metrics::Confusion::new(m, &gt);
+        let (tp, fp, fn_) = c.tp_fp_fn(2);
+        ume::metrics::dice_from_counts(tp, fp, fn_)
+    };
+    let d0 = dice_vs_gt(&map(&h));
+    // Digits pick the table's labels: BraTS' table is 1, 2, 4.
+    press(&mut h, Modifiers::NONE, Key::Num2);
+    assert_eq!(h.state().settings.active_label, 2);
+    press(&mut h, Modifiers::NONE, Key::Num3);
+    assert_eq!(h.state().settings.active_label, 4);
+    press(&mut h, Modifiers::NONE, Key::Num2);
+    // Fill between slices along the axial view (I).
+    h.state_mut().camera.focus = SliceAxis::Axial;
+    let before = labels(&h);
+    press(&mut h, Modifiers::NONE, Key::I);
+    settle(&mut h);
+    let d1 = dice_vs_gt(&map(&h));
+    assert!(d1 > d0 + 0.1 && d1 > 0.85, "edema Dice {d0:.3} -> {d1:.3}");
+    undo_redo_exact(&mut h, &before);
+
+    // Accept one structure, then the whole prediction.
+    let before = labels(&h);
+    let ctx = h.ctx.clone();
+    h.state_mut().accept_prediction(&ctx, Some(2));
+    settle(&mut h);
+    assert_eq!(dice_vs_gt(&map(&h)), 1.0, "edema is the prediction's");
+    undo_redo_exact(&mut h, &before);
+    h.state_mut().run_command(&ctx, Command::AcceptPrediction);
+    settle(&mut h);
+    assert_eq!(map(&h).data, gt.data, "the labels are the prediction");
+}
