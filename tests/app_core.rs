@@ -585,7 +585,7 @@ fn unsaved_labels_are_asked_about_autosaved_and_restored() {
     settle(&mut h);
     h.step();
     settle(&mut h);
-    let dir = autosave::folder(&autosaves, &[folder.clone()]);
+    let dir = autosave::folder(&autosaves, std::slice::from_ref(&folder));
     assert!(autosave::find(&dir).is_some(), "autosaved while unsaved");
 
     // Opening another case asks; Cancel keeps the labels.

@@ -108,29 +108,12 @@ fn window_shows_a_brats_phantom_folder() {
     assert!(green > 200, "edema overlay visible ({green} green pixels)");
 }
 
-#[test]
-fn ctrl_s_in_the_real_window_saves_the_labels_to_save_labels_to() {
-    // The real binary under Xvfb; xdotool types Ctrl+S into its window,
-    // then Ctrl+Q closes it.
-    let tmp = tempfile::tempdir().unwrap();
-    let dirs = ume::phantom::generate(
-        ume::phantom::Kind::Brats,
-        ume::phantom::Size::Small,
-        6,
-        1,
-        tmp.path(),
-        |_, _| {},
-    )
-    .unwrap();
-    let name = dirs[0].file_name().unwrap().to_string_lossy().to_string();
-    let image = dirs[0].join(format!("{name}_t1.nii.gz"));
-    let labels = dirs[0].join(format!("{name}_seg.nii.gz"));
-    let out = tmp.path().join("out").join("saved_seg.nii.gz");
-    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+/// Run `ume view IMAGE --labels LABELS --save-labels-to OUT` under Xvfb;
+/// once its window is up, `keys` (a shell snippet of xdotool commands) is
+/// typed into it, then Ctrl+S until OUT appears, then Ctrl+Q.
+fn scripted_session(image: &Path, labels: &Path, out: &Path, keys: &str) {
     let runtime = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
-    // Wait for the window, give the case time to load, press Ctrl+S, wait
-    // for the file, press Ctrl+Q, wait for the app to end.
     let script = r#"
         "$UME" view "$IMAGE" --labels "$LABELS" --save-labels-to "$OUT" &
         pid=$!
@@ -142,10 +125,12 @@ fn ctrl_s_in_the_real_window_saves_the_labels_to_save_labels_to() {
         done
         [ -n "$win" ] || { echo "no UME window"; kill $pid; exit 2; }
         sleep 4
+        # No window manager under Xvfb: focus the window, then type and
+        # move the mouse through XTEST as a user would.
+        xdotool windowfocus --sync "$win" 2>/dev/null || xdotool windowfocus "$win"
+        eval "$KEYS"
         for i in $(seq 1 20); do
-            # No window manager under Xvfb: focus the window, then type
-            # through XTEST as a keyboard would.
-            xdotool windowfocus --sync "$win" 2>/dev/null || xdotool windowfocus "$win"
+            xdotool windowfocus "$win" 2>/dev/null
             xdotool key --clearmodifiers ctrl+s
             for j in $(seq 1 10); do
                 [ -s "$OUT" ] && break 2
@@ -163,9 +148,10 @@ fn ctrl_s_in_the_real_window_saves_the_labels_to_save_labels_to() {
     let status = Command::new("xvfb-run")
         .args(["-a", "-s", "-screen 0 1400x900x24", "sh", "-c", script])
         .env("UME", env!("CARGO_BIN_EXE_ume"))
-        .env("IMAGE", &image)
-        .env("LABELS", &labels)
-        .env("OUT", &out)
+        .env("IMAGE", image)
+        .env("LABELS", labels)
+        .env("OUT", out)
+        .env("KEYS", keys)
         .env("XDG_RUNTIME_DIR", runtime.path())
         .env("HOME", home.path())
         .env_remove("WAYLAND_DISPLAY")
@@ -174,6 +160,33 @@ fn ctrl_s_in_the_real_window_saves_the_labels_to_save_labels_to() {
         .expect("xvfb-run and xdotool (the README's test command installs them)");
     assert!(status.success(), "the scripted session failed: {status}");
     assert!(out.is_file(), "Ctrl+S wrote {}", out.display());
+}
+
+/// A BraTS phantom case: (t1 image, seg labels) in `dir`.
+fn brats_case(dir: &Path) -> (PathBuf, PathBuf) {
+    let dirs = ume::phantom::generate(
+        ume::phantom::Kind::Brats,
+        ume::phantom::Size::Small,
+        6,
+        1,
+        dir,
+        |_, _| {},
+    )
+    .unwrap();
+    let name = dirs[0].file_name().unwrap().to_string_lossy().to_string();
+    (
+        dirs[0].join(format!("{name}_t1.nii.gz")),
+        dirs[0].join(format!("{name}_seg.nii.gz")),
+    )
+}
+
+#[test]
+fn ctrl_s_in_the_real_window_saves_the_labels_to_save_labels_to() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (image, labels) = brats_case(tmp.path());
+    let out = tmp.path().join("out").join("saved_seg.nii.gz");
+    std::fs::create_dir_all(out.parent().unwrap()).unwrap();
+    scripted_session(&image, &labels, &out, "true");
     let saved = ume::io::load_labels(&out).unwrap();
     let original = ume::io::load_labels(&labels).unwrap();
     assert_eq!(saved.data, original.compacted().data);
@@ -182,4 +195,62 @@ fn ctrl_s_in_the_real_window_saves_the_labels_to_save_labels_to() {
         back.geometry.nifti, img.geometry.nifti,
         "the image's header geometry"
     );
+}
+
+/// nibabel's affine, codes and values of a file (None without nibabel).
+fn nibabel(path: &Path) -> Option<serde_json::Value> {
+    let script = "import sys, json, nibabel as nib, numpy as np\n\
+        i = nib.load(sys.argv[1])\n\
+        h = i.header\n\
+        print(json.dumps({'affine': i.affine.tolist(), 'qform_code': int(h['qform_code']), \
+        'sform_code': int(h['sform_code']), 'values': np.asanyarray(i.dataobj).astype(np.int64).ravel(order='F').tolist()}))";
+    let out = Command::new("python3")
+        .args(["-c", script])
+        .arg(path)
+        .output()
+        .ok()?;
+    if !out.status.success() {
+        eprintln!("python3 with nibabel not found: cross-check not run");
+        return None;
+    }
+    serde_json::from_slice(&out.stdout).ok()
+}
+
+#[test]
+fn b_and_a_left_drag_paint_a_stroke_that_ctrl_s_saves() {
+    let tmp = tempfile::tempdir().unwrap();
+    let (image, labels) = brats_case(tmp.path());
+    let out = tmp.path().join("painted_seg.nii.gz");
+    // B, then a left-drag across the axial view (top-left quadrant of the
+    // views, right of the control panel).
+    let keys = "xdotool key b; sleep 0.5; \
+        xdotool mousemove 520 200; sleep 0.3; xdotool mousedown 1; \
+        for x in 530 545 560 575 590 605 620; do xdotool mousemove $x 205; sleep 0.1; done; \
+        xdotool mouseup 1; sleep 0.5";
+    scripted_session(&image, &labels, &out, keys);
+    let saved = ume::io::load_labels(&out).unwrap();
+    let original = ume::io::load_labels(&labels).unwrap();
+    let changed: Vec<usize> = (0..saved.len())
+        .filter(|&i| saved.get(i) != original.get(i))
+        .collect();
+    assert!(
+        changed.len() > 20,
+        "a stroke was painted ({} voxels)",
+        changed.len()
+    );
+    assert!(
+        changed.iter().all(|&i| saved.get(i) == 1),
+        "the change is the active label (1) only"
+    );
+    let [nx, ny, _] = saved.dims;
+    let slices: std::collections::BTreeSet<usize> = changed.iter().map(|i| i / (nx * ny)).collect();
+    assert_eq!(slices.len(), 1, "one axial slice: {slices:?}");
+    if let (Some(ours), Some(theirs)) = (nibabel(&out), nibabel(&image)) {
+        for key in ["affine", "qform_code", "sform_code"] {
+            assert_eq!(ours[key], theirs[key], "{key}");
+        }
+        let values: Vec<i64> = serde_json::from_value(ours["values"].clone()).unwrap();
+        let want: Vec<i64> = (0..saved.len()).map(|i| i64::from(saved.get(i))).collect();
+        assert!(values == want, "nibabel reads exactly the painted labels");
+    }
 }
