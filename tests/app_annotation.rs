@@ -207,3 +207,68 @@ fn interpolation_accept_and_digits() {
     settle(&mut h);
     assert_eq!(map(&h).data, gt.data, "the labels are the prediction");
 }
+
+#[test]
+fn label_table_import_export_and_undo() {
+    let (app, tmp) = common::app_with(Kind::Brats, 2);
+    let mut h = harness(app);
+    assert!(
+        !h.state().doc.as_ref().unwrap().is_dirty(),
+        "showing the table changes nothing"
+    );
+    // An ITK-SNAP label description file as ITK-SNAP writes it.
+    let snap = tmp.path().join("labels.txt");
+    std::fs::write(
+        &snap,
+        "################################################\n\
+         # ITK-SnAP Label Description File\n\
+         ################################################\n\
+             0     0    0    0        0  0  0    \"Clear Label\"\n\
+             1   255    0    0        1  1  1    \"necrosis\"\n\
+             2     0  255    0        1  1  1    \"peritumoral oedema\"\n\
+             4     0    0  255     0.50  1  0    \"enhancing\"\n",
+    )
+    .unwrap();
+    h.state_mut().import_table(&snap);
+    h.step();
+    let t = h.state().doc.as_ref().unwrap().table().clone();
+    assert_eq!(
+        t.labels.iter().map(|l| (l.id, l.color)).collect::<Vec<_>>(),
+        vec![(1, [255, 0, 0]), (2, [0, 255, 0]), (4, [0, 0, 255])]
+    );
+    assert_eq!(t.name_of(4), Some("enhancing"));
+    // Export as ITK-SNAP and as JSON; both read back to the same table.
+    let out_txt = tmp.path().join("out.txt");
+    let out_json = tmp.path().join("out.json");
+    h.state_mut().export_table(&out_txt);
+    h.state_mut().export_table(&out_json);
+    let txt = std::fs::read_to_string(&out_txt).unwrap();
+    assert!(
+        txt.contains("    1   255    0    0        1  1  1    \"necrosis\""),
+        "{txt}"
+    );
+    assert_eq!(
+        ume::volume::LabelTable::from_itksnap(&txt).unwrap().labels,
+        t.labels
+    );
+    let json =
+        ume::volume::LabelTable::from_json(&std::fs::read_to_string(&out_json).unwrap()).unwrap();
+    assert_eq!(json.labels, t.labels);
+    // The import is one undo step.
+    press(&mut h, Modifiers::COMMAND, Key::Z);
+    assert_eq!(
+        h.state().doc.as_ref().unwrap().table().name_of(4),
+        Some("enhancing_tumor")
+    );
+    press(&mut h, Modifiers::COMMAND, Key::Y);
+    assert_eq!(
+        h.state().doc.as_ref().unwrap().table().name_of(4),
+        Some("enhancing")
+    );
+    // A malformed file is an error naming it, the table is kept.
+    let bad = tmp.path().join("bad.txt");
+    std::fs::write(&bad, "1 2 3\n").unwrap();
+    h.state_mut().import_table(&bad);
+    assert!(h.state().notes.errors().any(|n| n.text.contains("bad.txt")));
+    assert_eq!(h.state().doc.as_ref().unwrap().table().labels, t.labels);
+}

@@ -32,6 +32,10 @@ pub enum Command {
     SavePredictionAs,
     /// Copy the fine-tuned model to a folder.
     SaveModelAs,
+    /// Read a label table (ITK-SNAP label description or JSON).
+    ImportLabelTable,
+    /// Write the label table (ITK-SNAP label description or JSON).
+    ExportLabelTable,
     /// Save the window as PNG.
     ExportWindow,
     /// Save the metrics table as CSV.
@@ -143,7 +147,7 @@ const SC_LABEL9: &[KeyboardShortcut] = &[key(Key::Num9)];
 
 impl Command {
     /// Every command, in menu order.
-    pub const ALL: [Command; 40] = [
+    pub const ALL: [Command; 42] = [
         Command::Open,
         Command::OpenFolder,
         Command::OpenLabels,
@@ -152,6 +156,8 @@ impl Command {
         Command::SaveLabelsAs,
         Command::SavePredictionAs,
         Command::SaveModelAs,
+        Command::ImportLabelTable,
+        Command::ExportLabelTable,
         Command::ExportWindow,
         Command::ExportMetricsCsv,
         Command::ExportMetricsJson,
@@ -197,6 +203,8 @@ impl Command {
             Command::SaveLabelsAs => "Save labels as…",
             Command::SavePredictionAs => "Save prediction as…",
             Command::SaveModelAs => "Save model as…",
+            Command::ImportLabelTable => "Import label table…",
+            Command::ExportLabelTable => "Export label table…",
             Command::ExportWindow => "Export window as PNG…",
             Command::ExportMetricsCsv => "Export metrics as CSV…",
             Command::ExportMetricsJson => "Export metrics as JSON…",
@@ -245,6 +253,12 @@ impl Command {
             Command::SaveLabelsAs => "Save the labels as NIfTI, with the label table beside them",
             Command::SavePredictionAs => "Save the prediction as a NIfTI label map",
             Command::SaveModelAs => "Copy the fine-tuned model (config.json + model.bpk)",
+            Command::ImportLabelTable => {
+                "Names and colours from an ITK-SNAP label description file (.txt) or UME's JSON"
+            }
+            Command::ExportLabelTable => {
+                "Write the table as an ITK-SNAP label description file (.txt) or JSON (.json)"
+            }
             Command::ExportWindow => "Save a PNG of the window",
             Command::ExportMetricsCsv => "Save the metrics table as CSV",
             Command::ExportMetricsJson => "Save the metrics as JSON (∞ as \"inf\", NaN as null)",
@@ -439,6 +453,8 @@ impl UmeApp {
         let has_doc = doc.is_some();
         match command {
             Command::OpenLabels
+            | Command::ImportLabelTable
+            | Command::ExportLabelTable
             | Command::OpenPrediction
             | Command::NextSlice
             | Command::PreviousSlice
@@ -506,6 +522,8 @@ impl UmeApp {
             Command::SaveLabelsAs => self.pick(ctx, Pick::SaveLabels),
             Command::SavePredictionAs => self.pick(ctx, Pick::SavePrediction),
             Command::SaveModelAs => self.pick(ctx, Pick::SaveModel),
+            Command::ImportLabelTable => self.pick(ctx, Pick::ImportTable),
+            Command::ExportLabelTable => self.pick(ctx, Pick::ExportTable),
             Command::ExportWindow => self.pick(ctx, Pick::ExportWindow),
             Command::ExportMetricsCsv => self.pick(ctx, Pick::ExportMetrics(MetricsFormat::Csv)),
             Command::ExportMetricsJson => {

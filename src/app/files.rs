@@ -42,6 +42,10 @@ pub enum Pick {
     ExportWindow,
     /// Where to save the metrics.
     ExportMetrics(MetricsFormat),
+    /// A label table to read.
+    ImportTable,
+    /// Where to write the label table.
+    ExportTable,
 }
 
 impl Pick {
@@ -54,6 +58,7 @@ impl Pick {
                 | Pick::SaveModel
                 | Pick::ExportWindow
                 | Pick::ExportMetrics(_)
+                | Pick::ExportTable
         )
     }
 
@@ -74,6 +79,8 @@ impl Pick {
             Pick::SaveModel => "Save model as (a new folder)",
             Pick::ExportWindow => "Export window as PNG",
             Pick::ExportMetrics(_) => "Export metrics",
+            Pick::ImportTable => "Import a label table",
+            Pick::ExportTable => "Export the label table",
         }
     }
 
@@ -83,6 +90,7 @@ impl Pick {
             Pick::ExportMetrics(MetricsFormat::Csv) => &["csv"],
             Pick::ExportMetrics(MetricsFormat::Json) => &["json"],
             Pick::OpenFolder | Pick::SaveModel => &[],
+            Pick::ImportTable | Pick::ExportTable => &["txt", "json"],
             _ => &["nii", "gz", "hdr", "img"],
         }
     }
@@ -111,6 +119,7 @@ pub fn default_name(pick: Pick, title: &str) -> String {
         Pick::ExportWindow => format!("{base}.png"),
         Pick::ExportMetrics(MetricsFormat::Csv) => format!("{base}_metrics.csv"),
         Pick::ExportMetrics(MetricsFormat::Json) => format!("{base}_metrics.json"),
+        Pick::ExportTable => format!("{base}_labels.txt"),
         _ => String::new(),
     }
 }
@@ -137,7 +146,7 @@ fn native_dialog(pick: Pick, folder: Option<PathBuf>, name: String) -> Option<Ve
     match pick {
         Pick::OpenFolder => dialog.pick_folder().map(|p| vec![p]),
         Pick::Open => dialog.pick_files(),
-        Pick::Labels | Pick::Prediction => dialog.pick_file().map(|p| vec![p]),
+        Pick::Labels | Pick::Prediction | Pick::ImportTable => dialog.pick_file().map(|p| vec![p]),
         _ => dialog.set_file_name(name).save_file().map(|p| vec![p]),
     }
 }
@@ -247,6 +256,55 @@ impl UmeApp {
             Pick::SaveModel => {}
             Pick::ExportWindow => self.request_export(ctx, first, None),
             Pick::ExportMetrics(format) => self.export_metrics(&first, format),
+            Pick::ImportTable => self.import_table(&first),
+            Pick::ExportTable => self.export_table(&first),
+        }
+    }
+
+    /// Read a label table (ITK-SNAP label description, or JSON when the
+    /// name ends in `.json`) as one undoable step. Small: read here.
+    pub fn import_table(&mut self, path: &Path) {
+        let table = std::fs::read_to_string(path)
+            .map_err(|e| e.to_string())
+            .and_then(|text| {
+                if path
+                    .extension()
+                    .is_some_and(|e| e.eq_ignore_ascii_case("json"))
+                {
+                    LabelTable::from_json(&text).map_err(|e| e.to_string())
+                } else {
+                    LabelTable::from_itksnap(&text).map_err(|e| e.to_string())
+                }
+            });
+        match (table, &mut self.doc) {
+            (Ok(t), Some(doc)) => {
+                let n = t.labels.len();
+                doc.edit_table(t);
+                self.notes.info(format!(
+                    "label table read from {} ({n} labels)",
+                    path.display()
+                ));
+            }
+            (Err(e), _) => self.notes.error(format!("{}: {e}", path.display())),
+            (Ok(_), None) => {}
+        }
+    }
+
+    /// Write the label table: JSON when the name ends in `.json`, else an
+    /// ITK-SNAP label description file.
+    pub fn export_table(&mut self, path: &Path) {
+        let Some(doc) = &self.doc else { return };
+        let json = path
+            .extension()
+            .is_some_and(|e| e.eq_ignore_ascii_case("json"));
+        let bytes = if json {
+            serde_json::to_vec_pretty(doc.table()).unwrap_or_default()
+        } else {
+            doc.table().to_itksnap().into_bytes()
+        };
+        match crate::io::write_atomic(path, &bytes) {
+            Ok(()) => self.notes.info(format!("saved {}", path.display())),
+            Err(e) => self.notes.error(e.to_string()),
         }
     }
 
@@ -405,7 +463,7 @@ impl Browser {
                         !p.file_name()
                             .is_some_and(|n| n.to_string_lossy().starts_with('.'))
                     })
-                    .filter(|p| p.is_dir() || (files && crate::io::is_image_file_name(p)))
+                    .filter(|p| p.is_dir() || (files && self.shows(p)))
                     .map(|p| {
                         let d = p.is_dir();
                         (p, d)
@@ -415,6 +473,17 @@ impl Browser {
                 v
             })
             .unwrap_or_default();
+    }
+
+    /// Whether a file is one this pick is for.
+    fn shows(&self, p: &Path) -> bool {
+        match self.pick {
+            Pick::ImportTable | Pick::ExportTable => p
+                .extension()
+                .is_some_and(|e| e.eq_ignore_ascii_case("txt") || e.eq_ignore_ascii_case("json")),
+            Pick::ExportWindow | Pick::ExportMetrics(_) => true,
+            _ => crate::io::is_image_file_name(p),
+        }
     }
 
     fn go(&mut self, dir: &Path) {

@@ -121,6 +121,9 @@ pub struct UmeApp {
     pub quit_requested: bool,
     /// The window title last set ("UME — case *" with unsaved labels).
     pub title: String,
+    /// The active label's name as being typed (committed on Enter or when
+    /// the field loses focus).
+    label_name: (u16, String),
     render_state: Option<RenderState>,
     uploaded: upload::UploadKey,
     grid: Option<TexGrid>,
@@ -192,6 +195,7 @@ impl UmeApp {
             show_messages: false,
             quit_requested: false,
             title: String::new(),
+            label_name: (0, String::new()),
             render_state,
             uploaded: upload::UploadKey::default(),
             grid: None,

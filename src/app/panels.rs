@@ -51,6 +51,8 @@ pub(super) fn menu_bar(app: &mut UmeApp, ui: &mut egui::Ui) {
                     Command::SaveLabelsAs,
                     Command::SavePredictionAs,
                     Command::SaveModelAs,
+                    Command::ImportLabelTable,
+                    Command::ExportLabelTable,
                 ] {
                     menu_item(app, ui, c);
                 }
@@ -291,9 +293,77 @@ fn paint_options_ui(app: &mut UmeApp, ui: &mut egui::Ui) {
     }
 }
 
+/// The label table: the active label's name and colour, new labels, the
+/// built-in tables. Every change is one undoable step.
+fn table_ui(app: &mut UmeApp, ui: &mut egui::Ui) {
+    let Some(doc) = &mut app.doc else { return };
+    let id = app.settings.active_label;
+    let mut table = doc.table().clone();
+    if app.label_name.0 != id {
+        app.label_name = (id, table.name_of(id).unwrap_or("").to_string());
+    }
+    egui::CollapsingHeader::new("Label table")
+        .default_open(false)
+        .show(ui, |ui| {
+            ui.horizontal(|ui| {
+                let l = ui.label(format!("Label {id} name"));
+                let r = ui
+                    .text_edit_singleline(&mut app.label_name.1)
+                    .labelled_by(l.id);
+                let commit = r.lost_focus() && !app.label_name.1.trim().is_empty();
+                if commit {
+                    let name = app.label_name.1.trim().to_string();
+                    match table.labels.iter_mut().find(|e| e.id == id) {
+                        Some(e) => e.name = name,
+                        None => table.labels.push(crate::volume::LabelEntry {
+                            id,
+                            name,
+                            color: crate::volume::palette(id),
+                        }),
+                    }
+                }
+            });
+            if let Some(e) = table.labels.iter_mut().find(|e| e.id == id) {
+                ui.horizontal(|ui| {
+                    ui.label("Colour");
+                    ui.color_edit_button_srgb(&mut e.color);
+                });
+            }
+            ui.horizontal(|ui| {
+                if ui.button("Add label").clicked() {
+                    let next = table.labels.iter().map(|e| e.id).max().unwrap_or(0) + 1;
+                    table.labels.push(crate::volume::LabelEntry {
+                        id: next,
+                        name: format!("label {next}"),
+                        color: crate::volume::palette(next),
+                    });
+                    table.labels.sort_by_key(|e| e.id);
+                    app.settings.active_label = next;
+                }
+                for (name, key) in [
+                    ("BraTS", "brats"),
+                    ("ACDC", "acdc"),
+                    ("TotalSegmentator (117)", "totalseg"),
+                ] {
+                    if ui
+                        .small_button(name)
+                        .on_hover_text("use this built-in table")
+                        .clicked()
+                        && let Ok(t) = crate::volume::LabelTable::builtin(key)
+                    {
+                        table = t;
+                    }
+                }
+            });
+        });
+    // Only a real change is a step (edit_table ignores an equal table).
+    doc.edit_table(table);
+}
+
 pub(super) fn controls(app: &mut UmeApp, ui: &mut egui::Ui) {
     egui::ScrollArea::vertical().show(ui, |ui| {
         tools_ui(app, ui);
+        table_ui(app, ui);
         image_controls(app, ui);
         #[cfg(feature = "ml")]
         {

@@ -3,22 +3,45 @@
 //! with the labels it undoes, bounded by bytes; the voxel counts follow each
 //! change instead of being recounted.
 
-use super::{Document, Labels};
+use super::Document;
 use crate::annotation::history::StepSize;
 use crate::annotation::{LabelEdit, PaintRule, Painter};
-use crate::volume::{LabelEntry, LabelVolume};
+use crate::volume::{LabelEntry, LabelTable, LabelVolume};
 use std::sync::Arc;
 
-/// One undoable step: which map it changed and how.
+/// One undoable step: voxels of a map, or the label table.
 #[derive(Debug, Clone)]
-pub struct Step {
-    map: usize,
-    edit: LabelEdit,
+pub enum Step {
+    /// Which map changed and how.
+    Voxels {
+        /// The map's index.
+        map: usize,
+        /// The changed voxels.
+        edit: LabelEdit,
+    },
+    /// The table before and after (add, rename, recolour, import).
+    Table {
+        /// Before.
+        before: LabelTable,
+        /// After.
+        after: LabelTable,
+    },
 }
 
 impl StepSize for Step {
     fn bytes(&self) -> usize {
-        self.edit.bytes()
+        match self {
+            Step::Voxels { edit, .. } => edit.bytes(),
+            Step::Table { before, after } => {
+                let size = |t: &LabelTable| {
+                    t.labels
+                        .iter()
+                        .map(|l| l.name.len() + std::mem::size_of::<LabelEntry>())
+                        .sum::<usize>()
+                };
+                size(before) + size(after)
+            }
+        }
     }
 }
 
@@ -177,7 +200,7 @@ impl Document {
             self.name_label(id);
         }
         self.applied.push(Applied::of(step.map, &edit, true));
-        self.history.push(Step {
+        self.history.push(Step::Voxels {
             map: step.map,
             edit,
         });
@@ -200,41 +223,63 @@ impl Document {
         }
     }
 
-    fn replay(labels: &mut Labels, step: &Step, forward: bool) {
-        if let Some((map, counts)) = labels.edit_map(step.map) {
-            if forward {
-                step.edit.redo(map);
-            } else {
-                step.edit.undo(map);
+    /// Replace the label table as one undoable step (add, rename,
+    /// recolour, import a table).
+    pub fn edit_table(&mut self, table: LabelTable) {
+        if table == self.table {
+            return;
+        }
+        self.end_edit();
+        let before = std::mem::replace(&mut self.table, table.clone());
+        self.history.push(Step::Table {
+            before,
+            after: table,
+        });
+        self.rev.table += 1;
+        self.dirty = true;
+    }
+
+    /// Play a step backwards or forwards.
+    fn replay(&mut self, step: &Step, forward: bool) {
+        match step {
+            Step::Voxels { map: index, edit } => {
+                if let Some((map, counts)) = self.labels.edit_map(*index) {
+                    if forward {
+                        edit.redo(map);
+                    } else {
+                        edit.undo(map);
+                    }
+                    if let Some(c) = counts.get_mut(edit.frame) {
+                        apply_counts(c, edit, forward);
+                    }
+                }
+                self.applied.push(Applied::of(*index, edit, forward));
+                self.rev.labels += 1;
             }
-            if let Some(c) = counts.get_mut(step.edit.frame) {
-                apply_counts(c, &step.edit, forward);
+            Step::Table { before, after } => {
+                self.table = if forward { after } else { before }.clone();
+                self.rev.table += 1;
             }
         }
+        self.dirty = true;
     }
 
     /// Undo the last step; `false` when there is none.
     pub fn undo(&mut self) -> bool {
         self.end_edit();
-        let Some(step) = self.history.undo() else {
+        let Some(step) = self.history.undo().cloned() else {
             return false;
         };
-        Self::replay(&mut self.labels, step, false);
-        self.applied.push(Applied::of(step.map, &step.edit, false));
-        self.dirty = true;
-        self.rev.labels += 1;
+        self.replay(&step, false);
         true
     }
 
     /// Redo the last undone step; `false` when there is none.
     pub fn redo(&mut self) -> bool {
-        let Some(step) = self.history.redo() else {
+        let Some(step) = self.history.redo().cloned() else {
             return false;
         };
-        Self::replay(&mut self.labels, step, true);
-        self.applied.push(Applied::of(step.map, &step.edit, true));
-        self.dirty = true;
-        self.rev.labels += 1;
+        self.replay(&step, true);
         true
     }
 
