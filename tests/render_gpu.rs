@@ -239,3 +239,59 @@ fn ray_caster_projects_a_bright_cube_and_clips_it() {
     assert!(c[0] > 50, "DVR shows the cube: centre {c:?}");
     assert_eq!(&dvr[..4], &[0, 0, 0, 255], "DVR background stays black");
 }
+
+#[test]
+fn a_stroke_box_upload_draws_what_a_full_upload_draws() {
+    let (device, queue) = device();
+    let mut r = Renderer::new(&device, &queue, wgpu::TextureFormat::Rgba8Unorm);
+    let case = ume::phantom::brats_case(5, 1, ume::phantom::Size::Small);
+    let v = case.images[3].1.clone();
+    let layer = Layer::new("flair", std::sync::Arc::new(v.clone()));
+    let dims = v.dims.map(|d| d as u32);
+    r.set_volume(&device, &queue, 0, dims, &normalised(&layer));
+    let mut palette = vec![[0u8; 4]; 256];
+    palette[1] = [255, 0, 0, 255];
+    palette[2] = [0, 255, 0, 255];
+    palette[4] = [0, 0, 255, 255];
+    palette[9] = [255, 255, 0, 255];
+    r.set_palette(&queue, &palette);
+    let mut labels = case.labels.clone();
+    let LabelData::U8(ids) = &labels.data else {
+        panic!("u8 labels")
+    };
+    r.set_labels(&device, &queue, dims, LabelUpload::U8(ids));
+    // A "stroke": label 9 in a box around the centre of the axial slice.
+    let [nx, ny, nz] = labels.dims;
+    let (lo, hi) = ([nx / 3, ny / 3, nz / 2 - 1], [nx / 2, ny / 2, nz / 2]);
+    for k in lo[2]..=hi[2] {
+        for j in lo[1]..=hi[1] {
+            for i in lo[0]..=hi[0] {
+                labels.set(i + nx * (j + ny * k), 9);
+            }
+        }
+    }
+    let (origin, size, data) = ume::app::upload::label_box(&labels, 0, lo, hi);
+    let LabelData::U8(b) = &data else { panic!() };
+    assert!(r.update_labels(&queue, dims, origin, size, LabelUpload::U8(b)));
+    let view = [160, 120];
+    let u = uniforms(&v, SliceAxis::Axial, &layer, layer.auto_window, true, view);
+    let partial = r.render_to_rgba(&device, &queue, &ViewDraw::Slice(u), view);
+    let LabelData::U8(all) = &labels.data else {
+        panic!()
+    };
+    r.set_labels(&device, &queue, dims, LabelUpload::U8(all));
+    let full = r.render_to_rgba(&device, &queue, &ViewDraw::Slice(u), view);
+    assert_eq!(partial, full, "the box upload shows the stroke exactly");
+    let yellow = partial
+        .chunks(4)
+        .filter(|p| p[0] > p[2] + 40 && p[1] > p[2] + 40)
+        .count();
+    assert!(
+        yellow > 50,
+        "the stroke is visible ({yellow} yellow pixels)"
+    );
+    // A box that does not fit, or a wrong width, is refused (full upload then).
+    assert!(!r.update_labels(&queue, dims, [nx as u32, 0, 0], size, LabelUpload::U8(b)));
+    let wide: Vec<u16> = b.iter().map(|&x| u16::from(x)).collect();
+    assert!(!r.update_labels(&queue, dims, origin, size, LabelUpload::U16(&wide)));
+}

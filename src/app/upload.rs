@@ -126,6 +126,47 @@ pub fn label_upload(l: &LabelVolume, frame: usize, stride: usize) -> ([u32; 3], 
     (dims32, data)
 }
 
+/// The ids of box [lo, hi] of frame `frame`: (origin, size, ids x fastest),
+/// in the map's own id width.
+pub fn label_box(
+    l: &LabelVolume,
+    frame: usize,
+    lo: [usize; 3],
+    hi: [usize; 3],
+) -> ([u32; 3], [u32; 3], LabelData) {
+    let base = l.frame_offset(frame);
+    let size = [0, 1, 2].map(|k| hi[k].min(l.dims[k] - 1) + 1 - lo[k].min(hi[k]));
+    let n = size[0] * size[1] * size[2];
+    let at = |i: usize, j: usize, k: usize| {
+        base + (lo[0] + i) + l.dims[0] * ((lo[1] + j) + l.dims[1] * (lo[2] + k))
+    };
+    let data = match &l.data {
+        LabelData::U8(d) => {
+            let mut out = Vec::with_capacity(n);
+            for k in 0..size[2] {
+                for j in 0..size[1] {
+                    for i in 0..size[0] {
+                        out.push(d[at(i, j, k)]);
+                    }
+                }
+            }
+            LabelData::U8(out)
+        }
+        LabelData::U16(d) => {
+            let mut out = Vec::with_capacity(n);
+            for k in 0..size[2] {
+                for j in 0..size[1] {
+                    for i in 0..size[0] {
+                        out.push(d[at(i, j, k)]);
+                    }
+                }
+            }
+            LabelData::U16(out)
+        }
+    };
+    (lo.map(|x| x as u32), size.map(|x| x as u32), data)
+}
+
 /// What is on the GPU now, to know when to upload again.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct UploadKey {
@@ -141,6 +182,7 @@ pub(super) struct UploadKey {
 impl super::UmeApp {
     /// Upload the current frame(s), labels and palette if they changed.
     pub(super) fn upload(&mut self) {
+        let dirty_box = self.doc.as_mut().and_then(super::Document::take_dirty_box);
         let (Some(rs), Some(doc)) = (&self.render_state, &self.doc) else {
             return;
         };
@@ -172,6 +214,29 @@ impl super::UmeApp {
         let Some(renderer) = guard.callback_resources.get_mut::<Renderer>() else {
             return;
         };
+        // Only the labels changed, by a stroke: write its box, not the frame.
+        let only_labels = UploadKey {
+            labels: self.uploaded.labels,
+            ..key.clone()
+        } == self.uploaded;
+        if only_labels
+            && overlay == settings::Overlay::GroundTruth
+            && let (Some((lo, hi)), Some(grid)) = (dirty_box, &self.grid)
+            && grid.has_labels
+            && let Some(l) = doc.labels().at_frame(self.cursor.frame)
+            && grid.dims == l.dims
+        {
+            let t = self.cursor.frame.min(l.frames - 1);
+            let (origin, dims, data) = label_box(l, t, lo, hi);
+            let ids = match &data {
+                LabelData::U8(d) => LabelUpload::U8(d),
+                LabelData::U16(d) => LabelUpload::U16(d),
+            };
+            if renderer.update_labels(&rs.queue, grid.dims.map(|d| d as u32), origin, dims, ids) {
+                self.uploaded = key;
+                return;
+            }
+        }
         let limit = renderer.max_texture_3d as usize;
         let mut notice = None;
         let frame = self.cursor.frame;

@@ -365,6 +365,57 @@ impl Renderer {
         write_3d(queue, &self.labels, dims, bpv, bytes);
     }
 
+    /// Write a box of the label texture (a brush stroke's changed voxels):
+    /// `origin` and `dims` in voxels, `ids` the box's ids (x fastest).
+    /// Returns `false`, writing nothing, when the texture is not the size
+    /// given or not of that id width: the caller uploads the whole frame.
+    pub fn update_labels(
+        &mut self,
+        queue: &wgpu::Queue,
+        texture_dims: [u32; 3],
+        origin: [u32; 3],
+        dims: [u32; 3],
+        ids: LabelUpload<'_>,
+    ) -> bool {
+        let (format, bytes, bpv): (_, &[u8], u32) = match ids {
+            LabelUpload::U8(d) => (wgpu::TextureFormat::R8Uint, d, 1),
+            LabelUpload::U16(d) => (wgpu::TextureFormat::R16Uint, bytemuck::cast_slice(d), 2),
+        };
+        let size = self.labels.size();
+        let fits = (0..3).all(|k| origin[k] + dims[k] <= texture_dims[k]);
+        if [size.width, size.height, size.depth_or_array_layers] != texture_dims
+            || self.labels.format() != format
+            || !fits
+            || bytes.len() != (dims[0] * dims[1] * dims[2] * bpv) as usize
+        {
+            return false;
+        }
+        queue.write_texture(
+            wgpu::TexelCopyTextureInfo {
+                texture: &self.labels,
+                mip_level: 0,
+                origin: wgpu::Origin3d {
+                    x: origin[0],
+                    y: origin[1],
+                    z: origin[2],
+                },
+                aspect: wgpu::TextureAspect::All,
+            },
+            bytes,
+            wgpu::TexelCopyBufferLayout {
+                offset: 0,
+                bytes_per_row: Some(dims[0] * bpv),
+                rows_per_image: Some(dims[1]),
+            },
+            wgpu::Extent3d {
+                width: dims[0],
+                height: dims[1],
+                depth_or_array_layers: dims[2],
+            },
+        );
+        true
+    }
+
     /// Upload the label palette: RGBA per id (alpha 0 hides a label).
     pub fn set_palette(&mut self, queue: &wgpu::Queue, rgba: &[[u8; 4]]) {
         let mut data = vec![0u8; 256 * 256 * 4];

@@ -149,9 +149,11 @@ impl Document {
                 img.value_at(t * per_frame + v, 0)
             })
         };
+        let dims = map.dims;
         let n = step.painter.paint(map, voxels, rule, value_at);
         if n > 0 {
             self.rev.labels += 1;
+            self.grow_dirty_box(voxels.iter().copied(), dims);
         }
         n
     }
@@ -209,6 +211,29 @@ impl Document {
         bounds
     }
 
+    /// Extend the box of voxels changed since the last upload.
+    fn grow_dirty_box(&mut self, voxels: impl Iterator<Item = usize>, dims: [usize; 3]) {
+        for v in voxels {
+            let p = [
+                v % dims[0],
+                (v / dims[0]) % dims[1],
+                v / (dims[0] * dims[1]),
+            ];
+            let b = self.dirty_box.get_or_insert((p, p));
+            for k in 0..3 {
+                b.0[k] = b.0[k].min(p[k]);
+                b.1[k] = b.1[k].max(p[k]);
+            }
+        }
+    }
+
+    /// The box ([min, max] voxel per axis) changed since the last call, for
+    /// a partial texture upload; `None` when nothing is known to have
+    /// changed that way (the caller uploads whole frames then).
+    pub fn take_dirty_box(&mut self) -> Option<([usize; 3], [usize; 3])> {
+        self.dirty_box.take()
+    }
+
     /// Give an id painted for the first time a table entry.
     fn name_label(&mut self, id: u16) {
         if id != 0 && self.table.name_of(id).is_none() {
@@ -243,7 +268,13 @@ impl Document {
     fn replay(&mut self, step: &Step, forward: bool) {
         match step {
             Step::Voxels { map: index, edit } => {
+                let mut changed_box = None;
                 if let Some((map, counts)) = self.labels.edit_map(*index) {
+                    let dims = map.dims;
+                    if let Some((lo, hi)) = edit.bounds(dims) {
+                        let corners = [lo, hi].map(|p| p[0] + dims[0] * (p[1] + dims[1] * p[2]));
+                        changed_box = Some((corners, dims));
+                    }
                     if forward {
                         edit.redo(map);
                     } else {
@@ -252,6 +283,9 @@ impl Document {
                     if let Some(c) = counts.get_mut(edit.frame) {
                         apply_counts(c, edit, forward);
                     }
+                }
+                if let Some((corners, dims)) = changed_box {
+                    self.grow_dirty_box(corners.into_iter(), dims);
                 }
                 self.applied.push(Applied::of(*index, edit, forward));
                 self.rev.labels += 1;

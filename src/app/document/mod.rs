@@ -163,6 +163,7 @@ pub struct Document {
     history: crate::annotation::History<edit::Step>,
     open_step: Option<edit::OpenStep>,
     applied: Vec<edit::Applied>,
+    dirty_box: Option<([usize; 3], [usize; 3])>,
 }
 
 impl Document {
@@ -183,6 +184,7 @@ impl Document {
             history: crate::annotation::History::default(),
             open_step: None,
             applied: Vec::new(),
+            dirty_box: None,
         }
     }
 
@@ -342,6 +344,7 @@ impl Document {
         self.labels = labels;
         self.history.clear();
         self.open_step = None;
+        self.dirty_box = None;
         self.sources.labels = Some(path.to_path_buf());
         self.dirty = false;
         self.rev.labels += 1;
@@ -360,6 +363,7 @@ impl Document {
         self.labels = labels;
         self.history.clear();
         self.open_step = None;
+        self.dirty_box = None;
         if !table.labels.is_empty() {
             self.set_table(table);
         }
