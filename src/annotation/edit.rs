@@ -52,49 +52,82 @@ impl PaintRule {
     }
 }
 
-/// The voxels one step changed: (flat index, before, after), by index.
-#[derive(Debug, Clone, Default, PartialEq)]
+/// The ids a step wrote: one for all (a brush stroke, a fill) or one per
+/// voxel (an accepted prediction).
+#[derive(Debug, Clone, PartialEq)]
+enum After {
+    Same(u16),
+    Each(Vec<u16>),
+}
+
+/// The voxels one step changed, by index: stored as columns (index,
+/// before, and the after ids once when they are all the same), 6 bytes a
+/// voxel for a stroke.
+#[derive(Debug, Clone, PartialEq)]
 pub struct LabelEdit {
     /// Which frame of the map (0 for 3D).
     pub frame: usize,
-    changes: Vec<(u32, u16, u16)>,
+    index: Vec<u32>,
+    before: Vec<u16>,
+    after: After,
+}
+
+impl Default for LabelEdit {
+    fn default() -> LabelEdit {
+        LabelEdit {
+            frame: 0,
+            index: Vec::new(),
+            before: Vec::new(),
+            after: After::Same(0),
+        }
+    }
 }
 
 impl LabelEdit {
     /// Number of voxels changed.
     pub fn len(&self) -> usize {
-        self.changes.len()
+        self.index.len()
     }
 
     /// Whether nothing changed.
     pub fn is_empty(&self) -> bool {
-        self.changes.is_empty()
+        self.index.is_empty()
     }
 
     /// Memory it holds.
     pub fn bytes(&self) -> usize {
-        self.changes.capacity() * std::mem::size_of::<(u32, u16, u16)>()
-            + std::mem::size_of::<Self>()
+        let after = match &self.after {
+            After::Same(_) => 0,
+            After::Each(v) => v.capacity() * 2,
+        };
+        self.index.capacity() * 4 + self.before.capacity() * 2 + after + std::mem::size_of::<Self>()
+    }
+
+    fn after_at(&self, k: usize) -> u16 {
+        match &self.after {
+            After::Same(a) => *a,
+            After::Each(v) => v[k],
+        }
     }
 
     /// The changes: (flat index in the frame, id before, id after).
     pub fn changes(&self) -> impl Iterator<Item = (usize, u16, u16)> + '_ {
-        self.changes.iter().map(|&(i, b, a)| (i as usize, b, a))
+        (0..self.index.len()).map(|k| (self.index[k] as usize, self.before[k], self.after_at(k)))
     }
 
     /// Write the "before" ids back.
     pub fn undo(&self, map: &mut LabelVolume) {
         let off = map.frame_offset(self.frame);
-        for &(i, before, _) in self.changes.iter().rev() {
-            map.set(off + i as usize, before);
+        for (i, before) in self.index.iter().zip(&self.before) {
+            map.set(off + *i as usize, *before);
         }
     }
 
     /// Write the "after" ids again.
     pub fn redo(&self, map: &mut LabelVolume) {
         let off = map.frame_offset(self.frame);
-        for &(i, _, after) in &self.changes {
-            map.set(off + i as usize, after);
+        for (k, i) in self.index.iter().enumerate() {
+            map.set(off + *i as usize, self.after_at(k));
         }
     }
 
@@ -103,7 +136,7 @@ impl LabelEdit {
     pub fn bounds(&self, dims: [usize; 3]) -> Option<([usize; 3], [usize; 3])> {
         let mut lo = [usize::MAX; 3];
         let mut hi = [0usize; 3];
-        for &(i, _, _) in &self.changes {
+        for &i in &self.index {
             let i = i as usize;
             let p = [
                 i % dims[0],
@@ -115,13 +148,13 @@ impl LabelEdit {
                 hi[k] = hi[k].max(p[k]);
             }
         }
-        (!self.changes.is_empty()).then_some((lo, hi))
+        (!self.index.is_empty()).then_some((lo, hi))
     }
 
     /// The changes per label id: (voxels gained, voxels lost).
     pub fn count_changes(&self) -> HashMap<u16, (usize, usize)> {
         let mut m: HashMap<u16, (usize, usize)> = HashMap::new();
-        for &(_, before, after) in &self.changes {
+        for (_, before, after) in self.changes() {
             m.entry(after).or_default().0 += 1;
             m.entry(before).or_default().1 += 1;
         }
@@ -132,7 +165,9 @@ impl LabelEdit {
 /// Paints into a label map while recording a [`LabelEdit`] (one stroke or
 /// one fill = one painter = one undo step).
 pub struct Painter {
-    edit: LabelEdit,
+    frame: usize,
+    /// (index, before, after) while the step is open.
+    changes: Vec<(u32, u16, u16)>,
     /// Voxel → position in `edit.changes`, so a voxel painted twice keeps
     /// its first "before".
     seen: HashMap<u32, usize>,
@@ -142,10 +177,8 @@ impl Painter {
     /// Start a step on `frame`.
     pub fn new(frame: usize) -> Painter {
         Painter {
-            edit: LabelEdit {
-                frame,
-                changes: Vec::new(),
-            },
+            frame,
+            changes: Vec::new(),
             seen: HashMap::new(),
         }
     }
@@ -160,7 +193,7 @@ impl Painter {
         rule: &PaintRule,
         image: impl Fn(usize) -> f64,
     ) -> usize {
-        let off = map.frame_offset(self.edit.frame);
+        let off = map.frame_offset(self.frame);
         let n = map.frame_len();
         let mut changed = 0;
         for &v in voxels {
@@ -181,10 +214,10 @@ impl Painter {
             map.set(off + v, rule.value);
             let key = v as u32;
             match self.seen.get(&key) {
-                Some(&at) => self.edit.changes[at].2 = rule.value,
+                Some(&at) => self.changes[at].2 = rule.value,
                 None => {
-                    self.seen.insert(key, self.edit.changes.len());
-                    self.edit.changes.push((key, current, rule.value));
+                    self.seen.insert(key, self.changes.len());
+                    self.changes.push((key, current, rule.value));
                 }
             }
             changed += 1;
@@ -201,7 +234,7 @@ impl Painter {
         changes: &[(usize, u16)],
         locked: &std::collections::BTreeSet<u16>,
     ) -> usize {
-        let off = map.frame_offset(self.edit.frame);
+        let off = map.frame_offset(self.frame);
         let n = map.frame_len();
         let mut changed = 0;
         for &(v, id) in changes {
@@ -215,10 +248,10 @@ impl Painter {
             map.set(off + v, id);
             let key = v as u32;
             match self.seen.get(&key) {
-                Some(&at) => self.edit.changes[at].2 = id,
+                Some(&at) => self.changes[at].2 = id,
                 None => {
-                    self.seen.insert(key, self.edit.changes.len());
-                    self.edit.changes.push((key, current, id));
+                    self.seen.insert(key, self.changes.len());
+                    self.changes.push((key, current, id));
                 }
             }
             changed += 1;
@@ -229,10 +262,20 @@ impl Painter {
     /// The finished step (voxels whose id ended where it began are left
     /// out).
     pub fn finish(mut self) -> LabelEdit {
-        self.edit.changes.retain(|&(_, b, a)| a != b);
-        self.edit.changes.sort_unstable_by_key(|c| c.0);
-        self.edit.changes.shrink_to_fit();
-        self.edit
+        self.changes.retain(|&(_, b, a)| a != b);
+        self.changes.sort_unstable_by_key(|c| c.0);
+        let same = self.changes.first().map(|c| c.2);
+        let after = match same {
+            Some(a) if self.changes.iter().all(|c| c.2 == a) => After::Same(a),
+            Some(_) => After::Each(self.changes.iter().map(|c| c.2).collect()),
+            None => After::Same(0),
+        };
+        LabelEdit {
+            frame: self.frame,
+            index: self.changes.iter().map(|c| c.0).collect(),
+            before: self.changes.iter().map(|c| c.1).collect(),
+            after,
+        }
     }
 }
 

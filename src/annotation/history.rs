@@ -84,6 +84,11 @@ impl<S: StepSize> History<S> {
         self.redo.len()
     }
 
+    /// Every step held, undo then redo.
+    pub fn steps(&self) -> impl Iterator<Item = &S> {
+        self.undo.iter().chain(self.redo.iter())
+    }
+
     /// Bytes held.
     pub fn bytes(&self) -> usize {
         self.bytes

@@ -27,6 +27,46 @@ fn signed_distance(mask: &[bool], dims: [usize; 3], spacing: [f64; 3]) -> Vec<f6
         .collect()
 }
 
+/// Blend the signed distances of two annotated slices (index, mask, box)
+/// for the slices between them; `inside(a, b, k)` is called for each
+/// in-plane pixel (a, b) of slice k inside the blend.
+fn fill_gap(
+    s0: &(usize, Vec<bool>, [usize; 4]),
+    s1: &(usize, Vec<bool>, [usize; 4]),
+    nu: usize,
+    nv: usize,
+    spacing: [f64; 3],
+    inside: &mut dyn FnMut(usize, usize, usize),
+) {
+    let (k0, m0, b0) = s0;
+    let (k1, m1, b1) = s1;
+    let a0 = b0[0].min(b1[0]).saturating_sub(1);
+    let c0 = b0[1].min(b1[1]).saturating_sub(1);
+    let a1 = (b0[2].max(b1[2]) + 1).min(nu - 1);
+    let c1 = (b0[3].max(b1[3]) + 1).min(nv - 1);
+    let (w, h) = (a1 - a0 + 1, c1 - c0 + 1);
+    let crop = |m: &[bool]| -> Vec<bool> {
+        let mut out = Vec::with_capacity(w * h);
+        for b in c0..=c1 {
+            out.extend_from_slice(&m[a0 + nu * b..=a1 + nu * b]);
+        }
+        out
+    };
+    let d0 = signed_distance(&crop(m0), [w, h, 1], spacing);
+    let d1 = signed_distance(&crop(m1), [w, h, 1], spacing);
+    for k in k0 + 1..*k1 {
+        let t = (k - k0) as f64 / (k1 - k0) as f64;
+        for b in 0..h {
+            for a in 0..w {
+                let i = a + w * b;
+                if (1.0 - t) * d0[i] + t * d1[i] < 0.0 {
+                    inside(a0 + a, c0 + b, k);
+                }
+            }
+        }
+    }
+}
+
 /// The voxels (flat indices of the 3D map) to give `label` so the slices
 /// between annotated slices along voxel `axis` are filled; voxels already
 /// holding `label` are not listed. `spacing_mm` is the voxel size.
@@ -62,33 +102,59 @@ pub fn between_slices(
         }
         m
     };
-    let annotated: Vec<usize> = (0..dims[axis])
-        .filter(|&k| mask_of(k).iter().any(|&x| x))
-        .collect();
-    let plane = [nu, nv, 1];
-    let sp = [spacing_mm[u], spacing_mm[v], 1.0];
-    let mut out = Vec::new();
-    for pair in annotated.windows(2) {
-        let (k0, k1) = (pair[0], pair[1]);
-        if k1 - k0 < 2 {
-            continue;
-        }
-        let s0 = signed_distance(&mask_of(k0), plane, sp);
-        let s1 = signed_distance(&mask_of(k1), plane, sp);
-        for k in k0 + 1..k1 {
-            let t = (k - k0) as f64 / (k1 - k0) as f64;
-            for b in 0..nv {
-                for a in 0..nu {
-                    let i = a + nu * b;
-                    let d = (1.0 - t) * s0[i] + t * s1[i];
-                    let f = flat(a, b, k);
-                    if d < 0.0 && labels.get(off + f) != label {
-                        out.push(f);
-                    }
+    // Each annotated slice's mask and its bounding box (in-plane).
+    let slices: Vec<(usize, Vec<bool>, [usize; 4])> = (0..dims[axis])
+        .filter_map(|k| {
+            let m = mask_of(k);
+            let mut bb = [usize::MAX, usize::MAX, 0, 0];
+            for (i, &x) in m.iter().enumerate() {
+                if x {
+                    let (a, b) = (i % nu, i / nu);
+                    bb = [bb[0].min(a), bb[1].min(b), bb[2].max(a), bb[3].max(b)];
                 }
             }
-        }
-    }
+            (bb[0] != usize::MAX).then_some((k, m, bb))
+        })
+        .collect();
+    let sp = [spacing_mm[u], spacing_mm[v], 1.0];
+    // Gaps between consecutive annotated slices, filled on scoped threads
+    // (the cores the machine has); each works in the two masks' joint box
+    // with a one-pixel margin: outside it both distances are positive, so
+    // nothing there is inside the blend.
+    let gaps: Vec<(
+        &(usize, Vec<bool>, [usize; 4]),
+        &(usize, Vec<bool>, [usize; 4]),
+    )> = slices
+        .windows(2)
+        .filter(|w| w[1].0 - w[0].0 >= 2)
+        .map(|w| (&w[0], &w[1]))
+        .collect();
+    let threads = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    let per = gaps.len().div_ceil(threads.max(1)).max(1);
+    let parts: Vec<Vec<usize>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = gaps
+            .chunks(per)
+            .map(|chunk| {
+                scope.spawn(move || {
+                    let mut out = Vec::new();
+                    for (s0, s1) in chunk {
+                        fill_gap(s0, s1, nu, nv, sp, &mut |a, b, k| {
+                            let f = flat(a, b, k);
+                            if labels.get(off + f) != label {
+                                out.push(f);
+                            }
+                        });
+                    }
+                    out
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or_default())
+            .collect()
+    });
+    let mut out: Vec<usize> = parts.into_iter().flatten().collect();
     out.sort_unstable();
     out
 }

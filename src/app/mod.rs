@@ -19,6 +19,7 @@
 pub mod ai;
 pub mod autosave;
 pub mod bench;
+pub mod bench_annotation;
 mod case;
 pub mod commands;
 pub mod document;

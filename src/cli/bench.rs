@@ -30,6 +30,15 @@ pub(super) enum BenchCommand {
     },
     /// Viewer frame costs on the wgpu adapter (slice change, cine).
     Viewer,
+    /// Annotation costs on 512×512×300 with 117 labels (brush dab, undo,
+    /// history size) and fill between slices against ITK's
+    /// MorphologicalContourInterpolator.
+    Annotation {
+        /// Python interpreter with itk-morphologicalcontourinterpolation
+        /// for the reference.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
     /// Model-free keyframe selection: speed, and ED/ES hits on cardiac phantoms.
     Keyframes {
         /// Held-out cardiac phantom cases (seeds other than tests').
@@ -96,6 +105,10 @@ pub(super) fn run(cmd: BenchCommand) -> Result<()> {
         } => encoder(config.as_deref(), frames, reps, wgpu),
         #[cfg(feature = "gui")]
         BenchCommand::Viewer => crate::app::bench::viewer(),
+        #[cfg(feature = "gui")]
+        BenchCommand::Annotation { python } => crate::app::bench_annotation::annotation(&python),
+        #[cfg(not(feature = "gui"))]
+        BenchCommand::Annotation { .. } => anyhow::bail!("built without the `gui` feature"),
         #[cfg(not(feature = "gui"))]
         BenchCommand::Viewer => anyhow::bail!("built without the `gui` feature"),
         BenchCommand::Peak { file } => {

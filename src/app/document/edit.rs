@@ -329,6 +329,19 @@ impl Document {
         Some((i, self.labels.map_frame(i, frame)))
     }
 
+    /// Bytes the undo history holds and the voxels its steps changed.
+    pub fn history_bytes(&self) -> (usize, usize) {
+        let voxels = self
+            .history
+            .steps()
+            .map(|s| match s {
+                Step::Voxels { edit, .. } => edit.len(),
+                Step::Table { .. } => 0,
+            })
+            .sum();
+        (self.history.bytes(), voxels)
+    }
+
     /// Steps that can be undone and redone.
     pub fn history_len(&self) -> (usize, usize) {
         (self.history.undo_len(), self.history.redo_len())
@@ -338,7 +351,7 @@ impl Document {
 #[cfg(test)]
 mod tests {
     use super::*;
-    use crate::app::document::Layer;
+    use crate::app::document::{Labels, Layer};
     use crate::volume::{Geometry, LabelTable, Volume};
 
     fn doc(frames: usize) -> Document {
