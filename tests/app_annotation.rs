@@ -272,3 +272,90 @@ fn label_table_import_export_and_undo() {
     assert!(h.state().notes.errors().any(|n| n.text.contains("bad.txt")));
     assert_eq!(h.state().doc.as_ref().unwrap().table().labels, t.labels);
 }
+
+fn click(h: &mut Harness<'_, UmeApp>, p: egui::Pos2) {
+    h.hover_at(p);
+    h.step();
+    for pressed in [true, false] {
+        h.event(egui::Event::PointerButton {
+            pos: p,
+            button: egui::PointerButton::Primary,
+            pressed,
+            modifiers: Modifiers::NONE,
+        });
+        h.step();
+    }
+    // Past the double-click interval, so clicks stay single.
+    for _ in 0..25 {
+        h.step();
+    }
+}
+
+fn count(h: &Harness<'_, UmeApp>, id: u16) -> usize {
+    let m = map(h);
+    (0..m.len()).filter(|&i| m.get(i) == id).count()
+}
+
+#[test]
+fn polygon_by_clicks_and_lasso_by_drag_fill_their_outline() {
+    let (app, _tmp) = common::app_with(Kind::Brats, 2);
+    let mut h = harness(app);
+    let rect = h
+        .state()
+        .view_rects
+        .iter()
+        .find(|(v, _)| *v == ViewId::Slice(SliceAxis::Axial))
+        .unwrap()
+        .1;
+    let c = rect.center();
+    let before = labels(&h);
+    press(&mut h, Modifiers::NONE, Key::P);
+    h.state_mut().settings.active_label = 8;
+    for d in [(-40.0, -40.0), (40.0, -40.0), (40.0, 40.0), (-40.0, 40.0)] {
+        click(&mut h, c + egui::vec2(d.0, d.1));
+    }
+    assert_eq!(count(&h, 8), 0, "nothing until the outline closes");
+    click(&mut h, c + egui::vec2(-39.0, -39.0));
+    let square = count(&h, 8);
+    assert!(square > 100, "the square is filled: {square}");
+    let m = map(&h);
+    let [nx, ny, _] = m.dims;
+    let slices: std::collections::BTreeSet<usize> = (0..m.len())
+        .filter(|&i| m.get(i) == 8)
+        .map(|i| i / (nx * ny))
+        .collect();
+    assert_eq!(slices.len(), 1);
+    undo_redo_exact(&mut h, &before);
+
+    // A lasso: a drag around a smaller square, filled on release.
+    h.state_mut().settings.active_label = 9;
+    let from = c + egui::vec2(60.0, -20.0);
+    h.hover_at(from);
+    h.event(egui::Event::PointerButton {
+        pos: from,
+        button: egui::PointerButton::Primary,
+        pressed: true,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    for p in [
+        (80.0, -20.0),
+        (80.0, 0.0),
+        (80.0, 20.0),
+        (60.0, 20.0),
+        (60.0, 0.0),
+    ] {
+        h.event(egui::Event::PointerMoved(c + egui::vec2(p.0, p.1)));
+        h.step();
+    }
+    h.event(egui::Event::PointerButton {
+        pos: c + egui::vec2(60.0, 0.0),
+        button: egui::PointerButton::Primary,
+        pressed: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    h.step();
+    let lasso = count(&h, 9);
+    assert!(lasso > 10 && lasso < square, "the lasso is filled: {lasso}");
+}

@@ -11,6 +11,7 @@
 //!   records only the voxels it changed, so it can be undone and redone.
 //! - [`fill`]: flood fill bounded by intensity and distance, 2D or 3D.
 //! - [`interpolate`]: fill between annotated slices (signed distances).
+//! - [`polygon`]: a closed outline in a slice, filled.
 //! - [`accept`]: a prediction into the labels, whole or one structure.
 //! - [`history`]: undo/redo bounded by bytes, never by a small count.
 
@@ -20,6 +21,7 @@ pub mod edit;
 pub mod fill;
 pub mod history;
 pub mod interpolate;
+pub mod polygon;
 
 pub use brush::{Brush, BrushShape};
 pub use edit::{DrawOver, LabelEdit, PaintRule, Painter};

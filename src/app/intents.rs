@@ -26,6 +26,7 @@ impl UmeApp {
                 }
             }
             Intent::Fill(axis, world) => self.fill_at(ctx, axis, world),
+            Intent::Polygon(axis, points) => self.fill_polygon(axis, &points),
             Intent::PickLabel(world) => {
                 let Some(layer) = doc.layer(0) else { return };
                 let v = &layer.volume;
@@ -52,6 +53,29 @@ impl UmeApp {
                 self.set_window((l - w / 2.0, l + w / 2.0));
             }
         }
+    }
+
+    /// Fill a closed outline drawn in a slice view with the active label,
+    /// by the paint rule, as one step (bounded by one slice).
+    fn fill_polygon(&mut self, axis: SliceAxis, points: &[[f64; 3]]) {
+        use crate::annotation::brush::{axis_along, voxel_of};
+        let Some(doc) = &mut self.doc else { return };
+        let Some(layer) = doc.layer(0) else { return };
+        let geometry = layer.volume.geometry.clone();
+        let dims = layer.volume.dims;
+        let mut normal = [0.0; 3];
+        normal[axis.normal_axis()] = 1.0;
+        let across = axis_along(&geometry, normal);
+        let Some(c) = voxel_of(&geometry, self.cursor.crosshair_mm) else {
+            return;
+        };
+        let index = c[across]
+            .round()
+            .clamp(0.0, (dims[across].max(1) - 1) as f64) as usize;
+        let voxels = crate::annotation::polygon::inside(&geometry, dims, across, index, points);
+        let rule = self.settings.paint_rule(false);
+        doc.paint(self.cursor.frame, &voxels, &rule, self.cursor.active);
+        doc.end_edit();
     }
 
     /// Paint with the brush (or erase) between two world points in a slice

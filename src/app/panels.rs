@@ -413,7 +413,7 @@ fn tools_ui(app: &mut UmeApp, ui: &mut egui::Ui) {
                 .on_hover_text("paint a ball instead of a disc in the view's slice");
         });
     }
-    if matches!(tool, Tool::Brush | Tool::Fill)
+    if matches!(tool, Tool::Brush | Tool::Fill | Tool::Polygon)
         && let Some(doc) = &app.doc
     {
         let table = doc.table();
@@ -442,14 +442,14 @@ fn tools_ui(app: &mut UmeApp, ui: &mut egui::Ui) {
                 .on_hover_text("any id: a new one gets a table entry when painted");
         });
     }
-    if matches!(tool, Tool::Brush | Tool::Eraser | Tool::Fill) {
+    if matches!(
+        tool,
+        Tool::Brush | Tool::Eraser | Tool::Fill | Tool::Polygon
+    ) {
         paint_options_ui(app, ui);
     }
     if tool == Tool::Polygon {
-        ui.colored_label(
-            egui::Color32::YELLOW,
-            "The polygon tool is not built yet: left click moves the crosshair.",
-        );
+        ui.label("Click vertices (double click or click the first to close) or drag a lasso; Esc drops it.");
     }
     ui.horizontal(|ui| {
         for c in [Command::Interpolate, Command::InterpolateAll] {

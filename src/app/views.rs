@@ -103,6 +103,9 @@ pub struct Camera {
     wheel_points: f32,
     /// The stroke being painted: its view and last world point.
     stroke: Option<(SliceAxis, [f64; 3])>,
+    /// The outline being drawn: its view, its vertices (world), and whether
+    /// it is a lasso (a drag) rather than clicked vertices.
+    pub polygon: Option<(SliceAxis, Vec<[f64; 3]>, bool)>,
 }
 
 impl Default for Camera {
@@ -115,12 +118,13 @@ impl Default for Camera {
             focus: SliceAxis::Axial,
             wheel_points: 0.0,
             stroke: None,
+            polygon: None,
         }
     }
 }
 
 /// What input in a view asks for; the app applies it.
-#[derive(Debug, Clone, Copy, PartialEq)]
+#[derive(Debug, Clone, PartialEq)]
 pub enum Intent {
     /// Move the crosshair within a slice view's plane to a world point.
     MoveCrosshair(SliceAxis, [f64; 3]),
@@ -150,6 +154,8 @@ pub enum Intent {
     PickLabel([f64; 3]),
     /// Flood-fill from a world point in a slice view.
     Fill(SliceAxis, [f64; 3]),
+    /// Fill a closed outline drawn in a slice view (world points).
+    Polygon(SliceAxis, Vec<[f64; 3]>),
 }
 
 /// Points of smooth (touchpad) scrolling that count as one wheel notch.
@@ -297,6 +303,8 @@ pub fn slice_view_ui(
     let painting = matches!(view.settings.tool, Tool::Brush | Tool::Eraser);
     if painting && paint_input(ui, &response, rect, &plane, axis, camera, intents) {
         // The pointer painted (or picked a label).
+    } else if view.settings.tool == Tool::Polygon {
+        polygon_input(ui, &response, rect, &plane, axis, camera, intents);
     } else if view.settings.tool == Tool::Fill
         && response.clicked_by(egui::PointerButton::Primary)
         && let Some(p) = response.interact_pointer_pos()
@@ -467,6 +475,75 @@ fn paint_input(
         camera.stroke = None;
     }
     true
+}
+
+/// Polygon input: clicks add vertices (a double click, or a click near
+/// the first vertex, closes the outline); a drag draws a lasso, closed on
+/// release; Escape drops it. The outline is drawn over the view.
+fn polygon_input(
+    ui: &egui::Ui,
+    response: &egui::Response,
+    rect: Rect,
+    plane: &SlicePlane,
+    axis: SliceAxis,
+    camera: &mut Camera,
+    intents: &mut Vec<Intent>,
+) {
+    let world = |p: Pos2| plane.world_from_screen(to_screen(rect, p));
+    let screen = |w: [f64; 3]| from_screen(rect, plane.screen_from_world(w));
+    if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+        camera.polygon = None;
+    }
+    let ours = camera.polygon.as_ref().is_some_and(|(a, _, _)| *a == axis);
+    let pos = response.interact_pointer_pos();
+    if response.drag_started_by(egui::PointerButton::Primary)
+        && let Some(p) = pos
+    {
+        camera.polygon = Some((axis, vec![world(p)], true));
+    } else if response.dragged_by(egui::PointerButton::Primary)
+        && ours
+        && let (Some(p), Some((_, pts, true))) = (pos, camera.polygon.as_mut())
+        && pts.last().is_none_or(|l| screen(*l).distance(p) > 3.0)
+    {
+        pts.push(world(p));
+    } else if response.drag_stopped_by(egui::PointerButton::Primary) && ours {
+        if let Some((_, pts, true)) = camera.polygon.take()
+            && pts.len() >= 3
+        {
+            intents.push(Intent::Polygon(axis, pts));
+        }
+    } else if response.clicked_by(egui::PointerButton::Primary)
+        && let Some(p) = pos
+    {
+        let pts = match camera.polygon.as_mut() {
+            Some((a, pts, false)) if *a == axis => pts,
+            _ => {
+                camera.polygon = Some((axis, Vec::new(), false));
+                &mut camera.polygon.as_mut().expect("just set").1
+            }
+        };
+        let closes =
+            pts.len() >= 3 && (response.double_clicked() || screen(pts[0]).distance(p) < 8.0);
+        if closes {
+            let (_, pts, _) = camera.polygon.take().expect("open outline");
+            intents.push(Intent::Polygon(axis, pts));
+        } else {
+            pts.push(world(p));
+        }
+    }
+    if let Some((a, pts, _)) = &camera.polygon
+        && *a == axis
+    {
+        let painter = ui.painter_at(rect);
+        let line: Vec<Pos2> = pts.iter().map(|w| screen(*w)).collect();
+        painter.add(egui::Shape::line(
+            line.clone(),
+            Stroke::new(1.5, Color32::from_rgb(255, 220, 0)),
+        ));
+        for p in line {
+            painter.circle_filled(p, 2.5, Color32::from_rgb(255, 220, 0));
+        }
+    }
 }
 
 fn toggle_maximised(camera: &mut Camera, me: ViewId) {
