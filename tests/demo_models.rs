@@ -111,3 +111,44 @@ fn segment_without_model_picks_the_demo_that_fits() {
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--model"));
 }
+
+#[test]
+fn model_sources_and_checkpoint_kinds_are_explicit() {
+    use ume::models::segment::{InputNorm, SegmenterConfig, save_checkpoint};
+    use ume::models::{CheckpointKind, ModelSource, Segmenter};
+    assert_eq!(
+        ModelSource::parse("demo-ct").unwrap(),
+        ModelSource::Demo("demo-ct")
+    );
+    let e = ModelSource::parse("demo-nope").unwrap_err().to_string();
+    assert!(e.contains("demo-nope") && e.contains("demo-brats"), "{e}");
+    let tmp = tempfile::tempdir().unwrap();
+    let dir = tmp.path().join("ckpt");
+    let config = SegmenterConfig {
+        network: ume::models::UNet2dConfig::new(1, 2)
+            .with_features(vec![4])
+            .with_bottleneck(4),
+        size: 16,
+        norm: InputNorm::ZScore,
+        label_ids: vec![1],
+        context_slices: 0,
+    };
+    let dev = device(DeviceChoice::Cpu);
+    save_checkpoint(&dir, &config, &config.network.init(&dev)).unwrap();
+    let text = std::fs::read_to_string(dir.join("config.json")).unwrap();
+    let v: serde_json::Value = serde_json::from_str(&text).unwrap();
+    assert_eq!(v["kind"], "unet2d", "the kind is tagged");
+    let source = ModelSource::parse(dir.to_str().unwrap()).unwrap();
+    assert_eq!(source, ModelSource::Checkpoint(dir.clone()));
+    assert_eq!(CheckpointKind::of(&dir).unwrap(), CheckpointKind::Unet2d);
+    assert!(matches!(
+        Segmenter::open(&source, &dev).unwrap(),
+        Segmenter::Unet(..)
+    ));
+    // An unknown kind is an error naming it, not a guess.
+    let mut v = v;
+    v["kind"] = "tokenizer".into();
+    std::fs::write(dir.join("config.json"), v.to_string()).unwrap();
+    let e = Segmenter::open(&source, &dev).err().unwrap().to_string();
+    assert!(e.contains("tokenizer") && e.contains("config.json"), "{e}");
+}

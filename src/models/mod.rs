@@ -15,6 +15,97 @@ pub use unet2d::{OutputMode, UNet2d, UNet2dConfig};
 
 use burn::tensor::Device;
 
+/// Where a model comes from: a demo bundled in the binary, or a checkpoint
+/// folder. Parsed once from what the user typed (the CLI's `--model`, the
+/// app's model field), so no code guesses later whether a string names a
+/// demo or a path.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum ModelSource {
+    /// A bundled demo (`demo-ct`, `demo-brats`).
+    Demo(&'static str),
+    /// A checkpoint folder (`config.json` + `model.bpk`).
+    Checkpoint(std::path::PathBuf),
+}
+
+impl ModelSource {
+    /// A checkpoint folder when one exists at `spec`, else a bundled demo of
+    /// that name; anything else is an error naming both possibilities.
+    pub fn parse(spec: &str) -> Result<ModelSource, segment::SegmentError> {
+        let spec = spec.trim();
+        let path = std::path::Path::new(spec);
+        if path.is_dir() {
+            return Ok(ModelSource::Checkpoint(path.to_path_buf()));
+        }
+        if let Some((name, _, _)) = segment::DEMOS.iter().find(|d| d.0 == spec) {
+            return Ok(ModelSource::Demo(name));
+        }
+        Err(segment::SegmentError::Checkpoint {
+            path: path.to_path_buf(),
+            problem: format!(
+                "no such checkpoint folder, and not a bundled model ({})",
+                ModelSource::demos().collect::<Vec<_>>().join(", ")
+            ),
+        })
+    }
+
+    /// The bundled demos' names.
+    pub fn demos() -> impl Iterator<Item = &'static str> {
+        segment::DEMOS.iter().map(|d| d.0)
+    }
+}
+
+impl std::fmt::Display for ModelSource {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            ModelSource::Demo(name) => f.write_str(name),
+            ModelSource::Checkpoint(p) => write!(f, "{}", p.display()),
+        }
+    }
+}
+
+/// What a checkpoint folder holds, from the `kind` tag of its
+/// `config.json` (not guessed from its fields).
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum CheckpointKind {
+    /// A 2D U-Net (`"kind": "unet2d"`; folders written before the tag
+    /// existed have none and are U-Nets).
+    Unet2d,
+    /// A UME encoder (`"kind": "ume_encoder"`).
+    UmeEncoder,
+}
+
+impl CheckpointKind {
+    /// The tag written into `config.json`.
+    pub fn tag(self) -> &'static str {
+        match self {
+            CheckpointKind::Unet2d => "unet2d",
+            CheckpointKind::UmeEncoder => "ume_encoder",
+        }
+    }
+
+    /// Read the tag of the checkpoint in `dir`.
+    pub fn of(dir: &std::path::Path) -> Result<CheckpointKind, segment::SegmentError> {
+        let cfg = dir.join("config.json");
+        let text = std::fs::read_to_string(&cfg).map_err(|source| segment::SegmentError::Io {
+            path: cfg.clone(),
+            source,
+        })?;
+        let v: serde_json::Value =
+            serde_json::from_str(&text).map_err(|e| segment::SegmentError::Checkpoint {
+                path: cfg.clone(),
+                problem: format!("not JSON: {e}"),
+            })?;
+        match v.get("kind").and_then(serde_json::Value::as_str) {
+            None | Some("unet2d") => Ok(CheckpointKind::Unet2d),
+            Some("ume_encoder") => Ok(CheckpointKind::UmeEncoder),
+            Some(other) => Err(segment::SegmentError::Checkpoint {
+                path: cfg,
+                problem: format!("unknown checkpoint kind {other:?} (known: unet2d, ume_encoder)"),
+            }),
+        }
+    }
+}
+
 /// A model that segments: a 2D U-Net (slice by slice) or a UME encoder
 /// (frame by frame from its keyframe context).
 pub enum Segmenter {
@@ -27,17 +118,27 @@ pub enum Segmenter {
 impl Segmenter {
     /// Load a checkpoint folder of either kind, or a bundled demo name.
     pub fn load(spec: &str, device: &Device) -> Result<Segmenter, segment::SegmentError> {
-        let dir = std::path::Path::new(spec);
-        let is_encoder = std::fs::read_to_string(dir.join("config.json"))
-            .ok()
-            .and_then(|t| serde_json::from_str::<serde_json::Value>(&t).ok())
-            .is_some_and(|v| v["kind"] == "ume_encoder");
-        if is_encoder {
-            let (c, m) = encoder::load_encoder(dir, device)?;
-            return Ok(Segmenter::Encoder(c, Box::new(m)));
+        Segmenter::open(&ModelSource::parse(spec)?, device)
+    }
+
+    /// Load a model from its source; a checkpoint's kind is its tag.
+    pub fn open(source: &ModelSource, device: &Device) -> Result<Segmenter, segment::SegmentError> {
+        match source {
+            ModelSource::Checkpoint(dir)
+                if CheckpointKind::of(dir)? == CheckpointKind::UmeEncoder =>
+            {
+                let (c, m) = encoder::load_encoder(dir, device)?;
+                Ok(Segmenter::Encoder(c, Box::new(m)))
+            }
+            ModelSource::Checkpoint(dir) => {
+                let (c, m) = segment::load_checkpoint(dir, device)?;
+                Ok(Segmenter::Unet(c, Box::new(m)))
+            }
+            ModelSource::Demo(name) => {
+                let (c, m) = segment::load_model(name, device)?;
+                Ok(Segmenter::Unet(c, Box::new(m)))
+            }
         }
-        let (c, m) = segment::load_model(spec, device)?;
-        Ok(Segmenter::Unet(c, Box::new(m)))
     }
 
     /// Image channels (modalities) the model takes.

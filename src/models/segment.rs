@@ -97,7 +97,18 @@ pub fn save_checkpoint(
     config: &SegmenterConfig,
     model: &UNet2d,
 ) -> Result<(), SegmentError> {
-    save_folder(dir, config, model)
+    // The kind tag first, so readers know what the folder holds.
+    #[derive(Serialize)]
+    struct Tagged<'a> {
+        kind: &'static str,
+        #[serde(flatten)]
+        config: &'a SegmenterConfig,
+    }
+    let tagged = Tagged {
+        kind: super::CheckpointKind::Unet2d.tag(),
+        config,
+    };
+    save_folder(dir, &tagged, model)
 }
 
 /// Write `config.json` (any serialisable config) and `model.bpk`, each

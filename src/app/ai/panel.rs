@@ -26,7 +26,7 @@ pub fn section(app: &mut UmeApp, ui: &mut egui::Ui) {
                 egui::ComboBox::from_id_salt("model")
                     .selected_text(short(&app.ai.model))
                     .show_ui(ui, |ui| {
-                        for demo in ["demo-ct", "demo-brats"] {
+                        for demo in crate::models::ModelSource::demos() {
                             ui.selectable_value(&mut app.ai.model, demo.into(), demo);
                         }
                         // Fine-tuned models, remembered across restarts.
