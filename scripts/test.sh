@@ -49,6 +49,13 @@ bad="$bad$(grep -rnE 'burn::' src/render src/app 2>/dev/null || true)"
 # Models and training use wgpu only through Burn (burn::backend::wgpu::…).
 bad="$bad$(grep -rnE '(^|[^:])\b(egui|eframe|wgpu)::' src/models src/training 2>/dev/null || true)"
 if [ -n "$bad" ]; then echo "$bad"; echo "core/CLI modules must not depend on GUI or ML crates"; exit 1; fi
+# Models never import training (the CPU training engine lives in training/).
+bad=$(grep -rnE 'crate::training|super::super::training' src/models 2>/dev/null || true)
+if [ -n "$bad" ]; then echo "$bad"; echo "models/ must not import training/"; exit 1; fi
+# The CLI calls into the app only to open the viewer and for its benchmarks.
+bad=$(grep -rn 'crate::app' src/cli 2>/dev/null \
+        | grep -vE 'crate::app::(run|ViewOptions|bench::viewer|bench_annotation::annotation)\b' || true)
+if [ -n "$bad" ]; then echo "$bad"; echo "the CLI may call into app/ only for ume view and the viewer benchmarks"; exit 1; fi
 
 step "cargo test --release"
 log="$(mktemp)"

@@ -489,8 +489,8 @@ pub(super) struct UnetBench {
 /// `ume bench unet`: UME's backends and the PyTorch reference, one table.
 #[cfg(feature = "ml")]
 fn unet(b: &UnetBench) -> Result<()> {
-    use crate::models::bench::unet_throughput;
     use crate::models::{DeviceChoice, UNet2dConfig, describe, device};
+    use crate::training::bench::unet_throughput;
     let config = UNet2dConfig::new(1, b.out_channels);
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     say!(
@@ -585,8 +585,8 @@ fn unet(b: &UnetBench) -> Result<()> {
 
 #[cfg(feature = "ml")]
 fn encoder(config: Option<&Path>, frames: usize, reps: usize, wgpu: bool) -> Result<()> {
-    use crate::models::bench::encoder_timing;
     use crate::models::{DeviceChoice, describe, device};
+    use crate::training::bench::encoder_timing;
     use crate::training::ume_config::UmeTrainConfig;
     let model = match config {
         Some(path) => UmeTrainConfig::load(path)?.model,

@@ -2,14 +2,11 @@
 //! pairs; where they run is a runtime [`burn::tensor::Device`]: the wgpu
 //! backend on a GPU, or the pure-Rust `flex` CPU backend.
 
-pub mod bench;
-pub mod cpu_train;
-pub mod cpu_unet;
 pub mod encoder;
+pub mod engine;
 pub mod pytorch;
 pub mod segment;
 pub mod unet2d;
-mod winograd;
 
 pub use unet2d::{OutputMode, UNet2d, UNet2dConfig};
 
@@ -251,7 +248,7 @@ pub fn device(choice: DeviceChoice) -> Device {
 }
 
 /// Whether `device` is the CPU backend, where segmentation and U-Net
-/// training run UME's own engines ([`cpu_unet`], [`cpu_train`]) instead of
+/// training run UME's own engines ([`engine`], `training::cpu_train`) instead of
 /// Burn's kernels.
 pub fn is_cpu(device: &Device) -> bool {
     *device == Device::flex()

@@ -450,13 +450,13 @@ pub fn segment(
 }
 
 /// A trained network ready to run slices on a device: on the CPU backend
-/// the framework-free engine ([`super::cpu_unet`], same results, about
+/// the framework-free engine ([`super::engine`], same results, about
 /// twice as fast), built once so its weights are copied and its buffers
 /// recycled once per run, not per volume or frame.
 pub struct Network<'a> {
     model: &'a UNet2d,
     device: Device,
-    engine: Option<super::cpu_unet::CpuUnet>,
+    engine: Option<super::engine::CpuUnet>,
 }
 
 impl<'a> Network<'a> {
@@ -465,7 +465,7 @@ impl<'a> Network<'a> {
         Network {
             model,
             device: device.clone(),
-            engine: super::is_cpu(device).then(|| super::cpu_unet::CpuUnet::new(model)),
+            engine: super::is_cpu(device).then(|| super::engine::CpuUnet::new(model)),
         }
     }
 }

@@ -1,6 +1,6 @@
 //! The segmentation losses of [`super::loss`] with their gradients in
 //! closed form, on plain slices: what the CPU training engine
-//! ([`crate::models::cpu_train`]) uses instead of an autodiff graph.
+//! ([`super::cpu_train`]) uses instead of an autodiff graph.
 //!
 //! Why: at the seed's size (4 images × 117 channels × 256²) the logits are
 //! 123 MB, and Burn's autodiff of the loss expression makes a dozen full

@@ -5,7 +5,7 @@
 //! fine-tuning panel drives exactly this. A NaN loss, a cancel or a panic
 //! ends the run with an error event; none of them is ever silent. On the
 //! CPU the U-Net's gradients come from UME's training engine
-//! ([`crate::models::cpu_train`]) and the losses' closed-form gradients
+//! ([`cpu_train`]) and the losses' closed-form gradients
 //! ([`loss_grad`]); elsewhere from Burn's autodiff of [`loss`]. Either way
 //! Burn's optimisers apply them.
 //!
@@ -17,7 +17,9 @@
 //! - `train_config.json`: the configuration the run was started with.
 
 pub mod augment;
+pub mod bench;
 pub mod config;
+pub mod cpu_train;
 pub mod data;
 pub mod loss;
 pub mod loss_grad;
@@ -180,7 +182,7 @@ pub struct RunOptions {
     /// match the config's.
     pub init: Option<String>,
     /// On the CPU device, compute U-Net gradients with UME's CPU training
-    /// engine ([`crate::models::cpu_train`], 2.9× faster) rather than
+    /// engine ([`cpu_train`], 2.9× faster) rather than
     /// Burn's autodiff; the two agree within float tolerance (tested).
     /// Ignored on wgpu and by the encoder's training.
     pub cpu_engine: bool,
@@ -331,8 +333,8 @@ fn train_inner(
     let out_channels = model_config.network.out_channels;
     let mut final_loss = f32::NAN;
     let start = state.next_step;
-    let engine = (opts.cpu_engine && crate::models::is_cpu(&opts.device))
-        .then(crate::models::cpu_train::CpuTrainer::new);
+    let engine =
+        (opts.cpu_engine && crate::models::is_cpu(&opts.device)).then(cpu_train::CpuTrainer::new);
     let mut loss_buffers = loss_grad::LossBuffers::default();
     for step in start..t.steps {
         if cancel.load(Ordering::Relaxed) {

@@ -219,10 +219,10 @@ impl Document {
                 (v / dims[0]) % dims[1],
                 v / (dims[0] * dims[1]),
             ];
-            let b = self.dirty_box.get_or_insert((p, p));
-            for k in 0..3 {
-                b.0[k] = b.0[k].min(p[k]);
-                b.1[k] = b.1[k].max(p[k]);
+            let (lo, hi) = self.dirty_box.get_or_insert((p, p));
+            for ((l, h), x) in lo.iter_mut().zip(hi.iter_mut()).zip(p) {
+                *l = (*l).min(x);
+                *h = (*h).max(x);
             }
         }
     }

@@ -8,7 +8,7 @@
 //! arithmetic could make inference clearly faster than PyTorch's. F(2×2,
 //! 3×3) is the variant whose transforms use only ±1 and ½, so its error
 //! stays near a direct convolution's (checked against Burn in
-//! `cpu_unet`'s tests).
+//! `infer`'s tests).
 //!
 //! Per tile row (2 output rows) the inputs are transformed into 16 small
 //! matrices `V_ξ` (tiles × c_in), multiplied by the transformed weights
@@ -16,12 +16,12 @@
 //! buffer that stays in cache. Layout as the engine's maps: channels-last
 //! with a one-pixel zero border.
 
-use super::cpu_unet::{Buffers, matmul, rows_of};
+use super::kernels::{Buffers, matmul, rows_of};
 use rayon::prelude::*;
 
 /// `U = G g Gᵀ` of every (input, output) channel pair, `[ξ][c_in][c_out]`
 /// with `ξ = 4·row + column`, from taps `[ky·3 + kx][c_in][c_out]`.
-pub(super) fn weights(taps: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
+pub(crate) fn weights(taps: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
     let mut u = vec![0.0; 16 * c_in * c_out];
     let n = c_in * c_out;
     // G = [[1, 0, 0], [½, ½, ½], [½, −½, ½], [0, 0, 1]] applied to three
@@ -43,13 +43,13 @@ pub(super) fn weights(taps: &[f32], c_in: usize, c_out: usize) -> Vec<f32> {
 
 /// Whether a convolution with `c_in` input channels is worth its
 /// transforms (measured: the 1-channel input layer is not).
-pub(super) fn worth_it(c_in: usize) -> bool {
+pub(crate) fn worth_it(c_in: usize) -> bool {
     c_in >= 16
 }
 
 /// Whether an `h`×`w` map gets the Winograd path: even sides and tile rows
 /// long enough for the products to run efficiently.
-pub(super) fn suits(h: usize, w: usize) -> bool {
+pub(crate) fn suits(h: usize, w: usize) -> bool {
     h.is_multiple_of(2) && w.is_multiple_of(2) && w >= 32
 }
 
@@ -57,7 +57,7 @@ pub(super) fn suits(h: usize, w: usize) -> bool {
 /// `h`×`w` map; `u` from [`weights`]. Writes every interior pixel of `out`;
 /// its border must already be zero.
 #[allow(clippy::too_many_arguments)]
-pub(super) fn conv3(
+pub(crate) fn conv3(
     input: &[f32],
     [h, w, c_in]: [usize; 3],
     u: &[f32],

@@ -3,7 +3,7 @@
 //! forward passes (slices/s) and Adam + BCE training steps (images/s), each
 //! after one warm-up call, so `ume bench unet` can print ratios.
 
-use super::UNet2dConfig;
+use crate::models::UNet2dConfig;
 use burn::optim::{AdamConfig, GradientsParams};
 use burn::prelude::*;
 use burn::tensor::Distribution;
@@ -15,7 +15,7 @@ pub struct Throughput {
     /// Inference slices per second.
     pub inference_slices_per_s: f64,
     /// Inference slices per second of the CPU engine that segmentation
-    /// uses on the CPU backend ([`super::cpu_unet`]); `None` on wgpu.
+    /// uses on the CPU backend ([`crate::models::engine`]); `None` on wgpu.
     pub engine_slices_per_s: Option<f64>,
     /// Training images per second.
     pub train_images_per_s: f64,
@@ -57,8 +57,8 @@ pub fn unet_throughput(
         let _ = t.into_data();
     };
     let inference = per_second(batch, reps, || sync(model.forward(x.clone())));
-    let engine = super::is_cpu(device).then(|| {
-        let engine = super::cpu_unet::CpuUnet::new(&model);
+    let engine = crate::models::is_cpu(device).then(|| {
+        let engine = crate::models::engine::CpuUnet::new(&model);
         let values: Vec<f32> = x
             .clone()
             .into_data()
@@ -91,7 +91,7 @@ pub fn unet_throughput(
         model = optim.step(1e-3, model.clone(), grads);
     };
     let train = per_second(train_batch, train_reps, step);
-    let engine_train = super::is_cpu(device).then(|| {
+    let engine_train = crate::models::is_cpu(device).then(|| {
         let trainer = super::cpu_train::CpuTrainer::new();
         let xs: Vec<f32> = xt.clone().into_data().try_to_vec().unwrap_or_default();
         let ys: Vec<f32> = yt.clone().into_data().try_to_vec().unwrap_or_default();
@@ -139,7 +139,7 @@ pub struct EncoderTiming {
 /// Time the encoder on a random `[1, M, frames, H, W]` volume: `reps` runs
 /// of each measurement after one warm-up; the median counts.
 pub fn encoder_timing(
-    config: &super::encoder::UmeConfig,
+    config: &crate::models::encoder::UmeConfig,
     device: &Device,
     frames: usize,
     reps: usize,

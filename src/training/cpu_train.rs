@@ -10,7 +10,7 @@
 //! convolution and its two backward products convert layouts and build
 //! im2col buffers, and BatchNorm, ReLU, pooling and concatenation are
 //! separate passes, each with its own saved tensors. Here, as in the
-//! inference engine ([`super::cpu_unet`]), maps stay channels-last with a
+//! inference engine ([`crate::models::engine`]), maps stay channels-last with a
 //! zero border, so each 3×3 product is nine matrix products on shifted
 //! views:
 //! - forward `Z = Σ_t X_t · W_t`;
@@ -25,12 +25,12 @@
 //! BatchNorm statistics. Checked against Burn's autodiff gradients in the
 //! tests.
 
-use super::UNet2d;
-use super::cpu_unet::{
+use crate::models::UNet2d;
+use crate::models::engine::kernels::{
     Buffers, Strides, conv_bias, conv_taps, conv3_grid, matmul, rows_of, up_taps, values,
 };
-use super::unet2d::DoubleConv;
-use super::winograd;
+use crate::models::engine::winograd;
+use crate::models::unet2d::DoubleConv;
 use burn::module::Param;
 use burn::optim::GradientsParams;
 use burn::prelude::*;
