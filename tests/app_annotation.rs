@@ -16,26 +16,6 @@ use ume::volume::{LabelData, LabelVolume};
 
 mod common;
 
-fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
-    let mut h = common::harness(app, 1200.0, 800.0);
-    settle(&mut h);
-    h
-}
-
-fn settle(h: &mut Harness<'_, UmeApp>) {
-    for _ in 0..2000 {
-        h.step();
-        let s = h.state();
-        if !s.is_loading() && !s.eval.is_computing() && !s.is_busy_with_files() {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    h.step();
-    h.step();
-}
-
 fn labels(h: &Harness<'_, UmeApp>) -> LabelData {
     h.state()
         .doc
@@ -59,25 +39,20 @@ fn map(h: &Harness<'_, UmeApp>) -> Arc<LabelVolume> {
         .clone()
 }
 
-fn press(h: &mut Harness<'_, UmeApp>, modifiers: Modifiers, key: Key) {
-    h.key_press_modifiers(modifiers, key);
-    h.step();
-}
-
 /// Undo then redo: the labels are back byte for byte each way.
 fn undo_redo_exact(h: &mut Harness<'_, UmeApp>, before: &LabelData) {
     let after = labels(h);
     assert_ne!(&after, before, "the step changed something");
-    press(h, Modifiers::COMMAND, Key::Z);
+    common::press(h, Modifiers::COMMAND, Key::Z);
     assert_eq!(&labels(h), before, "undo restores the labels exactly");
-    press(h, Modifiers::COMMAND, Key::Y);
+    common::press(h, Modifiers::COMMAND, Key::Y);
     assert_eq!(labels(h), after, "redo restores the step exactly");
 }
 
 #[test]
 fn fill_with_a_click_stays_in_its_region_and_slice() {
     let (app, _tmp) = common::app_with(Kind::Brats, 2);
-    let mut h = harness(app);
+    let mut h = common::settled(app);
     let rect = h
         .state()
         .view_rects
@@ -86,7 +61,7 @@ fn fill_with_a_click_stays_in_its_region_and_slice() {
         .unwrap()
         .1;
     let before = labels(&h);
-    press(&mut h, Modifiers::NONE, Key::F);
+    common::press(&mut h, Modifiers::NONE, Key::F);
     h.state_mut().settings.active_label = 7;
     // Click voxel (3, 3) of the crosshair's axial slice: background
     // outside the head.
@@ -126,7 +101,7 @@ fn fill_with_a_click_stays_in_its_region_and_slice() {
         modifiers: Modifiers::NONE,
     });
     h.step();
-    settle(&mut h);
+    common::settle(&mut h);
     let m = map(&h);
     let [nx, ny, _] = m.dims;
     let filled: Vec<usize> = (0..m.len()).filter(|&i| m.get(i) == 7).collect();
@@ -148,14 +123,7 @@ fn interpolation_accept_and_digits() {
     let (mut app, _tmp) = common::app_with(Kind::Brats, 2);
     // Keep label 2 (edema) on every 4th axial slice only, then fill
     // between them.
-    let gt = app
-        .doc
-        .as_ref()
-        .unwrap()
-        .labels()
-        .at_frame(0)
-        .unwrap()
-        .clone();
+    let gt = common::labels_of(&app);
     let [nx, ny, nz] = gt.dims;
     let mut sparse = (*gt).clone();
     for k in (0..nz).filter(|k| k % 4 != 0) {
@@ -174,7 +142,7 @@ fn interpolation_accept_and_digits() {
     // The prediction: the full ground truth.
     app.set_prediction(ume::app::document::Prediction::new(gt.clone(), "truth"))
         .unwrap();
-    let mut h = harness(app);
+    let mut h = common::settled(app);
     let dice_vs_gt = |m: &LabelVolume| {
         let c = ume::metrics::Confusion::new(m, &gt);
         let (tp, fp, fn_) = c.tp_fp_fn(2);
@@ -182,16 +150,16 @@ fn interpolation_accept_and_digits() {
     };
     let d0 = dice_vs_gt(&map(&h));
     // Digits pick the table's labels: BraTS' table is 1, 2, 4.
-    press(&mut h, Modifiers::NONE, Key::Num2);
+    common::press(&mut h, Modifiers::NONE, Key::Num2);
     assert_eq!(h.state().settings.active_label, 2);
-    press(&mut h, Modifiers::NONE, Key::Num3);
+    common::press(&mut h, Modifiers::NONE, Key::Num3);
     assert_eq!(h.state().settings.active_label, 4);
-    press(&mut h, Modifiers::NONE, Key::Num2);
+    common::press(&mut h, Modifiers::NONE, Key::Num2);
     // Fill between slices along the axial view (I).
     h.state_mut().camera.focus = SliceAxis::Axial;
     let before = labels(&h);
-    press(&mut h, Modifiers::NONE, Key::I);
-    settle(&mut h);
+    common::press(&mut h, Modifiers::NONE, Key::I);
+    common::settle(&mut h);
     let d1 = dice_vs_gt(&map(&h));
     assert!(d1 > d0 + 0.1 && d1 > 0.85, "edema Dice {d0:.3} -> {d1:.3}");
     undo_redo_exact(&mut h, &before);
@@ -200,18 +168,18 @@ fn interpolation_accept_and_digits() {
     let before = labels(&h);
     let ctx = h.ctx.clone();
     h.state_mut().accept_prediction(&ctx, Some(2));
-    settle(&mut h);
+    common::settle(&mut h);
     assert_eq!(dice_vs_gt(&map(&h)), 1.0, "edema is the prediction's");
     undo_redo_exact(&mut h, &before);
     h.state_mut().run_command(&ctx, Command::AcceptPrediction);
-    settle(&mut h);
+    common::settle(&mut h);
     assert_eq!(map(&h).data, gt.data, "the labels are the prediction");
 }
 
 #[test]
 fn label_table_import_export_and_undo() {
     let (app, tmp) = common::app_with(Kind::Brats, 2);
-    let mut h = harness(app);
+    let mut h = common::settled(app);
     assert!(
         !h.state().doc.as_ref().unwrap().is_dirty(),
         "showing the table changes nothing"
@@ -255,12 +223,12 @@ fn label_table_import_export_and_undo() {
         ume::volume::LabelTable::from_json(&std::fs::read_to_string(&out_json).unwrap()).unwrap();
     assert_eq!(json.labels, t.labels);
     // The import is one undo step.
-    press(&mut h, Modifiers::COMMAND, Key::Z);
+    common::press(&mut h, Modifiers::COMMAND, Key::Z);
     assert_eq!(
         h.state().doc.as_ref().unwrap().table().name_of(4),
         Some("enhancing_tumor")
     );
-    press(&mut h, Modifiers::COMMAND, Key::Y);
+    common::press(&mut h, Modifiers::COMMAND, Key::Y);
     assert_eq!(
         h.state().doc.as_ref().unwrap().table().name_of(4),
         Some("enhancing")
@@ -299,7 +267,7 @@ fn count(h: &Harness<'_, UmeApp>, id: u16) -> usize {
 #[test]
 fn polygon_by_clicks_and_lasso_by_drag_fill_their_outline() {
     let (app, _tmp) = common::app_with(Kind::Brats, 2);
-    let mut h = harness(app);
+    let mut h = common::settled(app);
     let rect = h
         .state()
         .view_rects
@@ -309,7 +277,7 @@ fn polygon_by_clicks_and_lasso_by_drag_fill_their_outline() {
         .1;
     let c = rect.center();
     let before = labels(&h);
-    press(&mut h, Modifiers::NONE, Key::P);
+    common::press(&mut h, Modifiers::NONE, Key::P);
     h.state_mut().settings.active_label = 8;
     for d in [(-40.0, -40.0), (40.0, -40.0), (40.0, 40.0), (-40.0, 40.0)] {
         click(&mut h, c + egui::vec2(d.0, d.1));

@@ -21,49 +21,11 @@ use ume::viewmath::SliceAxis;
 
 mod common;
 
-fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
-    let mut h = common::harness(app, 1200.0, 800.0);
-    settle(&mut h);
-    h
-}
-
-/// Step until background jobs are done.
-fn settle(h: &mut Harness<'_, UmeApp>) {
-    for _ in 0..1000 {
-        h.step();
-        let s = h.state();
-        if !s.is_loading()
-            && !s.eval.is_computing()
-            && !s.keyframes.is_pending()
-            && !s.is_busy_with_files()
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    h.step();
-}
-
-fn rect_of(h: &Harness<'_, UmeApp>, view: ViewId) -> egui::Rect {
-    h.state()
-        .view_rects
-        .iter()
-        .find(|(v, _)| *v == view)
-        .map(|(_, r)| *r)
-        .unwrap()
-}
-
-fn press(h: &mut Harness<'_, UmeApp>, modifiers: Modifiers, key: Key) {
-    h.key_press_modifiers(modifiers, key);
-    h.step();
-}
-
 #[test]
 fn every_contracted_shortcut_runs_its_command() {
     let (app, _tmp) = common::app_with(Kind::Acdc, 2);
-    let mut h = harness(app);
-    let axial = rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    let mut h = common::settled(app);
+    let axial = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
     h.hover_at(axial.center());
     h.step();
 
@@ -75,14 +37,14 @@ fn every_contracted_shortcut_runs_its_command() {
         (Key::P, Tool::Polygon),
         (Key::C, Tool::Crosshair),
     ] {
-        press(&mut h, Modifiers::NONE, key);
+        common::press(&mut h, Modifiers::NONE, key);
         assert_eq!(h.state().settings.tool, tool, "{key:?}");
     }
     let r0 = h.state().settings.brush_radius_mm;
-    press(&mut h, Modifiers::NONE, Key::CloseBracket);
+    common::press(&mut h, Modifiers::NONE, Key::CloseBracket);
     assert!(h.state().settings.brush_radius_mm > r0, "] grows the brush");
-    press(&mut h, Modifiers::NONE, Key::OpenBracket);
-    press(&mut h, Modifiers::NONE, Key::OpenBracket);
+    common::press(&mut h, Modifiers::NONE, Key::OpenBracket);
+    common::press(&mut h, Modifiers::NONE, Key::OpenBracket);
     assert!(h.state().settings.brush_radius_mm < r0, "[ shrinks it");
 
     // Slices: PageUp/PageDown and the arrows, one slice each, in the view
@@ -98,7 +60,7 @@ fn every_contracted_shortcut_runs_its_command() {
         (Key::ArrowDown, -1.0),
     ] {
         let z0 = h.state().cursor.crosshair_mm[2];
-        press(&mut h, Modifiers::NONE, key);
+        common::press(&mut h, Modifiers::NONE, key);
         let z1 = h.state().cursor.crosshair_mm[2];
         assert!(
             (z1 - z0 - sign * step).abs() < 1e-9,
@@ -107,30 +69,30 @@ fn every_contracted_shortcut_runs_its_command() {
     }
 
     // Space plays and pauses the cine.
-    press(&mut h, Modifiers::NONE, Key::Space);
+    common::press(&mut h, Modifiers::NONE, Key::Space);
     assert!(h.state().playing);
-    press(&mut h, Modifiers::NONE, Key::Space);
+    common::press(&mut h, Modifiers::NONE, Key::Space);
     assert!(!h.state().playing);
 
     // Undo / redo with nothing painted say so.
-    press(&mut h, Modifiers::COMMAND, Key::Z);
+    common::press(&mut h, Modifiers::COMMAND, Key::Z);
     assert_eq!(h.state().notes.latest_text(), "nothing to undo");
-    press(&mut h, Modifiers::COMMAND, Key::Y);
+    common::press(&mut h, Modifiers::COMMAND, Key::Y);
     assert_eq!(h.state().notes.latest_text(), "nothing to redo");
-    press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    common::press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
     assert_eq!(h.state().notes.latest_text(), "nothing to redo");
 
     // Ctrl+O opens the file picker (UME's browser here), Ctrl+Shift+S the
     // save picker, not Save.
     h.state_mut().picker.native = false;
-    press(&mut h, Modifiers::COMMAND, Key::O);
+    common::press(&mut h, Modifiers::COMMAND, Key::O);
     assert_eq!(
         h.state().picker.browser().map(|b| b.pick),
         Some(ume::app::files::Pick::Open)
     );
     h.state_mut().picker = Default::default();
     h.state_mut().picker.native = false;
-    press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
+    common::press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
     assert_eq!(
         h.state().picker.browser().map(|b| b.pick),
         Some(ume::app::files::Pick::SaveLabels)
@@ -138,14 +100,14 @@ fn every_contracted_shortcut_runs_its_command() {
     h.state_mut().picker = Default::default();
 
     // Ctrl+Q quits.
-    press(&mut h, Modifiers::COMMAND, Key::Q);
+    common::press(&mut h, Modifiers::COMMAND, Key::Q);
     assert!(h.state().quit_requested);
 }
 
 #[test]
 fn help_lists_the_shortcuts_from_the_commands() {
     let (app, _tmp) = common::app_with(Kind::Brats, 2);
-    let mut h = harness(app);
+    let mut h = common::settled(app);
     h.state_mut().show_shortcuts = true;
     h.step();
     h.step();
@@ -161,8 +123,8 @@ fn help_lists_the_shortcuts_from_the_commands() {
 #[test]
 fn ctrl_wheel_zooms_and_middle_drag_pans_with_the_pointer() {
     let (app, _tmp) = common::app_with(Kind::Brats, 2);
-    let mut h = harness(app);
-    let rect = rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    let mut h = common::settled(app);
+    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
     let p = rect.center();
     h.hover_at(p);
     h.step();
@@ -246,9 +208,9 @@ impl eframe::Storage for MemStorage {
 #[test]
 fn settings_survive_a_restart() {
     let (app, _tmp) = common::app_with(Kind::Brats, 2);
-    let mut h = harness(app);
-    press(&mut h, Modifiers::NONE, Key::B);
-    press(&mut h, Modifiers::NONE, Key::CloseBracket);
+    let mut h = common::settled(app);
+    common::press(&mut h, Modifiers::NONE, Key::B);
+    common::press(&mut h, Modifiers::NONE, Key::CloseBracket);
     h.get_by_label("2 edema").click();
     h.step();
     h.get_by_label("Outline").click();
@@ -319,14 +281,14 @@ fn ctrl_s_saves_the_labels_to_save_labels_to_with_the_image_geometry() {
         ..Default::default()
     };
     let app = UmeApp::new(&egui::Context::default(), None, &options);
-    let mut h = harness(app);
+    let mut h = common::settled(app);
     assert!(
         !h.state().doc.as_ref().unwrap().labels().is_empty(),
         "{}",
         h.state().notes.latest_text()
     );
-    press(&mut h, Modifiers::COMMAND, Key::S);
-    settle(&mut h);
+    common::press(&mut h, Modifiers::COMMAND, Key::S);
+    common::settle(&mut h);
     assert!(out.is_file(), "{}", h.state().notes.latest_text());
     assert!(h.state().notes.latest_text().contains("saved labels"));
     assert_eq!(
@@ -385,10 +347,10 @@ fn ctrl_s_saves_the_labels_to_save_labels_to_with_the_image_geometry() {
 #[test]
 fn save_labels_as_through_the_browser_and_labels_on_another_grid_are_refused() {
     let (app, tmp) = common::app_with(Kind::Brats, 2);
-    let mut h = harness(app);
+    let mut h = common::settled(app);
     h.state_mut().picker.native = false;
     h.state_mut().settings.last_folder = Some(tmp.path().to_path_buf());
-    press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
+    common::press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
     h.step();
     h.get_by_label("File name").focus();
     h.step();
@@ -398,7 +360,7 @@ fn save_labels_as_through_the_browser_and_labels_on_another_grid_are_refused() {
     h.step();
     h.get_by_label("Save").click();
     h.step();
-    settle(&mut h);
+    common::settle(&mut h);
     let saved = tmp.path().join("mine.nii.gz");
     assert!(saved.is_file(), "{}", h.state().notes.latest_text());
     assert!(tmp.path().join("mine_labels.txt").is_file());
@@ -415,7 +377,7 @@ fn save_labels_as_through_the_browser_and_labels_on_another_grid_are_refused() {
     let ctx = h.ctx.clone();
     let labels_before = h.state().doc.as_ref().unwrap().revisions().labels;
     h.state_mut().load_labels(&ctx, other);
-    settle(&mut h);
+    common::settle(&mut h);
     let err = h.state().notes.errors().next().unwrap().text.clone();
     assert!(err.contains("other_grid.nii.gz"), "{err}");
     let doc = h.state().doc.as_ref().unwrap();
@@ -426,7 +388,7 @@ fn save_labels_as_through_the_browser_and_labels_on_another_grid_are_refused() {
 #[test]
 fn a_new_case_starts_afresh() {
     let (app, _tmp) = common::app_with(Kind::Brats, 2);
-    let mut h = harness(app);
+    let mut h = common::settled(app);
     h.state_mut().camera.zoom = [3.0; 3];
     #[cfg(feature = "ml")]
     {
@@ -464,30 +426,6 @@ fn a_new_case_starts_afresh() {
     }
 }
 
-/// Press at `from`, move by `by` in ten steps, release.
-fn drag(h: &mut Harness<'_, UmeApp>, from: egui::Pos2, by: egui::Vec2) {
-    h.hover_at(from);
-    h.event(egui::Event::PointerButton {
-        pos: from,
-        button: egui::PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
-    h.step();
-    for i in 1..=10 {
-        h.event(egui::Event::PointerMoved(from + by * (i as f32 / 10.0)));
-        h.step();
-    }
-    h.event(egui::Event::PointerButton {
-        pos: from + by,
-        button: egui::PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
-    h.step();
-    h.step();
-}
-
 fn count_of(h: &Harness<'_, UmeApp>, id: u16) -> usize {
     let s = h.state();
     s.doc
@@ -504,16 +442,17 @@ fn a_brush_stroke_is_one_undo_step_that_saves() {
     let (mut app, tmp) = common::app_with(Kind::Brats, 2);
     let out = tmp.path().join("painted.nii.gz");
     app.save_labels_to = Some(out.clone());
-    let mut h = harness(app);
-    let rect = rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    let mut h = common::settled(app);
+    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
     let z0 = h.state().cursor.crosshair_mm;
-    press(&mut h, Modifiers::NONE, Key::B);
+    common::press(&mut h, Modifiers::NONE, Key::B);
     h.state_mut().settings.active_label = 5;
     h.state_mut().settings.brush_radius_mm = 4.0;
-    drag(
+    common::drag(
         &mut h,
         rect.center() - egui::vec2(60.0, 0.0),
         egui::vec2(120.0, 0.0),
+        egui::PointerButton::Primary,
     );
     let painted = count_of(&h, 5);
     assert!(painted > 50, "the stroke painted label 5: {painted} voxels");
@@ -535,24 +474,29 @@ fn a_brush_stroke_is_one_undo_step_that_saves() {
         .collect();
     assert_eq!(slices.len(), 1, "a 2D brush paints one slice: {slices:?}");
 
-    press(&mut h, Modifiers::COMMAND, Key::Z);
+    common::press(&mut h, Modifiers::COMMAND, Key::Z);
     assert_eq!(count_of(&h, 5), 0, "Ctrl+Z undoes the stroke");
-    press(&mut h, Modifiers::COMMAND, Key::Y);
+    common::press(&mut h, Modifiers::COMMAND, Key::Y);
     assert_eq!(count_of(&h, 5), painted, "Ctrl+Y redoes it");
-    press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
+    common::press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::Z);
     assert_eq!(h.state().notes.latest_text(), "nothing to redo");
 
     // The eraser takes part of it back.
-    press(&mut h, Modifiers::NONE, Key::E);
-    drag(&mut h, rect.center(), egui::vec2(60.0, 0.0));
+    common::press(&mut h, Modifiers::NONE, Key::E);
+    common::drag(
+        &mut h,
+        rect.center(),
+        egui::vec2(60.0, 0.0),
+        egui::PointerButton::Primary,
+    );
     let left = count_of(&h, 5);
     assert!(
         left > 0 && left < painted,
         "erased some: {painted} -> {left}"
     );
 
-    press(&mut h, Modifiers::COMMAND, Key::S);
-    settle(&mut h);
+    common::press(&mut h, Modifiers::COMMAND, Key::S);
+    common::settle(&mut h);
     assert!(!h.state().doc.as_ref().unwrap().is_dirty(), "saved");
     assert!(!h.state().title.contains('*'));
     let saved = ume::io::load_labels(&out).unwrap();
@@ -575,16 +519,21 @@ fn unsaved_labels_are_asked_about_autosaved_and_restored() {
     app.autosave_root = Some(autosaves.clone());
     app.autosave_interval_secs = 0.0;
     let folder = app.doc.as_ref().unwrap().sources().folder.clone().unwrap();
-    let mut h = harness(app);
-    let rect = rect_of(&h, ViewId::Slice(SliceAxis::Axial));
-    press(&mut h, Modifiers::NONE, Key::B);
+    let mut h = common::settled(app);
+    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    common::press(&mut h, Modifiers::NONE, Key::B);
     h.state_mut().settings.active_label = 6;
-    drag(&mut h, rect.center(), egui::vec2(40.0, 0.0));
+    common::drag(
+        &mut h,
+        rect.center(),
+        egui::vec2(40.0, 0.0),
+        egui::PointerButton::Primary,
+    );
     let painted = count_of(&h, 6);
     assert!(painted > 0);
-    settle(&mut h);
+    common::settle(&mut h);
     h.step();
-    settle(&mut h);
+    common::settle(&mut h);
     let dir = autosave::folder(&autosaves, std::slice::from_ref(&folder));
     assert!(autosave::find(&dir).is_some(), "autosaved while unsaved");
 
@@ -622,11 +571,11 @@ fn unsaved_labels_are_asked_about_autosaved_and_restored() {
     app.autosave_root = Some(autosaves);
     app.set_document(doc);
     assert!(app.recovery.is_some(), "the autosave is offered");
-    let mut h2 = harness(app);
+    let mut h2 = common::settled(app);
     assert_eq!(count_of(&h2, 6), 0);
     h2.get_by_label("Restore").click();
     h2.step();
-    settle(&mut h2);
+    common::settle(&mut h2);
     assert_eq!(count_of(&h2, 6), painted, "restored");
     assert!(h2.state().doc.as_ref().unwrap().is_dirty());
 }
@@ -635,34 +584,13 @@ fn unsaved_labels_are_asked_about_autosaved_and_restored() {
 fn live_dice_follows_every_stroke_and_equals_a_recount() {
     let (mut app, _tmp) = common::app_with(Kind::Brats, 2);
     // The prediction: the labels moved three voxels along x.
-    let gt = app
-        .doc
-        .as_ref()
-        .unwrap()
-        .labels()
-        .at_frame(0)
-        .unwrap()
-        .clone();
-    let mut pred = (*gt).clone();
-    let [nx, ny, nz] = gt.dims;
-    for k in 0..nz {
-        for j in 0..ny {
-            for i in 0..nx {
-                let v = if i >= 3 {
-                    gt.get(i - 3 + nx * (j + ny * k))
-                } else {
-                    0
-                };
-                pred.set(i + nx * (j + ny * k), v);
-            }
-        }
-    }
+    let pred = common::shifted(&common::labels_of(&app), 3);
     let pred = std::sync::Arc::new(pred);
     app.set_prediction(ume::app::document::Prediction::new(pred.clone(), "shifted"))
         .unwrap();
-    let mut h = harness(app);
-    settle(&mut h);
-    let rect = rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    let mut h = common::settled(app);
+    common::settle(&mut h);
+    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
     let recount = |h: &Harness<'_, UmeApp>| {
         let labels = h
             .state()
@@ -682,9 +610,9 @@ fn live_dice_follows_every_stroke_and_equals_a_recount() {
         (Key::B, 9, egui::vec2(10.0, 10.0), egui::vec2(5.0, 5.0)),
     ];
     for (n, (tool, id, at, by)) in strokes.into_iter().enumerate() {
-        press(&mut h, Modifiers::NONE, tool);
+        common::press(&mut h, Modifiers::NONE, tool);
         h.state_mut().settings.active_label = id.max(1);
-        drag(&mut h, rect.center() + at, by);
+        common::drag(&mut h, rect.center() + at, by, egui::PointerButton::Primary);
         let full = recount(&h);
         for label in [1u16, 2, 4, 9] {
             let (tp, fp, fn_) = full.tp_fp_fn(label);
@@ -697,8 +625,8 @@ fn live_dice_follows_every_stroke_and_equals_a_recount() {
         }
     }
     // Undo and redo are followed too.
-    press(&mut h, Modifiers::COMMAND, Key::Z);
-    press(&mut h, Modifiers::COMMAND, Key::Z);
+    common::press(&mut h, Modifiers::COMMAND, Key::Z);
+    common::press(&mut h, Modifiers::COMMAND, Key::Z);
     let full = recount(&h);
     let (tp, fp, fn_) = full.tp_fp_fn(2);
     assert_eq!(

@@ -27,24 +27,9 @@ fn harness(app: UmeApp) -> Harness<'static, UmeApp> {
     h
 }
 
-/// Let background work (loading, metrics, keyframe summaries) finish, then
-/// run the UI until it is idle.
+/// Let background work finish, then run the UI until it is idle.
 fn settle(h: &mut Harness<'_, UmeApp>) {
-    for _ in 0..1000 {
-        h.step();
-        let s = h.state();
-        if !s.is_loading()
-            && !s.eval.is_computing()
-            && !s.keyframes.is_pending()
-            && !s.is_busy_with_files()
-        {
-            break;
-        }
-        std::thread::sleep(std::time::Duration::from_millis(5));
-    }
-    // Absorb the wake-ups the finished threads send after their results.
-    std::thread::sleep(std::time::Duration::from_millis(20));
-    h.step();
+    common::settle(h);
     h.run();
 }
 
@@ -273,28 +258,7 @@ fn drag_rotates_the_3d_view() {
 fn a_prediction_fills_the_metrics_table() {
     let (mut app, _tmp) = app_with(Kind::Brats);
     // The prediction: the ground truth moved two voxels along x.
-    let gt = app
-        .doc
-        .as_ref()
-        .unwrap()
-        .labels()
-        .at_frame(0)
-        .unwrap()
-        .clone();
-    let mut pred = (*gt).clone();
-    let [nx, ny, nz] = gt.dims;
-    for k in 0..nz {
-        for j in 0..ny {
-            for i in 0..nx {
-                let src = if i >= 2 {
-                    gt.get(i - 2 + nx * (j + ny * k))
-                } else {
-                    0
-                };
-                pred.set(i + nx * (j + ny * k), src);
-            }
-        }
-    }
+    let pred = common::shifted(&common::labels_of(&app), 2);
     app.set_prediction(Prediction::new(Arc::new(pred), "pred.nii.gz"))
         .unwrap();
     let mut h = harness(app);

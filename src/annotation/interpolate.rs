@@ -27,12 +27,16 @@ fn signed_distance(mask: &[bool], dims: [usize; 3], spacing: [f64; 3]) -> Vec<f6
         .collect()
 }
 
+/// An annotated slice: its index, its in-plane mask and the mask's box
+/// (min u, min v, max u, max v).
+type Slice = (usize, Vec<bool>, [usize; 4]);
+
 /// Blend the signed distances of two annotated slices (index, mask, box)
 /// for the slices between them; `inside(a, b, k)` is called for each
 /// in-plane pixel (a, b) of slice k inside the blend.
 fn fill_gap(
-    s0: &(usize, Vec<bool>, [usize; 4]),
-    s1: &(usize, Vec<bool>, [usize; 4]),
+    s0: &Slice,
+    s1: &Slice,
     nu: usize,
     nv: usize,
     spacing: [f64; 3],
@@ -103,7 +107,7 @@ pub fn between_slices(
         m
     };
     // Each annotated slice's mask and its bounding box (in-plane).
-    let slices: Vec<(usize, Vec<bool>, [usize; 4])> = (0..dims[axis])
+    let slices: Vec<Slice> = (0..dims[axis])
         .filter_map(|k| {
             let m = mask_of(k);
             let mut bb = [usize::MAX, usize::MAX, 0, 0];
@@ -121,10 +125,7 @@ pub fn between_slices(
     // (the cores the machine has); each works in the two masks' joint box
     // with a one-pixel margin: outside it both distances are positive, so
     // nothing there is inside the blend.
-    let gaps: Vec<(
-        &(usize, Vec<bool>, [usize; 4]),
-        &(usize, Vec<bool>, [usize; 4]),
-    )> = slices
+    let gaps: Vec<(&Slice, &Slice)> = slices
         .windows(2)
         .filter(|w| w[1].0 - w[0].0 >= 2)
         .map(|w| (&w[0], &w[1]))

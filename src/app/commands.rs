@@ -78,24 +78,8 @@ pub enum Command {
     InterpolateAll,
     /// Take the whole prediction into the labels (one undo step).
     AcceptPrediction,
-    /// Make the table's first label active (digits 1–9).
-    Label1,
-    /// Second label.
-    Label2,
-    /// Third label.
-    Label3,
-    /// Fourth label.
-    Label4,
-    /// Fifth label.
-    Label5,
-    /// Sixth label.
-    Label6,
-    /// Seventh label.
-    Label7,
-    /// Eighth label.
-    Label8,
-    /// Ninth label.
-    Label9,
+    /// Make the table's n-th label (1–9) active: the digit keys.
+    Label(u8),
     /// Zoom, pan and 3D camera back to fit.
     ResetViews,
     /// The keyboard shortcuts window.
@@ -179,15 +163,15 @@ impl Command {
         Command::Interpolate,
         Command::InterpolateAll,
         Command::AcceptPrediction,
-        Command::Label1,
-        Command::Label2,
-        Command::Label3,
-        Command::Label4,
-        Command::Label5,
-        Command::Label6,
-        Command::Label7,
-        Command::Label8,
-        Command::Label9,
+        Command::Label(1),
+        Command::Label(2),
+        Command::Label(3),
+        Command::Label(4),
+        Command::Label(5),
+        Command::Label(6),
+        Command::Label(7),
+        Command::Label(8),
+        Command::Label(9),
         Command::ResetViews,
         Command::ShowShortcuts,
     ];
@@ -226,15 +210,7 @@ impl Command {
             Command::Interpolate => "Fill between slices",
             Command::InterpolateAll => "Fill between slices, all labels",
             Command::AcceptPrediction => "Accept prediction",
-            Command::Label1 => "Label 1 of the table",
-            Command::Label2 => "Label 2 of the table",
-            Command::Label3 => "Label 3 of the table",
-            Command::Label4 => "Label 4 of the table",
-            Command::Label5 => "Label 5 of the table",
-            Command::Label6 => "Label 6 of the table",
-            Command::Label7 => "Label 7 of the table",
-            Command::Label8 => "Label 8 of the table",
-            Command::Label9 => "Label 9 of the table",
+            Command::Label(_) => "Table label (digit)",
             Command::ResetViews => "Reset views",
             Command::ShowShortcuts => "Keyboard shortcuts",
         }
@@ -284,15 +260,7 @@ impl Command {
             }
             Command::InterpolateAll => "Fill between slices for every label",
             Command::AcceptPrediction => "Make the labels the prediction (one undo step)",
-            Command::Label1
-            | Command::Label2
-            | Command::Label3
-            | Command::Label4
-            | Command::Label5
-            | Command::Label6
-            | Command::Label7
-            | Command::Label8
-            | Command::Label9 => "Make this label of the table the active one",
+            Command::Label(_) => "Make this label of the table the active one",
             Command::ResetViews => "Zoom, pan and the 3D camera back to fit",
             Command::ShowShortcuts => "List every keyboard shortcut",
         }
@@ -321,15 +289,15 @@ impl Command {
             Command::BrushLarger => SC_BRUSH_LARGER,
             Command::ShowShortcuts => SC_SHOW_SHORTCUTS,
             Command::Interpolate => SC_INTERPOLATE,
-            Command::Label1 => SC_LABEL1,
-            Command::Label2 => SC_LABEL2,
-            Command::Label3 => SC_LABEL3,
-            Command::Label4 => SC_LABEL4,
-            Command::Label5 => SC_LABEL5,
-            Command::Label6 => SC_LABEL6,
-            Command::Label7 => SC_LABEL7,
-            Command::Label8 => SC_LABEL8,
-            Command::Label9 => SC_LABEL9,
+            Command::Label(1) => SC_LABEL1,
+            Command::Label(2) => SC_LABEL2,
+            Command::Label(3) => SC_LABEL3,
+            Command::Label(4) => SC_LABEL4,
+            Command::Label(5) => SC_LABEL5,
+            Command::Label(6) => SC_LABEL6,
+            Command::Label(7) => SC_LABEL7,
+            Command::Label(8) => SC_LABEL8,
+            Command::Label(9) => SC_LABEL9,
             _ => &[],
         }
     }
@@ -570,21 +538,7 @@ impl UmeApp {
             Command::Interpolate => self.interpolate(ctx, false),
             Command::InterpolateAll => self.interpolate(ctx, true),
             Command::AcceptPrediction => self.accept_prediction(ctx, None),
-            Command::Label1
-            | Command::Label2
-            | Command::Label3
-            | Command::Label4
-            | Command::Label5
-            | Command::Label6
-            | Command::Label7
-            | Command::Label8
-            | Command::Label9 => {
-                let n = super::tools::DIGITS
-                    .iter()
-                    .position(|c| *c == command)
-                    .map_or(1, |i| i + 1);
-                self.select_label(n);
-            }
+            Command::Label(n) => self.select_label(usize::from(n)),
             Command::ToolCrosshair
             | Command::ToolBrush
             | Command::ToolEraser

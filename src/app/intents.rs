@@ -3,7 +3,10 @@
 
 use super::views::Intent;
 use super::{UmeApp, settings};
+use crate::annotation::brush::{axis_along, voxel_of};
+use crate::annotation::{Brush, BrushShape};
 use crate::viewmath::SliceAxis;
+use crate::volume::Geometry;
 
 impl UmeApp {
     /// Apply what a view asked for.
@@ -55,25 +58,31 @@ impl UmeApp {
         }
     }
 
-    /// Fill a closed outline drawn in a slice view with the active label,
-    /// by the paint rule, as one step (bounded by one slice).
-    fn fill_polygon(&mut self, axis: SliceAxis, points: &[[f64; 3]]) {
-        use crate::annotation::brush::{axis_along, voxel_of};
-        let Some(doc) = &mut self.doc else { return };
-        let Some(layer) = doc.layer(0) else { return };
+    /// The image grid and the voxel slice a slice view shows at the
+    /// crosshair: (geometry, dims, voxel axis across the view, its index).
+    fn view_slice(&self, axis: SliceAxis) -> Option<(Geometry, [usize; 3], usize, usize)> {
+        let layer = self.doc.as_ref()?.layer(0)?;
         let geometry = layer.volume.geometry.clone();
         let dims = layer.volume.dims;
         let mut normal = [0.0; 3];
         normal[axis.normal_axis()] = 1.0;
         let across = axis_along(&geometry, normal);
-        let Some(c) = voxel_of(&geometry, self.cursor.crosshair_mm) else {
-            return;
-        };
+        let c = voxel_of(&geometry, self.cursor.crosshair_mm)?;
         let index = c[across]
             .round()
             .clamp(0.0, (dims[across].max(1) - 1) as f64) as usize;
+        Some((geometry, dims, across, index))
+    }
+
+    /// Fill a closed outline drawn in a slice view with the active label,
+    /// by the paint rule, as one step (bounded by one slice).
+    fn fill_polygon(&mut self, axis: SliceAxis, points: &[[f64; 3]]) {
+        let Some((geometry, dims, across, index)) = self.view_slice(axis) else {
+            return;
+        };
         let voxels = crate::annotation::polygon::inside(&geometry, dims, across, index, points);
         let rule = self.settings.paint_rule(false);
+        let Some(doc) = &mut self.doc else { return };
         doc.paint(self.cursor.frame, &voxels, &rule, self.cursor.active);
         doc.end_edit();
     }
@@ -81,21 +90,9 @@ impl UmeApp {
     /// Paint with the brush (or erase) between two world points in a slice
     /// view: a disc in the voxel slice under the crosshair, or a ball.
     fn paint(&mut self, axis: SliceAxis, from: [f64; 3], to: [f64; 3]) {
-        use crate::annotation::brush::{axis_along, voxel_of};
-        use crate::annotation::{Brush, BrushShape};
-        let Some(doc) = &mut self.doc else { return };
-        let Some(layer) = doc.layer(0) else { return };
-        let geometry = layer.volume.geometry.clone();
-        let dims = layer.volume.dims;
-        let mut normal = [0.0; 3];
-        normal[axis.normal_axis()] = 1.0;
-        let across = axis_along(&geometry, normal);
-        let Some(c) = voxel_of(&geometry, self.cursor.crosshair_mm) else {
+        let Some((geometry, dims, across, index)) = self.view_slice(axis) else {
             return;
         };
-        let index = c[across]
-            .round()
-            .clamp(0.0, (dims[across].max(1) - 1) as f64) as usize;
         let brush = Brush {
             radius_mm: self.settings.brush_radius_mm,
             shape: if self.settings.brush_ball {
@@ -111,6 +108,7 @@ impl UmeApp {
         let rule = self
             .settings
             .paint_rule(self.settings.tool == settings::Tool::Eraser);
+        let Some(doc) = &mut self.doc else { return };
         doc.paint(self.cursor.frame, &voxels, &rule, self.cursor.active);
     }
 }

@@ -25,6 +25,7 @@ pub mod commands;
 pub mod document;
 pub mod evaluation;
 pub mod files;
+mod input;
 mod intents;
 pub mod jobs;
 pub mod keyframes_ui;

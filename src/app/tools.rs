@@ -4,8 +4,8 @@
 //! the UI applies them as one undoable step. A result computed from labels
 //! that changed meanwhile is dropped, never applied.
 
+use super::UmeApp;
 use super::jobs::Job;
-use super::{Command, UmeApp};
 use crate::annotation::brush::{axis_along, voxel_of};
 use crate::annotation::fill::{FillBounds, flood};
 use crate::viewmath::SliceAxis;
@@ -209,16 +209,3 @@ impl UmeApp {
         }
     }
 }
-
-/// The digit commands, 1 to 9.
-pub const DIGITS: [Command; 9] = [
-    Command::Label1,
-    Command::Label2,
-    Command::Label3,
-    Command::Label4,
-    Command::Label5,
-    Command::Label6,
-    Command::Label7,
-    Command::Label8,
-    Command::Label9,
-];

@@ -136,33 +136,27 @@ pub fn label_box(
 ) -> ([u32; 3], [u32; 3], LabelData) {
     let base = l.frame_offset(frame);
     let size = [0, 1, 2].map(|k| hi[k].min(l.dims[k] - 1) + 1 - lo[k].min(hi[k]));
-    let n = size[0] * size[1] * size[2];
     let at = |i: usize, j: usize, k: usize| {
         base + (lo[0] + i) + l.dims[0] * ((lo[1] + j) + l.dims[1] * (lo[2] + k))
     };
+    fn copy<T: Copy>(
+        d: &[T],
+        size: [usize; 3],
+        at: impl Fn(usize, usize, usize) -> usize,
+    ) -> Vec<T> {
+        let mut out = Vec::with_capacity(size[0] * size[1] * size[2]);
+        for k in 0..size[2] {
+            for j in 0..size[1] {
+                for i in 0..size[0] {
+                    out.push(d[at(i, j, k)]);
+                }
+            }
+        }
+        out
+    }
     let data = match &l.data {
-        LabelData::U8(d) => {
-            let mut out = Vec::with_capacity(n);
-            for k in 0..size[2] {
-                for j in 0..size[1] {
-                    for i in 0..size[0] {
-                        out.push(d[at(i, j, k)]);
-                    }
-                }
-            }
-            LabelData::U8(out)
-        }
-        LabelData::U16(d) => {
-            let mut out = Vec::with_capacity(n);
-            for k in 0..size[2] {
-                for j in 0..size[1] {
-                    for i in 0..size[0] {
-                        out.push(d[at(i, j, k)]);
-                    }
-                }
-            }
-            LabelData::U16(out)
-        }
+        LabelData::U8(d) => LabelData::U8(copy(d, size, at)),
+        LabelData::U16(d) => LabelData::U16(copy(d, size, at)),
     };
     (lo.map(|x| x as u32), size.map(|x| x as u32), data)
 }

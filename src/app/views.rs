@@ -6,6 +6,7 @@
 //! letters).
 
 use super::document::Document;
+use super::input;
 use super::settings::{RayMode, Settings, Tool};
 use crate::render::{RayUniforms, SliceUniforms, ViewCallback, ViewDraw, gpu_matrix};
 use crate::viewmath::{self, Orbit, SliceAxis, SlicePlane};
@@ -100,9 +101,9 @@ pub struct Camera {
     /// there).
     pub focus: SliceAxis,
     /// Wheel travel not yet turned into whole slices (points).
-    wheel_points: f32,
+    pub(super) wheel_points: f32,
     /// The stroke being painted: its view and last world point.
-    stroke: Option<(SliceAxis, [f64; 3])>,
+    pub(super) stroke: Option<(SliceAxis, [f64; 3])>,
     /// The outline being drawn: its view, its vertices (world), and whether
     /// it is a lasso (a drag) rather than clicked vertices.
     pub polygon: Option<(SliceAxis, Vec<[f64; 3]>, bool)>,
@@ -157,9 +158,6 @@ pub enum Intent {
     /// Fill a closed outline drawn in a slice view (world points).
     Polygon(SliceAxis, Vec<[f64; 3]>),
 }
-
-/// Points of smooth (touchpad) scrolling that count as one wheel notch.
-const POINTS_PER_NOTCH: f32 = 50.0;
 
 /// The grid as uploaded to the GPU (possibly downsampled).
 #[derive(Debug, Clone)]
@@ -240,40 +238,11 @@ pub fn to_screen(rect: Rect, p: Pos2) -> [f64; 2] {
     ]
 }
 
-fn from_screen(rect: Rect, s: [f64; 2]) -> Pos2 {
+pub(super) fn from_screen(rect: Rect, s: [f64; 2]) -> Pos2 {
     Pos2::new(
         rect.left() + ((s[0] + 1.0) / 2.0) as f32 * rect.width(),
         rect.top() + ((1.0 - s[1]) / 2.0) as f32 * rect.height(),
     )
-}
-
-/// Whole wheel notches in this frame's raw wheel events (Ctrl/Cmd+wheel is
-/// zoom, not counted). A notch is one line; smooth scrolling adds up points
-/// in `carry` until they make a notch. Raw events, not egui's smoothed
-/// delta, which spreads one notch over several frames (one notch moved
-/// about four slices).
-fn wheel_notches(input: &egui::InputState, carry: &mut f32) -> i32 {
-    for e in &input.events {
-        if let egui::Event::MouseWheel {
-            unit,
-            delta,
-            modifiers,
-            ..
-        } = e
-        {
-            if modifiers.ctrl || modifiers.command {
-                continue;
-            }
-            *carry += match unit {
-                egui::MouseWheelUnit::Line => delta.y * POINTS_PER_NOTCH,
-                egui::MouseWheelUnit::Page => delta.y * POINTS_PER_NOTCH * 10.0,
-                egui::MouseWheelUnit::Point => delta.y,
-            };
-        }
-    }
-    let notches = (*carry / POINTS_PER_NOTCH).trunc();
-    *carry -= notches * POINTS_PER_NOTCH;
-    notches as i32
 }
 
 /// Draw one slice view and turn its input into intents (crosshair, window,
@@ -301,10 +270,10 @@ pub fn slice_view_ui(
     // middle drag pans; wheel steps slices; Ctrl+wheel zooms; double click
     // maximises.
     let painting = matches!(view.settings.tool, Tool::Brush | Tool::Eraser);
-    if painting && paint_input(ui, &response, rect, &plane, axis, camera, intents) {
+    if painting && input::paint_input(ui, &response, rect, &plane, axis, camera, intents) {
         // The pointer painted (or picked a label).
     } else if view.settings.tool == Tool::Polygon {
-        polygon_input(ui, &response, rect, &plane, axis, camera, intents);
+        input::polygon_input(ui, &response, rect, &plane, axis, camera, intents);
     } else if view.settings.tool == Tool::Fill
         && response.clicked_by(egui::PointerButton::Primary)
         && let Some(p) = response.interact_pointer_pos()
@@ -347,7 +316,7 @@ pub fn slice_view_ui(
         camera.focus = axis;
         let (notches, zoom) = ui.input(|inp| {
             (
-                wheel_notches(inp, &mut camera.wheel_points),
+                input::wheel_notches(inp, &mut camera.wheel_points),
                 inp.zoom_delta(),
             )
         });
@@ -413,137 +382,6 @@ pub fn slice_view_ui(
     response.hover_pos().map(|p| Hover {
         world_mm: plane.world_from_screen(to_screen(rect, p)),
     })
-}
-
-/// Brush input in a slice view: press starts a stroke, moves extend it,
-/// release ends it; Ctrl+click picks the label under the pointer. Returns
-/// whether the left button was used here.
-fn paint_input(
-    ui: &egui::Ui,
-    response: &egui::Response,
-    rect: Rect,
-    plane: &SlicePlane,
-    axis: SliceAxis,
-    camera: &mut Camera,
-    intents: &mut Vec<Intent>,
-) -> bool {
-    let (pressed, released, down, ctrl) = ui.input(|i| {
-        (
-            i.pointer.primary_pressed(),
-            i.pointer.primary_released(),
-            i.pointer.primary_down(),
-            i.modifiers.command || i.modifiers.ctrl,
-        )
-    });
-    let pos = ui.input(|i| i.pointer.interact_pos());
-    let world = pos.map(|p| plane.world_from_screen(to_screen(rect, p)));
-    if let Some(w) = world
-        && pressed
-        && response.hovered()
-    {
-        if ctrl {
-            intents.push(Intent::PickLabel(w));
-            return true;
-        }
-        intents.push(Intent::Paint {
-            axis,
-            from: w,
-            to: w,
-        });
-        camera.stroke = Some((axis, w));
-        return true;
-    }
-    let Some((stroke_axis, last)) = camera.stroke else {
-        return false;
-    };
-    if stroke_axis != axis {
-        return false;
-    }
-    if let Some(w) = world
-        && (down || released)
-        && w != last
-    {
-        intents.push(Intent::Paint {
-            axis,
-            from: last,
-            to: w,
-        });
-        camera.stroke = Some((axis, w));
-    }
-    if released || !down {
-        intents.push(Intent::EndStroke);
-        camera.stroke = None;
-    }
-    true
-}
-
-/// Polygon input: clicks add vertices (a double click, or a click near
-/// the first vertex, closes the outline); a drag draws a lasso, closed on
-/// release; Escape drops it. The outline is drawn over the view.
-fn polygon_input(
-    ui: &egui::Ui,
-    response: &egui::Response,
-    rect: Rect,
-    plane: &SlicePlane,
-    axis: SliceAxis,
-    camera: &mut Camera,
-    intents: &mut Vec<Intent>,
-) {
-    let world = |p: Pos2| plane.world_from_screen(to_screen(rect, p));
-    let screen = |w: [f64; 3]| from_screen(rect, plane.screen_from_world(w));
-    if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
-        camera.polygon = None;
-    }
-    let ours = camera.polygon.as_ref().is_some_and(|(a, _, _)| *a == axis);
-    let pos = response.interact_pointer_pos();
-    if response.drag_started_by(egui::PointerButton::Primary)
-        && let Some(p) = pos
-    {
-        camera.polygon = Some((axis, vec![world(p)], true));
-    } else if response.dragged_by(egui::PointerButton::Primary)
-        && ours
-        && let (Some(p), Some((_, pts, true))) = (pos, camera.polygon.as_mut())
-        && pts.last().is_none_or(|l| screen(*l).distance(p) > 3.0)
-    {
-        pts.push(world(p));
-    } else if response.drag_stopped_by(egui::PointerButton::Primary) && ours {
-        if let Some((_, pts, true)) = camera.polygon.take()
-            && pts.len() >= 3
-        {
-            intents.push(Intent::Polygon(axis, pts));
-        }
-    } else if response.clicked_by(egui::PointerButton::Primary)
-        && let Some(p) = pos
-    {
-        let pts = match camera.polygon.as_mut() {
-            Some((a, pts, false)) if *a == axis => pts,
-            _ => {
-                camera.polygon = Some((axis, Vec::new(), false));
-                &mut camera.polygon.as_mut().expect("just set").1
-            }
-        };
-        let closes =
-            pts.len() >= 3 && (response.double_clicked() || screen(pts[0]).distance(p) < 8.0);
-        if closes {
-            let (_, pts, _) = camera.polygon.take().expect("open outline");
-            intents.push(Intent::Polygon(axis, pts));
-        } else {
-            pts.push(world(p));
-        }
-    }
-    if let Some((a, pts, _)) = &camera.polygon
-        && *a == axis
-    {
-        let painter = ui.painter_at(rect);
-        let line: Vec<Pos2> = pts.iter().map(|w| screen(*w)).collect();
-        painter.add(egui::Shape::line(
-            line.clone(),
-            Stroke::new(1.5, Color32::from_rgb(255, 220, 0)),
-        ));
-        for p in line {
-            painter.circle_filled(p, 2.5, Color32::from_rgb(255, 220, 0));
-        }
-    }
 }
 
 fn toggle_maximised(camera: &mut Camera, me: ViewId) {
@@ -642,8 +480,12 @@ pub fn three_d_view_ui(ui: &mut egui::Ui, rect: Rect, view: &ViewCtx, camera: &m
         camera.orbit.pitch = (camera.orbit.pitch + f64::from(d.y) * 0.01).clamp(-1.5, 1.5);
     }
     if response.hovered() {
-        let (notches, zoom) =
-            ui.input(|i| (wheel_notches(i, &mut camera.wheel_points), i.zoom_delta()));
+        let (notches, zoom) = ui.input(|i| {
+            (
+                input::wheel_notches(i, &mut camera.wheel_points),
+                i.zoom_delta(),
+            )
+        });
         let factor = 0.9f64.powi(notches) / f64::from(zoom);
         if factor != 1.0 {
             camera.orbit.zoom = (camera.orbit.zoom * factor).clamp(0.2, 5.0);

@@ -246,6 +246,23 @@ pub fn default_model(doc: &Document) -> &'static str {
     }
 }
 
+/// The model to run: the one chosen, else the bundled one that fits the
+/// case; `false` (and an error saying what to do) when there is none.
+fn ensure_model(
+    ai: &mut AiState,
+    doc: &Document,
+    notes: &mut super::notify::Notifications,
+) -> bool {
+    if ai.model.is_empty() {
+        ai.model = default_model(doc).into();
+    }
+    if ai.model.is_empty() {
+        notes.error("no bundled model fits this case: enter a checkpoint folder");
+        return false;
+    }
+    true
+}
+
 /// Start segmenting the open case with `app.ai.model`; with `drop`, the
 /// modality at that index is replaced by zeros — the what-if run.
 pub fn start_segment(app: &mut UmeApp, ctx: &egui::Context, drop: Option<usize>) {
@@ -253,12 +270,7 @@ pub fn start_segment(app: &mut UmeApp, ctx: &egui::Context, drop: Option<usize>)
     if app.ai.segment.is_running() {
         return;
     }
-    if app.ai.model.is_empty() {
-        app.ai.model = default_model(doc).into();
-    }
-    if app.ai.model.is_empty() {
-        app.notes
-            .error("no bundled model fits this case: enter a checkpoint folder");
+    if !ensure_model(&mut app.ai, doc, &mut app.notes) {
         return;
     }
     let what_if = match drop {
@@ -331,12 +343,7 @@ pub fn start_training(app: &mut UmeApp, ctx: &egui::Context) {
     if app.ai.train.is_running() {
         return;
     }
-    if app.ai.model.is_empty() {
-        app.ai.model = default_model(doc).into();
-    }
-    if app.ai.model.is_empty() {
-        app.notes
-            .error("no bundled model fits this case: enter a checkpoint folder");
+    if !ensure_model(&mut app.ai, doc, &mut app.notes) {
         return;
     }
     let case = match app.ai.source {

@@ -1,0 +1,170 @@
+//! Pointer input in a slice view turned into intents: the wheel counted in
+//! notches (one notch, one slice), brush strokes (press, moves, release),
+//! and polygon outlines (clicked vertices or a dragged lasso).
+
+use super::views::{Camera, Intent, from_screen, to_screen};
+use crate::viewmath::{SliceAxis, SlicePlane};
+use eframe::egui::{self, Color32, Pos2, Rect, Stroke};
+
+/// Points of smooth (touchpad) scrolling that count as one wheel notch.
+const POINTS_PER_NOTCH: f32 = 50.0;
+
+/// Whole wheel notches in this frame's raw wheel events (Ctrl/Cmd+wheel is
+/// zoom, not counted). A notch is one line; smooth scrolling adds up points
+/// in `carry` until they make a notch. Raw events, not egui's smoothed
+/// delta, which spreads one notch over several frames (one notch moved
+/// about four slices).
+pub(super) fn wheel_notches(input: &egui::InputState, carry: &mut f32) -> i32 {
+    for e in &input.events {
+        if let egui::Event::MouseWheel {
+            unit,
+            delta,
+            modifiers,
+            ..
+        } = e
+        {
+            if modifiers.ctrl || modifiers.command {
+                continue;
+            }
+            *carry += match unit {
+                egui::MouseWheelUnit::Line => delta.y * POINTS_PER_NOTCH,
+                egui::MouseWheelUnit::Page => delta.y * POINTS_PER_NOTCH * 10.0,
+                egui::MouseWheelUnit::Point => delta.y,
+            };
+        }
+    }
+    let notches = (*carry / POINTS_PER_NOTCH).trunc();
+    *carry -= notches * POINTS_PER_NOTCH;
+    notches as i32
+}
+
+/// Brush input in a slice view: press starts a stroke, moves extend it,
+/// release ends it; Ctrl+click picks the label under the pointer. Returns
+/// whether the left button was used here.
+pub(super) fn paint_input(
+    ui: &egui::Ui,
+    response: &egui::Response,
+    rect: Rect,
+    plane: &SlicePlane,
+    axis: SliceAxis,
+    camera: &mut Camera,
+    intents: &mut Vec<Intent>,
+) -> bool {
+    let (pressed, released, down, ctrl) = ui.input(|i| {
+        (
+            i.pointer.primary_pressed(),
+            i.pointer.primary_released(),
+            i.pointer.primary_down(),
+            i.modifiers.command || i.modifiers.ctrl,
+        )
+    });
+    let pos = ui.input(|i| i.pointer.interact_pos());
+    let world = pos.map(|p| plane.world_from_screen(to_screen(rect, p)));
+    if let Some(w) = world
+        && pressed
+        && response.hovered()
+    {
+        if ctrl {
+            intents.push(Intent::PickLabel(w));
+            return true;
+        }
+        intents.push(Intent::Paint {
+            axis,
+            from: w,
+            to: w,
+        });
+        camera.stroke = Some((axis, w));
+        return true;
+    }
+    let Some((stroke_axis, last)) = camera.stroke else {
+        return false;
+    };
+    if stroke_axis != axis {
+        return false;
+    }
+    if let Some(w) = world
+        && (down || released)
+        && w != last
+    {
+        intents.push(Intent::Paint {
+            axis,
+            from: last,
+            to: w,
+        });
+        camera.stroke = Some((axis, w));
+    }
+    if released || !down {
+        intents.push(Intent::EndStroke);
+        camera.stroke = None;
+    }
+    true
+}
+
+/// Polygon input: clicks add vertices (a double click, or a click near
+/// the first vertex, closes the outline); a drag draws a lasso, closed on
+/// release; Escape drops it. The outline is drawn over the view.
+pub(super) fn polygon_input(
+    ui: &egui::Ui,
+    response: &egui::Response,
+    rect: Rect,
+    plane: &SlicePlane,
+    axis: SliceAxis,
+    camera: &mut Camera,
+    intents: &mut Vec<Intent>,
+) {
+    let world = |p: Pos2| plane.world_from_screen(to_screen(rect, p));
+    let screen = |w: [f64; 3]| from_screen(rect, plane.screen_from_world(w));
+    if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
+        camera.polygon = None;
+    }
+    let ours = camera.polygon.as_ref().is_some_and(|(a, _, _)| *a == axis);
+    let pos = response.interact_pointer_pos();
+    if response.drag_started_by(egui::PointerButton::Primary)
+        && let Some(p) = pos
+    {
+        camera.polygon = Some((axis, vec![world(p)], true));
+    } else if response.dragged_by(egui::PointerButton::Primary)
+        && ours
+        && let (Some(p), Some((_, pts, true))) = (pos, camera.polygon.as_mut())
+        && pts.last().is_none_or(|l| screen(*l).distance(p) > 3.0)
+    {
+        pts.push(world(p));
+    } else if response.drag_stopped_by(egui::PointerButton::Primary) && ours {
+        if let Some((_, pts, true)) = camera.polygon.take()
+            && pts.len() >= 3
+        {
+            intents.push(Intent::Polygon(axis, pts));
+        }
+    } else if response.clicked_by(egui::PointerButton::Primary)
+        && let Some(p) = pos
+    {
+        let pts = match camera.polygon.as_mut() {
+            Some((a, pts, false)) if *a == axis => pts,
+            _ => {
+                camera.polygon = Some((axis, Vec::new(), false));
+                &mut camera.polygon.as_mut().expect("just set").1
+            }
+        };
+        let closes =
+            pts.len() >= 3 && (response.double_clicked() || screen(pts[0]).distance(p) < 8.0);
+        if closes {
+            let (_, pts, _) = camera.polygon.take().expect("open outline");
+            intents.push(Intent::Polygon(axis, pts));
+        } else {
+            pts.push(world(p));
+        }
+    }
+    if let Some((a, pts, _)) = &camera.polygon
+        && *a == axis
+    {
+        let painter = ui.painter_at(rect);
+        let line: Vec<Pos2> = pts.iter().map(|w| screen(*w)).collect();
+        painter.add(egui::Shape::line(
+            line.clone(),
+            Stroke::new(1.5, Color32::from_rgb(255, 220, 0)),
+        ));
+        for p in line {
+            painter.circle_filled(p, 2.5, Color32::from_rgb(255, 220, 0));
+        }
+    }
+}
