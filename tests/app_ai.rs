@@ -263,6 +263,21 @@ fn fine_tune_shows_curves_stops_restarts_and_swaps_the_model() {
     h.step();
     h.get_by_label("Dice before / after fine-tuning");
     assert!(h.state().ai.before.is_some());
+    // The fine-tuned model is remembered (the picker lists it after a
+    // restart) and Save model as… copies it.
+    let tuned = std::path::PathBuf::from(&h.state().ai.model);
+    assert!(h.state().settings.models.contains(&tuned));
+    let copy = tmp.path().join("saved-model");
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .picked(&ctx, ume::app::files::Pick::SaveModel, vec![copy.clone()]);
+    wait_for(&mut h, "the model copy", |a| {
+        copy.join("model.bpk").is_file() && a.settings.models.contains(&copy)
+    });
+    assert_eq!(
+        std::fs::read(copy.join("config.json")).unwrap(),
+        std::fs::read(tuned.join("config.json")).unwrap()
+    );
 }
 
 #[test]

@@ -46,6 +46,21 @@ impl<S: StepSize> History<S> {
         }
     }
 
+    /// Change the budget; the oldest steps go until it is kept.
+    pub fn set_budget(&mut self, budget: usize) {
+        self.budget = budget;
+        while self.bytes > self.budget && self.undo.len() > 1 {
+            if let Some(old) = self.undo.pop_front() {
+                self.bytes -= old.bytes();
+            }
+        }
+    }
+
+    /// The budget, bytes.
+    pub fn budget(&self) -> usize {
+        self.budget
+    }
+
     /// Record a new step (the redo stack is cleared).
     pub fn push(&mut self, step: S) {
         for s in self.redo.drain(..) {

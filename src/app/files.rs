@@ -558,6 +558,33 @@ mod tests {
     use super::*;
 
     #[test]
+    fn per_frame_maps_save_as_frame_files_and_a_4d_map_as_one() {
+        use crate::volume::{Geometry, LabelVolume};
+        let tmp = tempfile::tempdir().unwrap();
+        let g = Geometry::identity();
+        let mut ed = LabelVolume::zeros([4, 3, 2], 1, g.clone());
+        ed.set(0, 3);
+        let mut es = LabelVolume::zeros([4, 3, 2], 1, g.clone());
+        es.set(5, 1);
+        let table = LabelTable::generic([1, 3]);
+        let path = tmp.path().join("p001.nii.gz");
+        let maps = vec![
+            (Some(0), Arc::new(ed.clone())),
+            (Some(11), Arc::new(es.clone())),
+        ];
+        write_labels(&maps, &g, &table, &path).unwrap();
+        let back = |n: &str| crate::io::load_labels(&tmp.path().join(n)).unwrap();
+        assert_eq!(back("p001_frame01.nii.gz").data, ed.data);
+        assert_eq!(back("p001_frame12.nii.gz").data, es.data);
+        assert!(tmp.path().join("p001_labels.txt").is_file());
+        // One map for every frame (a 4D map) is one file.
+        let four_d = LabelVolume::zeros([4, 3, 2], 5, g.clone());
+        let path = tmp.path().join("cine.nii.gz");
+        write_labels(&[(None, Arc::new(four_d))], &g, &table, &path).unwrap();
+        assert_eq!(crate::io::load_labels(&path).unwrap().frames, 5);
+    }
+
+    #[test]
     fn per_frame_maps_get_acdc_style_names() {
         assert_eq!(
             frame_path(Path::new("/d/seg.nii.gz"), 0),

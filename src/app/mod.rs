@@ -36,6 +36,7 @@ mod panels;
 pub mod safety;
 pub mod screenshot;
 pub mod settings;
+mod tool_panel;
 mod tools;
 pub mod upload;
 pub mod views;
@@ -350,6 +351,7 @@ impl UmeApp {
         self.restore_logic();
         self.tool_logic();
         if let Some(doc) = &mut self.doc {
+            doc.set_history_budget(self.settings.undo_budget_mb.saturating_mul(1 << 20));
             let overlay = self.settings.overlay;
             self.eval
                 .update(doc, self.cursor.frame, overlay, &mut self.notes, ctx);

@@ -154,6 +154,8 @@ pub struct Settings {
     pub fill_max_mm: Option<f64>,
     /// Labels nothing may change.
     pub locked: BTreeSet<u16>,
+    /// Memory the undo history may hold, MB (oldest steps go first).
+    pub undo_budget_mb: usize,
     /// Cine speed.
     pub cine_fps: f32,
     /// Window (low, high) per layer of the open case: display state, reset
@@ -191,6 +193,7 @@ impl Default for Settings {
             paint_range: None,
             fill_max_mm: None,
             locked: BTreeSet::new(),
+            undo_budget_mb: 512,
             cine_fps: 15.0,
             windows: Vec::new(),
             recent: Vec::new(),

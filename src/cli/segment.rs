@@ -98,8 +98,9 @@ pub(super) fn train(
 ) -> Result<()> {
     let text = std::fs::read_to_string(config_path)
         .with_context(|| format!("reading {}", config_path.display()))?;
-    let is_ume = serde_json::from_str::<serde_json::Value>(&text)
-        .is_ok_and(|v| v["model"].get("embed_dim").is_some());
+    let is_ume = crate::training::config::ConfigKind::of(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?
+        == crate::training::config::ConfigKind::UmeEncoder;
     if resume && !crate::training::resumable(out) {
         eprintln!(
             "{}: nothing to resume (no last/ run state); starting a new run",

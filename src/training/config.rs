@@ -11,10 +11,39 @@ use crate::models::segment::SegmenterConfig;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
+/// What a training config trains: the `kind` tag at the top of the file.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, Serialize, Deserialize)]
+#[serde(rename_all = "snake_case")]
+pub enum ConfigKind {
+    /// A 2D U-Net (`"kind": "unet2d"`).
+    Unet2d,
+    /// A UME encoder (`"kind": "ume_encoder"`).
+    UmeEncoder,
+}
+
+impl ConfigKind {
+    /// The kind of a config file's text: its `kind` tag (an unknown one is
+    /// an error); a file without the tag (written before it existed) is an
+    /// encoder config when its model section has `embed_dim`.
+    pub fn of(text: &str) -> Result<ConfigKind, String> {
+        let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        match v.get("kind") {
+            Some(k) => serde_json::from_value(k.clone()).map_err(|_| {
+                format!("unknown config kind {k} (known: \"unet2d\", \"ume_encoder\")")
+            }),
+            None if v["model"].get("embed_dim").is_some() => Ok(ConfigKind::UmeEncoder),
+            None => Ok(ConfigKind::Unet2d),
+        }
+    }
+}
+
 /// A whole training configuration file.
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct TrainConfig {
+    /// `unet2d` (optional for files written before the tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<ConfigKind>,
     /// The network and how inputs are prepared (written as the
     /// checkpoint's `config.json`). Empty `label_ids` means "every label of
     /// the dataset's table".
@@ -252,6 +281,7 @@ impl TrainConfig {
     ) -> TrainConfig {
         let steps = steps.max(1);
         let mut c = TrainConfig {
+            kind: Some(ConfigKind::Unet2d),
             model: model.clone(),
             data: DataConfig::default(),
             training: TrainingConfig::default(),
@@ -280,6 +310,9 @@ impl TrainConfig {
 
     /// Consistency checks that need no data.
     pub fn check(&self) -> Result<(), String> {
+        if self.kind.is_some_and(|k| k != ConfigKind::Unet2d) {
+            return Err("kind: this is not a U-Net config (kind \"ume_encoder\")".into());
+        }
         let net = &self.model.network;
         let t = &self.training;
         let levels = net.features.len() as u32;
@@ -333,5 +366,46 @@ impl TrainConfig {
             OutputMode::MultiLabel => labels,
             OutputMode::MultiClass => labels + 1,
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_kind_tag_says_what_a_config_trains() {
+        let of = ConfigKind::of;
+        assert_eq!(
+            of(r#"{"kind": "ume_encoder", "model": {}}"#),
+            Ok(ConfigKind::UmeEncoder)
+        );
+        assert_eq!(
+            of(r#"{"kind": "unet2d", "model": {"embed_dim": 8}}"#),
+            Ok(ConfigKind::Unet2d),
+            "the tag wins"
+        );
+        assert_eq!(
+            of(r#"{"model": {"embed_dim": 8}}"#),
+            Ok(ConfigKind::UmeEncoder)
+        );
+        assert_eq!(
+            of(r#"{"model": {"in_channels": 1}}"#),
+            Ok(ConfigKind::Unet2d)
+        );
+        let e = of(r#"{"kind": "titok"}"#).unwrap_err();
+        assert!(e.contains("titok"), "{e}");
+        let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/");
+        let text = std::fs::read_to_string(format!("{dir}ume_tiny.json")).unwrap();
+        let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
+        v["kind"] = "unet2d".into();
+        let wrong: super::super::ume_config::UmeTrainConfig = serde_json::from_value(v).unwrap();
+        assert!(wrong.check().unwrap_err().contains("kind"));
+        assert_eq!(
+            TrainConfig::load(Path::new(&format!("{dir}unet_tiny_ct.json")))
+                .unwrap()
+                .kind,
+            Some(ConfigKind::Unet2d)
+        );
     }
 }

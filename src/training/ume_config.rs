@@ -12,6 +12,9 @@ use std::path::Path;
 #[derive(Debug, Clone, Serialize, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct UmeTrainConfig {
+    /// `ume_encoder` (optional for files written before the tag).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub kind: Option<super::config::ConfigKind>,
     /// The encoder.
     pub model: UmeConfig,
     /// Data preparation.
@@ -166,6 +169,7 @@ impl UmeTrainConfig {
         let steps = steps.max(1);
         let [x, y] = model.image_size;
         UmeTrainConfig {
+            kind: Some(super::config::ConfigKind::UmeEncoder),
             model: model.clone(),
             data: UmeDataConfig {
                 target_size: [x, y, model.max_frames],
@@ -191,6 +195,12 @@ impl UmeTrainConfig {
 
     /// Consistency checks.
     pub fn check(&self) -> Result<(), String> {
+        if self
+            .kind
+            .is_some_and(|k| k != super::config::ConfigKind::UmeEncoder)
+        {
+            return Err("kind: this is not a UME encoder config (kind \"unet2d\")".into());
+        }
         self.model.check().map_err(|e| format!("model: {e}"))?;
         let [x, y, t] = self.data.target_size;
         if [x, y] != self.model.image_size {

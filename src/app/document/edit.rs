@@ -342,6 +342,13 @@ impl Document {
         (self.history.bytes(), voxels)
     }
 
+    /// Bound the undo history to `bytes` (the setting).
+    pub fn set_history_budget(&mut self, bytes: usize) {
+        if self.history.budget() != bytes {
+            self.history.set_budget(bytes);
+        }
+    }
+
     /// Steps that can be undone and redone.
     pub fn history_len(&self) -> (usize, usize) {
         (self.history.undo_len(), self.history.redo_len())
