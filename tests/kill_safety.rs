@@ -12,7 +12,7 @@ use std::sync::Arc;
 use ume::app::autosave;
 use ume::volume::{Geometry, LabelTable, LabelVolume};
 
-const DIMS: [usize; 3] = [192, 192, 96];
+const DIMS: [usize; 3] = [384, 384, 160];
 
 /// Map `which` (0 or 1): distinguishable, large enough that a save takes a
 /// while.
@@ -26,13 +26,20 @@ fn map(which: u16) -> LabelVolume {
     l
 }
 
-fn writer(target: &Path, dir: &Path) -> ! {
+/// Save and autosave in a loop; after the first full cycle, create
+/// `ready`, so the parent knows every moment from then on is mid-write.
+fn writer(target: &Path, dir: &Path, ready: &Path) -> ! {
     let maps = [Arc::new(map(0)), Arc::new(map(1))];
     let table = LabelTable::generic(1..300);
     let g = Geometry::identity();
     for n in 0usize.. {
         let m = &maps[n % 2];
         ume::io::save_label_map(m, &g, target).unwrap();
+        // Autosave (compressed, slower) every third save, so most of the
+        // time goes to writing the target file.
+        if n % 3 != 0 {
+            continue;
+        }
         autosave::write(
             dir,
             &[target.to_path_buf()],
@@ -41,6 +48,9 @@ fn writer(target: &Path, dir: &Path) -> ! {
             &table,
         )
         .unwrap();
+        if n == 0 {
+            std::fs::write(ready, b"").unwrap();
+        }
     }
     unreachable!()
 }
@@ -52,15 +62,23 @@ fn is_a_or_b(l: &LabelVolume, a: &LabelVolume, b: &LabelVolume) -> bool {
 #[test]
 fn sigkill_mid_save_leaves_the_file_and_the_autosave_whole() {
     if let Ok(paths) = std::env::var("UME_KILL_CHILD") {
-        let (t, d) = paths.split_once('\n').unwrap();
-        writer(Path::new(t), Path::new(d));
+        let parts: Vec<&str> = paths.split('\n').collect();
+        writer(
+            Path::new(parts[0]),
+            Path::new(parts[1]),
+            Path::new(parts[2]),
+        );
     }
     let tmp = tempfile::tempdir().unwrap();
-    let target = tmp.path().join("labels.nii.gz");
+    // Uncompressed and large (47 MB of u16): the file write itself takes
+    // long enough that kills land inside it.
+    let target = tmp.path().join("labels.nii");
     let dir = tmp.path().join("autosave");
     let (a, b) = (map(0), map(1));
     let mut interrupted = 0;
-    for round in 0..6u64 {
+    let ready = tmp.path().join("ready");
+    for round in 0..10u64 {
+        let _ = std::fs::remove_file(&ready);
         let mut child = std::process::Command::new(std::env::current_exe().unwrap())
             .args([
                 "sigkill_mid_save_leaves_the_file_and_the_autosave_whole",
@@ -69,21 +87,45 @@ fn sigkill_mid_save_leaves_the_file_and_the_autosave_whole() {
             ])
             .env(
                 "UME_KILL_CHILD",
-                format!("{}\n{}", target.display(), dir.display()),
+                format!(
+                    "{}\n{}\n{}",
+                    target.display(),
+                    dir.display(),
+                    ready.display()
+                ),
             )
             .stdout(std::process::Stdio::null())
             .stderr(std::process::Stdio::null())
             .spawn()
             .unwrap();
-        // Wait for a first complete save and autosave, then a while more,
+        // Wait until the child has saved and autosaved once (from then on
+        // it is always writing one or the other), then a while more,
         // different each round, and kill.
-        for _ in 0..600 {
-            if target.is_file() && autosave::find(&dir).is_some() {
+        for _ in 0..3000 {
+            if ready.is_file() {
                 break;
             }
             std::thread::sleep(std::time::Duration::from_millis(10));
         }
-        std::thread::sleep(std::time::Duration::from_millis(37 + 71 * round));
+        assert!(ready.is_file(), "the writer never finished a first save");
+        // Kill the moment a save's temporary file appears (a varying
+        // number of saves in), so the kill lands inside the write.
+        let saves_in = round % 3;
+        let mut seen = 0;
+        let mut was_temp = false;
+        for _ in 0..20_000 {
+            let temp = std::fs::read_dir(tmp.path())
+                .unwrap()
+                .any(|e| e.unwrap().file_name().to_string_lossy().ends_with(".tmp"));
+            if temp && !was_temp {
+                seen += 1;
+                if seen > saves_in {
+                    break;
+                }
+            }
+            was_temp = temp;
+            std::thread::sleep(std::time::Duration::from_micros(200));
+        }
         child.kill().unwrap(); // SIGKILL
         child.wait().unwrap();
         let temps: Vec<PathBuf> = [tmp.path(), dir.as_path()]
@@ -118,6 +160,7 @@ fn sigkill_mid_save_leaves_the_file_and_the_autosave_whole() {
             let _ = std::fs::remove_file(t);
         }
     }
+    eprintln!("{interrupted} of 10 kills landed in the middle of a write");
     assert!(
         interrupted >= 1,
         "no kill landed in the middle of a write: the test proved nothing"
