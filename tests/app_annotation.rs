@@ -327,3 +327,28 @@ fn polygon_by_clicks_and_lasso_by_drag_fill_their_outline() {
     let lasso = count(&h, 9);
     assert!(lasso > 10 && lasso < square, "the lasso is filled: {lasso}");
 }
+
+#[test]
+fn a_stroke_in_side_by_side_modalities_paints_only_under_the_pointer() {
+    // Four views share the axial axis; before, each continued the stroke
+    // from its own rectangle and painted bands across the image.
+    let (app, _tmp) = common::app_with(Kind::Brats, 2);
+    let mut h = common::settled(app);
+    h.state_mut().settings.layout = ume::app::Layout::Modalities;
+    h.step();
+    h.step();
+    common::press(&mut h, Modifiers::NONE, Key::B);
+    h.state_mut().settings.active_label = 5;
+    h.state_mut().settings.brush_radius_mm = 2.0;
+    // The first (leftmost) modality view spans the left quarter.
+    let p = egui::pos2(450.0, 350.0);
+    common::drag(
+        &mut h,
+        p,
+        egui::vec2(30.0, 0.0),
+        egui::PointerButton::Primary,
+    );
+    let n = count(&h, 5);
+    // A 30-point drag with a 2 mm brush covers tens of voxels, not a band.
+    assert!(n > 5 && n < 400, "{n} voxels painted");
+}

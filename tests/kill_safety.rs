@@ -46,6 +46,7 @@ fn writer(target: &Path, dir: &Path, ready: &Path) -> ! {
             &[(None, m.clone())],
             &g,
             &table,
+            &|| false,
         )
         .unwrap();
         if n == 0 {

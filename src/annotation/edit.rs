@@ -166,11 +166,10 @@ impl LabelEdit {
 /// one fill = one painter = one undo step).
 pub struct Painter {
     frame: usize,
-    /// (index, before, after) while the step is open.
+    /// (index, before, after) while the step is open, in the order painted;
+    /// a voxel painted twice appears twice and `finish` merges it (first
+    /// "before", last "after").
     changes: Vec<(u32, u16, u16)>,
-    /// Voxel → position in `edit.changes`, so a voxel painted twice keeps
-    /// its first "before".
-    seen: HashMap<u32, usize>,
 }
 
 impl Painter {
@@ -179,7 +178,6 @@ impl Painter {
         Painter {
             frame,
             changes: Vec::new(),
-            seen: HashMap::new(),
         }
     }
 
@@ -212,14 +210,7 @@ impl Painter {
                 continue;
             }
             map.set(off + v, rule.value);
-            let key = v as u32;
-            match self.seen.get(&key) {
-                Some(&at) => self.changes[at].2 = rule.value,
-                None => {
-                    self.seen.insert(key, self.changes.len());
-                    self.changes.push((key, current, rule.value));
-                }
-            }
+            self.changes.push((v as u32, current, rule.value));
             changed += 1;
         }
         changed
@@ -246,14 +237,7 @@ impl Painter {
                 continue;
             }
             map.set(off + v, id);
-            let key = v as u32;
-            match self.seen.get(&key) {
-                Some(&at) => self.changes[at].2 = id,
-                None => {
-                    self.seen.insert(key, self.changes.len());
-                    self.changes.push((key, current, id));
-                }
-            }
+            self.changes.push((v as u32, current, id));
             changed += 1;
         }
         changed
@@ -262,8 +246,17 @@ impl Painter {
     /// The finished step (voxels whose id ended where it began are left
     /// out).
     pub fn finish(mut self) -> LabelEdit {
+        // Stable: a voxel's records stay in painting order; merge them.
+        self.changes.sort_by_key(|c| c.0);
+        let mut merged: Vec<(u32, u16, u16)> = Vec::with_capacity(self.changes.len());
+        for c in self.changes.drain(..) {
+            match merged.last_mut() {
+                Some(last) if last.0 == c.0 => last.2 = c.2,
+                _ => merged.push(c),
+            }
+        }
+        self.changes = merged;
         self.changes.retain(|&(_, b, a)| a != b);
-        self.changes.sort_unstable_by_key(|c| c.0);
         let same = self.changes.first().map(|c| c.2);
         let after = match same {
             Some(a) if self.changes.iter().all(|c| c.2 == a) => After::Same(a),

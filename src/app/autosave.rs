@@ -69,13 +69,16 @@ fn io_err(path: &Path, e: impl std::fmt::Display) -> String {
     format!("{}: {e}", path.display())
 }
 
-/// Write an autosave of `maps` (on the image's `geometry`) into `dir`.
+/// Write an autosave of `maps` (on the image's `geometry`) into `dir`;
+/// `cancelled` is asked before `meta.json` names the new files (a save or
+/// a discard meanwhile means this autosave must not appear).
 pub fn write(
     dir: &Path,
     sources: &[PathBuf],
     maps: &[(Option<usize>, Arc<LabelVolume>)],
     geometry: &Geometry,
     table: &LabelTable,
+    cancelled: &dyn Fn() -> bool,
 ) -> Result<(), String> {
     std::fs::create_dir_all(dir).map_err(|e| io_err(dir, e))?;
     let generation = read_meta(dir).map_or(1, |m| m.generation + 1);
@@ -94,6 +97,12 @@ pub fn write(
         maps: names,
         table: table.clone(),
     };
+    if cancelled() {
+        for (_, n) in &meta.maps {
+            let _ = std::fs::remove_file(dir.join(n));
+        }
+        return Err("autosave cancelled".into());
+    }
     let path = dir.join("meta.json");
     let text = serde_json::to_vec_pretty(&meta).map_err(|e| io_err(&path, e))?;
     crate::io::write_atomic(&path, &text).map_err(|e| e.to_string())?;
@@ -153,7 +162,15 @@ mod tests {
         let mut a = LabelVolume::zeros([3, 2, 2], 1, g.clone());
         a.set(1, 7);
         let table = LabelTable::generic([7]);
-        write(&dir, &[], &[(None, Arc::new(a.clone()))], &g, &table).unwrap();
+        write(
+            &dir,
+            &[],
+            &[(None, Arc::new(a.clone()))],
+            &g,
+            &table,
+            &|| false,
+        )
+        .unwrap();
         let first = find(&dir).unwrap();
         assert_eq!(first.generation, 1);
         // A second autosave interrupted before its meta.json: the first is
@@ -162,7 +179,15 @@ mod tests {
         let back = read(&dir).unwrap();
         assert_eq!(back.maps[0].1.data, a.compacted().data);
         a.set(2, 9);
-        write(&dir, &[], &[(Some(3), Arc::new(a.clone()))], &g, &table).unwrap();
+        write(
+            &dir,
+            &[],
+            &[(Some(3), Arc::new(a.clone()))],
+            &g,
+            &table,
+            &|| false,
+        )
+        .unwrap();
         let m = find(&dir).unwrap();
         assert!(m.generation >= 2);
         let files: Vec<_> = std::fs::read_dir(&dir)

@@ -68,8 +68,10 @@ fn upload_box(gpu: &mut Gpu, doc: &mut Document) {
             LabelData::U8(d) => LabelUpload::U8(d),
             LabelData::U16(d) => LabelUpload::U16(d),
         };
-        gpu.renderer
+        let written = gpu
+            .renderer
             .update_labels(&gpu.queue, gpu.dims, origin, size, ids);
+        assert!(written, "the box upload was refused");
     }
     gpu.queue.submit([]);
 }
@@ -78,7 +80,7 @@ fn upload_box(gpu: &mut Gpu, doc: &mut Document) {
 fn live(doc: &mut Document, confusion: &mut Confusion, pred: &LabelVolume) {
     for a in doc.take_applied() {
         for (v, before, after) in a.changes {
-            confusion.move_voxel(before, after, pred.get(v));
+            let _ = confusion.move_voxel(before, after, pred.get(v));
         }
     }
 }

@@ -110,13 +110,13 @@ impl UmeApp {
             }
         }
         if let Some((tag, r)) = self.save_job.poll() {
+            let current = self.doc.as_ref().map(super::tools::labels_state);
             match r {
-                Ok(path) => {
-                    if tag == doc_id
-                        && let Some(doc) = &mut self.doc
-                    {
+                Ok(path) if current == Some(tag) => {
+                    if let Some(doc) = &mut self.doc {
                         doc.mark_saved(&path);
                         // Saved: the autosave is no longer needed.
+                        self.autosave_job.abandon();
                         if let Some(root) = &self.autosave_root {
                             autosave::discard(&autosave::folder(root, &doc.identity()));
                         }
@@ -129,6 +129,15 @@ impl UmeApp {
                     self.notes
                         .info(format!("saved labels to {}", path.display()));
                     self.remember_labels(path);
+                }
+                Ok(path) => {
+                    // The labels changed while they were written: what is on
+                    // disk is the earlier state; they stay unsaved.
+                    self.after_save = None;
+                    self.notes.warn(format!(
+                        "saved labels to {} as they were when saving began; later changes are not saved yet",
+                        path.display()
+                    ));
                 }
                 Err(e) => {
                     self.after_save = None;
@@ -166,6 +175,11 @@ impl UmeApp {
     /// Read a label map onto the open image in the background.
     pub fn load_labels(&mut self, ctx: &egui::Context, path: PathBuf) {
         let Some(doc) = &self.doc else { return };
+        if doc.is_dirty() {
+            // They would replace unsaved labels: ask first.
+            self.confirm = Some(Pending::OpenLabels(path));
+            return;
+        }
         let wake = ctx.clone();
         self.label_job.start(Job::spawn(
             "load-labels",

@@ -249,9 +249,11 @@ impl Command {
             Command::ToolCrosshair => "Left click moves the crosshair (navigate)",
             Command::ToolBrush => "Left drag paints the active label",
             Command::ToolEraser => "Left drag erases labels",
-            Command::ToolFill => "Left click fills a region (not built yet)",
+            Command::ToolFill => {
+                "Left click fills the connected region (bounded by the intensity range and distance)"
+            }
             Command::ToolPolygon => {
-                "Left clicks draw an outline, filled when closed (not built yet)"
+                "Click vertices or drag a lasso in a slice: the outline is filled when closed"
             }
             Command::BrushSmaller => "Brush radius ÷ 1.25",
             Command::BrushLarger => "Brush radius × 1.25",

@@ -101,7 +101,8 @@ struct Live {
 fn live_key(doc: &Document, frame: usize) -> u64 {
     use std::hash::{Hash, Hasher};
     let mut h = std::collections::hash_map::DefaultHasher::new();
-    (doc.id(), doc.revisions().prediction, frame).hash(&mut h);
+    let rev = doc.revisions();
+    (doc.id(), rev.prediction, rev.maps, frame).hash(&mut h);
     h.finish()
 }
 
@@ -188,8 +189,11 @@ impl EvalState {
                 key,
                 move || w.request_repaint(),
                 move |_| {
+                    // Copy the frames and let go of the shared maps at once,
+                    // so painting meanwhile never has to copy the labels.
                     let gt3 = gt.frame(frame);
                     let p3 = pred.frame(frame.min(pred.frames.saturating_sub(1)));
+                    drop((gt, pred));
                     crate::metrics::evaluate(&p3, &gt3, &table, &EvalOptions::default())
                         .map_err(|e| e.to_string())
                 },
@@ -207,7 +211,7 @@ impl EvalState {
         }
         let have = self.difference.as_ref().is_some_and(|(k, _)| *k == dkey)
             || self.difference_job.job().is_some_and(|j| j.tag() == dkey);
-        if overlay == Overlay::Difference && !have {
+        if overlay == Overlay::Difference && !have && !doc.is_editing() {
             let labels = doc.labels().clone();
             let pred = pred.labels.clone();
             let frames = doc.frames();
@@ -250,15 +254,18 @@ impl EvalState {
         {
             let p = &pred.labels;
             let off = p.frame_offset(frame.min(p.frames.saturating_sub(1)));
+            let mut kept = true;
             for a in applied.iter().filter(|a| (a.map, a.frame) == map) {
                 for &(v, before, after) in &a.changes {
-                    live.confusion.move_voxel(before, after, p.get(off + v));
+                    kept &= live.confusion.move_voxel(before, after, p.get(off + v));
                 }
             }
-            if !applied.is_empty() {
-                self.refresh_from_live(doc);
+            if kept {
+                if !applied.is_empty() {
+                    self.refresh_from_live(doc);
+                }
+                return;
             }
-            return;
         }
         self.live = None;
         if doc.is_editing() || self.live_job.job().is_some_and(|j| j.tag() == key) {

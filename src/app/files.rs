@@ -211,7 +211,7 @@ impl UmeApp {
             self.picker.dialog = None;
             match r {
                 Ok(Some(paths)) if !paths.is_empty() => self.picked(ctx, pick, paths),
-                Ok(_) => {}
+                Ok(_) => self.after_save = None,
                 // No dialog could be shown: use ours.
                 Err(_) => {
                     let name = default_name(pick, self.doc.as_ref().map_or("ume", |d| d.title()));
@@ -227,7 +227,10 @@ impl UmeApp {
                     self.picker.browser = None;
                     self.picked(ctx, pick, paths);
                 }
-                BrowserResult::Close => self.picker.browser = None,
+                BrowserResult::Close => {
+                    self.picker.browser = None;
+                    self.after_save = None;
+                }
                 BrowserResult::Stay => {}
             }
         }

@@ -46,7 +46,7 @@ pub(super) fn paint_input(
     response: &egui::Response,
     rect: Rect,
     plane: &SlicePlane,
-    axis: SliceAxis,
+    (axis, slot): (SliceAxis, usize),
     camera: &mut Camera,
     intents: &mut Vec<Intent>,
 ) -> bool {
@@ -73,13 +73,15 @@ pub(super) fn paint_input(
             from: w,
             to: w,
         });
-        camera.stroke = Some((axis, w));
+        camera.stroke = Some((axis, slot, w));
         return true;
     }
-    let Some((stroke_axis, last)) = camera.stroke else {
+    let Some((stroke_axis, stroke_slot, last)) = camera.stroke else {
         return false;
     };
-    if stroke_axis != axis {
+    // Only the view that started the stroke continues it (side-by-side
+    // modality views share an axis).
+    if stroke_axis != axis || stroke_slot != slot {
         return false;
     }
     if let Some(w) = world
@@ -91,7 +93,7 @@ pub(super) fn paint_input(
             from: last,
             to: w,
         });
-        camera.stroke = Some((axis, w));
+        camera.stroke = Some((axis, slot, w));
     }
     if released || !down {
         intents.push(Intent::EndStroke);
@@ -108,7 +110,7 @@ pub(super) fn polygon_input(
     response: &egui::Response,
     rect: Rect,
     plane: &SlicePlane,
-    axis: SliceAxis,
+    (axis, slot): (SliceAxis, usize),
     camera: &mut Camera,
     intents: &mut Vec<Intent>,
 ) {
@@ -117,20 +119,23 @@ pub(super) fn polygon_input(
     if ui.input(|i| i.key_pressed(egui::Key::Escape)) {
         camera.polygon = None;
     }
-    let ours = camera.polygon.as_ref().is_some_and(|(a, _, _)| *a == axis);
+    let ours = camera
+        .polygon
+        .as_ref()
+        .is_some_and(|(a, s, _, _)| (*a, *s) == (axis, slot));
     let pos = response.interact_pointer_pos();
     if response.drag_started_by(egui::PointerButton::Primary)
         && let Some(p) = pos
     {
-        camera.polygon = Some((axis, vec![world(p)], true));
+        camera.polygon = Some((axis, slot, vec![world(p)], true));
     } else if response.dragged_by(egui::PointerButton::Primary)
         && ours
-        && let (Some(p), Some((_, pts, true))) = (pos, camera.polygon.as_mut())
+        && let (Some(p), Some((_, _, pts, true))) = (pos, camera.polygon.as_mut())
         && pts.last().is_none_or(|l| screen(*l).distance(p) > 3.0)
     {
         pts.push(world(p));
     } else if response.drag_stopped_by(egui::PointerButton::Primary) && ours {
-        if let Some((_, pts, true)) = camera.polygon.take()
+        if let Some((_, _, pts, true)) = camera.polygon.take()
             && pts.len() >= 3
         {
             intents.push(Intent::Polygon(axis, pts));
@@ -139,23 +144,23 @@ pub(super) fn polygon_input(
         && let Some(p) = pos
     {
         let pts = match camera.polygon.as_mut() {
-            Some((a, pts, false)) if *a == axis => pts,
+            Some((a, s, pts, false)) if (*a, *s) == (axis, slot) => pts,
             _ => {
-                camera.polygon = Some((axis, Vec::new(), false));
-                &mut camera.polygon.as_mut().expect("just set").1
+                camera.polygon = Some((axis, slot, Vec::new(), false));
+                &mut camera.polygon.as_mut().expect("just set").2
             }
         };
         let closes =
             pts.len() >= 3 && (response.double_clicked() || screen(pts[0]).distance(p) < 8.0);
         if closes {
-            let (_, pts, _) = camera.polygon.take().expect("open outline");
+            let (_, _, pts, _) = camera.polygon.take().expect("open outline");
             intents.push(Intent::Polygon(axis, pts));
         } else {
             pts.push(world(p));
         }
     }
-    if let Some((a, pts, _)) = &camera.polygon
-        && *a == axis
+    if let Some((a, s, pts, _)) = &camera.polygon
+        && (*a, *s) == (axis, slot)
     {
         let painter = ui.painter_at(rect);
         let line: Vec<Pos2> = pts.iter().map(|w| screen(*w)).collect();

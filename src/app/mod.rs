@@ -315,6 +315,13 @@ impl UmeApp {
         if let Some((_, r)) = self.load.poll() {
             let req = self.load_request.take();
             match r {
+                // Labels painted while it loaded are never dropped silently.
+                Ok(doc) if self.doc.as_ref().is_some_and(Document::is_dirty) => {
+                    self.notes.error(format!(
+                        "{} loaded, but the open case has unsaved labels: save or discard them, then open it again",
+                        doc.title()
+                    ));
+                }
                 Ok(doc) => {
                     self.notes.info(format!("opened {}", doc.title()));
                     if let Some(recent) = req.as_ref().and_then(LoadRequest::recent) {

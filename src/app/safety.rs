@@ -18,6 +18,8 @@ pub enum Pending {
     Quit,
     /// Open another case.
     Open(LoadRequest),
+    /// Open a label map in place of the labels.
+    OpenLabels(std::path::PathBuf),
 }
 
 impl UmeApp {
@@ -33,6 +35,12 @@ impl UmeApp {
                     doc.discard_changes();
                 }
                 self.open(ctx, request);
+            }
+            Pending::OpenLabels(path) => {
+                if let Some(doc) = &mut self.doc {
+                    doc.discard_changes();
+                }
+                self.load_labels(ctx, path);
             }
         }
     }
@@ -64,11 +72,17 @@ impl UmeApp {
             return;
         };
         let state = (doc.id(), doc.revisions().labels);
-        if !doc.is_dirty() || doc.is_editing() || self.autosaved == Some(state) {
+        if !doc.is_dirty() || self.autosaved == Some(state) {
             self.dirty_since = None;
             return;
         }
         let since = *self.dirty_since.get_or_insert_with(Instant::now);
+        // Mid-stroke or with a recovery offer unanswered (its files must
+        // not be overwritten), the autosave waits; the clock keeps running.
+        if doc.is_editing() || self.recovery.is_some() {
+            ctx.request_repaint_after(Duration::from_millis(500));
+            return;
+        }
         let interval = Duration::from_secs_f64(self.autosave_interval_secs.max(0.0));
         let elapsed = since.elapsed();
         if elapsed < interval {
@@ -89,7 +103,12 @@ impl UmeApp {
             "autosave",
             doc.id(),
             move || wake.request_repaint(),
-            move |_| autosave::write(&dir, &sources, &maps, &geometry, &table),
+            move |job| {
+                job.cancel_token().check("autosave")?;
+                autosave::write(&dir, &sources, &maps, &geometry, &table, &|| {
+                    job.is_cancelled()
+                })
+            },
         ));
         self.autosaved = Some(state);
         self.dirty_since = None;
@@ -127,6 +146,7 @@ impl UmeApp {
             let what = match &pending {
                 Pending::Quit => "before closing",
                 Pending::Open(_) => "before opening another case",
+                Pending::OpenLabels(_) => "before opening other labels in their place",
             };
             let mut answer = None;
             egui::Modal::new(egui::Id::unique("unsaved labels")).show(ctx, |ui| {
@@ -152,6 +172,7 @@ impl UmeApp {
                 }
                 Some(1) => {
                     self.confirm = None;
+                    self.autosave_job.abandon();
                     self.discard_autosave();
                     self.proceed(ctx, pending);
                 }

@@ -148,11 +148,14 @@ pub struct Settings {
     pub active_label: u16,
     /// What painting and filling may overwrite.
     pub draw_over: DrawOver,
-    /// Paint and fill only where the image value lies in [low, high].
+    /// Paint and fill only where the image value lies in [low, high]
+    /// (values of the open case's image: not persisted).
+    #[serde(skip)]
     pub paint_range: Option<(f64, f64)>,
     /// A fill reaches at most this far from the click, mm.
     pub fill_max_mm: Option<f64>,
-    /// Labels nothing may change.
+    /// Labels nothing may change (ids of the open case: not persisted).
+    #[serde(skip)]
     pub locked: BTreeSet<u16>,
     /// Memory the undo history may hold, MB (oldest steps go first).
     pub undo_budget_mb: usize,

@@ -200,7 +200,7 @@ pub(super) fn tools_ui(app: &mut UmeApp, ui: &mut egui::Ui) {
                 .response
                 .labelled_by(l.id)
                 .on_hover_text("Ctrl+click in a view picks the label under the pointer");
-            ui.add(egui::DragValue::new(&mut app.settings.active_label).range(1..=65535))
+            ui.add(egui::DragValue::new(&mut app.settings.active_label).range(1..=4095))
                 .on_hover_text("any id: a new one gets a table entry when painted");
         });
     }

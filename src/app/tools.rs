@@ -21,11 +21,14 @@ pub struct ToolResult {
     pub what: &'static str,
 }
 
-/// The labels' state a tool job starts from.
+/// The labels' state (case and labels revision) a job starts from: a
+/// result for another state is stale.
+pub(super) fn labels_state(doc: &super::Document) -> u64 {
+    doc.id().wrapping_mul(1_000_003) ^ doc.revisions().labels
+}
+
 fn state_tag(app: &UmeApp) -> u64 {
-    app.doc
-        .as_ref()
-        .map_or(0, |d| d.id().wrapping_mul(1_000_003) ^ d.revisions().labels)
+    app.doc.as_ref().map_or(0, labels_state)
 }
 
 impl UmeApp {
@@ -112,7 +115,7 @@ impl UmeApp {
             };
             let changes = voxels
                 .into_iter()
-                .filter(|&v| rule.allows(current(v), 0.0))
+                .filter(|&v| rule.allows(current(v), image(v)))
                 .map(|v| (v, rule.value))
                 .collect();
             Ok(ToolResult {

@@ -102,11 +102,13 @@ pub struct Camera {
     pub focus: SliceAxis,
     /// Wheel travel not yet turned into whole slices (points).
     pub(super) wheel_points: f32,
-    /// The stroke being painted: its view and last world point.
-    pub(super) stroke: Option<(SliceAxis, [f64; 3])>,
-    /// The outline being drawn: its view, its vertices (world), and whether
-    /// it is a lasso (a drag) rather than clicked vertices.
-    pub polygon: Option<(SliceAxis, Vec<[f64; 3]>, bool)>,
+    /// The stroke being painted: its view (axis, slot) and last world
+    /// point.
+    pub(super) stroke: Option<(SliceAxis, usize, [f64; 3])>,
+    /// The outline being drawn: its view (axis, slot), its vertices
+    /// (world), and whether it is a lasso (a drag) rather than clicked
+    /// vertices.
+    pub polygon: Option<(SliceAxis, usize, Vec<[f64; 3]>, bool)>,
 }
 
 impl Default for Camera {
@@ -270,10 +272,10 @@ pub fn slice_view_ui(
     // middle drag pans; wheel steps slices; Ctrl+wheel zooms; double click
     // maximises.
     let painting = matches!(view.settings.tool, Tool::Brush | Tool::Eraser);
-    if painting && input::paint_input(ui, &response, rect, &plane, axis, camera, intents) {
+    if painting && input::paint_input(ui, &response, rect, &plane, (axis, slot), camera, intents) {
         // The pointer painted (or picked a label).
     } else if view.settings.tool == Tool::Polygon {
-        input::polygon_input(ui, &response, rect, &plane, axis, camera, intents);
+        input::polygon_input(ui, &response, rect, &plane, (axis, slot), camera, intents);
     } else if view.settings.tool == Tool::Fill
         && response.clicked_by(egui::PointerButton::Primary)
         && let Some(p) = response.interact_pointer_pos()

@@ -169,6 +169,15 @@ enum Command {
     },
     /// Generate the built-in demo case (if needed) and describe it in text.
     Demo,
+    /// Convert an image between NIfTI, NRRD and MetaImage, geometry kept
+    /// (the output format follows the name: .nii, .nii.gz, .nrrd, .mha).
+    Convert {
+        /// Any file UME reads.
+        input: PathBuf,
+        /// Output file.
+        #[arg(short = 'o', long = "out")]
+        out: PathBuf,
+    },
 }
 
 fn parse_index(s: &str) -> Result<Vec<usize>, String> {
@@ -278,6 +287,18 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench { what } => bench::run(what),
+        Command::Convert { input, out } => {
+            let v = crate::io::load(&input)?;
+            crate::io::save_any(&v, &out)?;
+            say!(
+                "{} → {} ({:?}, {})",
+                input.display(),
+                out.display(),
+                v.file_shape,
+                v.geometry.orientation()
+            );
+            Ok(())
+        }
         Command::Demo => {
             let dir = demo_dir()?;
             let case = dir.join("BraTS20_Training_001");

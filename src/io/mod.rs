@@ -11,6 +11,9 @@
 
 mod gz;
 pub mod header;
+pub mod metaimage;
+pub mod nrrd;
+mod rawdata;
 mod write;
 
 pub use header::{DataLayout, Header, HeaderError};
@@ -96,6 +99,12 @@ pub enum LoadErrorKind {
     /// The voxels do not make a label map.
     #[error("{0}")]
     Labels(#[from] crate::volume::LabelError),
+    /// An NRRD or MetaImage file UME cannot read (the field is named).
+    #[error("{0}")]
+    Format(String),
+    /// A format UME cannot write to this name.
+    #[error("cannot write this kind of file ({0}); use .nii, .nii.gz, .nrrd or .mha")]
+    UnknownOutput(String),
 }
 
 fn err(path: &Path, kind: impl Into<LoadErrorKind>) -> LoadError {
@@ -173,17 +182,45 @@ fn classify(path: &Path) -> Result<FileKind, LoadError> {
 /// Whether a file name looks like an image UME reads.
 pub fn is_image_file_name(path: &Path) -> bool {
     let n = lower_name(path);
-    n.ends_with(".nii") || n.ends_with(".nii.gz") || n.ends_with(".hdr") || n.ends_with(".hdr.gz")
+    n.ends_with(".nii")
+        || n.ends_with(".nii.gz")
+        || n.ends_with(".hdr")
+        || n.ends_with(".hdr.gz")
+        || nrrd::is_nrrd_name(&n)
+        || metaimage::is_meta_name(&n)
 }
 
-/// Load an image file (any supported format).
+/// Load an image file (any supported format: NIfTI-1/2, Analyze, NRRD,
+/// MetaImage).
 pub fn load(path: &Path) -> Result<Volume, LoadError> {
     if path.is_dir() {
         return Err(err(path, LoadErrorKind::IsDirectory));
     }
+    let n = lower_name(path);
+    if nrrd::is_nrrd_name(&n) {
+        return nrrd::load(path).map_err(|e| err(path, LoadErrorKind::Format(e)));
+    }
+    if metaimage::is_meta_name(&n) {
+        return metaimage::load(path).map_err(|e| err(path, LoadErrorKind::Format(e)));
+    }
     match classify(path)? {
         FileKind::Single => load_single(path),
         FileKind::Pair { header, image } => load_pair(&header, &image),
+    }
+}
+
+/// Write an image in the format its name asks for: `.nii`/`.nii.gz`
+/// (NIfTI-1), `.nrrd` or `.mha`; atomically.
+pub fn save_any(v: &Volume, path: &Path) -> Result<(), LoadError> {
+    let n = lower_name(path);
+    if n.ends_with(".nrrd") {
+        nrrd::save(v, path).map_err(|e| err(path, LoadErrorKind::Format(e)))
+    } else if n.ends_with(".mha") {
+        metaimage::save(v, path).map_err(|e| err(path, LoadErrorKind::Format(e)))
+    } else if n.ends_with(".nii") || n.ends_with(".nii.gz") {
+        save_volume(v, path).map_err(|e| err(path, LoadErrorKind::Format(e.to_string())))
+    } else {
+        Err(err(path, LoadErrorKind::UnknownOutput(n)))
     }
 }
 

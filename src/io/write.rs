@@ -127,7 +127,10 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
         .file_name()
         .map(|n| n.to_string_lossy().to_string())
         .unwrap_or_default();
-    let tmp = dir.join(format!(".{name}.{}.tmp", std::process::id()));
+    // Unique per write, so two saves to one file never share a temp file.
+    static WRITES: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let n = WRITES.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
+    let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
         f.write_all(bytes)?;
@@ -177,7 +180,8 @@ pub fn save_labels(labels: &LabelVolume, path: &Path) -> Result<(), SaveError> {
 /// Save a label map drawn on an image: the image's header geometry
 /// (pixdim, qform and sform with their codes) copied exactly, as ITK-SNAP
 /// compares spacing and origin with exact equality; the smallest integer
-/// type that holds the ids.
+/// type that holds the ids. `.nrrd` and `.mha` names write those formats
+/// (the geometry as their direction vectors and origin).
 pub fn save_label_map(
     labels: &LabelVolume,
     image_geometry: &crate::volume::Geometry,
@@ -185,6 +189,13 @@ pub fn save_label_map(
 ) -> Result<(), SaveError> {
     let mut out = labels.compacted();
     out.geometry = image_geometry.clone();
+    let lower = path.to_string_lossy().to_lowercase();
+    if lower.ends_with(".nrrd") || lower.ends_with(".mha") {
+        return super::save_any(&out.to_volume(), path).map_err(|e| SaveError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.kind.to_string()),
+        });
+    }
     save_labels(&out, path)
 }
 

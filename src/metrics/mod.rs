@@ -11,7 +11,8 @@
 //! - structure absent from both prediction and ground truth: every metric is
 //!   NaN ("not applicable") and the structure is left out of means;
 //! - present in only one of them: Dice, IoU and NSD are 0, HD95 and ASSD
-//!   are +∞ (JSON `null`), and the structure counts in means as Dice 0.
+//!   are +∞ (JSON `"inf"`; NaN is `null`), and the structure counts in
+//!   means as Dice 0.
 
 pub mod edt;
 
@@ -116,6 +117,9 @@ pub struct Evaluation {
     pub mean_dice: f64,
 }
 
+/// The largest id (plus one) live counts follow in place.
+pub const LIVE_IDS: usize = 4096;
+
 /// Voxel counts of every (ground truth, prediction) id pair, from one pass.
 pub struct Confusion {
     size: usize,
@@ -162,8 +166,13 @@ impl Confusion {
     /// One voxel changed its ground-truth id from `before` to `after`
     /// where the prediction holds `pred`: adjust the counts in place (the
     /// live Dice while painting, O(1) per changed voxel).
-    pub fn move_voxel(&mut self, before: u16, after: u16, pred: u16) {
+    pub fn move_voxel(&mut self, before: u16, after: u16, pred: u16) -> bool {
         let need = usize::from(before.max(after).max(pred)) + 1;
+        if need > LIVE_IDS {
+            // A dense table for such ids would take gigabytes: the caller
+            // recounts instead.
+            return false;
+        }
         if need > self.size {
             let mut counts = vec![0u64; need * need];
             for g in 0..self.size {
@@ -177,6 +186,7 @@ impl Confusion {
         let (b, a, p) = (usize::from(before), usize::from(after), usize::from(pred));
         self.counts[b * self.size + p] = self.counts[b * self.size + p].saturating_sub(1);
         self.counts[a * self.size + p] += 1;
+        true
     }
 
     /// Voxels of `id` in the ground truth and in the prediction.

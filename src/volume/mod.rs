@@ -123,6 +123,10 @@ pub enum SourceFormat {
     Analyze,
     /// Made in memory (phantoms, model outputs).
     Generated,
+    /// NRRD (`.nrrd`, `.nhdr`).
+    Nrrd,
+    /// MetaImage (`.mha`, `.mhd`).
+    MetaImage,
 }
 
 impl SourceFormat {
@@ -133,6 +137,8 @@ impl SourceFormat {
             SourceFormat::Nifti2 => "nifti2",
             SourceFormat::Analyze => "analyze",
             SourceFormat::Generated => "generated",
+            SourceFormat::Nrrd => "nrrd",
+            SourceFormat::MetaImage => "metaimage",
         }
     }
 }

@@ -106,6 +106,7 @@ impl Document {
         let for_frame = (v.frames > 1).then_some(frame);
         self.labels.push(for_frame, map);
         self.rev.labels += 1;
+        self.rev.maps += 1;
         self.labels.index_at(frame)
     }
 
@@ -310,6 +311,7 @@ impl Document {
 
     /// Redo the last undone step; `false` when there is none.
     pub fn redo(&mut self) -> bool {
+        self.end_edit();
         let Some(step) = self.history.redo().cloned() else {
             return false;
         };

@@ -143,6 +143,9 @@ pub struct Revisions {
     pub prediction: u64,
     /// The label table (names, colours).
     pub table: u64,
+    /// Bumped when label maps are replaced or added as a whole (opened,
+    /// restored, made for a frame), not by edits.
+    pub maps: u64,
 }
 
 static NEXT_ID: AtomicU64 = AtomicU64::new(1);
@@ -348,6 +351,7 @@ impl Document {
         self.sources.labels = Some(path.to_path_buf());
         self.dirty = false;
         self.rev.labels += 1;
+        self.rev.maps += 1;
         Ok(())
     }
 
@@ -369,6 +373,7 @@ impl Document {
         }
         self.dirty = true;
         self.rev.labels += 1;
+        self.rev.maps += 1;
         Ok(())
     }
 

@@ -1,0 +1,243 @@
+//! NRRD (`.nrrd`, or `.nhdr` with detached data), as 3D Slicer writes it:
+//! `space` + `space directions` + `space origin` → RAS `world_from_voxel`
+//! (LPS negated in x and y), raw or gzip data, either byte order. Reading
+//! refuses what it cannot place correctly (a non-spatial first axis,
+//! bzip2, file lists) with the field named.
+
+use super::rawdata::{Encoding, byte_count, decode, geometry, lps_axes, numbers};
+use crate::volume::{DataType, Scaling, SourceFormat, Volume, VoxelBytes};
+use std::collections::BTreeMap;
+use std::path::Path;
+
+/// Whether a name is an NRRD file.
+pub fn is_nrrd_name(lower: &str) -> bool {
+    lower.ends_with(".nrrd") || lower.ends_with(".nhdr")
+}
+
+fn dtype_of(t: &str) -> Option<DataType> {
+    Some(match t.trim() {
+        "signed char" | "int8" | "int8_t" => DataType::I8,
+        "uchar" | "unsigned char" | "uint8" | "uint8_t" => DataType::U8,
+        "short" | "short int" | "signed short" | "signed short int" | "int16" | "int16_t" => {
+            DataType::I16
+        }
+        "ushort" | "unsigned short" | "unsigned short int" | "uint16" | "uint16_t" => DataType::U16,
+        "int" | "signed int" | "int32" | "int32_t" => DataType::I32,
+        "uint" | "unsigned int" | "uint32" | "uint32_t" => DataType::U32,
+        "longlong" | "long long" | "int64" | "int64_t" => DataType::I64,
+        "ulonglong" | "unsigned long long" | "uint64" | "uint64_t" => DataType::U64,
+        "float" => DataType::F32,
+        "double" => DataType::F64,
+        _ => return None,
+    })
+}
+
+fn type_name(d: DataType) -> Option<&'static str> {
+    Some(match d {
+        DataType::I8 => "int8",
+        DataType::U8 => "uint8",
+        DataType::I16 => "int16",
+        DataType::U16 => "uint16",
+        DataType::I32 => "int32",
+        DataType::U32 => "uint32",
+        DataType::I64 => "int64",
+        DataType::U64 => "uint64",
+        DataType::F32 => "float",
+        DataType::F64 => "double",
+        DataType::Rgb24 | DataType::Complex64 => return None,
+    })
+}
+
+/// A vector like `(1.5,0,0)`.
+fn vector(text: &str) -> Result<[f64; 3], String> {
+    let inner = text.trim().trim_start_matches('(').trim_end_matches(')');
+    let v = numbers(&inner.replace(',', " "))?;
+    <[f64; 3]>::try_from(v).map_err(|_| format!("{text:?} is not a 3-vector"))
+}
+
+/// The header's fields (lower-case names) and where the data starts.
+fn header(bytes: &[u8]) -> Result<(BTreeMap<String, String>, usize), String> {
+    if !bytes.starts_with(b"NRRD") {
+        return Err("not an NRRD file (no NRRD magic)".into());
+    }
+    let mut fields = BTreeMap::new();
+    let mut pos = 0;
+    let mut first = true;
+    while pos < bytes.len() {
+        let end = bytes[pos..]
+            .iter()
+            .position(|&b| b == b'\n')
+            .map_or(bytes.len(), |i| pos + i);
+        let line = String::from_utf8_lossy(&bytes[pos..end]);
+        let line = line.trim_end_matches('\r');
+        pos = end + 1;
+        if first {
+            first = false;
+            continue;
+        }
+        if line.is_empty() {
+            return Ok((fields, pos.min(bytes.len())));
+        }
+        if line.starts_with('#') || line.contains(":=") {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(':') {
+            fields.insert(k.trim().to_lowercase(), v.trim().to_string());
+        }
+        if fields.len() > 200 {
+            return Err("header has too many fields".into());
+        }
+    }
+    // A detached header may end without a blank line.
+    Ok((fields, bytes.len()))
+}
+
+/// Read an NRRD file.
+pub fn load(path: &Path) -> Result<Volume, String> {
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let (f, data_at) = header(&bytes)?;
+    let get = |k: &str| f.get(k).map(String::as_str);
+    let dtype = get("type")
+        .ok_or("no type field")
+        .map_err(str::to_string)
+        .and_then(|t| dtype_of(t).ok_or(format!("type {t:?} is not supported")))?;
+    let dim: usize = get("dimension")
+        .and_then(|d| d.parse().ok())
+        .ok_or("no valid dimension field")?;
+    let sizes: Vec<usize> = numbers(get("sizes").ok_or("no sizes field")?)?
+        .into_iter()
+        .map(|x| x as usize)
+        .collect();
+    if sizes.len() != dim || !(1..=4).contains(&dim) || sizes.contains(&0) {
+        return Err(format!(
+            "sizes {sizes:?} do not fit dimension {dim} (1 to 4 axes)"
+        ));
+    }
+    if let Some(kinds) = get("kinds") {
+        let first = kinds.split_whitespace().next().unwrap_or("");
+        if dim > 1 && !matches!(first, "domain" | "space") {
+            return Err(format!(
+                "kinds {kinds:?}: a non-spatial first axis (vectors, segment layers) is not supported yet"
+            ));
+        }
+    }
+    let encoding = match get("encoding").unwrap_or("raw") {
+        "raw" => Encoding::Raw,
+        "gzip" | "gz" => Encoding::Gzip,
+        other => {
+            return Err(format!(
+                "encoding {other:?} is not supported (raw and gzip are)"
+            ));
+        }
+    };
+    let big = get("endian") == Some("big");
+    let ras = match get("space") {
+        None => true,
+        Some("left-posterior-superior" | "LPS" | "left-posterior-superior-time" | "LPST") => false,
+        Some(
+            "right-anterior-superior"
+            | "RAS"
+            | "right-anterior-superior-time"
+            | "RAST"
+            | "scanner-xyz"
+            | "3D-right-handed",
+        ) => true,
+        Some(other) => return Err(format!("space {other:?} is not supported")),
+    };
+    let mut axes = [[1.0, 0.0, 0.0], [0.0, 1.0, 0.0], [0.0, 0.0, 1.0]];
+    if let Some(dirs) = get("space directions") {
+        let parts: Vec<&str> = dirs.split_whitespace().collect();
+        let mut k = 0;
+        for p in parts {
+            if p == "none" {
+                continue;
+            }
+            if k < 3 {
+                axes[k] = vector(p)?;
+            }
+            k += 1;
+        }
+    } else if let Some(sp) = get("spacings") {
+        for (k, s) in numbers(&sp.replace("nan", ""))?
+            .into_iter()
+            .take(3)
+            .enumerate()
+        {
+            axes[k][k] = s;
+        }
+    }
+    let origin = get("space origin")
+        .map(vector)
+        .transpose()?
+        .unwrap_or([0.0; 3]);
+    let needed = byte_count(&sizes, dtype)?;
+    let data = match get("data file").or(get("datafile")) {
+        None => bytes[data_at..].to_vec(),
+        Some(name) if name.starts_with("LIST") || name.contains('%') => {
+            return Err(format!("data file {name:?}: file lists are not supported"));
+        }
+        Some(name) => {
+            let p = path.parent().unwrap_or(Path::new(".")).join(name);
+            std::fs::read(&p).map_err(|e| format!("data file {}: {e}", p.display()))?
+        }
+    };
+    let skip: usize = get("byte skip").and_then(|s| s.parse().ok()).unwrap_or(0);
+    let data = data.get(skip..).unwrap_or(&[]);
+    let voxels = decode(data, needed, encoding, big, dtype)?;
+    let mut shape = sizes.clone();
+    while shape.len() < 3 {
+        shape.push(1);
+    }
+    Volume::new(
+        shape,
+        dtype,
+        Scaling::IDENTITY,
+        geometry(axes, origin, ras),
+        SourceFormat::Nrrd,
+        VoxelBytes::from_vec(voxels),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// Write a volume as NRRD (gzip-encoded when the name ends in `.nrrd` —
+/// Slicer's default — LPS space, little-endian), atomically.
+pub fn save(v: &Volume, path: &Path) -> Result<(), String> {
+    let t = type_name(v.dtype).ok_or(format!("{:?} voxels cannot be written as NRRD", v.dtype))?;
+    if !v.scaling.is_identity() {
+        return Err("scaled values (slope/intercept) cannot be written as NRRD".into());
+    }
+    let (axes, origin) = lps_axes(&v.geometry);
+    let fmt = |a: [f64; 3]| format!("({},{},{})", a[0], a[1], a[2]);
+    let four = v.frames > 1;
+    let mut head = String::from("NRRD0004\n# Written by UME\n");
+    head.push_str(&format!(
+        "type: {t}\ndimension: {}\n",
+        if four { 4 } else { 3 }
+    ));
+    head.push_str(&format!(
+        "space: left-posterior-superior\nsizes: {}\n",
+        v.file_shape
+            .iter()
+            .take(4)
+            .map(ToString::to_string)
+            .collect::<Vec<_>>()
+            .join(" ")
+    ));
+    head.push_str(&format!(
+        "space directions: {} {} {}{}\n",
+        fmt(axes[0]),
+        fmt(axes[1]),
+        fmt(axes[2]),
+        if four { " none" } else { "" }
+    ));
+    head.push_str(&format!(
+        "kinds: domain domain domain{}\nendian: little\nencoding: gzip\nspace origin: {}\n\n",
+        if four { " list" } else { "" },
+        fmt(origin)
+    ));
+    let mut bytes = head.into_bytes();
+    let mut gz = flate2::write::GzEncoder::new(&mut bytes, flate2::Compression::new(6));
+    std::io::Write::write_all(&mut gz, v.raw_bytes()).map_err(|e| e.to_string())?;
+    gz.finish().map_err(|e| e.to_string())?;
+    super::write_atomic(path, &bytes).map_err(|e| e.to_string())
+}

@@ -1,0 +1,121 @@
+//! What the NRRD and MetaImage readers and writers share: voxel bytes
+//! decoded to UME's little-endian layout (byte order swapped, gzip or zlib
+//! inflated with the output bounded by what the header declares, so a tiny
+//! file claiming huge dims is refused before allocating), and LPS ↔ RAS.
+
+use crate::volume::{DataType, Geometry};
+use std::io::Read;
+
+/// How voxel bytes are stored.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Encoding {
+    /// As they are.
+    Raw,
+    /// A gzip stream (NRRD `gzip`).
+    Gzip,
+    /// A zlib stream (MetaImage `CompressedData = True`).
+    Zlib,
+}
+
+/// `needed` voxel bytes of `dtype` from `data`, decoded: inflated, checked
+/// for length, byte order swapped to little-endian.
+pub fn decode(
+    data: &[u8],
+    needed: usize,
+    encoding: Encoding,
+    big_endian: bool,
+    dtype: DataType,
+) -> Result<Vec<u8>, String> {
+    let mut out = match encoding {
+        Encoding::Raw => {
+            if data.len() < needed {
+                return Err(format!(
+                    "truncated: the header needs {needed} voxel bytes, the file holds {}",
+                    data.len()
+                ));
+            }
+            data[..needed].to_vec()
+        }
+        Encoding::Gzip | Encoding::Zlib => {
+            // Deflate expands at most 1032:1: refuse impossible claims first.
+            if needed / 1032 > data.len() + 64 {
+                return Err(format!(
+                    "the header claims {needed} voxel bytes, more than {} compressed bytes can hold",
+                    data.len()
+                ));
+            }
+            let mut out = Vec::with_capacity(needed);
+            let limit = needed as u64 + 1;
+            let read = if encoding == Encoding::Gzip {
+                flate2::read::MultiGzDecoder::new(data)
+                    .take(limit)
+                    .read_to_end(&mut out)
+            } else {
+                flate2::read::ZlibDecoder::new(data)
+                    .take(limit)
+                    .read_to_end(&mut out)
+            };
+            read.map_err(|e| format!("compressed voxel data: {e}"))?;
+            if out.len() < needed {
+                return Err(format!(
+                    "truncated: the header needs {needed} voxel bytes, the compressed data holds {}",
+                    out.len()
+                ));
+            }
+            out.truncate(needed);
+            out
+        }
+    };
+    let width = dtype.bytes_per_voxel();
+    if big_endian && width > 1 {
+        for chunk in out.chunks_exact_mut(width) {
+            chunk.reverse();
+        }
+    }
+    Ok(out)
+}
+
+/// Product of dims times the voxel width, refusing overflow.
+pub fn byte_count(dims: &[usize], dtype: DataType) -> Result<usize, String> {
+    dims.iter()
+        .try_fold(dtype.bytes_per_voxel(), |acc, &d| acc.checked_mul(d))
+        .ok_or_else(|| format!("sizes {dims:?} overflow"))
+}
+
+/// A geometry from per-axis direction vectors (spacing included) and an
+/// origin, both in LPS (ITK's and Slicer's world) — or in RAS when `ras`.
+pub fn geometry(axes: [[f64; 3]; 3], origin: [f64; 3], ras: bool) -> Geometry {
+    let s = if ras {
+        [1.0, 1.0, 1.0]
+    } else {
+        [-1.0, -1.0, 1.0]
+    };
+    let mut m = Geometry::identity().world_from_voxel;
+    for r in 0..3 {
+        for (c, axis) in axes.iter().enumerate() {
+            m[r][c] = s[r] * axis[r];
+        }
+        m[r][3] = s[r] * origin[r];
+    }
+    Geometry::from_affine(m)
+}
+
+/// Per-axis direction vectors (spacing included) and the origin of a
+/// geometry, in LPS.
+pub fn lps_axes(g: &Geometry) -> ([[f64; 3]; 3], [f64; 3]) {
+    let m = &g.world_from_voxel;
+    let s = [-1.0, -1.0, 1.0];
+    let axes = std::array::from_fn(|c| std::array::from_fn(|r| s[r] * m[r][c]));
+    let origin = std::array::from_fn(|r| s[r] * m[r][3]);
+    (axes, origin)
+}
+
+/// The numbers of a whitespace-separated list.
+pub fn numbers(text: &str) -> Result<Vec<f64>, String> {
+    text.split_whitespace()
+        .map(|t| {
+            t.parse::<f64>()
+                .map_err(|_| format!("{t:?} is not a number"))
+        })
+        .collect()
+}
