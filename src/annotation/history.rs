@@ -75,6 +75,16 @@ impl<S: StepSize> History<S> {
         }
     }
 
+    /// The newest undoable step, when nothing waits to be redone (to merge
+    /// a continuing edit into it, e.g. the colour of one label dragged).
+    pub fn last_mut(&mut self) -> Option<&mut S> {
+        if self.redo.is_empty() {
+            self.undo.back_mut()
+        } else {
+            None
+        }
+    }
+
     /// The step to undo (moved to the redo stack).
     pub fn undo(&mut self) -> Option<&S> {
         let s = self.undo.pop_back()?;

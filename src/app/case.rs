@@ -90,7 +90,7 @@ impl UmeApp {
             && let Some(doc) = &mut self.doc
         {
             match r.and_then(|(path, labels)| {
-                doc.open_labels(&path, labels)?;
+                doc.open_labels(&path, labels, self.cursor.frame)?;
                 Ok(path)
             }) {
                 Ok(path) => {

@@ -325,7 +325,7 @@ impl UmeApp {
             doc.labels().maps().map(|(f, l)| (f, l.clone())).collect();
         let geometry = image.volume.geometry.clone();
         let table = doc.table().clone();
-        let id = doc.id();
+        let id = super::tools::labels_state(doc);
         let wake = ctx.clone();
         let job = Job::spawn(
             "save",

@@ -126,7 +126,7 @@ pub struct UmeApp {
     pub title: String,
     /// The active label's name as being typed (committed on Enter or when
     /// the field loses focus).
-    label_name: (u16, String),
+    label_name: ((u16, u64), String),
     render_state: Option<RenderState>,
     uploaded: upload::UploadKey,
     grid: Option<TexGrid>,
@@ -198,7 +198,7 @@ impl UmeApp {
             show_messages: false,
             quit_requested: false,
             title: String::new(),
-            label_name: (0, String::new()),
+            label_name: ((0, 0), String::new()),
             render_state,
             uploaded: upload::UploadKey::default(),
             grid: None,

@@ -74,8 +74,11 @@ pub(super) fn table_ui(app: &mut UmeApp, ui: &mut egui::Ui) {
     let Some(doc) = &mut app.doc else { return };
     let id = app.settings.active_label;
     let mut table = doc.table().clone();
-    if app.label_name.0 != id {
-        app.label_name = (id, table.name_of(id).unwrap_or("").to_string());
+    // The typed name follows the table (undo, import) unless it is being
+    // typed.
+    let rev = doc.revisions().table;
+    if app.label_name.0 != (id, rev) {
+        app.label_name = ((id, rev), table.name_of(id).unwrap_or("").to_string());
     }
     egui::CollapsingHeader::new("Label table")
         .default_open(false)

@@ -257,10 +257,31 @@ impl Document {
         }
         self.end_edit();
         let before = std::mem::replace(&mut self.table, table.clone());
-        self.history.push(Step::Table {
-            before,
-            after: table,
-        });
+        // A colour dragged in the picker changes the table every frame:
+        // one step, not hundreds: a colour-only change following a
+        // colour-only step extends it.
+        let same_but_colour = |a: &LabelTable, b: &LabelTable| {
+            a.labels.len() == b.labels.len()
+                && a.labels
+                    .iter()
+                    .zip(&b.labels)
+                    .all(|(x, y)| x.id == y.id && x.name == y.name)
+        };
+        match self.history.last_mut() {
+            Some(Step::Table {
+                before: first,
+                after,
+            }) if *after == before
+                && same_but_colour(first, after)
+                && same_but_colour(after, &table) =>
+            {
+                *after = table;
+            }
+            _ => self.history.push(Step::Table {
+                before,
+                after: table,
+            }),
+        }
         self.rev.table += 1;
         self.dirty = true;
     }
@@ -432,5 +453,44 @@ mod tests {
         d.end_edit();
         let m = d.labels().at_frame(3).unwrap();
         assert_eq!((m.get(4), m.get(5), m.get(6)), (2, 2, 0));
+    }
+
+    #[test]
+    fn a_colour_drag_is_one_table_step_and_a_3d_map_labels_one_cine_frame() {
+        let mut d = doc(5);
+        let mut t = LabelTable::generic([1, 2]);
+        d.edit_table(t.clone());
+        for shade in [10u8, 20, 30] {
+            t.labels[0].color = [shade, 0, 0];
+            d.edit_table(t.clone());
+        }
+        assert_eq!(
+            d.history_len(),
+            (2, 0),
+            "the add, then one recolour for the whole drag"
+        );
+        assert!(d.undo());
+        assert_ne!(d.table().labels[0].color, [30, 0, 0]);
+        assert_eq!(d.table().labels.len(), 2, "undo took the colours back only");
+        // A 3D map opened onto a cine labels the frame shown.
+        let mut map = LabelVolume::zeros([4, 4, 2], 1, crate::volume::Geometry::identity());
+        map.set(3, 2);
+        d.open_labels(
+            std::path::Path::new("es.nii.gz"),
+            Labels::single(Arc::new(map)),
+            3,
+        )
+        .unwrap();
+        assert!(d.labels().at_frame(0).is_none());
+        assert_eq!(d.labels().at_frame(3).unwrap().get(3), 2);
+        let cine = LabelVolume::zeros([4, 4, 2], 2, crate::volume::Geometry::identity());
+        let e = d
+            .open_labels(
+                std::path::Path::new("x.nii"),
+                Labels::single(Arc::new(cine)),
+                0,
+            )
+            .unwrap_err();
+        assert!(e.contains("2 frames") && e.contains("image 5"), "{e}");
     }
 }

@@ -33,6 +33,18 @@ impl Labels {
         self.maps.push((frame, map, counts));
     }
 
+    /// Make the first map of `other` (counted where it was read) the labels
+    /// of frame `frame`: it replaces that frame's map, or is added for it.
+    pub fn set_frame(&mut self, frame: usize, other: Labels) {
+        let Some((_, map, counts)) = other.maps.into_iter().next() else {
+            return;
+        };
+        match self.maps.iter_mut().find(|(f, _, _)| *f == Some(frame)) {
+            Some(entry) => *entry = (Some(frame), map, counts),
+            None => self.maps.push((Some(frame), map, counts)),
+        }
+    }
+
     /// Whether there are no label maps.
     pub fn is_empty(&self) -> bool {
         self.maps.is_empty()

@@ -334,21 +334,37 @@ impl Document {
     }
 
     /// Replace the labels with a map read from `path` (Open labels…); it
-    /// must lie on the images' grid. The table is kept when it names the
-    /// map's ids, else a generic one is made.
-    pub fn open_labels(&mut self, path: &Path, labels: Labels) -> Result<(), String> {
-        if let Some(map) = labels.at_frame(0) {
-            self.check_grid(path, map)?;
+    /// must lie on the images' grid. On a 4D image a 3D map labels frame
+    /// `frame`. The table is kept when it names the map's ids, else a
+    /// generic one is made.
+    pub fn open_labels(&mut self, path: &Path, labels: Labels, frame: usize) -> Result<(), String> {
+        let Some(map) = labels.at_frame(0).cloned() else {
+            return Err(format!("{}: no label map", path.display()));
+        };
+        self.check_grid(path, &map)?;
+        let frames = self.frames();
+        if map.frames > 1 && map.frames != frames {
+            return Err(format!(
+                "{}: the labels have {} frames, the image {frames}",
+                path.display(),
+                map.frames
+            ));
         }
         let present = labels.present();
         if present.iter().any(|id| self.table.name_of(*id).is_none()) {
             self.set_table(LabelTable::generic(present));
         }
-        self.labels = labels;
+        if frames > 1 && map.frames == 1 {
+            // A 3D map on a cine labels the frame shown (as ACDC's ED/ES
+            // files do), keeping the other frames' maps.
+            self.labels.set_frame(frame, labels);
+        } else {
+            self.labels = labels;
+            self.sources.labels = Some(path.to_path_buf());
+        }
         self.history.clear();
         self.open_step = None;
         self.dirty_box = None;
-        self.sources.labels = Some(path.to_path_buf());
         self.dirty = false;
         self.rev.labels += 1;
         self.rev.maps += 1;
