@@ -161,6 +161,34 @@ pub fn label_box(
     (lo.map(|x| x as u32), size.map(|x| x as u32), data)
 }
 
+/// Upload the labels the overlay shows at `frame` (downsampled by
+/// `stride`); returns whether there are any.
+fn upload_labels(
+    renderer: &mut Renderer,
+    rs: &eframe::egui_wgpu::RenderState,
+    doc: &super::Document,
+    eval: &evaluation::EvalState,
+    overlay: settings::Overlay,
+    frame: usize,
+    stride: usize,
+) -> bool {
+    match evaluation::shown_labels(doc, eval, overlay, frame).as_deref() {
+        Some(l) => {
+            let (ldims, data) = label_upload(l, frame, stride);
+            let upload = match &data {
+                LabelData::U8(d) => LabelUpload::U8(d),
+                LabelData::U16(d) => LabelUpload::U16(d),
+            };
+            renderer.set_labels(&rs.device, &rs.queue, ldims, upload);
+            true
+        }
+        None => {
+            renderer.set_labels(&rs.device, &rs.queue, [1, 1, 1], LabelUpload::U8(&[0]));
+            false
+        }
+    }
+}
+
 /// What is on the GPU now, to know when to upload again.
 #[derive(Debug, Clone, Default, PartialEq)]
 pub(super) struct UploadKey {
@@ -231,6 +259,43 @@ impl super::UmeApp {
                 return;
             }
         }
+        // The intensities did not change (a stroke outside the partial path,
+        // a tool, undo, the overlay, the palette): labels and palette only.
+        let volumes_same = (key.doc, key.frame, &key.layers)
+            == (
+                self.uploaded.doc,
+                self.uploaded.frame,
+                &self.uploaded.layers,
+            );
+        if volumes_same
+            && let (Some(grid), Some(layer)) = (self.grid.clone(), doc.layer(self.cursor.active))
+        {
+            let labels_same = (key.labels, key.overlay, key.difference)
+                == (
+                    self.uploaded.labels,
+                    self.uploaded.overlay,
+                    self.uploaded.difference,
+                );
+            if !labels_same {
+                let stride = layer.volume.dims[0].div_ceil(grid.dims[0]).max(1);
+                let has = upload_labels(
+                    renderer,
+                    rs,
+                    doc,
+                    &self.eval,
+                    overlay,
+                    self.cursor.frame,
+                    stride,
+                );
+                self.grid = Some(TexGrid {
+                    has_labels: has,
+                    ..grid
+                });
+            }
+            renderer.set_palette(&rs.queue, &key.palette);
+            self.uploaded = key;
+            return;
+        }
         let limit = renderer.max_texture_3d as usize;
         let mut notice = None;
         let frame = self.cursor.frame;
@@ -249,26 +314,7 @@ impl super::UmeApp {
             renderer.set_volume(&rs.device, &rs.queue, slot, dims, &values);
             if slot == 0 {
                 let stride = layer.volume.dims[0].div_ceil(grid.dims[0]).max(1);
-                let labels = evaluation::shown_labels(doc, &self.eval, overlay, frame);
-                let has = labels.is_some();
-                match labels.as_deref() {
-                    Some(l) => {
-                        let (ldims, data) = label_upload(l, frame, stride);
-                        let upload = match &data {
-                            LabelData::U8(d) => LabelUpload::U8(d),
-                            LabelData::U16(d) => LabelUpload::U16(d),
-                        };
-                        renderer.set_labels(&rs.device, &rs.queue, ldims, upload);
-                    }
-                    None => {
-                        renderer.set_labels(
-                            &rs.device,
-                            &rs.queue,
-                            [1, 1, 1],
-                            LabelUpload::U8(&[0]),
-                        );
-                    }
-                }
+                let has = upload_labels(renderer, rs, doc, &self.eval, overlay, frame, stride);
                 self.grid = Some(TexGrid {
                     has_labels: has,
                     ..grid
