@@ -3,8 +3,10 @@
 //! unit directions, one after another) in ITK's LPS world → RAS
 //! `world_from_voxel`; raw or zlib data, either byte order.
 
-use super::rawdata::{Encoding, byte_count, decode, geometry, lps_axes, numbers};
-use crate::volume::{DataType, Scaling, SourceFormat, Volume, VoxelBytes};
+use super::rawdata::{
+    Encoding, assemble, byte_count, data_file, decode, geometry, lps_axes, numbers,
+};
+use crate::volume::{DataType, SourceFormat, Volume};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -154,30 +156,16 @@ pub fn load(path: &Path) -> Result<Volume, String> {
     let file = get("ElementDataFile").unwrap_or("LOCAL");
     let data = match file {
         "LOCAL" => bytes[data_at..].to_vec(),
-        name if name.starts_with("LIST") || name.contains('%') => {
-            return Err(format!(
-                "ElementDataFile {name:?}: file lists are not supported"
-            ));
-        }
-        name => {
-            let p = path.parent().unwrap_or(Path::new(".")).join(name);
-            std::fs::read(&p).map_err(|e| format!("ElementDataFile {}: {e}", p.display()))?
-        }
+        name => data_file(path, "ElementDataFile", name)?,
     };
     let voxels = decode(&data, needed, encoding, big, dtype)?;
-    let mut shape = dims.clone();
-    while shape.len() < 3 {
-        shape.push(1);
-    }
-    Volume::new(
-        shape,
+    assemble(
+        &dims,
         dtype,
-        Scaling::IDENTITY,
         geometry(axes, origin, false),
         SourceFormat::MetaImage,
-        VoxelBytes::from_vec(voxels),
+        voxels,
     )
-    .map_err(|e| e.to_string())
 }
 
 /// Write a volume as a single-file `.mha` (zlib-compressed, LPS as ITK

@@ -4,8 +4,10 @@
 //! refuses what it cannot place correctly (a non-spatial first axis,
 //! bzip2, file lists) with the field named.
 
-use super::rawdata::{Encoding, byte_count, decode, geometry, lps_axes, numbers};
-use crate::volume::{DataType, Scaling, SourceFormat, Volume, VoxelBytes};
+use super::rawdata::{
+    Encoding, assemble, byte_count, data_file, decode, geometry, lps_axes, numbers,
+};
+use crate::volume::{DataType, SourceFormat, Volume};
 use std::collections::BTreeMap;
 use std::path::Path;
 
@@ -173,30 +175,18 @@ pub fn load(path: &Path) -> Result<Volume, String> {
     let needed = byte_count(&sizes, dtype)?;
     let data = match get("data file").or(get("datafile")) {
         None => bytes[data_at..].to_vec(),
-        Some(name) if name.starts_with("LIST") || name.contains('%') => {
-            return Err(format!("data file {name:?}: file lists are not supported"));
-        }
-        Some(name) => {
-            let p = path.parent().unwrap_or(Path::new(".")).join(name);
-            std::fs::read(&p).map_err(|e| format!("data file {}: {e}", p.display()))?
-        }
+        Some(name) => data_file(path, "data file", name)?,
     };
     let skip: usize = get("byte skip").and_then(|s| s.parse().ok()).unwrap_or(0);
     let data = data.get(skip..).unwrap_or(&[]);
     let voxels = decode(data, needed, encoding, big, dtype)?;
-    let mut shape = sizes.clone();
-    while shape.len() < 3 {
-        shape.push(1);
-    }
-    Volume::new(
-        shape,
+    assemble(
+        &sizes,
         dtype,
-        Scaling::IDENTITY,
         geometry(axes, origin, ras),
         SourceFormat::Nrrd,
-        VoxelBytes::from_vec(voxels),
+        voxels,
     )
-    .map_err(|e| e.to_string())
 }
 
 /// Write a volume as NRRD (gzip-encoded when the name ends in `.nrrd` —

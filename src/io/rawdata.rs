@@ -3,8 +3,9 @@
 //! inflated with the output bounded by what the header declares, so a tiny
 //! file claiming huge dims is refused before allocating), and LPS ↔ RAS.
 
-use crate::volume::{DataType, Geometry};
+use crate::volume::{DataType, Geometry, Scaling, SourceFormat, Volume, VoxelBytes};
 use std::io::Read;
+use std::path::Path;
 
 /// How voxel bytes are stored.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -118,4 +119,37 @@ pub fn numbers(text: &str) -> Result<Vec<f64>, String> {
                 .map_err(|_| format!("{t:?} is not a number"))
         })
         .collect()
+}
+
+/// A volume of `dims` (at least 3 given as 1) from decoded voxels.
+pub fn assemble(
+    dims: &[usize],
+    dtype: DataType,
+    geometry: Geometry,
+    format: SourceFormat,
+    voxels: Vec<u8>,
+) -> Result<Volume, String> {
+    let mut shape = dims.to_vec();
+    while shape.len() < 3 {
+        shape.push(1);
+    }
+    Volume::new(
+        shape,
+        dtype,
+        Scaling::IDENTITY,
+        geometry,
+        format,
+        VoxelBytes::from_vec(voxels),
+    )
+    .map_err(|e| e.to_string())
+}
+
+/// The bytes of a detached data file named in the header of `header`
+/// (relative to its folder); file lists are refused, naming `field`.
+pub fn data_file(header: &Path, field: &str, name: &str) -> Result<Vec<u8>, String> {
+    if name.starts_with("LIST") || name.contains('%') {
+        return Err(format!("{field} {name:?}: file lists are not supported"));
+    }
+    let p = header.parent().unwrap_or(Path::new(".")).join(name);
+    std::fs::read(&p).map_err(|e| format!("{field} {}: {e}", p.display()))
 }
