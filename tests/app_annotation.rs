@@ -53,13 +53,7 @@ fn undo_redo_exact(h: &mut Harness<'_, UmeApp>, before: &LabelData) {
 fn fill_with_a_click_stays_in_its_region_and_slice() {
     let (app, _tmp) = common::app_with(Kind::Brats, 2);
     let mut h = common::settled(app);
-    let rect = h
-        .state()
-        .view_rects
-        .iter()
-        .find(|(v, _)| *v == ViewId::Slice(SliceAxis::Axial))
-        .unwrap()
-        .1;
+    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
     let before = labels(&h);
     common::press(&mut h, Modifiers::NONE, Key::F);
     h.state_mut().settings.active_label = 7;
@@ -86,21 +80,7 @@ fn fill_with_a_click_stays_in_its_region_and_slice() {
             rect.top() + ((1.0 - sc[1]) / 2.0) as f32 * rect.height(),
         )
     };
-    h.hover_at(p);
-    h.event(egui::Event::PointerButton {
-        pos: p,
-        button: egui::PointerButton::Primary,
-        pressed: true,
-        modifiers: Modifiers::NONE,
-    });
-    h.step();
-    h.event(egui::Event::PointerButton {
-        pos: p,
-        button: egui::PointerButton::Primary,
-        pressed: false,
-        modifiers: Modifiers::NONE,
-    });
-    h.step();
+    click(&mut h, p);
     common::settle(&mut h);
     let m = map(&h);
     let [nx, ny, _] = m.dims;
@@ -268,13 +248,7 @@ fn count(h: &Harness<'_, UmeApp>, id: u16) -> usize {
 fn polygon_by_clicks_and_lasso_by_drag_fill_their_outline() {
     let (app, _tmp) = common::app_with(Kind::Brats, 2);
     let mut h = common::settled(app);
-    let rect = h
-        .state()
-        .view_rects
-        .iter()
-        .find(|(v, _)| *v == ViewId::Slice(SliceAxis::Axial))
-        .unwrap()
-        .1;
+    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
     let c = rect.center();
     let before = labels(&h);
     common::press(&mut h, Modifiers::NONE, Key::P);

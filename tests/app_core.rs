@@ -564,6 +564,18 @@ fn unsaved_labels_are_asked_about_autosaved_and_restored() {
     h.get_by_label("Cancel").click();
     h.step();
 
+    // So is opening a label map in their place.
+    let other = folder.join("other_labels.nii.gz");
+    h.state_mut().load_labels(&ctx, other.clone());
+    h.step();
+    assert_eq!(
+        h.state().confirm,
+        Some(ume::app::safety::Pending::OpenLabels(other))
+    );
+    h.get_by_label("Cancel").click();
+    h.step();
+    assert_eq!(count_of(&h, 6), painted);
+
     // As after a crash: the same image opens in a new app, which offers the
     // autosave; Restore brings the painted labels back, unsaved.
     let doc = ume::app::loader::load(&ume::app::LoadRequest::Folder(folder), &|_| {}).unwrap();
@@ -632,5 +644,62 @@ fn live_dice_follows_every_stroke_and_equals_a_recount() {
     assert_eq!(
         h.state().eval.live_dice(2),
         Some(ume::metrics::dice_from_counts(tp, fp, fn_))
+    );
+}
+
+#[test]
+fn labels_changed_while_saving_or_loading_are_never_dropped() {
+    let (mut app, tmp) = common::app_with(Kind::Brats, 2);
+    app.autosave_root = None;
+    let folder = app.doc.as_ref().unwrap().sources().folder.clone().unwrap();
+    let mut h = common::settled(app);
+    let ctx = h.ctx.clone();
+    let rule = ume::annotation::PaintRule {
+        value: 7,
+        ..Default::default()
+    };
+    let paint = |h: &mut Harness<'_, UmeApp>, v: usize| {
+        let doc = h.state_mut().doc.as_mut().unwrap();
+        doc.paint(0, &[v], &rule, 0);
+        doc.end_edit();
+    };
+    // A stroke lands while the save job writes: the file holds the state
+    // when saving began, and the labels stay unsaved.
+    paint(&mut h, 0);
+    let out = tmp.path().join("saved.nii.gz");
+    h.state_mut().save_labels_to(&ctx, out.clone());
+    paint(&mut h, 1);
+    common::settle(&mut h);
+    assert!(out.is_file());
+    assert!(
+        h.state().doc.as_ref().unwrap().is_dirty(),
+        "later changes are unsaved"
+    );
+    assert!(
+        h.state()
+            .notes
+            .latest_text()
+            .contains("later changes are not saved")
+    );
+    // A case that finishes loading while labels were painted does not
+    // replace them.
+    h.state_mut().save_labels_to(&ctx, out.clone());
+    common::settle(&mut h);
+    assert!(!h.state().doc.as_ref().unwrap().is_dirty());
+    let id = h.state().doc.as_ref().unwrap().id();
+    h.state_mut()
+        .open(&ctx, ume::app::LoadRequest::Folder(folder));
+    paint(&mut h, 2);
+    common::settle(&mut h);
+    assert_eq!(
+        h.state().doc.as_ref().unwrap().id(),
+        id,
+        "the painted case stays"
+    );
+    assert!(
+        h.state()
+            .notes
+            .errors()
+            .any(|n| n.text.contains("unsaved labels"))
     );
 }

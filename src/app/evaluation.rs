@@ -5,13 +5,14 @@
 
 use super::commands::Command;
 use super::document::{Document, Prediction};
-use super::jobs::{CancelToken, Job, Slot};
+use super::jobs::{Job, Slot};
 use super::notify::Notifications;
 use crate::metrics::{Confusion, EvalOptions, Evaluation, StructureMetrics};
 use crate::volume::LabelVolume;
 use eframe::egui;
 use std::sync::Arc;
 
+pub use super::overlay::{difference_map, difference_palette, shown_labels};
 pub use super::settings::Overlay;
 
 /// Table columns (sort keys).
@@ -348,36 +349,6 @@ impl EvalState {
     }
 }
 
-/// Per voxel and frame: 1 = false positive (predicted, not in the labels),
-/// 2 = false negative, else 0.
-pub fn difference_map(
-    labels: &super::document::Labels,
-    pred: &LabelVolume,
-    frames: usize,
-    cancel: &CancelToken,
-) -> Result<LabelVolume, String> {
-    let frames = frames.max(1);
-    let mut d = LabelVolume::zeros(pred.dims, frames, pred.geometry.clone());
-    let n = d.frame_len();
-    for t in 0..frames {
-        cancel.check("difference overlay")?;
-        let gt = labels.at_frame(t);
-        let g_off = gt.map(|g| g.frame_offset(t.min(g.frames - 1)));
-        let p_off = pred.frame_offset(t.min(pred.frames - 1));
-        for i in 0..n {
-            let pv = pred.get(p_off + i);
-            let gv = match (gt, g_off) {
-                (Some(g), Some(o)) => g.get(o + i),
-                _ => 0,
-            };
-            if pv != gv {
-                d.set(t * n + i, if pv != 0 { 1 } else { 2 });
-            }
-        }
-    }
-    Ok(d)
-}
-
 /// Load a prediction label map and count its ids (a job's body).
 pub fn load_prediction(path: &std::path::Path) -> Result<Prediction, String> {
     let l = crate::io::load_labels(path).map_err(|e| e.to_string())?;
@@ -578,28 +549,4 @@ pub fn panel_ui(
         }
     });
     action
-}
-
-/// The label map the overlay shows at `frame` and whether it is the
-/// difference map (whose frames follow the case's).
-pub fn shown_labels(
-    doc: &Document,
-    eval: &EvalState,
-    overlay: Overlay,
-    frame: usize,
-) -> Option<Arc<LabelVolume>> {
-    let gt = doc.labels().at_frame(frame).cloned();
-    match (overlay, doc.prediction()) {
-        (Overlay::Prediction, Some(p)) => Some(p.labels.clone()),
-        (Overlay::Difference, Some(_)) => eval.difference(doc).cloned(),
-        _ => gt,
-    }
-}
-
-/// Palette of the difference overlay.
-pub fn difference_palette() -> Vec<[u8; 4]> {
-    let mut p = vec![[0u8; 4]; 256];
-    p[1] = [255, 70, 70, 255];
-    p[2] = [70, 150, 255, 255];
-    p
 }
