@@ -195,3 +195,71 @@ fn itk_reads_our_files_with_the_same_geometry() {
         assert_eq!(j["sum"].as_f64().unwrap(), sum, "{name}: voxels");
     }
 }
+
+/// A Slicer segmentation as Slicer 5 writes one with overlapping segments:
+/// two layers on a first "list" axis, segment fields in the header.
+fn slicer_seg_nrrd(path: &Path) {
+    let (nx, ny, nz) = (4usize, 3usize, 2usize);
+    let mut data = vec![0u8; 2 * nx * ny * nz];
+    // Layer 0: "liver" (value 1) in voxels 0..6, "kidney" (value 2) at 10.
+    // Layer 1: "tumor" (value 1) in voxels 4..8 (overlaps the liver at 4, 5).
+    for v in 0..6 {
+        data[2 * v] = 1;
+    }
+    data[2 * 10] = 2;
+    for v in 4..8 {
+        data[2 * v + 1] = 1;
+    }
+    let mut head = String::from(
+        "NRRD0004\ntype: unsigned char\ndimension: 4\nspace: left-posterior-superior\n\
+         sizes: 2 4 3 2\nspace directions: none (-1.5,0,0) (0,-1.5,0) (0,0,3)\n\
+         kinds: list domain domain domain\nencoding: raw\nspace origin: (10,20,-30)\n\
+         Segmentation_MasterRepresentation:=Binary labelmap\n",
+    );
+    for (k, (name, color, layer, value)) in [
+        ("liver", "0.8 0.4 0.2", 0, 1),
+        ("kidney", "0.1 0.9 0.1", 0, 2),
+        ("tumor", "1 1 0", 1, 1),
+    ]
+    .iter()
+    .enumerate()
+    {
+        head.push_str(&format!(
+            "Segment{k}_ID:=Segment_{k}\nSegment{k}_Name:={name}\nSegment{k}_Color:={color}\n\
+             Segment{k}_Layer:={layer}\nSegment{k}_LabelValue:={value}\n"
+        ));
+    }
+    head.push('\n');
+    let mut bytes = head.into_bytes();
+    bytes.extend_from_slice(&data);
+    std::fs::write(path, bytes).unwrap();
+}
+
+#[test]
+fn slicer_seg_nrrd_layers_merge_into_named_labels_and_round_trip() {
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("case.seg.nrrd");
+    slicer_seg_nrrd(&p);
+    let (l, table, notes) = ume::io::segnrrd::load(&p).unwrap();
+    // Layers merged: ids 1…3 in segment order, the later segment wins.
+    assert_eq!(l.dims, [4, 3, 2]);
+    let ids: Vec<u16> = (0..24).map(|i| l.get(i)).collect();
+    assert_eq!(&ids[..12], &[1, 1, 1, 1, 3, 3, 3, 3, 0, 0, 2, 0]);
+    assert!(notes[0].contains("2 voxels"), "{notes:?}");
+    let names: Vec<&str> = table.labels.iter().map(|e| e.name.as_str()).collect();
+    assert_eq!(names, ["liver", "kidney", "tumor"]);
+    assert_eq!(table.labels[0].color, [204, 102, 51]);
+    // LPS → RAS, as for plain NRRD.
+    assert_eq!(l.geometry.world_from_voxel[0], [1.5, 0.0, 0.0, -10.0]);
+    // Written back (one layer) and read again: same ids, names, colours.
+    let out = tmp.path().join("again.seg.nrrd");
+    ume::io::segnrrd::save(&l, &l.geometry, &table, &out).unwrap();
+    let (back, t2, n2) = ume::io::segnrrd::load(&out).unwrap();
+    assert!(n2.is_empty());
+    assert_eq!((0..24).map(|i| back.get(i)).collect::<Vec<_>>(), ids);
+    assert_eq!(t2.labels, table.labels);
+    close(&back.geometry, &l.geometry);
+    // As a plain image, the layered file is refused with the reason.
+    let err = ume::io::load(&p).unwrap_err().to_string();
+    assert!(err.contains("segment layers"), "{err}");
+}

@@ -46,7 +46,7 @@ impl UmeApp {
             move || wake.request_repaint(),
             move |job| {
                 job.message("loading…");
-                loader::load(&req, &|m| job.message(m)).map(Box::new)
+                loader::load_or_pick(&req, &|m| job.message(m))
             },
         ));
         self.load_request = Some(request);
@@ -89,8 +89,11 @@ impl UmeApp {
             && tag == doc_id
             && let Some(doc) = &mut self.doc
         {
-            match r.and_then(|(path, labels)| {
+            match r.and_then(|(path, labels, table)| {
                 doc.open_labels(&path, labels, self.cursor.frame)?;
+                if let Some(t) = table {
+                    doc.set_table(t);
+                }
                 Ok(path)
             }) {
                 Ok(path) => {
@@ -185,7 +188,7 @@ impl UmeApp {
             "load-labels",
             doc.id(),
             move || wake.request_repaint(),
-            move |_| loader::load_labels(&path).map(|l| (path, l)),
+            move |_| loader::load_labels(&path).map(|(l, t)| (path, l, t)),
         ));
     }
 
@@ -208,5 +211,50 @@ impl UmeApp {
             return Err("open a case before its prediction".into());
         };
         doc.set_prediction(prediction)
+    }
+}
+
+impl UmeApp {
+    /// The DICOM folder's series to choose from, while the picker is open.
+    pub fn series_choice(&self) -> Option<&[(String, String)]> {
+        self.series_choice.as_ref().map(|(_, s)| s.as_slice())
+    }
+
+    /// The series picker: a DICOM folder with several series asks which
+    /// one to open (as Slicer's DICOM browser and ITK-SNAP do).
+    pub(super) fn series_picker_ui(&mut self, ctx: &egui::Context) {
+        let Some((path, series)) = &self.series_choice else {
+            return;
+        };
+        let mut chosen = None;
+        let mut open = true;
+        egui::Window::new("Open DICOM series")
+            .collapsible(false)
+            .open(&mut open)
+            .show(ctx, |ui| {
+                ui.label(format!("{} holds {} series:", path.display(), series.len()));
+                egui::ScrollArea::vertical()
+                    .max_height(320.0)
+                    .show(ui, |ui| {
+                        for (id, line) in series {
+                            if ui.button(line).on_hover_text(id).clicked() {
+                                chosen = Some(id.clone());
+                            }
+                        }
+                    });
+            });
+        if let Some(id) = chosen {
+            let path = path.clone();
+            self.series_choice = None;
+            self.open(
+                ctx,
+                LoadRequest::Dicom {
+                    path,
+                    series: Some(id),
+                },
+            );
+        } else if !open {
+            self.series_choice = None;
+        }
     }
 }

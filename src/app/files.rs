@@ -92,7 +92,10 @@ impl Pick {
             Pick::ExportMetrics(MetricsFormat::Json) => &["json"],
             Pick::OpenFolder | Pick::SaveModel => &[],
             Pick::ImportTable | Pick::ExportTable => &["txt", "json"],
-            _ => &["nii", "gz", "hdr", "img"],
+            // NIfTI, NRRD (and Slicer's .seg.nrrd), MetaImage, DICOM.
+            _ => &[
+                "nii", "gz", "hdr", "img", "nrrd", "nhdr", "mha", "mhd", "dcm",
+            ],
         }
     }
 }
@@ -386,7 +389,8 @@ impl UmeApp {
     }
 }
 
-/// Write label maps as NIfTI with the table beside them: one map as
+/// Write label maps with the table beside them (NIfTI, NRRD, MetaImage), or
+/// as Slicer segmentations with the table inside (`.seg.nrrd`): one map as
 /// `path`; per-frame maps (a cine labelled at some frames, as ACDC ships)
 /// as `<stem>_frameNN<ext>`, NN the 1-based frame as in ACDC's names.
 pub fn write_labels(
@@ -395,12 +399,22 @@ pub fn write_labels(
     table: &LabelTable,
     path: &Path,
 ) -> Result<(), String> {
+    let seg_nrrd = crate::io::segnrrd::is_seg_nrrd(&path.to_string_lossy().to_lowercase());
     for (frame, map) in maps {
         let target = match frame {
             Some(t) if maps.len() > 1 || maps[0].0.is_some() => frame_path(path, *t),
             _ => path.to_path_buf(),
         };
-        crate::io::save_label_map(map, geometry, &target).map_err(|e| e.to_string())?;
+        if seg_nrrd {
+            // Slicer's segmentation carries the names and colours itself.
+            crate::io::segnrrd::save(map, geometry, table, &target)
+                .map_err(|e| format!("{}: {e}", target.display()))?;
+        } else {
+            crate::io::save_label_map(map, geometry, &target).map_err(|e| e.to_string())?;
+        }
+    }
+    if seg_nrrd {
+        return Ok(());
     }
     crate::io::save_label_table(table, path).map_err(|e| e.to_string())
 }

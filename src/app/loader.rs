@@ -18,6 +18,14 @@ pub enum LoadRequest {
     },
     /// A dataset folder (first case) or a case folder.
     Folder(PathBuf),
+    /// A folder of DICOM files and the series to open (asked for when the
+    /// folder holds several).
+    Dicom {
+        /// The folder.
+        path: PathBuf,
+        /// A series id as `ume info` lists them.
+        series: Option<String>,
+    },
     /// The built-in demo: phantoms generated into the cache folder (brain).
     Demo(PathBuf),
     /// The demo's cardiac cine.
@@ -25,9 +33,16 @@ pub enum LoadRequest {
 }
 
 impl LoadRequest {
-    /// Paths picked or dropped: one folder is a dataset, else image files.
+    /// Paths picked or dropped: one folder is a DICOM folder or a dataset,
+    /// else image files.
     pub fn from_paths(paths: Vec<PathBuf>, labels: Option<PathBuf>) -> LoadRequest {
         if paths.len() == 1 && paths[0].is_dir() {
+            if crate::io::dicom::folder_has_dicom(&paths[0]) {
+                return LoadRequest::Dicom {
+                    path: paths[0].clone(),
+                    series: None,
+                };
+            }
             LoadRequest::Folder(paths[0].clone())
         } else {
             LoadRequest::Files { paths, labels }
@@ -41,20 +56,106 @@ impl LoadRequest {
                 paths: paths.clone(),
                 labels: labels.clone(),
             }),
-            LoadRequest::Folder(p) => Some(super::settings::Recent {
-                paths: vec![p.clone()],
-                labels: None,
-            }),
+            LoadRequest::Folder(p) | LoadRequest::Dicom { path: p, .. } => {
+                Some(super::settings::Recent {
+                    paths: vec![p.clone()],
+                    labels: None,
+                })
+            }
             LoadRequest::Demo(_) | LoadRequest::DemoCine(_) => None,
         }
     }
 }
 
 /// Read a label map and count its ids (a job's body: both grow with the
-/// volume).
-pub fn load_labels(path: &std::path::Path) -> Result<Labels, String> {
-    let l = crate::io::load_labels(path).map_err(|e| e.to_string())?;
-    Ok(Labels::single(Arc::new(l)))
+/// volume), with the table when the file names its labels (`.seg.nrrd`).
+pub fn load_labels(path: &std::path::Path) -> Result<(Labels, Option<LabelTable>), String> {
+    let (l, table) = crate::io::load_labels_and_table(path).map_err(|e| e.to_string())?;
+    Ok((Labels::single(Arc::new(l)), table))
+}
+
+/// What a load job ends with: a case, or a DICOM folder's series to choose
+/// from.
+pub enum Loaded {
+    /// The case.
+    Doc(Box<Document>),
+    /// Several series: the user picks one.
+    PickSeries {
+        /// The folder.
+        path: PathBuf,
+        /// Its series: id and a line describing it.
+        series: Vec<(String, String)>,
+    },
+}
+
+/// The load job's body: a DICOM folder with several series and none chosen
+/// ends with the list to choose from (its headers only were read).
+pub fn load_or_pick(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Loaded, String> {
+    if let LoadRequest::Dicom { path, series: None } = request {
+        progress("reading DICOM headers".into());
+        let scan = crate::io::dicom::scan(std::slice::from_ref(path));
+        if scan.series.len() > 1 {
+            let series = scan
+                .series
+                .iter()
+                .map(|s| {
+                    let shape = s
+                        .shape()
+                        .map_or_else(|e| e, |(shape, _)| format!("{shape:?}"));
+                    let note = s
+                        .note
+                        .as_deref()
+                        .map(|n| format!(" — {n}"))
+                        .unwrap_or_default();
+                    (
+                        s.id.clone(),
+                        format!(
+                            "{} {} {shape}, {} images{note}",
+                            s.modality, s.description, s.images
+                        ),
+                    )
+                })
+                .collect();
+            return Ok(Loaded::PickSeries {
+                path: path.clone(),
+                series,
+            });
+        }
+        return dicom_doc(path, &scan, None, progress).map(|d| Loaded::Doc(Box::new(d)));
+    }
+    load(request, progress).map(|d| Loaded::Doc(Box::new(d)))
+}
+
+/// A document of one DICOM series.
+fn dicom_doc(
+    path: &std::path::Path,
+    scan: &crate::io::dicom::Scan,
+    id: Option<&str>,
+    progress: &dyn Fn(String),
+) -> Result<Document, String> {
+    let s = scan.pick(path, id).map_err(|e| e.to_string())?;
+    progress(format!("reading {} DICOM images", s.images));
+    let v = crate::io::dicom::load_series(path, s).map_err(|e| e.to_string())?;
+    let title = match s.description.as_str() {
+        "" => path
+            .file_name()
+            .map(|n| n.to_string_lossy().to_string())
+            .unwrap_or_default(),
+        d => d.to_string(),
+    };
+    let warnings = v.warnings.clone();
+    Ok(Document::new(
+        title.clone(),
+        vec![Layer::new(title, Arc::new(v))],
+        Labels::default(),
+        LabelTable::default(),
+    )
+    .with_warnings(warnings)
+    .with_sources(Sources {
+        images: vec![path.to_path_buf()],
+        folder: None,
+        labels: None,
+    }))
 }
 
 /// Load synchronously (the thread body; also used by tests).
@@ -87,7 +188,7 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
             let mut table = LabelTable::default();
             if let Some(lp) = labels {
                 progress("reading labels".into());
-                let l = crate::io::load_labels(lp).map_err(|e| e.to_string())?;
+                let (l, named) = crate::io::load_labels_and_table(lp).map_err(|e| e.to_string())?;
                 if let Some(first) = layers.first() {
                     crate::dataset::check_same_grid(
                         &paths[0],
@@ -100,11 +201,13 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
                     .map_err(|e| e.to_string())?;
                 }
                 let counts = l.counts();
-                table = LabelTable::generic(
-                    (1..counts.len())
-                        .filter(|&i| counts[i] > 0)
-                        .filter_map(|i| u16::try_from(i).ok()),
-                );
+                table = named.unwrap_or_else(|| {
+                    LabelTable::generic(
+                        (1..counts.len())
+                            .filter(|&i| counts[i] > 0)
+                            .filter_map(|i| u16::try_from(i).ok()),
+                    )
+                });
                 maps.push(None, Arc::new(l));
             }
             let title = paths
@@ -134,6 +237,11 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
             ));
             let case = ds.load_case(0).map_err(|e| e.to_string())?;
             Ok(Document::from_case(case, Some(dir.clone())))
+        }
+        LoadRequest::Dicom { path, series } => {
+            progress("reading DICOM headers".into());
+            let scan = crate::io::dicom::scan(std::slice::from_ref(path));
+            dicom_doc(path, &scan, series.as_deref(), progress)
         }
         LoadRequest::DemoCine(dir) => {
             ensure_demo(dir, progress)?;

@@ -49,6 +49,7 @@ pub use loader::LoadRequest;
 pub use settings::{Layout, Settings};
 
 use crate::render::Renderer;
+use crate::volume::LabelTable;
 use document::{Labels, Prediction};
 use eframe::egui;
 use eframe::egui_wgpu::RenderState;
@@ -133,9 +134,11 @@ pub struct UmeApp {
     uploaded: upload::UploadKey,
     grid: Option<TexGrid>,
     notice: Option<String>,
-    load: Slot<Box<Document>>,
+    load: Slot<loader::Loaded>,
+    /// A DICOM folder's series to choose from (the picker window).
+    series_choice: Option<(PathBuf, Vec<(String, String)>)>,
     load_request: Option<LoadRequest>,
-    label_job: Slot<(PathBuf, Labels)>,
+    label_job: Slot<(PathBuf, Labels, Option<LabelTable>)>,
     prediction_job: Slot<Prediction>,
     save_job: Slot<PathBuf>,
     save_prediction_job: Slot<PathBuf>,
@@ -206,6 +209,7 @@ impl UmeApp {
             grid: None,
             notice: None,
             load: Slot::default(),
+            series_choice: None,
             load_request: None,
             label_job: Slot::default(),
             prediction_job: Slot::default(),
@@ -318,13 +322,18 @@ impl UmeApp {
             let req = self.load_request.take();
             match r {
                 // Labels painted while it loaded are never dropped silently.
-                Ok(doc) if self.doc.as_ref().is_some_and(Document::is_dirty) => {
+                Ok(loader::Loaded::PickSeries { path, series }) => {
+                    self.series_choice = Some((path, series));
+                }
+                Ok(loader::Loaded::Doc(doc))
+                    if self.doc.as_ref().is_some_and(Document::is_dirty) =>
+                {
                     self.notes.error(format!(
                         "{} loaded, but the open case has unsaved labels: save or discard them, then open it again",
                         doc.title()
                     ));
                 }
-                Ok(doc) => {
+                Ok(loader::Loaded::Doc(doc)) => {
                     self.notes.info(format!("opened {}", doc.title()));
                     if let Some(recent) = req.as_ref().and_then(LoadRequest::recent) {
                         self.settings.remember(recent);
@@ -431,6 +440,7 @@ impl UmeApp {
         egui::CentralPanel::default().show(ui, |ui| self.views_ui(ui));
         self.notes.errors_ui(&ctx);
         self.safety_ui(&ctx);
+        self.series_picker_ui(&ctx);
         commands::shortcuts_window(&mut self.show_shortcuts, &ctx);
         let mut open = self.show_messages;
         self.notes.history_ui(&mut open, &ctx);

@@ -28,6 +28,22 @@ pub(super) enum BenchCommand {
         #[arg(long, default_value = "python3")]
         python: String,
     },
+    /// DICOM series loading against pydicom and conversion to NIfTI
+    /// against dcm2niix (a 512×512×300 int16 CT, uncompressed and RLE).
+    Dicom {
+        /// Where the series are written (reused when present).
+        #[arg(long, default_value = "target/bench-data/dicom")]
+        dir: PathBuf,
+        /// Series size (columns, rows, slices).
+        #[arg(long, default_values_t = [512, 512, 300], num_args = 3, value_delimiter = ',')]
+        dims: Vec<usize>,
+        /// Repetitions; the best time counts.
+        #[arg(long, default_value_t = 3)]
+        repeat: usize,
+        /// Python interpreter with pydicom for the reference.
+        #[arg(long, default_value = "python3")]
+        python: String,
+    },
     /// Viewer frame costs on the wgpu adapter (slice change, cine).
     Viewer,
     /// Annotation costs on 512×512×300 with 117 labels (brush dab, undo,
@@ -93,6 +109,17 @@ pub(super) fn run(cmd: BenchCommand) -> Result<()> {
             python,
         } => load(&dir, repeat.max(1), &python),
         BenchCommand::Metrics { dims } => metrics(&dims),
+        BenchCommand::Dicom {
+            dir,
+            dims,
+            repeat,
+            python,
+        } => {
+            let d: [usize; 3] = dims
+                .try_into()
+                .map_err(|_| anyhow::anyhow!("--dims takes three sizes"))?;
+            super::bench_dicom::run(&dir, d, repeat, &python)
+        }
         #[cfg(feature = "ml")]
         BenchCommand::Unet(b) => unet(&b),
         BenchCommand::Keyframes { cases } => keyframes(cases),

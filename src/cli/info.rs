@@ -5,10 +5,27 @@ use serde_json::{Value, json};
 use std::path::Path;
 
 use crate::dataset::{self, LabelSource};
+use crate::io::dicom;
 use crate::volume::{Stats, Volume};
 
 /// Describe `path` (a file or a folder), as text or JSON.
-pub(super) fn run(path: &Path, as_json: bool, at: &[Vec<usize>]) -> Result<()> {
+pub(super) fn run(
+    path: &Path,
+    as_json: bool,
+    at: &[Vec<usize>],
+    series: Option<&str>,
+) -> Result<()> {
+    if (path.is_dir() && dicom::folder_has_dicom(path))
+        || (series.is_some() && dicom::is_dicom_file(path))
+    {
+        let scan = dicom::scan(&[path.to_path_buf()]);
+        if series.is_none() && scan.series.len() != 1 {
+            return list_series(path, &scan, as_json);
+        }
+        let s = scan.pick(path, series)?;
+        let v = dicom::load_series(path, s)?;
+        return describe(path, &v, as_json, at);
+    }
     if path.is_dir() {
         if !at.is_empty() {
             bail!("{}: --at needs an image file, not a folder", path.display());
@@ -16,6 +33,11 @@ pub(super) fn run(path: &Path, as_json: bool, at: &[Vec<usize>]) -> Result<()> {
         return folder(path, as_json);
     }
     let v = crate::io::load(path)?;
+    describe(path, &v, as_json, at)
+}
+
+/// Print what a loaded image holds, and its values at `at`.
+fn describe(path: &Path, v: &Volume, as_json: bool, at: &[Vec<usize>]) -> Result<()> {
     let mut samples = Vec::new();
     for index in at {
         let Some(flat) = v.flat_index_of(index) else {
@@ -40,11 +62,70 @@ pub(super) fn run(path: &Path, as_json: bool, at: &[Vec<usize>]) -> Result<()> {
     if as_json {
         say!(
             "{}",
-            serde_json::to_string_pretty(&file_json(path, &v, &stats, samples))?
+            serde_json::to_string_pretty(&file_json(path, v, &stats, samples))?
         );
     } else {
-        print_file(path, &v, &stats, &samples);
+        print_file(path, v, &stats, &samples);
     }
+    Ok(())
+}
+
+/// The series of a DICOM folder (headers only: no pixel data is read).
+fn list_series(path: &Path, scan: &dicom::Scan, as_json: bool) -> Result<()> {
+    if scan.series.is_empty() {
+        scan.pick(path, None)?;
+    }
+    let rows: Vec<Value> = scan
+        .series
+        .iter()
+        .map(|s| {
+            let (shape, warnings) = match s.shape() {
+                Ok((shape, w)) => (json!(shape), w),
+                Err(e) => (Value::Null, vec![e]),
+            };
+            json!({
+                "uid": s.id, "description": s.description, "modality": s.modality,
+                "series_number": s.number, "size": [s.cols, s.rows], "shape": shape,
+                "slices": shape.get(2), "images": s.images, "files": s.files,
+                "note": s.note, "warnings": warnings,
+            })
+        })
+        .collect();
+    if as_json {
+        let out = json!({
+            "path": path.display().to_string(), "format": "dicom",
+            "series": rows, "skipped_files": scan.skipped.len(),
+        });
+        say!("{}", serde_json::to_string_pretty(&out)?);
+        return Ok(());
+    }
+    say!("{}: {} DICOM series", path.display(), rows.len());
+    for r in &rows {
+        say!(
+            "  {}  {} {:?}  {}×{}  {} slices  {} images{}",
+            r["uid"].as_str().unwrap_or(""),
+            r["modality"].as_str().unwrap_or(""),
+            r["description"].as_str().unwrap_or(""),
+            r["size"][0],
+            r["size"][1],
+            r["slices"],
+            r["images"],
+            r["note"]
+                .as_str()
+                .map(|n| format!("  (set apart: {n})"))
+                .unwrap_or_default()
+        );
+    }
+    if !scan.skipped.is_empty() {
+        say!(
+            "  {} file(s) passed over (not DICOM images)",
+            scan.skipped.len()
+        );
+    }
+    say!(
+        "  describe one with: ume info {} --series UID",
+        path.display()
+    );
     Ok(())
 }
 

@@ -13,6 +13,7 @@ macro_rules! say {
 }
 
 mod bench;
+mod bench_dicom;
 mod eval;
 mod info;
 mod keyframes;
@@ -34,13 +35,18 @@ struct Cli {
 
 #[derive(Subcommand, Debug)]
 enum Command {
-    /// Describe an image file or a dataset folder.
+    /// Describe an image file, a DICOM folder (its series) or a dataset
+    /// folder.
     Info {
-        /// A NIfTI/Analyze file or a dataset folder.
+        /// An image file (NIfTI, Analyze, NRRD, MetaImage, DICOM), a folder
+        /// of DICOM files, or a dataset folder.
         path: PathBuf,
         /// Print one JSON object.
         #[arg(long)]
         json: bool,
+        /// The DICOM series to describe (SeriesInstanceUID, as listed).
+        #[arg(long, value_name = "UID")]
+        series: Option<String>,
         /// Report the scaled value at voxel i,j,k[,t] (repeatable).
         #[arg(long = "at", value_name = "I,J,K[,T]", value_parser = parse_index)]
         at: Vec<Vec<usize>>,
@@ -169,14 +175,18 @@ enum Command {
     },
     /// Generate the built-in demo case (if needed) and describe it in text.
     Demo,
-    /// Convert an image between NIfTI, NRRD and MetaImage, geometry kept
-    /// (the output format follows the name: .nii, .nii.gz, .nrrd, .mha).
+    /// Convert an image (or a DICOM series) to NIfTI, NRRD or MetaImage,
+    /// geometry kept (the output format follows the name: .nii, .nii.gz,
+    /// .nrrd, .mha).
     Convert {
-        /// Any file UME reads.
+        /// Any file UME reads, or a folder of DICOM files.
         input: PathBuf,
         /// Output file.
         #[arg(short = 'o', long = "out")]
         out: PathBuf,
+        /// The DICOM series to convert when the folder holds several.
+        #[arg(long, value_name = "UID")]
+        series: Option<String>,
     },
 }
 
@@ -241,7 +251,12 @@ fn run(cli: Cli) -> Result<()> {
             screenshot,
             save_labels_to,
         } => view(paths, labels, pred, screenshot, save_labels_to),
-        Command::Info { path, json, at } => info::run(&path, json, &at),
+        Command::Info {
+            path,
+            json,
+            at,
+            series,
+        } => info::run(&path, json, &at, series.as_deref()),
         #[cfg(feature = "ml")]
         Command::Train {
             config,
@@ -287,8 +302,11 @@ fn run(cli: Cli) -> Result<()> {
             Ok(())
         }
         Command::Bench { what } => bench::run(what),
-        Command::Convert { input, out } => {
-            let v = crate::io::load(&input)?;
+        Command::Convert { input, out, series } => {
+            let v = crate::io::load_with(&input, series.as_deref())?;
+            for w in &v.warnings {
+                say!("warning: {w}");
+            }
             crate::io::save_any(&v, &out)?;
             say!(
                 "{} → {} ({:?}, {})",
@@ -313,7 +331,7 @@ fn run(cli: Cli) -> Result<()> {
                     |_, _| {},
                 )?;
             }
-            info::run(&case, false, &[])?;
+            info::run(&case, false, &[], None)?;
             info::case_summary(&case)
         }
     }

@@ -9,11 +9,14 @@
 //! deflate cannot expand more than 1032:1, so a 1 kB `.nii.gz` that claims a
 //! terabyte of voxels is refused without touching memory.
 
+pub mod dicom;
 mod gz;
 pub mod header;
 pub mod metaimage;
 pub mod nrrd;
+mod par;
 mod rawdata;
+pub mod segnrrd;
 mod write;
 
 pub use header::{DataLayout, Header, HeaderError};
@@ -188,10 +191,11 @@ pub fn is_image_file_name(path: &Path) -> bool {
         || n.ends_with(".hdr.gz")
         || nrrd::is_nrrd_name(&n)
         || metaimage::is_meta_name(&n)
+        || n.ends_with(".dcm")
 }
 
 /// Load an image file (any supported format: NIfTI-1/2, Analyze, NRRD,
-/// MetaImage).
+/// MetaImage, a single DICOM file).
 pub fn load(path: &Path) -> Result<Volume, LoadError> {
     if path.is_dir() {
         return Err(err(path, LoadErrorKind::IsDirectory));
@@ -203,10 +207,24 @@ pub fn load(path: &Path) -> Result<Volume, LoadError> {
     if metaimage::is_meta_name(&n) {
         return metaimage::load(path).map_err(|e| err(path, LoadErrorKind::Format(e)));
     }
+    if n.ends_with(".dcm") || dicom::is_dicom_file(path) {
+        return dicom::load(path, None);
+    }
     match classify(path)? {
         FileKind::Single => load_single(path),
         FileKind::Pair { header, image } => load_pair(&header, &image),
     }
+}
+
+/// Load an image file, or a DICOM folder or file with the series chosen by
+/// its id (needed when there are several).
+pub fn load_with(path: &Path, series: Option<&str>) -> Result<Volume, LoadError> {
+    if (path.is_dir() && dicom::folder_has_dicom(path))
+        || (series.is_some() && dicom::is_dicom_file(path))
+    {
+        return dicom::load(path, series);
+    }
+    load(path)
 }
 
 /// Write an image in the format its name asks for: `.nii`/`.nii.gz`
@@ -224,10 +242,26 @@ pub fn save_any(v: &Volume, path: &Path) -> Result<(), LoadError> {
     }
 }
 
-/// Load a label map (integer ids) from an image file.
+/// Load a label map (integer ids) from an image file or a Slicer
+/// `.seg.nrrd`.
 pub fn load_labels(path: &Path) -> Result<LabelVolume, LoadError> {
+    load_labels_and_table(path).map(|(l, _)| l)
+}
+
+/// Load a label map and, when the file names its labels (a `.seg.nrrd`'s
+/// segments), their table.
+pub fn load_labels_and_table(
+    path: &Path,
+) -> Result<(LabelVolume, Option<crate::volume::LabelTable>), LoadError> {
+    if segnrrd::is_seg_nrrd(&lower_name(path)) {
+        let (l, t, _) = segnrrd::load(path).map_err(|e| err(path, LoadErrorKind::Format(e)))?;
+        return Ok((l, Some(t)));
+    }
     let v = load(path)?;
-    LabelVolume::from_volume(&v).map_err(|e| err(path, e))
+    Ok((
+        LabelVolume::from_volume(&v).map_err(|e| err(path, e))?,
+        None,
+    ))
 }
 
 /// Load several files on parallel threads (at most one per core), results
@@ -243,37 +277,7 @@ pub fn load_many_then<T: Send>(
     paths: &[PathBuf],
     then: impl Fn(Volume) -> T + Sync,
 ) -> Vec<Result<T, LoadError>> {
-    let workers = std::thread::available_parallelism()
-        .map_or(1, std::num::NonZero::get)
-        .min(paths.len())
-        .max(1);
-    let next = std::sync::atomic::AtomicUsize::new(0);
-    let mut results: Vec<Option<Result<T, LoadError>>> = (0..paths.len()).map(|_| None).collect();
-    let slots = std::sync::Mutex::new(&mut results);
-    let work = || {
-        loop {
-            let i = next.fetch_add(1, std::sync::atomic::Ordering::Relaxed);
-            let Some(p) = paths.get(i) else { break };
-            let r = load(p).map(&then);
-            if let Ok(mut guard) = slots.lock() {
-                guard[i] = Some(r);
-            }
-        }
-    };
-    std::thread::scope(|s| {
-        for w in 1..workers {
-            // A worker that cannot start leaves its share to the others.
-            let _ = std::thread::Builder::new()
-                .name(format!("ume-load-{w}"))
-                .spawn_scoped(s, work);
-        }
-        work();
-    });
-    results
-        .into_iter()
-        .zip(paths)
-        .map(|(r, p)| r.unwrap_or_else(|| load(p).map(&then)))
-        .collect()
+    par::par_map(paths.len(), "ume-load", |i| load(&paths[i]).map(&then))
 }
 
 /// Read a whole file: compressed files through a memory map (no heap copy

@@ -57,12 +57,16 @@ fn vector(text: &str) -> Result<[f64; 3], String> {
     <[f64; 3]>::try_from(v).map_err(|_| format!("{text:?} is not a 3-vector"))
 }
 
-/// The header's fields (lower-case names) and where the data starts.
-fn header(bytes: &[u8]) -> Result<(BTreeMap<String, String>, usize), String> {
+/// The header's fields (lower-case names), its `key:=value` pairs (case
+/// kept: Slicer's segment metadata), and where the data starts.
+type Header = (BTreeMap<String, String>, BTreeMap<String, String>, usize);
+
+fn header(bytes: &[u8]) -> Result<Header, String> {
     if !bytes.starts_with(b"NRRD") {
         return Err("not an NRRD file (no NRRD magic)".into());
     }
     let mut fields = BTreeMap::new();
+    let mut keys = BTreeMap::new();
     let mut pos = 0;
     let mut first = true;
     while pos < bytes.len() {
@@ -78,9 +82,16 @@ fn header(bytes: &[u8]) -> Result<(BTreeMap<String, String>, usize), String> {
             continue;
         }
         if line.is_empty() {
-            return Ok((fields, pos.min(bytes.len())));
+            return Ok((fields, keys, pos.min(bytes.len())));
         }
-        if line.starts_with('#') || line.contains(":=") {
+        if line.starts_with('#') {
+            continue;
+        }
+        if let Some((k, v)) = line.split_once(":=") {
+            keys.insert(k.to_string(), v.to_string());
+            if keys.len() > 100_000 {
+                return Err("header has too many key/value pairs".into());
+            }
             continue;
         }
         if let Some((k, v)) = line.split_once(':') {
@@ -91,13 +102,41 @@ fn header(bytes: &[u8]) -> Result<(BTreeMap<String, String>, usize), String> {
         }
     }
     // A detached header may end without a blank line.
-    Ok((fields, bytes.len()))
+    Ok((fields, keys, bytes.len()))
+}
+
+/// An NRRD file's voxels and placement, before they become a volume.
+pub(super) struct Nrrd {
+    /// Axis sizes, fastest first (a layer axis included).
+    pub sizes: Vec<usize>,
+    /// Voxel type.
+    pub dtype: DataType,
+    /// Placement of the spatial axes.
+    pub geometry: crate::volume::Geometry,
+    /// Decoded voxels, little-endian.
+    pub voxels: Vec<u8>,
+    /// The `key:=value` pairs.
+    pub keys: BTreeMap<String, String>,
+    /// Whether the first axis is not spatial (vectors, segment layers).
+    pub list_first: bool,
 }
 
 /// Read an NRRD file.
 pub fn load(path: &Path) -> Result<Volume, String> {
+    let n = read(path)?;
+    if n.list_first {
+        return Err(
+            "a non-spatial first axis (vectors, or a .seg.nrrd's segment layers: open it as labels) is not supported as an image"
+                .into(),
+        );
+    }
+    assemble(&n.sizes, n.dtype, n.geometry, SourceFormat::Nrrd, n.voxels)
+}
+
+/// Read an NRRD file's voxels, placement and key/value pairs.
+pub(super) fn read(path: &Path) -> Result<Nrrd, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
-    let (f, data_at) = header(&bytes)?;
+    let (f, keys, data_at) = header(&bytes)?;
     let get = |k: &str| f.get(k).map(String::as_str);
     let dtype = get("type")
         .ok_or("no type field")
@@ -115,14 +154,10 @@ pub fn load(path: &Path) -> Result<Volume, String> {
             "sizes {sizes:?} do not fit dimension {dim} (1 to 4 axes)"
         ));
     }
-    if let Some(kinds) = get("kinds") {
+    let list_first = get("kinds").is_some_and(|kinds| {
         let first = kinds.split_whitespace().next().unwrap_or("");
-        if dim > 1 && !matches!(first, "domain" | "space") {
-            return Err(format!(
-                "kinds {kinds:?}: a non-spatial first axis (vectors, segment layers) is not supported yet"
-            ));
-        }
-    }
+        dim > 1 && !matches!(first, "domain" | "space")
+    });
     let encoding = match get("encoding").unwrap_or("raw") {
         "raw" => Encoding::Raw,
         "gzip" | "gz" => Encoding::Gzip,
@@ -180,18 +215,24 @@ pub fn load(path: &Path) -> Result<Volume, String> {
     let skip: usize = get("byte skip").and_then(|s| s.parse().ok()).unwrap_or(0);
     let data = data.get(skip..).unwrap_or(&[]);
     let voxels = decode(data, needed, encoding, big, dtype)?;
-    assemble(
-        &sizes,
+    Ok(Nrrd {
+        sizes,
         dtype,
-        geometry(axes, origin, ras),
-        SourceFormat::Nrrd,
+        geometry: geometry(axes, origin, ras),
         voxels,
-    )
+        keys,
+        list_first,
+    })
 }
 
 /// Write a volume as NRRD (gzip-encoded when the name ends in `.nrrd` —
 /// Slicer's default — LPS space, little-endian), atomically.
 pub fn save(v: &Volume, path: &Path) -> Result<(), String> {
+    save_with(v, path, "")
+}
+
+/// Write a volume as NRRD with extra `key:=value` lines in the header.
+pub(super) fn save_with(v: &Volume, path: &Path, keys: &str) -> Result<(), String> {
     let t = type_name(v.dtype).ok_or(format!("{:?} voxels cannot be written as NRRD", v.dtype))?;
     if !v.scaling.is_identity() {
         return Err("scaled values (slope/intercept) cannot be written as NRRD".into());
@@ -221,7 +262,7 @@ pub fn save(v: &Volume, path: &Path) -> Result<(), String> {
         if four { " none" } else { "" }
     ));
     head.push_str(&format!(
-        "kinds: domain domain domain{}\nendian: little\nencoding: gzip\nspace origin: {}\n\n",
+        "kinds: domain domain domain{}\nendian: little\nencoding: gzip\nspace origin: {}\n{keys}\n",
         if four { " list" } else { "" },
         fmt(origin)
     ));

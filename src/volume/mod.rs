@@ -127,6 +127,8 @@ pub enum SourceFormat {
     Nrrd,
     /// MetaImage (`.mha`, `.mhd`).
     MetaImage,
+    /// A DICOM series or file.
+    Dicom,
 }
 
 impl SourceFormat {
@@ -139,6 +141,7 @@ impl SourceFormat {
             SourceFormat::Generated => "generated",
             SourceFormat::Nrrd => "nrrd",
             SourceFormat::MetaImage => "metaimage",
+            SourceFormat::Dicom => "dicom",
         }
     }
 }

