@@ -32,11 +32,17 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then
     export XDG_RUNTIME_DIR="$(mktemp -d)"
     chmod 700 "$XDG_RUNTIME_DIR"
 fi
-# nibabel is the reference reader our written files are cross-checked with.
-if ! python3 -c 'import nibabel' 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check nibabel numpy \
-        || echo "warning: could not install nibabel; the nibabel cross-check will say so"
+# nibabel and pynrrd are the reference readers our written files are
+# cross-checked with.
+if ! python3 -c 'import nibabel, nrrd' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check nibabel numpy pynrrd \
+        || echo "warning: could not install nibabel/pynrrd; the cross-checks will say so"
 fi
+
+# Real DICOM test files (pydicom's and pydicom-data's, MIT) from PyPI into a
+# cache; tests/dicom.rs compares UME with pydicom's reference values on them.
+./scripts/fetch_test_data.sh >/dev/null \
+    || echo "warning: could not fetch the DICOM test files; tests/dicom.rs will say why"
 
 step "cargo fmt --check"
 cargo fmt --check

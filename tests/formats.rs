@@ -263,3 +263,68 @@ fn slicer_seg_nrrd_layers_merge_into_named_labels_and_round_trip() {
     let err = ume::io::load(&p).unwrap_err().to_string();
     assert!(err.contains("segment layers"), "{err}");
 }
+
+/// pynrrd (an independent reader, installed by scripts/test.sh) reads what
+/// UME writes: an NRRD image and a Slicer segmentation, with the same
+/// sizes, LPS directions and origin, voxel sum and segment fields.
+#[test]
+fn pynrrd_reads_our_nrrd_and_seg_nrrd() {
+    let tmp = tempfile::tempdir().unwrap();
+    let v = oblique_volume();
+    let img = tmp.path().join("img.nrrd");
+    ume::io::save_any(&v, &img).unwrap();
+    let seg = tmp.path().join("seg.seg.nrrd");
+    let mut l = ume::volume::LabelVolume::zeros([6, 5, 4], 1, v.geometry.clone());
+    l.set(7, 3);
+    l.set(8, 3);
+    let table = ume::volume::LabelTable {
+        name: "t".into(),
+        labels: vec![ume::volume::LabelEntry {
+            id: 3,
+            name: "lesion".into(),
+            color: [255, 0, 0],
+        }],
+    };
+    ume::io::segnrrd::save(&l, &v.geometry, &table, &seg).unwrap();
+    let script = "import sys, json, nrrd, numpy as np\n\
+        out = []\n\
+        for p in sys.argv[1:]:\n\
+        \x20   d, h = nrrd.read(p)\n\
+        \x20   out.append({'sizes': [int(x) for x in h['sizes']], 'dirs': np.asarray(h['space directions'], float).tolist(),\n\
+        \x20     'origin': [float(x) for x in h['space origin']], 'space': h['space'], 'sum': float(np.asarray(d, float).sum()),\n\
+        \x20     'name': h.get('Segment0_Name'), 'value': h.get('Segment0_LabelValue'), 'x0': float(d[1, 0, 0])})\n\
+        print(json.dumps(out))";
+    let out = std::process::Command::new("python3")
+        .args(["-c", script])
+        .arg(&img)
+        .arg(&seg)
+        .output()
+        .expect("python3 runs");
+    assert!(
+        out.status.success(),
+        "pynrrd failed (pip install pynrrd; scripts/test.sh installs it): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let j: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let (a, b) = (&j[0], &j[1]);
+    assert_eq!(a["sizes"], serde_json::json!([6, 5, 4]));
+    assert_eq!(a["space"], "left-posterior-superior");
+    let m = &v.geometry.world_from_voxel;
+    for c in 0..3 {
+        for r in 0..3 {
+            let lps = if r < 2 { -m[r][c] } else { m[r][c] };
+            assert!(
+                (a["dirs"][c][r].as_f64().unwrap() - lps).abs() < 1e-9,
+                "dir {c} {r}"
+            );
+        }
+        let o = if c < 2 { -m[c][3] } else { m[c][3] };
+        assert!((a["origin"][c].as_f64().unwrap() - o).abs() < 1e-9);
+    }
+    let sum: f64 = (0..v.element_count()).map(|i| v.value_at(i, 0)).sum();
+    assert_eq!(a["sum"].as_f64().unwrap(), sum);
+    assert_eq!(a["x0"].as_f64().unwrap(), v.value_at(1, 0));
+    assert_eq!(b["name"], "lesion");
+    assert_eq!(b["value"], "3");
+    assert_eq!(b["sum"].as_f64().unwrap(), 6.0);
+}

@@ -123,18 +123,13 @@ pub(super) struct Nrrd {
 
 /// Read an NRRD file.
 pub fn load(path: &Path) -> Result<Volume, String> {
-    let n = read(path)?;
-    if n.list_first {
-        return Err(
-            "a non-spatial first axis (vectors, or a .seg.nrrd's segment layers: open it as labels) is not supported as an image"
-                .into(),
-        );
-    }
+    let n = read(path, false)?;
     assemble(&n.sizes, n.dtype, n.geometry, SourceFormat::Nrrd, n.voxels)
 }
 
-/// Read an NRRD file's voxels, placement and key/value pairs.
-pub(super) fn read(path: &Path) -> Result<Nrrd, String> {
+/// Read an NRRD file's voxels, placement and key/value pairs; a first
+/// non-spatial axis (segment layers) only when `list_ok`.
+pub(super) fn read(path: &Path, list_ok: bool) -> Result<Nrrd, String> {
     let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
     let (f, keys, data_at) = header(&bytes)?;
     let get = |k: &str| f.get(k).map(String::as_str);
@@ -158,6 +153,12 @@ pub(super) fn read(path: &Path) -> Result<Nrrd, String> {
         let first = kinds.split_whitespace().next().unwrap_or("");
         dim > 1 && !matches!(first, "domain" | "space")
     });
+    if list_first && !list_ok {
+        return Err(
+            "a non-spatial first axis (vectors, or a .seg.nrrd's segment layers: open it as labels) is not supported as an image"
+                .into(),
+        );
+    }
     let encoding = match get("encoding").unwrap_or("raw") {
         "raw" => Encoding::Raw,
         "gzip" | "gz" => Encoding::Gzip,

@@ -63,7 +63,7 @@ fn segments(keys: &BTreeMap<String, String>) -> Result<Vec<Segment>, String> {
 
 /// Read a `.seg.nrrd`: the label map, its table, and notes (overlaps).
 pub fn load(path: &Path) -> Result<(LabelVolume, LabelTable, Vec<String>), String> {
-    let n = nrrd::read(path)?;
+    let n = nrrd::read(path, true)?;
     let segs = segments(&n.keys)?;
     let (layers, dims) = match (n.list_first, n.sizes.as_slice()) {
         (true, [l, x, y, z]) => (*l, [*x, *y, *z]),

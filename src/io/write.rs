@@ -115,6 +115,12 @@ fn header_bytes(v: &Volume) -> Option<Vec<u8>> {
 /// Write `bytes` to `path` atomically (temp file in the same folder, fsync,
 /// rename).
 pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
+    write_atomic_parts(path, &[bytes])
+}
+
+/// [`write_atomic`] of several byte slices written one after another (a
+/// header and the voxels, without first copying them into one buffer).
+pub fn write_atomic_parts(path: &Path, parts: &[&[u8]]) -> Result<(), SaveError> {
     let io = |source| SaveError::Io {
         path: path.to_path_buf(),
         source,
@@ -133,7 +139,9 @@ pub fn write_atomic(path: &Path, bytes: &[u8]) -> Result<(), SaveError> {
     let tmp = dir.join(format!(".{name}.{}.{n}.tmp", std::process::id()));
     let result = (|| {
         let mut f = std::fs::File::create(&tmp)?;
-        f.write_all(bytes)?;
+        for bytes in parts {
+            f.write_all(bytes)?;
+        }
         f.sync_all()?;
         std::fs::rename(&tmp, path)
     })();
@@ -152,24 +160,24 @@ pub fn save_volume(v: &Volume, path: &Path) -> Result<(), SaveError> {
             dim,
         });
     };
+    let gz = path.to_string_lossy().to_lowercase().ends_with(".gz");
+    if !gz {
+        return write_atomic_parts(path, &[&header, v.raw_bytes()]);
+    }
     let mut bytes = header;
     bytes.extend_from_slice(v.raw_bytes());
-    let gz = path.to_string_lossy().to_lowercase().ends_with(".gz");
-    if gz {
-        // Level 6 is libdeflate's default: ~zlib -9 ratios at several times the speed.
-        let lvl = libdeflater::CompressionLvl::new(6).unwrap_or_default();
-        let mut c = libdeflater::Compressor::new(lvl);
-        let mut out = vec![0u8; c.gzip_compress_bound(bytes.len())];
-        let n = c
-            .gzip_compress(&bytes, &mut out)
-            .map_err(|e| SaveError::Io {
-                path: path.to_path_buf(),
-                source: std::io::Error::other(e.to_string()),
-            })?;
-        out.truncate(n);
-        bytes = out;
-    }
-    write_atomic(path, &bytes)
+    // Level 6 is libdeflate's default: ~zlib -9 ratios at several times the speed.
+    let lvl = libdeflater::CompressionLvl::new(6).unwrap_or_default();
+    let mut c = libdeflater::Compressor::new(lvl);
+    let mut out = vec![0u8; c.gzip_compress_bound(bytes.len())];
+    let n = c
+        .gzip_compress(&bytes, &mut out)
+        .map_err(|e| SaveError::Io {
+            path: path.to_path_buf(),
+            source: std::io::Error::other(e.to_string()),
+        })?;
+    out.truncate(n);
+    write_atomic(path, &out)
 }
 
 /// Save a label map (u8 or u16) as NIfTI-1.
