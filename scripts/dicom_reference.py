@@ -95,8 +95,11 @@ def frames_of(ds):
         pos = [float(x) for x in ds.ImagePositionPatient] if "ImagePositionPatient" in ds else None
         ori = [float(x) for x in ds.ImageOrientationPatient] if "ImageOrientationPatient" in ds else None
         sp = [float(x) for x in ds.PixelSpacing] if "PixelSpacing" in ds else None
+        if sp is not None and min(sp) <= 0:  # a zero spacing is no spacing
+            sp = None
         if sp is None and "ImagerPixelSpacing" in ds:  # projection radiographs
             sp = [float(x) for x in ds.ImagerPixelSpacing]
+            sp = sp if min(sp) > 0 else None
         slope = float(getattr(ds, "RescaleSlope", 1) or 1)
         if "DoseGridScaling" in ds:
             slope = float(ds.DoseGridScaling)

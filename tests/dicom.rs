@@ -273,10 +273,20 @@ fn broken_series_are_clear_errors_not_panics() {
     let files =
         write::write_series(&v, tmp.path(), &options(write::Syntax::Explicit, false)).unwrap();
     // Truncate one file in its pixel data.
+    // Truncate one file in its pixel data: the series opens without it and
+    // says which file was left out and why.
     let bytes = std::fs::read(&files[1]).unwrap();
     std::fs::write(&files[1], &bytes[..bytes.len() - 40]).unwrap();
-    let err = dicom::load(tmp.path(), None).unwrap_err().to_string();
-    assert!(err.contains("IM00002.dcm"), "{err}");
+    let partial = dicom::load(tmp.path(), None).unwrap();
+    assert_eq!(partial.dims[2], 2);
+    let w = partial.warnings.join("\n");
+    assert!(w.contains("IM00002.dcm") && w.contains("left out"), "{w}");
+    // Alone, the truncated file is an error naming it.
+    let err = ume::io::load(&files[1]).unwrap_err().to_string();
+    assert!(
+        err.contains("IM00002.dcm") && err.contains("truncated"),
+        "{err}"
+    );
     // Garbage with a DICM magic, and a duplicated slice.
     let tmp2 = tempfile::tempdir().unwrap();
     let mut junk = vec![0u8; 128];
@@ -293,4 +303,80 @@ fn broken_series_are_clear_errors_not_panics() {
     std::fs::copy(files[0].clone(), tmp2.path().join("a/copy.dcm")).unwrap();
     let err = dicom::load(tmp2.path(), None).unwrap_err().to_string();
     assert!(err.contains("not a regular series"), "{err}");
+}
+
+fn ume(args: &[&std::ffi::OsStr]) -> (bool, String, String) {
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
+        .args(args)
+        .output()
+        .unwrap();
+    (
+        o.status.success(),
+        String::from_utf8_lossy(&o.stdout).to_string(),
+        String::from_utf8_lossy(&o.stderr).to_string(),
+    )
+}
+
+#[test]
+fn cli_lists_series_describes_one_and_converts_it_to_nifti() {
+    let tmp = tempfile::tempdir().unwrap();
+    let study = tmp.path().join("study");
+    let affine = [
+        [-0.5, 0.0, 0.0, 12.0],
+        [0.0, -0.5, 0.0, 8.0],
+        [0.0, 0.0, 1.5, -4.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let v = synthetic([10, 8, 5], 1, affine);
+    let mut o = options(write::Syntax::Rle, true);
+    write::write_series(&v, &study.join("a"), &o).unwrap();
+    o.uid = "1.2.826.0.1.3680043.10.1234.2".into();
+    write::write_series(&synthetic([6, 6, 2], 1, affine), &study.join("b"), &o).unwrap();
+    let s = study.as_os_str();
+    // Two series: the listing (UID, modality, size, slices).
+    let (ok, out, err) = ume(&["info".as_ref(), s, "--json".as_ref()]);
+    assert!(ok, "{err}");
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["format"], "dicom");
+    let series = j["series"].as_array().unwrap();
+    assert_eq!(series.len(), 2);
+    assert_eq!(series[0]["uid"], "1.2.826.0.1.3680043.10.1234.1");
+    assert_eq!(series[0]["size"], serde_json::json!([10, 8]));
+    assert_eq!(series[0]["slices"], 5);
+    assert_eq!(series[0]["modality"], "MR");
+    // One of them, as for a NIfTI file.
+    let uid = "1.2.826.0.1.3680043.10.1234.1";
+    let (ok, out, err) = ume(&[
+        "info".as_ref(),
+        s,
+        "--series".as_ref(),
+        uid.as_ref(),
+        "--json".as_ref(),
+        "--at".as_ref(),
+        "3,2,4".as_ref(),
+    ]);
+    assert!(ok, "{err}");
+    let j: Value = serde_json::from_str(&out).unwrap();
+    assert_eq!(j["format"], "dicom");
+    assert_eq!(j["shape"], serde_json::json!([10, 8, 5]));
+    assert_eq!(j["affine"][2][2], 1.5);
+    let flat = v.flat_index_of(&[3, 2, 4]).unwrap();
+    assert_eq!(j["at"][0]["value"].as_f64().unwrap(), v.value_at(flat, 0));
+    // Without --series, convert names the choice; with it, NIfTI with the
+    // geometry and voxels kept.
+    let nii = tmp.path().join("a.nii.gz");
+    let (ok, _, err) = ume(&["convert".as_ref(), s, "-o".as_ref(), nii.as_os_str()]);
+    assert!(!ok && err.contains("--series"), "{err}");
+    let (ok, _, err) = ume(&[
+        "convert".as_ref(),
+        s,
+        "-o".as_ref(),
+        nii.as_os_str(),
+        "--series".as_ref(),
+        uid.as_ref(),
+    ]);
+    assert!(ok, "{err}");
+    let back = ume::io::load(&nii).unwrap();
+    assert_eq!(back.raw_bytes(), v.raw_bytes());
+    assert_eq!(back.geometry.world_from_voxel, v.geometry.world_from_voxel);
 }

@@ -101,6 +101,18 @@ fn arr<const N: usize>(v: Option<Vec<f64>>) -> Option<[f64; N]> {
     v.and_then(|v| v.get(..N).and_then(|s| <[f64; N]>::try_from(s).ok()))
 }
 
+/// Row and column cosines that are (near) unit vectors; anything else is
+/// treated as missing rather than making a degenerate affine.
+fn cosines(v: Option<[f64; 6]>) -> Option<[f64; 6]> {
+    let unit = |a: &[f64]| (a.iter().map(|x| x * x).sum::<f64>().sqrt() - 1.0).abs() < 0.01;
+    v.filter(|o| unit(&o[..3]) && unit(&o[3..]))
+}
+
+/// Pixel spacing that is positive.
+fn spacing(v: Option<[f64; 2]>) -> Option<[f64; 2]> {
+    v.filter(|s| s.iter().all(|x| *x > 0.0))
+}
+
 /// The first item of a sequence attribute.
 fn item(obj: &InMemDicomObject, seq: dicom_object::Tag) -> Option<&InMemDicomObject> {
     obj.get(seq)?.items()?.first()
@@ -130,13 +142,27 @@ pub(super) fn has_magic(path: &Path) -> bool {
         && &head[128..] == b"DICM"
 }
 
+/// Parse a whole Part 10 file already in memory, after checking that its
+/// declared lengths fit (see [`super::guard`]); with `header_only`, stop
+/// before the pixel data.
+pub(super) fn parse(
+    bytes: &[u8],
+    header_only: bool,
+) -> Result<dicom_object::DefaultDicomObject, String> {
+    super::guard::check(bytes)?;
+    let mut o = OpenFileOptions::new().read_preamble(dicom_object::file::ReadPreamble::Always);
+    if header_only {
+        o = o.read_until(tags::PIXEL_DATA);
+    }
+    o.from_reader(bytes)
+        .map_err(|e| format!("not a readable DICOM file: {e}"))
+}
+
 /// Read a file's header (everything before the pixel data).
 pub(super) fn read(path: &Path) -> Result<FileInfo, String> {
-    let file_len = std::fs::metadata(path).map_err(|e| e.to_string())?.len();
-    let obj = OpenFileOptions::new()
-        .read_until(tags::PIXEL_DATA)
-        .open_file(path)
-        .map_err(|e| format!("not a readable DICOM file: {e}"))?;
+    let bytes = std::fs::read(path).map_err(|e| e.to_string())?;
+    let file_len = bytes.len() as u64;
+    let obj = parse(&bytes, true)?;
     let transfer_syntax = obj
         .meta()
         .transfer_syntax()
@@ -175,10 +201,10 @@ pub(super) fn from_object(
     // Plain (not enhanced) attributes, used where no functional group says.
     let base = FrameInfo {
         index: 0,
-        orientation: arr(floats(obj, tags::IMAGE_ORIENTATION_PATIENT)),
+        orientation: cosines(arr(floats(obj, tags::IMAGE_ORIENTATION_PATIENT))),
         position: arr(floats(obj, tags::IMAGE_POSITION_PATIENT)),
-        spacing: arr(floats(obj, tags::PIXEL_SPACING))
-            .or_else(|| arr(floats(obj, tags::IMAGER_PIXEL_SPACING))),
+        spacing: spacing(arr(floats(obj, tags::PIXEL_SPACING)))
+            .or_else(|| spacing(arr(floats(obj, tags::IMAGER_PIXEL_SPACING)))),
         thickness: float(obj, tags::SPACING_BETWEEN_SLICES)
             .or_else(|| float(obj, tags::SLICE_THICKNESS))
             .filter(|t| *t > 0.0),
@@ -243,12 +269,12 @@ fn enhanced(fr: &mut FrameInfo, g: [Option<&InMemDicomObject>; 2]) {
         fr.position = Some(p);
     }
     if let Some(o) = grouped(g, tags::PLANE_ORIENTATION_SEQUENCE, |i| {
-        arr(floats(i, tags::IMAGE_ORIENTATION_PATIENT))
+        cosines(arr(floats(i, tags::IMAGE_ORIENTATION_PATIENT)))
     }) {
         fr.orientation = Some(o);
     }
     if let Some(s) = grouped(g, tags::PIXEL_MEASURES_SEQUENCE, |i| {
-        arr(floats(i, tags::PIXEL_SPACING))
+        spacing(arr(floats(i, tags::PIXEL_SPACING)))
     }) {
         fr.spacing = Some(s);
     }

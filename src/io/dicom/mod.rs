@@ -14,6 +14,7 @@
 //! without the Part 10 header, and series whose positions do not make a
 //! regular grid of slices × time points.
 
+mod guard;
 mod meta;
 mod pixels;
 mod series;
@@ -148,6 +149,23 @@ pub fn scan(inputs: &[PathBuf]) -> Scan {
         }
     }
     scan.series = series::group(good);
+    // DICOM files that could not be read may belong to any series: say so
+    // wherever a series is opened, rather than show it as complete.
+    let broken: Vec<&(PathBuf, String)> = scan
+        .skipped
+        .iter()
+        .filter(|(p, _)| meta::has_magic(p))
+        .collect();
+    if let Some((p, why)) = broken.first() {
+        let note = format!(
+            "{} DICOM file(s) here could not be read and are left out (e.g. {}: {why})",
+            broken.len(),
+            p.display()
+        );
+        for s in &mut scan.series {
+            s.notes.push(note.clone());
+        }
+    }
     scan
 }
 

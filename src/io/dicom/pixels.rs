@@ -19,7 +19,6 @@ use crate::volume::{DataType, Scaling, SourceFormat, Volume, VoxelBytes};
 use dicom_core::PrimitiveValue;
 use dicom_dictionary_std::tags;
 use dicom_encoding::transfer_syntax::{Codec, TransferSyntaxIndex};
-use dicom_object::OpenFileOptions;
 use dicom_object::mem::InMemElement;
 use dicom_transfer_syntax_registry::TransferSyntaxRegistry;
 use std::collections::BTreeMap;
@@ -248,11 +247,13 @@ fn check_sizes(order: &[Image], image_bytes: usize) -> Result<(), FileError> {
         }
         let claimed = (image_bytes as u64).saturating_mul(f.frames.len() as u64);
         let native = is_native(&f.transfer_syntax);
-        // Compressed data: no codec here expands more than 1000:1 on images.
+        // Compressed data: bounded at 10,000:1 (a blank JPEG 2000 frame
+        // still takes a few hundred bytes), so a small file cannot make a
+        // huge allocation.
         let room = if native {
             f.file_len
         } else {
-            f.file_len.saturating_mul(1000)
+            f.file_len.saturating_mul(10_000)
         };
         if claimed > room {
             return Err((
@@ -281,8 +282,8 @@ fn read_file(
     format: &Format,
 ) -> Result<(), FileError> {
     let fail = |e: String| (Some(file.path.clone()), e);
-    let obj = OpenFileOptions::new()
-        .open_file(&file.path)
+    let bytes = std::fs::read(&file.path).map_err(|e| fail(e.to_string()))?;
+    let obj = super::meta::parse(&bytes, false)
         .map_err(|e| fail(format!("cannot read the pixel data: {e}")))?;
     let image_bytes = file.rows * file.cols * format.bytes;
     let ts = TransferSyntaxRegistry.get(&file.transfer_syntax);
@@ -360,6 +361,14 @@ fn rle_decode(frag: &[u8], pixels: usize, width: usize, out: &mut Vec<u8>) -> Re
     let segments = word(0)?;
     if segments != width {
         return Err(format!("{segments} segments for {width}-byte samples"));
+    }
+    // PackBits expands at most 64:1 (2 bytes → 128): refuse claims the
+    // fragment cannot hold before allocating.
+    if pixels * width > frag.len().saturating_mul(64) {
+        return Err(format!(
+            "{} bytes of RLE data cannot hold {pixels} pixels",
+            frag.len()
+        ));
     }
     let start = out.len();
     out.resize(start + pixels * width, 0);

@@ -51,8 +51,8 @@ pub struct Series {
     /// Why this part was set apart from its series, if it was.
     pub note: Option<String>,
     pub(super) parts: Vec<Image>,
-    /// Notes for the main part about parts set apart from it.
-    pub(super) set_apart: Vec<String>,
+    /// Warnings for whoever opens it: parts set apart, unreadable files.
+    pub(super) notes: Vec<String>,
 }
 
 impl Series {
@@ -141,7 +141,7 @@ pub(super) fn group(files: Vec<FileInfo>) -> Vec<Series> {
                 files: paths.len(),
                 note,
                 parts: images,
-                set_apart: Vec::new(),
+                notes: Vec::new(),
             });
         }
         let notes: Vec<String> = group
@@ -156,7 +156,7 @@ pub(super) fn group(files: Vec<FileInfo>) -> Vec<Series> {
                 )
             })
             .collect();
-        group[0].set_apart = notes;
+        group[0].notes = notes;
         out.extend(group);
     }
     out.sort_by(|a, b| (a.number, &a.id).cmp(&(b.number, &b.id)));
@@ -179,7 +179,7 @@ pub(super) struct Plan {
 /// Lay out a series (see the module docs).
 pub(super) fn plan(series: &Series) -> Result<Plan, String> {
     let images = &series.parts;
-    let mut warnings = series.set_apart.clone();
+    let mut warnings = series.notes.clone();
     let first = &images[0].frame;
     let orientation = first.orientation.unwrap_or_else(|| {
         warnings.push("no ImageOrientationPatient: rows taken as L→R, columns as A→P".into());

@@ -1,0 +1,173 @@
+//! A walk over a DICOM file's element headers before dicom-rs parses it:
+//! every defined length must fit in the bytes that follow. dicom-rs sizes
+//! its buffers from declared lengths, so a corrupt length in a small file
+//! would otherwise allocate gigabytes (found by fuzzing); this keeps
+//! allocation bounded by what the file holds.
+//!
+//! Sequences, items and undefined-length values are stepped into (their
+//! contents are elements or items again), everything else is skipped by
+//! its length, so the walk is linear in the file size.
+
+/// Check a Part 10 file (preamble, "DICM", meta group, data set).
+pub(super) fn check(bytes: &[u8]) -> Result<(), String> {
+    if bytes.len() < 132 || &bytes[128..132] != b"DICM" {
+        return Err("not a DICOM Part 10 file (no DICM header)".into());
+    }
+    // The meta group is explicit VR little endian; it names the syntax.
+    let mut ts = String::new();
+    let data_start = walk(&bytes[132..], true, false, Some(&mut ts))? + 132;
+    let ts = ts.trim_end_matches(['\0', ' ']);
+    if ts == "1.2.840.10008.1.2.1.99" {
+        // Deflated explicit VR little endian: inflate (at most 1032:1, the
+        // format's limit) and check what dicom-rs will parse.
+        use std::io::Read;
+        let rest = &bytes[data_start..];
+        let mut inflated = Vec::new();
+        flate2::read::DeflateDecoder::new(rest)
+            .take((rest.len() as u64).saturating_mul(1032))
+            .read_to_end(&mut inflated)
+            .map_err(|e| format!("deflated data set: {e}"))?;
+        return walk(&inflated, true, false, None).map(|_| ());
+    }
+    let explicit = ts != "1.2.840.10008.1.2";
+    let big = ts == "1.2.840.10008.1.2.2";
+    walk(&bytes[data_start..], explicit, big, None).map(|_| ())
+}
+
+fn u16_at(b: &[u8], at: usize, big: bool) -> Option<u16> {
+    let s: [u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
+    Some(if big {
+        u16::from_be_bytes(s)
+    } else {
+        u16::from_le_bytes(s)
+    })
+}
+
+fn u32_at(b: &[u8], at: usize, big: bool) -> Option<u32> {
+    let s: [u8; 4] = b.get(at..at + 4)?.try_into().ok()?;
+    Some(if big {
+        u32::from_be_bytes(s)
+    } else {
+        u32::from_le_bytes(s)
+    })
+}
+
+/// Walk elements; with `meta`, only group 2 (collecting the transfer syntax
+/// UID) and return where it ends. Returns the offset reached.
+fn walk(
+    b: &[u8],
+    explicit: bool,
+    big: bool,
+    mut meta: Option<&mut String>,
+) -> Result<usize, String> {
+    const UNDEFINED: u32 = u32::MAX;
+    let mut pos = 0usize;
+    // Inside encapsulated pixel data, items are compressed fragments (bytes),
+    // not data sets.
+    let mut fragments = false;
+    while pos + 8 <= b.len() {
+        let (Some(group), Some(elem)) = (u16_at(b, pos, big), u16_at(b, pos + 2, big)) else {
+            break;
+        };
+        if meta.is_some() && group != 2 {
+            return Ok(pos);
+        }
+        if group == 0xFFFE {
+            // An item: step into a data set, skip a fragment; a delimiter.
+            let len = u32_at(b, pos + 4, big).unwrap_or(0);
+            pos += 8;
+            if elem == 0xE0DD {
+                fragments = false;
+            } else if elem == 0xE000 && fragments && len != UNDEFINED {
+                let len = len as usize;
+                if len > b.len() - pos {
+                    return Err(format!(
+                        "a pixel data fragment claims {len} bytes but only {} follow",
+                        b.len() - pos
+                    ));
+                }
+                pos += len;
+            }
+            continue;
+        }
+        let mut vr = [0u8; 2];
+        let (len, header, step_into) = if explicit {
+            vr = [b[pos + 4], b[pos + 5]];
+            let long = matches!(
+                &vr,
+                b"OB"
+                    | b"OD"
+                    | b"OF"
+                    | b"OL"
+                    | b"OV"
+                    | b"OW"
+                    | b"SQ"
+                    | b"UC"
+                    | b"UN"
+                    | b"UR"
+                    | b"UT"
+                    | b"SV"
+                    | b"UV"
+            );
+            if long {
+                let len = u32_at(b, pos + 8, big).ok_or("truncated element header")?;
+                (len, 12, &vr == b"SQ")
+            } else {
+                (u32::from(u16_at(b, pos + 6, big).unwrap_or(0)), 8, false)
+            }
+        } else {
+            (u32_at(b, pos + 4, big).unwrap_or(0), 8, false)
+        };
+        pos += header;
+        if len == UNDEFINED && (group, elem) == (0x7FE0, 0x0010)
+            || len == UNDEFINED && matches!(&vr, b"OB" | b"OW")
+        {
+            fragments = true;
+            continue;
+        }
+        if len == UNDEFINED || step_into {
+            continue;
+        }
+        let len = len as usize;
+        if len > b.len() - pos.min(b.len()) {
+            return Err(format!(
+                "element ({group:04X},{elem:04X}) claims {len} bytes but only {} follow: truncated or corrupt",
+                b.len().saturating_sub(pos)
+            ));
+        }
+        if let Some(ts) = meta.as_deref_mut()
+            && (group, elem) == (0x0002, 0x0010)
+        {
+            *ts = String::from_utf8_lossy(&b[pos..pos + len]).to_string();
+        }
+        pos += len;
+    }
+    Ok(pos)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn file(dataset: &[u8]) -> Vec<u8> {
+        let mut f = vec![0u8; 128];
+        f.extend_from_slice(b"DICM");
+        // (0002,0010) UI "1.2.840.10008.1.2.1" (explicit VR LE), padded.
+        f.extend_from_slice(&[2, 0, 0x10, 0, b'U', b'I', 20, 0]);
+        f.extend_from_slice(b"1.2.840.10008.1.2.1\0");
+        f.extend_from_slice(dataset);
+        f
+    }
+
+    #[test]
+    fn a_length_past_the_end_is_refused_and_a_sound_file_passes() {
+        // (0010,0010) PN of 4 bytes: fine.
+        let ok = file(&[0x10, 0, 0x10, 0, b'P', b'N', 4, 0, b'A', b'^', b'B', b' ']);
+        assert!(check(&ok).is_ok());
+        // (7FE0,0010) OW claiming 2 GB in a tiny file.
+        let bad = file(&[0xE0, 0x7F, 0x10, 0, b'O', b'W', 0, 0, 0, 0, 0, 0x80, 1, 2]);
+        let e = check(&bad).unwrap_err();
+        assert!(e.contains("(7FE0,0010)") && e.contains("2147483648"), "{e}");
+        assert!(check(&ok[..100]).is_err());
+    }
+}
