@@ -93,21 +93,31 @@ fn walk(
         let mut vr = [0u8; 2];
         let (len, header, step_into) = if explicit {
             vr = [b[pos + 4], b[pos + 5]];
-            let long = matches!(
+            // As dicom-rs reads them: these VRs have a 16-bit length; every
+            // other one, unknown VRs included (read as UN), a 32-bit one.
+            let long = !matches!(
                 &vr,
-                b"OB"
-                    | b"OD"
-                    | b"OF"
-                    | b"OL"
-                    | b"OV"
-                    | b"OW"
-                    | b"SQ"
-                    | b"UC"
-                    | b"UN"
-                    | b"UR"
-                    | b"UT"
-                    | b"SV"
-                    | b"UV"
+                b"AE"
+                    | b"AS"
+                    | b"AT"
+                    | b"CS"
+                    | b"DA"
+                    | b"DS"
+                    | b"DT"
+                    | b"FL"
+                    | b"FD"
+                    | b"IS"
+                    | b"LO"
+                    | b"LT"
+                    | b"PN"
+                    | b"SH"
+                    | b"SL"
+                    | b"SS"
+                    | b"ST"
+                    | b"TM"
+                    | b"UI"
+                    | b"UL"
+                    | b"US"
             );
             if long {
                 let len = u32_at(b, pos + 8, big).ok_or("truncated element header")?;
@@ -125,7 +135,12 @@ fn walk(
             fragments = true;
             continue;
         }
-        if len == UNDEFINED || step_into {
+        // Implicit VR (or UN) hides sequences: dicom-rs knows them from its
+        // dictionary and steps in, so step into any value that starts with
+        // an item tag.
+        let item_next =
+            u16_at(b, pos, big) == Some(0xFFFE) && u16_at(b, pos + 2, big) == Some(0xE000);
+        if len == UNDEFINED || step_into || item_next {
             continue;
         }
         let len = len as usize;
