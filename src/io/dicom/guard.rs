@@ -137,9 +137,11 @@ fn walk(
         }
         // Implicit VR (or UN) hides sequences: dicom-rs knows them from its
         // dictionary and steps in, so step into any value that starts with
-        // an item tag.
-        let item_next =
-            u16_at(b, pos, big) == Some(0xFFFE) && u16_at(b, pos + 2, big) == Some(0xE000);
+        // an item tag. (An explicit UN value of defined length is skipped
+        // whole: its contents are implicit VR.)
+        let item_next = !explicit
+            && u16_at(b, pos, big) == Some(0xFFFE)
+            && u16_at(b, pos + 2, big) == Some(0xE000);
         if len == UNDEFINED || step_into || item_next {
             continue;
         }
