@@ -380,3 +380,125 @@ fn cli_lists_series_describes_one_and_converts_it_to_nifti() {
     assert_eq!(back.raw_bytes(), v.raw_bytes());
     assert_eq!(back.geometry.world_from_voxel, v.geometry.world_from_voxel);
 }
+
+/// An enhanced multi-frame file as scanners write cines: 2 slices × 3
+/// cardiac phases, frames stored out of order, position per frame and
+/// TemporalPositionIndex in the per-frame groups, orientation and spacing
+/// in the shared group.
+#[test]
+fn an_enhanced_multiframe_cine_becomes_4d_in_position_and_phase_order() {
+    use dicom_core::value::{DataSetSequence, PrimitiveValue};
+    use dicom_core::{DataElement, VR};
+    use dicom_dictionary_std::{tags, uids};
+    use dicom_object::{FileMetaTableBuilder, InMemDicomObject};
+    let obj = |els: Vec<DataElement<InMemDicomObject>>| InMemDicomObject::from_element_iter(els);
+    let seq = |tag, item: InMemDicomObject| {
+        DataElement::new(tag, VR::SQ, DataSetSequence::from(vec![item]))
+    };
+    let ds = |tag, s: &str| DataElement::new(tag, VR::DS, PrimitiveValue::from(s));
+    // (slice, phase) of each stored frame, out of order.
+    let stored = [(1, 2), (0, 0), (1, 0), (0, 2), (0, 1), (1, 1)];
+    let (nx, ny) = (4usize, 3usize);
+    let mut pixels = Vec::new();
+    let per_frame: Vec<InMemDicomObject> = stored
+        .iter()
+        .map(|&(z, t)| {
+            pixels.extend((0..nx * ny).map(|i| (100 * t + 10 * z + i) as u16));
+            obj(vec![
+                seq(
+                    tags::PLANE_POSITION_SEQUENCE,
+                    obj(vec![ds(
+                        tags::IMAGE_POSITION_PATIENT,
+                        &format!("0\\0\\{}", 8 * z),
+                    )]),
+                ),
+                seq(
+                    tags::FRAME_CONTENT_SEQUENCE,
+                    obj(vec![DataElement::new(
+                        tags::TEMPORAL_POSITION_INDEX,
+                        VR::UL,
+                        PrimitiveValue::from(t as u32 + 1),
+                    )]),
+                ),
+            ])
+        })
+        .collect();
+    let shared = obj(vec![
+        seq(
+            tags::PLANE_ORIENTATION_SEQUENCE,
+            obj(vec![ds(
+                tags::IMAGE_ORIENTATION_PATIENT,
+                "1\\0\\0\\0\\1\\0",
+            )]),
+        ),
+        seq(
+            tags::PIXEL_MEASURES_SEQUENCE,
+            obj(vec![
+                ds(tags::PIXEL_SPACING, "1.5\\1.25"),
+                ds(tags::SLICE_THICKNESS, "8"),
+            ]),
+        ),
+    ]);
+    let us = |tag, v: u16| DataElement::new(tag, VR::US, PrimitiveValue::from(v));
+    let s = |tag, vr, v: &str| DataElement::new(tag, vr, PrimitiveValue::from(v));
+    let file = obj(vec![
+        s(tags::SOP_CLASS_UID, VR::UI, uids::ENHANCED_MR_IMAGE_STORAGE),
+        s(
+            tags::SOP_INSTANCE_UID,
+            VR::UI,
+            "1.2.826.0.1.3680043.10.555.1",
+        ),
+        s(tags::MODALITY, VR::CS, "MR"),
+        s(
+            tags::SERIES_INSTANCE_UID,
+            VR::UI,
+            "1.2.826.0.1.3680043.10.555",
+        ),
+        DataElement::new(
+            tags::SHARED_FUNCTIONAL_GROUPS_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(vec![shared]),
+        ),
+        DataElement::new(
+            tags::PER_FRAME_FUNCTIONAL_GROUPS_SEQUENCE,
+            VR::SQ,
+            DataSetSequence::from(per_frame),
+        ),
+        us(tags::SAMPLES_PER_PIXEL, 1),
+        s(tags::PHOTOMETRIC_INTERPRETATION, VR::CS, "MONOCHROME2"),
+        s(tags::NUMBER_OF_FRAMES, VR::IS, "6"),
+        us(tags::ROWS, ny as u16),
+        us(tags::COLUMNS, nx as u16),
+        us(tags::BITS_ALLOCATED, 16),
+        us(tags::BITS_STORED, 16),
+        us(tags::HIGH_BIT, 15),
+        us(tags::PIXEL_REPRESENTATION, 0),
+        DataElement::new(tags::PIXEL_DATA, VR::OW, PrimitiveValue::U16(pixels.into())),
+    ])
+    .with_exact_meta(
+        FileMetaTableBuilder::new()
+            .transfer_syntax(uids::EXPLICIT_VR_LITTLE_ENDIAN)
+            .media_storage_sop_class_uid(uids::ENHANCED_MR_IMAGE_STORAGE)
+            .media_storage_sop_instance_uid("1.2.826.0.1.3680043.10.555.1")
+            .build()
+            .unwrap(),
+    );
+    let tmp = tempfile::tempdir().unwrap();
+    let p = tmp.path().join("cine.dcm");
+    file.write_to_file(&p).unwrap();
+    let v = ume::io::load(&p).unwrap();
+    assert_eq!(v.file_shape, vec![4, 3, 2, 3]);
+    for t in 0..3 {
+        for z in 0..2 {
+            let flat = v.flat_index_of(&[1, 2, z, t]).unwrap();
+            assert_eq!(
+                v.value_at(flat, 0),
+                (100 * t + 10 * z + 2 * 4 + 1) as f64,
+                "z {z} t {t}"
+            );
+        }
+    }
+    assert_eq!(v.geometry.world_from_voxel[0][0], -1.25);
+    assert_eq!(v.geometry.world_from_voxel[1][1], -1.5);
+    assert_eq!(v.geometry.world_from_voxel[2][2], 8.0);
+}

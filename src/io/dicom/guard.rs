@@ -16,6 +16,23 @@ pub(super) fn check(bytes: &[u8]) -> Result<(), String> {
     // The meta group is explicit VR little endian; it names the syntax.
     let mut ts = String::new();
     let data_start = walk(&bytes[132..], true, false, Some(&mut ts))? + 132;
+    // dicom-rs reads the meta group by its declared length: if that
+    // disagrees with the elements, it would read data set elements as meta
+    // elements (and allocate what their bytes say).
+    let declared = (
+        u16_at(bytes, 132, false),
+        u16_at(bytes, 134, false),
+        bytes.get(136..138).unwrap_or(&[]),
+    );
+    if declared == (Some(2), Some(0), b"UL".as_slice()) {
+        let len = u32_at(bytes, 140, false).unwrap_or(0) as usize;
+        if 144 + len != data_start {
+            return Err(format!(
+                "the file meta group length (0002,0000) says {len} bytes but its elements take {}",
+                data_start.saturating_sub(144)
+            ));
+        }
+    }
     let ts = ts.trim_end_matches(['\0', ' ']);
     if ts == "1.2.840.10008.1.2.1.99" {
         // Deflated explicit VR little endian: inflate (at most 1032:1, the
@@ -129,9 +146,7 @@ fn walk(
             (u32_at(b, pos + 4, big).unwrap_or(0), 8, false)
         };
         pos += header;
-        if len == UNDEFINED && (group, elem) == (0x7FE0, 0x0010)
-            || len == UNDEFINED && matches!(&vr, b"OB" | b"OW")
-        {
+        if len == UNDEFINED && ((group, elem) == (0x7FE0, 0x0010) || matches!(&vr, b"OB" | b"OW")) {
             fragments = true;
             continue;
         }
