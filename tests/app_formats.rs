@@ -55,6 +55,15 @@ fn a_dicom_folder_opens_through_the_series_picker_and_a_seg_nrrd_on_it() {
     assert_eq!(img.raw_bytes(), v.raw_bytes());
     assert!(h.state().series_choice().is_none());
 
+    // One file of a series opens the whole series (as in ITK-SNAP).
+    let one = dir.join("a").join("IM00003.dcm");
+    let req = LoadRequest::from_paths(vec![one], None);
+    h.state_mut().open(&ctx, req);
+    common::settle(&mut h);
+    assert!(h.state().series_choice().is_none());
+    let doc = h.state().doc.as_ref().unwrap();
+    assert_eq!(doc.layers()[0].volume.file_shape, vec![24, 20, 6]);
+
     // A Slicer segmentation on that image: names and colours arrive.
     let mut l = LabelVolume::zeros([24, 20, 6], 1, img.geometry.clone());
     l.set(5, 2);

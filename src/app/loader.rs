@@ -19,9 +19,9 @@ pub enum LoadRequest {
     /// A dataset folder (first case) or a case folder.
     Folder(PathBuf),
     /// A folder of DICOM files and the series to open (asked for when the
-    /// folder holds several).
+    /// folder holds several), or one DICOM file (its series is opened).
     Dicom {
-        /// The folder.
+        /// The folder, or a file of the series.
         path: PathBuf,
         /// A series id as `ume info` lists them.
         series: Option<String>,
@@ -36,6 +36,13 @@ impl LoadRequest {
     /// Paths picked or dropped: one folder is a DICOM folder or a dataset,
     /// else image files.
     pub fn from_paths(paths: Vec<PathBuf>, labels: Option<PathBuf>) -> LoadRequest {
+        if paths.len() == 1 && labels.is_none() && crate::io::dicom::is_dicom_file(&paths[0]) {
+            // One DICOM file: open the series it belongs to.
+            return LoadRequest::Dicom {
+                path: paths[0].clone(),
+                series: None,
+            };
+        }
         if paths.len() == 1 && paths[0].is_dir() {
             if crate::io::dicom::folder_has_dicom(&paths[0]) {
                 return LoadRequest::Dicom {
@@ -93,8 +100,8 @@ pub enum Loaded {
 pub fn load_or_pick(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Loaded, String> {
     if let LoadRequest::Dicom { path, series: None } = request {
         progress("reading DICOM headers".into());
-        let scan = crate::io::dicom::scan(std::slice::from_ref(path));
-        if scan.series.len() > 1 {
+        let (scan, of_file) = dicom_scan(path);
+        if of_file.is_none() && scan.series.len() > 1 {
             let series = scan
                 .series
                 .iter()
@@ -121,9 +128,20 @@ pub fn load_or_pick(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<
                 series,
             });
         }
-        return dicom_doc(path, &scan, None, progress).map(|d| Loaded::Doc(Box::new(d)));
+        return dicom_doc(path, &scan, of_file.as_deref(), progress)
+            .map(|d| Loaded::Doc(Box::new(d)));
     }
     load(request, progress).map(|d| Loaded::Doc(Box::new(d)))
+}
+
+/// The series of a DICOM folder, or those beside a DICOM file with the id
+/// of the file's own.
+fn dicom_scan(path: &std::path::Path) -> (crate::io::dicom::Scan, Option<String>) {
+    if path.is_file() {
+        crate::io::dicom::scan_beside(path)
+    } else {
+        (crate::io::dicom::scan(&[path.to_path_buf()]), None)
+    }
 }
 
 /// A document of one DICOM series.
@@ -240,8 +258,13 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
         }
         LoadRequest::Dicom { path, series } => {
             progress("reading DICOM headers".into());
-            let scan = crate::io::dicom::scan(std::slice::from_ref(path));
-            dicom_doc(path, &scan, series.as_deref(), progress)
+            let (scan, of_file) = dicom_scan(path);
+            dicom_doc(
+                path,
+                &scan,
+                series.as_deref().or(of_file.as_deref()),
+                progress,
+            )
         }
         LoadRequest::DemoCine(dir) => {
             ensure_demo(dir, progress)?;

@@ -169,6 +169,29 @@ pub fn scan(inputs: &[PathBuf]) -> Scan {
     scan
 }
 
+/// The series beside a file: its folder's files (not below), with the id
+/// of the series holding the file. Opening one slice opens its series, as
+/// in ITK-SNAP and Slicer.
+pub fn scan_beside(file: &Path) -> (Scan, Option<String>) {
+    let dir = file.parent().unwrap_or(Path::new("."));
+    let files: Vec<PathBuf> = std::fs::read_dir(dir)
+        .map(|entries| {
+            entries
+                .flatten()
+                .map(|e| e.path())
+                .filter(|p| p.is_file())
+                .collect()
+        })
+        .unwrap_or_default();
+    let scan = scan(&files);
+    let id = scan
+        .series
+        .iter()
+        .find(|s| s.contains(file))
+        .map(|s| s.id.clone());
+    (scan, id)
+}
+
 /// Load one series as a volume (pixel data read in parallel).
 pub fn load_series(root: &Path, s: &Series) -> Result<Volume, LoadError> {
     let plan = series::plan(s).map_err(|m| super::err(root, LoadErrorKind::Format(m)))?;

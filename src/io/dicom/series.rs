@@ -56,6 +56,11 @@ pub struct Series {
 }
 
 impl Series {
+    /// Whether one of this series' images comes from `path`.
+    pub fn contains(&self, path: &std::path::Path) -> bool {
+        self.parts.iter().any(|i| i.file.path == path)
+    }
+
     /// The volume's shape in NIfTI order (columns, rows, slices[, time
     /// points]) and the layout's warnings, from the headers alone.
     pub fn shape(&self) -> Result<(Vec<usize>, Vec<String>), String> {
