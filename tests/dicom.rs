@@ -502,3 +502,17 @@ fn an_enhanced_multiframe_cine_becomes_4d_in_position_and_phase_order() {
     assert_eq!(v.geometry.world_from_voxel[1][1], -1.5);
     assert_eq!(v.geometry.world_from_voxel[2][2], 8.0);
 }
+
+#[test]
+fn fuzz_found_inputs_are_errors() {
+    // A JPEG 2000 stream that made the codec adapter panic.
+    let p = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/dicom_j2k_decoder_panic.dcm"
+    ));
+    let err = ume::io::load(p).unwrap_err().to_string();
+    assert!(
+        err.contains("cannot decode") && err.contains("JPEG 2000"),
+        "{err}"
+    );
+}

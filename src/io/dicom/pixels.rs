@@ -307,7 +307,13 @@ fn read_file(
         }
         Some(Codec::EncapsulatedPixelData(Some(decoder), _)) => {
             let mut buf = Vec::with_capacity(image_bytes * file.frames.len());
-            decoder.decode(&obj, &mut buf).map_err(|e| {
+            // A corrupt stream can make a codec panic (fuzzing found one in
+            // the JPEG 2000 adapter): that is this file's error, not a crash.
+            let decoded_ok = std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| {
+                decoder.decode(&obj, &mut buf).map_err(|e| e.to_string())
+            }))
+            .unwrap_or_else(|p| Err(format!("the decoder failed ({})", panic_text(&p))));
+            decoded_ok.map_err(|e| {
                 fail(format!(
                     "cannot decode {} pixel data: {e}",
                     syntax_name(&file.transfer_syntax)
@@ -439,6 +445,14 @@ fn native_bytes<'a>(p: &'a PrimitiveValue, sample: usize, ts: &str) -> std::borr
         }
     }
     bytes
+}
+
+/// The message of a caught panic.
+fn panic_text(p: &Box<dyn std::any::Any + Send>) -> String {
+    p.downcast_ref::<&str>()
+        .map(|s| (*s).to_string())
+        .or_else(|| p.downcast_ref::<String>().cloned())
+        .unwrap_or_else(|| "panicked".into())
 }
 
 /// A transfer syntax's name (with its UID) for messages.
