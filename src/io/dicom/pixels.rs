@@ -2,8 +2,11 @@
 //!
 //! Files are read in parallel, each straight into its images' slots of the
 //! output (no per-slice volume, no second copy). Native syntaxes take the
-//! pixel bytes as parsed (dicom-rs already swaps big-endian words);
-//! encapsulated ones go through the registry's pure-Rust decoders. Then per
+//! pixel bytes as parsed (dicom-rs swaps big-endian words; 32-bit samples
+//! get their word order fixed here); RLE Lossless goes through our own
+//! decoder (dicom-rs's takes 8 and 16 bits only, RT dose is 32); the other
+//! encapsulated syntaxes through the registry's pure-Rust decoders, with a
+//! codec panic on a corrupt stream turned into the file's error. Then per
 //! image: the stored bits are masked out of the allocated ones (HighBit,
 //! BitsStored) and sign-extended, MONOCHROME1 is inverted to read like
 //! MONOCHROME2, and the rescale is kept as the volume's scaling when every
