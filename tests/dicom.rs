@@ -515,4 +515,12 @@ fn fuzz_found_inputs_are_errors() {
         err.contains("cannot decode") && err.contains("JPEG 2000"),
         "{err}"
     );
+    // An implicit-VR sequence whose inner element claims 3.7 GB: refused
+    // by the length check before dicom-rs allocates it.
+    let p = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/dicom_nested_length_oom.dcm"
+    ));
+    let err = ume::io::load(p).unwrap_err().to_string();
+    assert!(err.contains("(0012,0000) claims 3758161918 bytes"), "{err}");
 }

@@ -51,6 +51,14 @@ pub(super) fn check(bytes: &[u8]) -> Result<(), String> {
     walk(&bytes[data_start..], explicit, big, None).map(|_| ())
 }
 
+/// Whether the standard dictionary (dicom-rs's) says a tag is a sequence.
+fn is_sequence(group: u16, elem: u16) -> bool {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+    dicom_dictionary_std::StandardDataDictionary
+        .by_tag(dicom_core::Tag(group, elem))
+        .is_some_and(|e| e.vr() == VirtualVr::Exact(dicom_core::VR::SQ))
+}
+
 fn u16_at(b: &[u8], at: usize, big: bool) -> Option<u16> {
     let s: [u8; 2] = b.get(at..at + 2)?.try_into().ok()?;
     Some(if big {
@@ -150,14 +158,16 @@ fn walk(
             fragments = true;
             continue;
         }
-        // Implicit VR (or UN) hides sequences: dicom-rs knows them from its
-        // dictionary and steps in, so step into any value that starts with
-        // an item tag. (An explicit UN value of defined length is skipped
-        // whole: its contents are implicit VR.)
-        let item_next = !explicit
-            && u16_at(b, pos, big) == Some(0xFFFE)
-            && u16_at(b, pos + 2, big) == Some(0xE000);
-        if len == UNDEFINED || step_into || item_next {
+        if explicit && len == UNDEFINED && &vr == b"UN" {
+            // An undefined-length UN holds an implicit-VR sequence up to
+            // its delimiter; rather than mirror that, stop checking here
+            // (never refuse a sound file).
+            return Ok(b.len());
+        }
+        // Implicit VR hides sequences: dicom-rs knows them from its
+        // dictionary and steps in; so does this walk.
+        let implicit_sq = !explicit && is_sequence(group, elem);
+        if len == UNDEFINED || step_into || implicit_sq {
             continue;
         }
         let len = len as usize;
