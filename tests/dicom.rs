@@ -524,3 +524,74 @@ fn fuzz_found_inputs_are_errors() {
     let err = ume::io::load(p).unwrap_err().to_string();
     assert!(err.contains("(0012,0000) claims 3758161918 bytes"), "{err}");
 }
+
+/// Rewrite one element of a written file (to make the oddities scanners
+/// produce).
+fn patch(path: &Path, tag: dicom_core::Tag, vr: dicom_core::VR, value: &str) {
+    let mut obj = dicom_object::open_file(path).unwrap();
+    obj.put(dicom_core::DataElement::new(
+        tag,
+        vr,
+        dicom_core::value::PrimitiveValue::from(value),
+    ));
+    obj.write_to_file(path).unwrap();
+}
+
+#[test]
+fn rounded_positions_per_slice_rescale_and_a_scout_are_handled_and_said() {
+    use dicom_core::VR;
+    use dicom_dictionary_std::tags;
+    let tmp = tempfile::tempdir().unwrap();
+    let affine = [
+        [-1.0, 0.0, 0.0, 0.0],
+        [0.0, -1.0, 0.0, 0.0],
+        [0.0, 0.0, 2.0, 0.0],
+        [0.0, 0.0, 0.0, 1.0],
+    ];
+    let v = synthetic([6, 6, 4], 1, affine);
+    let files =
+        write::write_series(&v, tmp.path(), &options(write::Syntax::Explicit, false)).unwrap();
+    // Slice 1 at z = 2.05 instead of 2 (a position rounded by the scanner),
+    // and slice 2 stored with slope 2.
+    patch(
+        &files[1],
+        tags::IMAGE_POSITION_PATIENT,
+        VR::DS,
+        "0\\0\\2.05",
+    );
+    patch(&files[2], tags::RESCALE_SLOPE, VR::DS, "2");
+    let back = dicom::load(tmp.path(), None).unwrap();
+    let w = back.warnings.join("\n");
+    assert!(
+        w.contains("jitter") && w.contains("mean spacing 2.0000"),
+        "{w}"
+    );
+    assert!((back.geometry.world_from_voxel[2][2] - 2.0).abs() < 1e-9);
+    // Rescale differs: values become float32 with each slice's own rescale.
+    assert_eq!(back.dtype, ume::volume::DataType::F32);
+    assert!(w.contains("float32"), "{w}");
+    let at = |z: usize| back.value_at(back.flat_index_of(&[1, 1, z]).unwrap(), 0);
+    let raw = |z: usize| v.value_at(v.flat_index_of(&[1, 1, z]).unwrap(), 0);
+    assert_eq!(at(1), raw(1));
+    assert_eq!(at(2), 2.0 * raw(2));
+    // A scout image in the series is set apart, and the main part says so.
+    patch(
+        &files[3],
+        tags::IMAGE_TYPE,
+        VR::CS,
+        "ORIGINAL\\PRIMARY\\LOCALIZER",
+    );
+    let scan = dicom::scan(&[tmp.path().to_path_buf()]);
+    assert_eq!(scan.series.len(), 2);
+    assert_eq!(
+        scan.series[1].note.as_deref(),
+        Some("localizer (scout) images")
+    );
+    let main = dicom::load_series(tmp.path(), &scan.series[0]).unwrap();
+    assert_eq!(main.dims[2], 3);
+    assert!(
+        main.warnings.iter().any(|w| w.contains("set apart")),
+        "{:?}",
+        main.warnings
+    );
+}
