@@ -7,8 +7,21 @@
 
 use std::path::{Path, PathBuf};
 use std::process::Command;
+use std::sync::{Mutex, MutexGuard};
+
+/// `xvfb-run -a` picks its display by looking for a free lock file, then
+/// starts Xvfb: two tests doing that at once can pick the same display, and
+/// one of them then cannot connect (CI saw "Failed to open connection to X
+/// server"). The tests in this file take turns on Xvfb.
+static XVFB: Mutex<()> = Mutex::new(());
+
+fn xvfb_turn() -> MutexGuard<'static, ()> {
+    XVFB.lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner)
+}
 
 fn screenshot(args: &[&Path], out: &Path) -> image::RgbaImage {
+    let _turn = xvfb_turn();
     let runtime = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let status = Command::new("xvfb-run")
@@ -112,6 +125,7 @@ fn window_shows_a_brats_phantom_folder() {
 /// once its window is up, `keys` (a shell snippet of xdotool commands) is
 /// typed into it, then Ctrl+S until OUT appears, then Ctrl+Q.
 fn scripted_session(image: &Path, labels: &Path, out: &Path, keys: &str) {
+    let _turn = xvfb_turn();
     let runtime = tempfile::tempdir().unwrap();
     let home = tempfile::tempdir().unwrap();
     let script = r#"
