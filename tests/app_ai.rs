@@ -261,7 +261,7 @@ fn fine_tune_shows_curves_stops_restarts_and_swaps_the_model() {
         !a.ai.is_busy() && !a.eval.is_computing() && a.eval.result.is_some()
     });
     h.step();
-    h.get_by_label("Dice before / after fine-tuning");
+    h.get_by_label("Dice on the whole scan before / after (it includes the slices trained on)");
     assert!(h.state().ai.before.is_some());
     // The fine-tuned model is remembered (the picker lists it after a
     // restart) and Save model as… copies it.

@@ -100,7 +100,7 @@ fn a_dicom_folder_opens_through_the_series_picker_and_a_seg_nrrd_on_it() {
     // Save labels as .seg.nrrd writes the table inside, no side files.
     let out = tmp.path().join("again.seg.nrrd");
     let maps: Vec<_> = doc.labels().maps().map(|(f, m)| (f, m.clone())).collect();
-    ume::app::files::write_labels(&maps, &img.geometry, doc.table(), &out).unwrap();
+    ume::app::files::write_labels(&maps, &[], &img.geometry, doc.table(), &out).unwrap();
     let (back, t, notes) = ume::io::segnrrd::load(&out).unwrap();
     assert!(notes.is_empty());
     assert_eq!(back.get(100), 7);

@@ -196,6 +196,7 @@ fn tiny_supervised(
                 images,
                 labels: Some(&c.labels),
                 frame_labels: Vec::new(),
+                labelled_slices: None,
             };
             ume::training::ume::UmeCase::new(&case, &config).unwrap()
         })
@@ -395,6 +396,7 @@ fn voco_pretraining_learns_overlaps_and_initialises_fine_tuning() {
                 images,
                 labels: Some(&c.labels),
                 frame_labels: Vec::new(),
+                labelled_slices: None,
             };
             UmeCase::new(&case, &voco).unwrap()
         })

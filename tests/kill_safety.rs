@@ -44,6 +44,7 @@ fn writer(target: &Path, dir: &Path, ready: &Path) -> ! {
             dir,
             &[target.to_path_buf()],
             &[(None, m.clone())],
+            &[],
             &g,
             &table,
             &|| false,

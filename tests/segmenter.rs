@@ -231,6 +231,7 @@ fn brats_dataset_case(seed: u64, n: usize) -> ume::dataset::Case {
         images: c.images.clone(),
         labels: Some(c.labels.clone()),
         frame_labels: Vec::new(),
+        labelled_slices: None,
         table: ume::volume::LabelTable::builtin("brats").unwrap(),
         acdc: None,
         warnings: Vec::new(),

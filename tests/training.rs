@@ -45,6 +45,7 @@ fn data(config: &TrainConfig) -> TrainingData {
                 images: vec![("ct".into(), c.ct.clone())],
                 labels: Some(c.labels.clone()),
                 frame_labels: Vec::new(),
+                labelled_slices: None,
                 table: c.table.clone(),
                 acdc: None,
                 warnings: Vec::new(),

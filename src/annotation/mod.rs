@@ -14,6 +14,7 @@
 //! - [`polygon`]: a closed outline in a slice, filled.
 //! - [`accept`]: a prediction into the labels, whole or one structure.
 //! - [`history`]: undo/redo bounded by bytes, never by a small count.
+//! - [`slices`]: which slices are labelled, and their `.slices.json`.
 
 pub mod accept;
 pub mod brush;
@@ -22,6 +23,7 @@ pub mod fill;
 pub mod history;
 pub mod interpolate;
 pub mod polygon;
+pub mod slices;
 
 pub use brush::{Brush, BrushShape};
 pub use edit::{DrawOver, LabelEdit, PaintRule, Painter};

@@ -28,6 +28,10 @@ pub struct Meta {
     pub maps: Vec<(Option<usize>, String)>,
     /// The label table.
     pub table: LabelTable,
+    /// Per map, its labelled slices when partly labelled (see
+    /// [`crate::annotation::slices`]); empty in autosaves from before.
+    #[serde(default)]
+    pub slices: Vec<Option<Vec<usize>>>,
 }
 
 /// A restorable autosave.
@@ -76,6 +80,7 @@ pub fn write(
     dir: &Path,
     sources: &[PathBuf],
     maps: &[(Option<usize>, Arc<LabelVolume>)],
+    slices: &[Option<Vec<usize>>],
     geometry: &Geometry,
     table: &LabelTable,
     cancelled: &dyn Fn() -> bool,
@@ -96,6 +101,7 @@ pub fn write(
         generation,
         maps: names,
         table: table.clone(),
+        slices: slices.to_vec(),
     };
     if cancelled() {
         for (_, n) in &meta.maps {
@@ -166,6 +172,7 @@ mod tests {
             &dir,
             &[],
             &[(None, Arc::new(a.clone()))],
+            &[],
             &g,
             &table,
             &|| false,
@@ -183,6 +190,7 @@ mod tests {
             &dir,
             &[],
             &[(Some(3), Arc::new(a.clone()))],
+            &[],
             &g,
             &table,
             &|| false,

@@ -6,7 +6,8 @@
 //! The shortcuts named in the app-core issue are a contract with scripted
 //! tests outside the project: Ctrl+O, Ctrl+S, Ctrl+Shift+S, Ctrl+Z, Ctrl+Y,
 //! Ctrl+Shift+Z, Ctrl+Q, PageUp/PageDown and the arrow keys, Space, C, B,
-//! E, F, P, `[` and `]`.
+//! E, F, P, `[` and `]`; the learning-from-labels issue adds D (mark the
+//! slice done).
 
 use super::UmeApp;
 use super::settings::Tool;
@@ -78,6 +79,8 @@ pub enum Command {
     InterpolateAll,
     /// Take the whole prediction into the labels (one undo step).
     AcceptPrediction,
+    /// Mark the crosshair's slice labelled (done), or take the mark back.
+    MarkSliceDone,
     /// Make the table's n-th label (1–9) active: the digit keys.
     Label(u8),
     /// Zoom, pan and 3D camera back to fit.
@@ -119,6 +122,7 @@ const SC_BRUSH_LARGER: &[KeyboardShortcut] = &[key(Key::CloseBracket)];
 const SC_SHOW_SHORTCUTS: &[KeyboardShortcut] = &[key(Key::F1)];
 
 const SC_INTERPOLATE: &[KeyboardShortcut] = &[key(Key::I)];
+const SC_MARK_SLICE_DONE: &[KeyboardShortcut] = &[key(Key::D)];
 const SC_LABEL1: &[KeyboardShortcut] = &[key(Key::Num1)];
 const SC_LABEL2: &[KeyboardShortcut] = &[key(Key::Num2)];
 const SC_LABEL3: &[KeyboardShortcut] = &[key(Key::Num3)];
@@ -131,7 +135,7 @@ const SC_LABEL9: &[KeyboardShortcut] = &[key(Key::Num9)];
 
 impl Command {
     /// Every command, in menu order.
-    pub const ALL: [Command; 42] = [
+    pub const ALL: [Command; 43] = [
         Command::Open,
         Command::OpenFolder,
         Command::OpenLabels,
@@ -163,6 +167,7 @@ impl Command {
         Command::Interpolate,
         Command::InterpolateAll,
         Command::AcceptPrediction,
+        Command::MarkSliceDone,
         Command::Label(1),
         Command::Label(2),
         Command::Label(3),
@@ -210,6 +215,7 @@ impl Command {
             Command::Interpolate => "Fill between slices",
             Command::InterpolateAll => "Fill between slices, all labels",
             Command::AcceptPrediction => "Accept prediction",
+            Command::MarkSliceDone => "Mark slice done",
             Command::Label(_) => "Table label (digit)",
             Command::ResetViews => "Reset views",
             Command::ShowShortcuts => "Keyboard shortcuts",
@@ -262,6 +268,9 @@ impl Command {
             }
             Command::InterpolateAll => "Fill between slices for every label",
             Command::AcceptPrediction => "Make the labels the prediction (one undo step)",
+            Command::MarkSliceDone => {
+                "The crosshair's slice (z) is labelled, even where it is background: fine-tuning learns from labelled slices only (press again to unmark)"
+            }
             Command::Label(_) => "Make this label of the table the active one",
             Command::ResetViews => "Zoom, pan and the 3D camera back to fit",
             Command::ShowShortcuts => "List every keyboard shortcut",
@@ -291,6 +300,7 @@ impl Command {
             Command::BrushLarger => SC_BRUSH_LARGER,
             Command::ShowShortcuts => SC_SHOW_SHORTCUTS,
             Command::Interpolate => SC_INTERPOLATE,
+            Command::MarkSliceDone => SC_MARK_SLICE_DONE,
             Command::Label(1) => SC_LABEL1,
             Command::Label(2) => SC_LABEL2,
             Command::Label(3) => SC_LABEL3,
@@ -429,6 +439,7 @@ impl UmeApp {
             | Command::NextSlice
             | Command::PreviousSlice
             | Command::ExportWindow
+            | Command::MarkSliceDone
             | Command::ResetViews => has_doc,
             Command::SaveLabels | Command::SaveLabelsAs => {
                 doc.is_some_and(|d| !d.labels().is_empty())
@@ -540,6 +551,7 @@ impl UmeApp {
             Command::Interpolate => self.interpolate(ctx, false),
             Command::InterpolateAll => self.interpolate(ctx, true),
             Command::AcceptPrediction => self.accept_prediction(ctx, None),
+            Command::MarkSliceDone => super::slices_ui::toggle_done(self),
             Command::Label(n) => self.select_label(usize::from(n)),
             Command::ToolCrosshair
             | Command::ToolBrush

@@ -329,6 +329,7 @@ impl UmeApp {
             doc.labels().maps().map(|(f, l)| (f, l.clone())).collect();
         let geometry = image.volume.geometry.clone();
         let table = doc.table().clone();
+        let slices = doc.slice_lists();
         let id = super::tools::labels_state(doc);
         let wake = ctx.clone();
         let job = Job::spawn(
@@ -337,7 +338,7 @@ impl UmeApp {
             move || wake.request_repaint(),
             move |ctx| {
                 ctx.message(format!("saving {}", path.display()));
-                write_labels(&maps, &geometry, &table, &path)?;
+                write_labels(&maps, &slices, &geometry, &table, &path)?;
                 Ok(path)
             },
         );
@@ -360,7 +361,7 @@ impl UmeApp {
             0,
             move || wake.request_repaint(),
             move |_| {
-                write_labels(&maps, &geometry, &table, &path)?;
+                write_labels(&maps, &[], &geometry, &table, &path)?;
                 Ok(path)
             },
         );
@@ -395,12 +396,13 @@ impl UmeApp {
 /// as `<stem>_frameNN<ext>`, NN the 1-based frame as in ACDC's names.
 pub fn write_labels(
     maps: &[(Option<usize>, Arc<LabelVolume>)],
+    slices: &[Option<Vec<usize>>],
     geometry: &Geometry,
     table: &LabelTable,
     path: &Path,
 ) -> Result<(), String> {
     let seg_nrrd = crate::io::segnrrd::is_seg_nrrd(&path.to_string_lossy().to_lowercase());
-    for (frame, map) in maps {
+    for (i, (frame, map)) in maps.iter().enumerate() {
         let target = match frame {
             Some(t) if maps.len() > 1 || maps[0].0.is_some() => frame_path(path, *t),
             _ => path.to_path_buf(),
@@ -412,11 +414,29 @@ pub fn write_labels(
         } else {
             crate::io::save_label_map(map, geometry, &target).map_err(|e| e.to_string())?;
         }
+        write_slice_list(&target, slices.get(i).and_then(Option::as_ref))?;
     }
     if seg_nrrd {
         return Ok(());
     }
     crate::io::save_label_table(table, path).map_err(|e| e.to_string())
+}
+
+/// Beside a label map just written: its labelled slices when it is partly
+/// labelled, and no stale list from an earlier save when it is whole.
+fn write_slice_list(target: &Path, slices: Option<&Vec<usize>>) -> Result<(), String> {
+    let sidecar = crate::annotation::slices::sidecar_path(target);
+    match slices {
+        Some(ks) => {
+            crate::io::write_atomic(&sidecar, &crate::annotation::slices::to_json(ks))
+                .map_err(|e| e.to_string())?;
+        }
+        None if sidecar.is_file() => {
+            std::fs::remove_file(&sidecar).map_err(|e| format!("{}: {e}", sidecar.display()))?;
+        }
+        None => {}
+    }
+    Ok(())
 }
 
 /// `seg.nii.gz`, frame 0 → `seg_frame01.nii.gz`.
@@ -451,7 +471,7 @@ mod tests {
             (Some(0), Arc::new(ed.clone())),
             (Some(11), Arc::new(es.clone())),
         ];
-        write_labels(&maps, &g, &table, &path).unwrap();
+        write_labels(&maps, &[], &g, &table, &path).unwrap();
         let back = |n: &str| crate::io::load_labels(&tmp.path().join(n)).unwrap();
         assert_eq!(back("p001_frame01.nii.gz").data, ed.data);
         assert_eq!(back("p001_frame12.nii.gz").data, es.data);
@@ -459,7 +479,7 @@ mod tests {
         // One map for every frame (a 4D map) is one file.
         let four_d = LabelVolume::zeros([4, 3, 2], 5, g.clone());
         let path = tmp.path().join("cine.nii.gz");
-        write_labels(&[(None, Arc::new(four_d))], &g, &table, &path).unwrap();
+        write_labels(&[(None, Arc::new(four_d))], &[], &g, &table, &path).unwrap();
         assert_eq!(crate::io::load_labels(&path).unwrap().frames, 5);
     }
 

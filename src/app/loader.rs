@@ -78,7 +78,9 @@ impl LoadRequest {
 /// volume), with the table when the file names its labels (`.seg.nrrd`).
 pub fn load_labels(path: &std::path::Path) -> Result<(Labels, Option<LabelTable>), String> {
     let (l, table) = crate::io::load_labels_and_table(path).map_err(|e| e.to_string())?;
-    Ok((Labels::single(Arc::new(l)), table))
+    let listed =
+        crate::annotation::slices::for_labels(path, l.dims[2]).map_err(|e| e.to_string())?;
+    Ok((Labels::single(Arc::new(l)).with_listed(0, listed), table))
 }
 
 /// What a load job ends with: a case, or a DICOM folder's series to choose
@@ -226,7 +228,10 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
                             .filter_map(|i| u16::try_from(i).ok()),
                     )
                 });
+                let listed = crate::annotation::slices::for_labels(lp, l.dims[2])
+                    .map_err(|e| e.to_string())?;
                 maps.push(None, Arc::new(l));
+                maps = maps.with_listed(0, listed);
             }
             let title = paths
                 .first()

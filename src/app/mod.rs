@@ -38,6 +38,7 @@ mod panels;
 pub mod safety;
 pub mod screenshot;
 pub mod settings;
+pub mod slices_ui;
 mod tool_panel;
 mod tools;
 pub mod upload;
@@ -415,6 +416,7 @@ impl UmeApp {
             egui::Panel::left("controls")
                 .default_size(260.0)
                 .show(ui, |ui| panels::controls(self, ui));
+            egui::Panel::bottom("slices").show(ui, |ui| slices_ui::bar(self, ui));
             if self.doc.as_ref().is_some_and(|d| d.frames() > 1) {
                 egui::Panel::bottom("cine").show(ui, |ui| panels::cine_bar(self, ui));
             }

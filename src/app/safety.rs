@@ -95,6 +95,7 @@ impl UmeApp {
         let dir = autosave::folder(root, &doc.identity());
         let sources = doc.identity();
         let maps: Vec<_> = doc.labels().maps().map(|(f, l)| (f, l.clone())).collect();
+        let slices = doc.slice_lists();
         let Some(image) = doc.layer(0) else { return };
         let geometry = image.volume.geometry.clone();
         let table = doc.table().clone();
@@ -105,7 +106,7 @@ impl UmeApp {
             move || wake.request_repaint(),
             move |job| {
                 job.cancel_token().check("autosave")?;
-                autosave::write(&dir, &sources, &maps, &geometry, &table, &|| {
+                autosave::write(&dir, &sources, &maps, &slices, &geometry, &table, &|| {
                     job.is_cancelled()
                 })
             },
@@ -125,8 +126,10 @@ impl UmeApp {
         }
         let result = r.and_then(|rec| {
             let mut labels = Labels::default();
-            for (frame, map) in rec.maps {
+            for (i, (frame, map)) in rec.maps.into_iter().enumerate() {
                 labels.push(frame, Arc::new(map));
+                let listed = rec.meta.slices.get(i).cloned().flatten();
+                labels = labels.with_listed(i, listed);
             }
             doc.restore_labels(labels, rec.meta.table)
         });

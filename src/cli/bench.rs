@@ -93,6 +93,27 @@ pub(super) enum BenchCommand {
         #[arg(long)]
         wgpu: bool,
     },
+    /// Slices chosen by `ume suggest` against random and every k-th: a
+    /// weak model fine-tuned on N = 2, 4, 8, 16 labelled slices of BraTS
+    /// phantoms, Dice on held-out cases against N (table and a PNG plot).
+    #[cfg(feature = "ml")]
+    Suggest {
+        /// Fine-tuning steps per run.
+        #[arg(long, default_value_t = 120)]
+        steps: usize,
+        /// Training steps of the weak starting model.
+        #[arg(long, default_value_t = 30)]
+        weak_steps: usize,
+        /// Annotated cases (results averaged).
+        #[arg(long, default_value_t = 3)]
+        cases: usize,
+        /// Random draws per case and N.
+        #[arg(long, default_value_t = 3)]
+        random_draws: usize,
+        /// Where the plot goes.
+        #[arg(long, default_value = "docs/bench_suggest.png")]
+        plot: PathBuf,
+    },
     /// (Internal) load one file and print peak memory as JSON.
     #[command(hide = true)]
     Peak {
@@ -123,6 +144,20 @@ pub(super) fn run(cmd: BenchCommand) -> Result<()> {
         #[cfg(feature = "ml")]
         BenchCommand::Unet(b) => unet(&b),
         BenchCommand::Keyframes { cases } => keyframes(cases),
+        #[cfg(feature = "ml")]
+        BenchCommand::Suggest {
+            steps,
+            weak_steps,
+            cases,
+            random_draws,
+            plot,
+        } => super::bench_suggest::run(&super::bench_suggest::Options {
+            steps,
+            weak_steps,
+            cases,
+            random_draws,
+            plot,
+        }),
         #[cfg(feature = "ml")]
         BenchCommand::Encoder {
             config,

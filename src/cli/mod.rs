@@ -14,11 +14,15 @@ macro_rules! say {
 
 mod bench;
 mod bench_dicom;
+#[cfg(feature = "ml")]
+mod bench_suggest;
 mod eval;
 mod info;
 mod keyframes;
 #[cfg(feature = "ml")]
 mod segment;
+#[cfg(feature = "ml")]
+mod suggest;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -93,6 +97,27 @@ enum Command {
         /// Slices per forward pass.
         #[arg(long, default_value_t = 8)]
         batch: usize,
+    },
+    /// Rank the slices of a file or dataset case (along the model's slicing
+    /// axis, z) by the model's uncertainty: the ones to label next.
+    #[cfg(feature = "ml")]
+    Suggest {
+        /// A NIfTI file or a dataset case folder.
+        input: PathBuf,
+        /// Checkpoint folder (U-Net or UME encoder) or a bundled demo
+        /// model; default: the demo for the input, as for `ume segment`.
+        #[arg(long)]
+        model: Option<String>,
+        /// How many slices to list (without --json).
+        #[arg(long, default_value_t = 5)]
+        k: usize,
+        /// Print {"axis": A, "slices": [{"index": i, "score": s}, …]} with
+        /// every slice.
+        #[arg(long)]
+        json: bool,
+        /// auto (a hardware GPU, else the CPU backend), wgpu or cpu.
+        #[arg(long, default_value = "auto")]
+        device: crate::models::DeviceChoice,
     },
     /// Train a U-Net (configs/unet_*.json) or the UME encoder
     /// (configs/ume_*.json) on a labelled dataset folder; the best model is
@@ -276,6 +301,14 @@ fn run(cli: Cli) -> Result<()> {
             device,
             batch,
         } => segment::run(&input, &out, model.as_deref(), device, batch),
+        #[cfg(feature = "ml")]
+        Command::Suggest {
+            input,
+            model,
+            k,
+            json,
+            device,
+        } => suggest::run(&input, model.as_deref(), k, json, device),
         Command::Keyframes {
             input,
             k,

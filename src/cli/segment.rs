@@ -8,17 +8,12 @@ use anyhow::{Context, Result, bail};
 use std::path::Path;
 use std::sync::atomic::AtomicBool;
 
-pub(super) fn run(
+/// The images of INPUT (a file, or a dataset folder's first case) and the
+/// model to run: `--model`, else the bundled demo for the input.
+pub(super) fn input_and_model(
     input: &Path,
-    out: &Path,
     model: Option<&str>,
-    choice: DeviceChoice,
-    batch: usize,
-) -> Result<()> {
-    // The output's folder first, so a bad -o fails before the slices run.
-    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
-        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
-    }
+) -> Result<(Vec<crate::volume::Volume>, String)> {
     let (volumes, layout) = if input.is_dir() {
         let ds = crate::dataset::open(input)?;
         let case = ds.load_case(0)?;
@@ -29,7 +24,7 @@ pub(super) fn run(
     } else {
         (vec![crate::io::load(input)?], None)
     };
-    let spec = match (model, layout) {
+    let spec: String = match (model, layout) {
         (Some(m), _) => m.to_string(),
         (None, Some(crate::dataset::Layout::Brats)) => "demo-brats".into(),
         (None, Some(crate::dataset::Layout::TotalSegmentator)) => "demo-ct".into(),
@@ -46,6 +41,21 @@ pub(super) fn run(
             other.as_str()
         ),
     };
+    Ok((volumes, spec))
+}
+
+pub(super) fn run(
+    input: &Path,
+    out: &Path,
+    model: Option<&str>,
+    choice: DeviceChoice,
+    batch: usize,
+) -> Result<()> {
+    // The output's folder first, so a bad -o fails before the slices run.
+    if let Some(dir) = out.parent().filter(|d| !d.as_os_str().is_empty()) {
+        std::fs::create_dir_all(dir).with_context(|| format!("creating {}", dir.display()))?;
+    }
+    let (volumes, spec) = input_and_model(input, model)?;
     let dev = device(choice);
     let model = crate::models::Segmenter::load(&spec, &dev)?;
     let refs: Vec<&crate::volume::Volume> = volumes.iter().take(model.in_channels()).collect();

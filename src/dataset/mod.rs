@@ -143,6 +143,9 @@ pub struct Case {
     pub labels: Option<LabelVolume>,
     /// Labelled frames of a 4D case: (0-based frame, labels).
     pub frame_labels: Vec<(usize, LabelVolume)>,
+    /// The labelled slices of `labels` (from its `.slices.json`, see
+    /// [`crate::annotation::slices`]); `None`: every slice.
+    pub labelled_slices: Option<Vec<usize>>,
     /// Label names (extended with any mask names not in the built-in table).
     pub table: LabelTable,
     /// ACDC metadata.
@@ -244,11 +247,18 @@ pub fn load_case(
     let mut table = table.clone();
     let mut labels = None;
     let mut frame_labels = Vec::new();
+    let mut labelled_slices = None;
     match &spec.labels {
         LabelSource::None => {}
         LabelSource::File(p) => {
             let l = io::load_labels(p)?;
             check(p, &l)?;
+            labelled_slices = crate::annotation::slices::for_labels(p, l.dims[2]).map_err(|e| {
+                DatasetError::BadMetadata {
+                    path: e.path,
+                    problem: e.problem,
+                }
+            })?;
             labels = Some(l);
         }
         LabelSource::Frames(frames) => {
@@ -270,6 +280,7 @@ pub fn load_case(
         images,
         labels,
         frame_labels,
+        labelled_slices,
         table,
         acdc: spec.acdc.clone(),
         warnings,

@@ -756,7 +756,67 @@ pub fn segment_volume(
     device: &Device,
     mut progress: impl FnMut(usize, usize) -> bool,
 ) -> Result<crate::volume::LabelVolume, super::segment::SegmentError> {
-    use super::segment::{SegmentError, nearest};
+    use super::segment::nearest;
+    let Some(first) = volumes.first() else {
+        return Err(super::segment::SegmentError::Input(
+            "no input volume".into(),
+        ));
+    };
+    let [nx, ny, nz] = first.dims;
+    let class_id = |c: usize| -> u16 {
+        if c == 0 {
+            0
+        } else {
+            config
+                .label_ids
+                .get(c - 1)
+                .copied()
+                .unwrap_or_else(|| u16::try_from(c).unwrap_or(0))
+        }
+    };
+    let [h, w] = config.image_size;
+    let c = config.num_classes;
+    let si: Vec<usize> = (0..nx).map(|i| nearest(i, nx, w)).collect();
+    let sj: Vec<usize> = (0..ny).map(|j| nearest(j, ny, h)).collect();
+    let mut out =
+        crate::volume::LabelVolume::zeros(first.dims, first.frames.max(1), first.geometry.clone());
+    let plane = nx * ny;
+    frame_logits(
+        config,
+        encoder,
+        volumes,
+        device,
+        |z, t, logits, (done, total)| {
+            let base = t * plane * nz + z * plane;
+            for j in 0..ny {
+                for i in 0..nx {
+                    let at = |ch: usize| logits[(ch * h + sj[j]) * w + si[i]];
+                    // The first of equal maxima, as argmax takes it.
+                    let best = (1..c).fold(0, |b, ch| if at(ch) > at(b) { ch } else { b });
+                    let id = class_id(best);
+                    if id != 0 {
+                        out.set(base + j * nx + i, id);
+                    }
+                }
+            }
+            progress(done, total)
+        },
+    )?;
+    Ok(out)
+}
+
+/// The encoder's class logits of every frame of a case:
+/// `each(z, t, logits, (done, total))` gets slice z of time frame t (t = 0
+/// for a 3D case) as `[C, H, W]` values at the encoder's image size, and
+/// returns whether to go on (false: `Cancelled`).
+pub fn frame_logits(
+    config: &UmeConfig,
+    encoder: &UmeEncoder,
+    volumes: &[&crate::volume::Volume],
+    device: &Device,
+    mut each: impl FnMut(usize, usize, &[f32], (usize, usize)) -> bool,
+) -> Result<(), super::segment::SegmentError> {
+    use super::segment::SegmentError;
     let Some(first) = volumes.first() else {
         return Err(SegmentError::Input("no input volume".into()));
     };
@@ -770,22 +830,6 @@ pub fn segment_volume(
             config.max_frames
         )));
     }
-    let class_id = |c: usize| -> u16 {
-        if c == 0 {
-            0
-        } else {
-            config
-                .label_ids
-                .get(c - 1)
-                .copied()
-                .unwrap_or_else(|| u16::try_from(c).unwrap_or(0))
-        }
-    };
-    let [h, w] = config.image_size;
-    let si: Vec<usize> = (0..nx).map(|i| nearest(i, nx, w)).collect();
-    let sj: Vec<usize> = (0..ny).map(|j| nearest(j, ny, h)).collect();
-    let mut out =
-        crate::volume::LabelVolume::zeros(first.dims, first.frames.max(1), first.geometry.clone());
     let plane = nx * ny;
     let total = sequences * length;
     for z in 0..sequences {
@@ -817,31 +861,20 @@ pub fn segment_volume(
         let selection = encoder.select(tokens.clone(), config.max_keyframes, axis);
         let context = encoder.context(tokens.clone(), &selection);
         for t in 0..length {
-            let logits = encoder.segment_frame(&tokens, t, &context);
-            let classes: Vec<i64> = logits
-                .argmax(1)
+            let logits: Vec<f32> = encoder
+                .segment_frame(&tokens, t, &context)
                 .into_data()
-                .convert::<i64>()
-                .try_to_vec::<i64>()
+                .convert::<f32>()
+                .try_to_vec::<f32>()
                 .map_err(|e| SegmentError::Input(format!("{e:?}")))?;
             // A 3D case: frame t is slice t; a cine: time frame t at slice z.
             let (slice, frame) = if cine { (z, t) } else { (t, 0) };
-            let base = frame * plane * nz + slice * plane;
-            for j in 0..ny {
-                for i in 0..nx {
-                    let c = classes[sj[j] * w + si[i]];
-                    let id = class_id(usize::try_from(c).unwrap_or(0));
-                    if id != 0 {
-                        out.set(base + j * nx + i, id);
-                    }
-                }
-            }
-            if !progress(z * length + t + 1, total) {
+            if !each(slice, frame, &logits, (z * length + t + 1, total)) {
                 return Err(SegmentError::Cancelled);
             }
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

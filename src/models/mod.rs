@@ -6,6 +6,7 @@ pub mod encoder;
 pub mod engine;
 pub mod pytorch;
 pub mod segment;
+pub mod suggest;
 pub mod unet2d;
 
 pub use unet2d::{OutputMode, UNet2d, UNet2dConfig};

@@ -480,17 +480,71 @@ pub fn segment_prepared(
     mut progress: impl FnMut(usize, usize) -> bool,
 ) -> Result<Vec<u16>, SegmentError> {
     let [nx, ny, nz] = prepared.dims;
-    let size = config.size;
-    let c = config.network.out_channels;
     let mut out = vec![0u16; nx * ny * nz];
     let ks: Vec<usize> = (0..nz).collect();
+    segment_slices(config, network, prepared, &ks, batch, |k, ids| {
+        out[k * nx * ny..(k + 1) * nx * ny].copy_from_slice(ids);
+        progress(k + 1, nz)
+    })?;
+    Ok(out)
+}
+
+/// Label ids of the slices `ks` of a prepared grid: `each(k, ids)` gets
+/// slice k's ids on the native grid (x fastest) and returns whether to go
+/// on. Validation on the labelled slices of a partly labelled case runs
+/// only those.
+pub fn segment_slices(
+    config: &SegmenterConfig,
+    network: &Network<'_>,
+    prepared: &Prepared,
+    ks: &[usize],
+    batch: usize,
+    mut each: impl FnMut(usize, &[u16]) -> bool,
+) -> Result<(), SegmentError> {
+    let [nx, ny, _] = prepared.dims;
+    let size = config.size;
+    let c = config.network.out_channels;
     let si: Vec<usize> = (0..nx).map(|i| nearest(i, nx, size)).collect();
     let sj: Vec<usize> = (0..ny).map(|j| nearest(j, ny, size)).collect();
+    let mut ids = vec![0u16; nx * ny];
+    slice_logits(config, network, prepared, ks, batch, |k, logits| {
+        // Logits decide alone: softmax and sigmoid keep the order of the
+        // channels, and sigmoid(x) > 0.5 exactly when x > 0.
+        for j in 0..ny {
+            for i in 0..nx {
+                let at = |ch: usize| logits[(ch * size + sj[j]) * size + si[i]];
+                let best = (0..c).max_by(|&p, &q| at(p).total_cmp(&at(q))).unwrap_or(0);
+                ids[i + nx * j] = match config.network.output {
+                    OutputMode::MultiClass if best > 0 => {
+                        config.label_ids.get(best - 1).copied().unwrap_or(0)
+                    }
+                    OutputMode::MultiLabel if at(best) > 0.0 => {
+                        config.label_ids.get(best).copied().unwrap_or(0)
+                    }
+                    _ => 0,
+                };
+            }
+        }
+        each(k, &ids)
+    })
+}
+
+/// The network's logits for the slices `ks` of a prepared grid, `batch`
+/// slices at a time: `each(k, logits)` gets slice k's `[C, size, size]`
+/// logits and returns whether to go on (false: `Cancelled`).
+pub fn slice_logits(
+    config: &SegmenterConfig,
+    network: &Network<'_>,
+    prepared: &Prepared,
+    ks: &[usize],
+    batch: usize,
+    mut each: impl FnMut(usize, &[f32]) -> bool,
+) -> Result<(), SegmentError> {
+    let size = config.size;
+    let per = config.network.out_channels * size * size;
     let engine = network.engine.as_ref();
     for chunk in ks.chunks(batch.max(1)) {
         let data = prepared.slices(chunk, size, config.context_slices);
-        // Logits decide alone: softmax and sigmoid keep the order of the
-        // channels, and sigmoid(x) > 0.5 exactly when x > 0.
         let logits: Vec<f32> = match engine {
             Some(engine) => engine.forward(&data, chunk.len(), size, size),
             None => network
@@ -503,32 +557,18 @@ pub fn segment_prepared(
                 .try_to_vec::<f32>()
                 .map_err(|e| SegmentError::Input(format!("{e:?}")))?,
         };
+        let mut go_on = true;
         for (b, &k) in chunk.iter().enumerate() {
-            for j in 0..ny {
-                for i in 0..nx {
-                    let at = |ch: usize| logits[((b * c + ch) * size + sj[j]) * size + si[i]];
-                    let best = (0..c).max_by(|&p, &q| at(p).total_cmp(&at(q))).unwrap_or(0);
-                    let id = match config.network.output {
-                        OutputMode::MultiClass if best > 0 => {
-                            config.label_ids.get(best - 1).copied().unwrap_or(0)
-                        }
-                        OutputMode::MultiLabel if at(best) > 0.0 => {
-                            config.label_ids.get(best).copied().unwrap_or(0)
-                        }
-                        _ => 0,
-                    };
-                    out[i + nx * (j + ny * k)] = id;
-                }
-            }
+            go_on = go_on && each(k, &logits[b * per..(b + 1) * per]);
         }
         if let Some(engine) = engine {
             engine.recycle(logits);
         }
-        if !progress(chunk.last().map_or(0, |k| k + 1), nz) {
+        if !go_on {
             return Err(SegmentError::Cancelled);
         }
     }
-    Ok(out)
+    Ok(())
 }
 
 #[cfg(test)]

@@ -2,6 +2,12 @@
 //! one labelled frame of a 4D case such as ACDC's ED and ES), with its
 //! channels normalised once. Cases, not slices, are split into training and
 //! validation so no patient is on both sides.
+//!
+//! A sample may be partly labelled ([`Sample::with_labelled_slices`]): only
+//! its labelled slices are drawn as targets and validated, the others
+//! serving only as 2.5D context. A case painted in the app on a few slices
+//! trains on some of them and validates on the rest
+//! ([`TrainingData::held_out`]).
 
 use super::augment::{Rng, augment};
 use super::config::{DataConfig, TrainConfig};
@@ -18,7 +24,9 @@ pub struct Sample {
     pub input: Prepared,
     /// Labels on the same grid (one frame).
     pub labels: LabelVolume,
-    /// Axial slices containing each label id present (sorted by id).
+    /// The slices (along z) whose labels are targets, sorted.
+    slices: Vec<usize>,
+    /// Labelled slices containing each label id present (sorted by id).
     slices_by_label: Vec<(u16, Vec<usize>)>,
 }
 
@@ -86,8 +94,42 @@ impl Sample {
             id,
             input,
             labels,
+            slices: (0..nz).collect(),
             slices_by_label: by_label.into_iter().collect(),
         })
+    }
+
+    /// Only the slices `ks` (along z) are labelled: the others are never
+    /// drawn as targets nor validated. Empty or out-of-range lists are
+    /// errors naming the case.
+    pub fn with_labelled_slices(mut self, ks: &[usize]) -> Result<Sample, DataError> {
+        let nz = self.labels.dims[2];
+        let mut ks = ks.to_vec();
+        ks.sort_unstable();
+        ks.dedup();
+        if ks.is_empty() {
+            return Err(DataError {
+                case: self.id.clone(),
+                problem: "no labelled slice".into(),
+            });
+        }
+        if let Some(bad) = ks.iter().find(|&&k| k >= nz) {
+            return Err(DataError {
+                case: self.id.clone(),
+                problem: format!("labelled slice {bad} is past the {nz} slices"),
+            });
+        }
+        for (_, by) in &mut self.slices_by_label {
+            by.retain(|k| ks.binary_search(k).is_ok());
+        }
+        self.slices_by_label.retain(|(_, by)| !by.is_empty());
+        self.slices = ks;
+        Ok(self)
+    }
+
+    /// The slices whose labels are targets (all unless partly labelled).
+    pub fn labelled_slices(&self) -> &[usize] {
+        &self.slices
     }
 
     /// Labels of slice `k` resampled (nearest) to `size`×`size`.
@@ -118,6 +160,8 @@ pub struct LabelledCase<'a> {
     pub labels: Option<&'a LabelVolume>,
     /// Labelled frames of a 4D case: (0-based frame, 3D labels).
     pub frame_labels: Vec<(usize, &'a LabelVolume)>,
+    /// The labelled slices of its labels (`None`: all).
+    pub labelled_slices: Option<&'a [usize]>,
 }
 
 impl<'a> From<&'a Case> for LabelledCase<'a> {
@@ -127,6 +171,7 @@ impl<'a> From<&'a Case> for LabelledCase<'a> {
             images: c.images.iter().map(|(n, v)| (n.as_str(), v)).collect(),
             labels: c.labels.as_ref(),
             frame_labels: c.frame_labels.iter().map(|(t, l)| (*t, l)).collect(),
+            labelled_slices: c.labelled_slices.as_deref(),
         }
     }
 }
@@ -148,31 +193,40 @@ impl TrainingData {
     ) -> Result<TrainingData, DataError> {
         let mut per_case = Vec::new();
         for case in cases {
-            let channels = pick_channels(case, &config.data)?;
-            let mut samples = Vec::new();
-            if let Some(labels) = case.labels {
-                samples.push(Sample::new(
-                    case.id.to_string(),
-                    &channels,
-                    0,
-                    labels.clone(),
-                    config,
-                )?);
-            }
-            for (t, labels) in &case.frame_labels {
-                samples.push(Sample::new(
-                    format!("{} frame {t}", case.id),
-                    &channels,
-                    *t,
-                    (*labels).clone(),
-                    config,
-                )?);
-            }
+            let samples = case_samples(case, config, case.labelled_slices)?;
             if !samples.is_empty() {
                 per_case.push(samples);
             }
         }
         TrainingData::split(per_case, config.data.val_fraction)
+    }
+
+    /// One partly labelled case: a `share` of its labelled slices (spread
+    /// evenly, at least one) validates, the rest trains. Returns the data
+    /// and the held-out slices. Needs two labelled slices.
+    pub fn held_out(
+        case: &LabelledCase,
+        config: &TrainConfig,
+        share: f64,
+    ) -> Result<(TrainingData, Vec<usize>), DataError> {
+        let all: Vec<usize> = match case.labelled_slices {
+            Some(ks) => ks.to_vec(),
+            None => (0..case.images.first().map_or(0, |(_, v)| v.dims[2])).collect(),
+        };
+        let (train_ks, held) = split_slices(&all, share);
+        if train_ks.is_empty() || held.is_empty() {
+            return Err(DataError {
+                case: case.id.to_string(),
+                problem: format!(
+                    "{} labelled slice(s): label at least 2 (paint, or mark slices done with D)",
+                    all.len()
+                ),
+            });
+        }
+        let train = case_samples(case, config, Some(&train_ks))?;
+        let val = case_samples(case, config, Some(&held))?;
+        let data = TrainingData::split(vec![train, val], 0.5)?;
+        Ok((data, held))
     }
     /// Split samples grouped by case.
     pub fn split(
@@ -226,7 +280,6 @@ impl TrainingData {
         let mut ys = Vec::with_capacity(b * size * size);
         for _ in 0..b {
             let s = &self.train[rng.below(self.train.len())];
-            let nz = s.labels.dims[2];
             let wanted: Vec<&Vec<usize>> = s
                 .slices_by_label
                 .iter()
@@ -237,7 +290,7 @@ impl TrainingData {
                 let ks = wanted[rng.below(wanted.len())];
                 ks[rng.below(ks.len())]
             } else {
-                rng.below(nz)
+                s.slices[rng.below(s.slices.len())]
             };
             let mut x = s.input.slices(&[k], size, config.model.context_slices);
             let mut y = s.label_slice(k, size);
@@ -274,6 +327,57 @@ pub fn one_hot(ids: &[u16], label_ids: &[u16], mode: OutputMode, pixels: usize) 
         }
     }
     out
+}
+
+/// The samples of one case (its 3D labels or each labelled frame), limited
+/// to `slices` when given.
+fn case_samples(
+    case: &LabelledCase,
+    config: &TrainConfig,
+    slices: Option<&[usize]>,
+) -> Result<Vec<Sample>, DataError> {
+    let channels = pick_channels(case, &config.data)?;
+    let mut samples = Vec::new();
+    let labelled = case
+        .labels
+        .map(|l| (case.id.to_string(), 0, l))
+        .into_iter()
+        .chain(
+            case.frame_labels
+                .iter()
+                .map(|(t, l)| (format!("{} frame {t}", case.id), *t, *l)),
+        );
+    for (id, t, labels) in labelled {
+        let sample = Sample::new(id, &channels, t, labels.clone(), config)?;
+        samples.push(match slices {
+            Some(ks) => sample.with_labelled_slices(ks)?,
+            None => sample,
+        });
+    }
+    Ok(samples)
+}
+
+/// Split sorted slices into (train, held out): `share` of them (rounded,
+/// at least one when there are two or more) spread evenly through the
+/// list, so the held-out slices span the labelled range.
+pub fn split_slices(all: &[usize], share: f64) -> (Vec<usize>, Vec<usize>) {
+    let n = all.len();
+    if n < 2 {
+        return (all.to_vec(), Vec::new());
+    }
+    let h = ((n as f64 * share).round() as usize).clamp(1, n - 1);
+    let held_at: Vec<usize> = (0..h)
+        .map(|i| (((i as f64 + 0.5) * n as f64 / h as f64) as usize).min(n - 1))
+        .collect();
+    let (mut train, mut held) = (Vec::new(), Vec::new());
+    for (i, &k) in all.iter().enumerate() {
+        if held_at.contains(&i) {
+            held.push(k);
+        } else {
+            train.push(k);
+        }
+    }
+    (train, held)
 }
 
 fn pick_channels<'a>(
@@ -316,5 +420,16 @@ mod tests {
         assert_eq!(ml, vec![0., 0., 1., 0., 0., 1., 0., 0.]);
         let mc = one_hot(&ids, &[2, 4], OutputMode::MultiClass, 4);
         assert_eq!(mc, vec![1., 0., 0., 1., 0., 0., 1., 0., 0., 1., 0., 0.]);
+    }
+
+    #[test]
+    fn held_out_slices_are_spread_and_disjoint() {
+        let all = [3, 5, 8, 9, 12, 20, 21, 30];
+        let (train, held) = split_slices(&all, 0.25);
+        assert_eq!(held, vec![8, 21]);
+        assert_eq!(train.len() + held.len(), all.len());
+        assert!(train.iter().all(|k| !held.contains(k)));
+        assert_eq!(split_slices(&[4, 6], 0.1), (vec![4], vec![6]));
+        assert_eq!(split_slices(&[4], 0.5), (vec![4], vec![]));
     }
 }

@@ -31,12 +31,10 @@ pub mod voco;
 pub use config::TrainConfig;
 pub use data::TrainingData;
 
-use crate::metrics::Confusion;
 use crate::models::UNet2d;
 use crate::models::segment::{
-    Network, SegmentError, SegmenterConfig, load_checkpoint, save_checkpoint, segment_prepared,
+    Network, SegmentError, SegmenterConfig, load_checkpoint, save_checkpoint, segment_slices,
 };
-use crate::volume::LabelVolume;
 use augment::Rng;
 use burn::grad_clipping::GradientClippingConfig;
 use burn::optim::decay::WeightDecayConfig;
@@ -454,8 +452,9 @@ fn train_inner(
 }
 
 /// Dice per label id over all validation samples (voxel counts summed over
-/// the samples, so small cases weigh by their size). NaN where a structure
-/// is absent from both ground truth and prediction.
+/// the samples, so small cases weigh by their size), on each sample's
+/// labelled slices only. NaN where a structure is absent from both ground
+/// truth and prediction.
 pub fn validate(
     config: &SegmenterConfig,
     model: &UNet2d,
@@ -466,20 +465,28 @@ pub fn validate(
     let mut counts = vec![(0u64, 0u64, 0u64); config.label_ids.len()];
     let network = Network::new(model, device);
     for s in samples {
-        let ids = segment_prepared(config, &network, &s.input, batch, |_, _| true)?;
-        let mut pred = LabelVolume::zeros(s.labels.dims, 1, s.labels.geometry.clone());
-        for (flat, id) in ids.into_iter().enumerate() {
-            if id != 0 {
-                pred.set(flat, id);
-            }
-        }
-        let confusion = Confusion::new(&s.labels, &pred);
-        for (c, &id) in config.label_ids.iter().enumerate() {
-            let (tp, fp, fn_) = confusion.tp_fp_fn(id);
-            counts[c].0 += tp;
-            counts[c].1 += fp;
-            counts[c].2 += fn_;
-        }
+        let plane = s.labels.dims[0] * s.labels.dims[1];
+        segment_slices(
+            config,
+            &network,
+            &s.input,
+            s.labelled_slices(),
+            batch,
+            |k, ids| {
+                for (p, &pred) in ids.iter().enumerate() {
+                    let truth = s.labels.get(k * plane + p);
+                    for (c, &id) in config.label_ids.iter().enumerate() {
+                        match (truth == id, pred == id) {
+                            (true, true) => counts[c].0 += 1,
+                            (false, true) => counts[c].1 += 1,
+                            (true, false) => counts[c].2 += 1,
+                            (false, false) => {}
+                        }
+                    }
+                }
+                true
+            },
+        )?;
     }
     Ok(config
         .label_ids

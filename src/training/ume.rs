@@ -68,9 +68,10 @@ impl UmeCase {
             return Err(err("no image".into()));
         };
         let [nx, ny, nz] = first.dims;
-        // A 3D case: frames are z slices, all labelled. A cine: frames are
-        // the time frames of the middle slice, labelled where a frame label
-        // map exists (ACDC: ED and ES).
+        // A 3D case: frames are z slices, labelled unless the case lists
+        // its labelled slices. A cine: frames are the time frames of the
+        // middle slice, labelled where a frame label map exists (ACDC: ED
+        // and ES).
         let axis = crate::keyframes::FrameAxis::of(first);
         let cine = axis == crate::keyframes::FrameAxis::Time;
         let frame_count = if cine { first.frames } else { nz };
@@ -81,7 +82,9 @@ impl UmeCase {
                     .find(|(f, _)| *f == t)
                     .map(|(_, l)| (*l, nz / 2))
             } else {
-                case.labels.map(|l| (l, t))
+                case.labels
+                    .filter(|_| case.labelled_slices.is_none_or(|ks| ks.contains(&t)))
+                    .map(|l| (l, t))
             }
         };
         if !cine && case.labels.is_none() {

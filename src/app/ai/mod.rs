@@ -20,10 +20,11 @@ use super::document::{Document, Prediction};
 use super::jobs::{Job, Progress, Slot};
 use crate::models::DeviceChoice;
 use crate::models::encoder::KeyframeReport;
-use crate::training::{Event, Summary};
+use crate::models::suggest::SliceScores;
+use crate::training::Event;
 use crate::volume::LabelVolume;
 use eframe::egui;
-use runs::{SegmentOutput, TrainRequest};
+use runs::{FineTuned, HeldOut, SegmentOutput, TrainRequest};
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 use std::sync::Arc;
@@ -85,12 +86,14 @@ pub struct AiState {
     pub source: TrainSource,
     /// Dataset folder when `source` is `Folder`.
     pub data_folder: String,
-    train: Slot<Summary, Event>,
+    train: Slot<FineTuned, Event>,
     run: Option<RunProgress>,
     /// Curves of the current or last run.
     pub curves: Curves,
     /// Per-label Dice before fine-tuning (label, Dice).
     pub before: Option<Vec<(u16, f64)>>,
+    /// The last run's Dice before and after on the held-out slices.
+    pub held_out: Option<HeldOut>,
     /// Prediction revision of the re-segmentation after fine-tuning.
     after_revision: Option<u64>,
     /// The full-modality prediction, shared with the document (one copy).
@@ -110,6 +113,9 @@ pub struct AiState {
     /// The last fine-tuned model's folder (Save model as… copies it).
     fine_tuned: Option<PathBuf>,
     save_model: Slot<PathBuf>,
+    suggest: Slot<SliceScores>,
+    /// The model's slice scores for a document id ("label next").
+    scores: Option<(u64, SliceScores)>,
 }
 
 impl Default for AiState {
@@ -128,6 +134,7 @@ impl Default for AiState {
             run: None,
             curves: Curves::default(),
             before: None,
+            held_out: None,
             after_revision: None,
             full: None,
             what_if: None,
@@ -138,6 +145,8 @@ impl Default for AiState {
             encoder_report: None,
             fine_tuned: None,
             save_model: Slot::default(),
+            suggest: Slot::default(),
+            scores: None,
         }
     }
 }
@@ -145,7 +154,23 @@ impl Default for AiState {
 impl AiState {
     /// Whether segmentation, training or an encoder run is in progress.
     pub fn is_busy(&self) -> bool {
-        self.segment.is_running() || self.train.is_running() || self.encoder.is_running()
+        self.segment.is_running()
+            || self.train.is_running()
+            || self.encoder.is_running()
+            || self.suggest.is_running()
+    }
+
+    /// The model's slice scores, when they belong to document `doc_id`.
+    pub fn scores_for(&self, doc_id: u64) -> Option<&SliceScores> {
+        self.scores
+            .as_ref()
+            .filter(|(id, _)| *id == doc_id)
+            .map(|(_, s)| s)
+    }
+
+    /// Whether slices are being ranked.
+    pub fn is_ranking(&self) -> bool {
+        self.suggest.is_running()
     }
 
     /// Whether a fine-tuning run (or its preparation) is in progress.
@@ -188,6 +213,7 @@ impl AiState {
             self.segment.describe(),
             self.encoder.describe(),
             self.train.describe(),
+            self.suggest.describe(),
             self.save_model.describe(),
         ]
         .into_iter()
@@ -202,9 +228,12 @@ impl AiState {
         self.segment.abandon();
         self.encoder.abandon();
         self.train.abandon();
+        self.suggest.abandon();
+        self.scores = None;
         self.run = None;
         self.curves = Curves::default();
         self.before = None;
+        self.held_out = None;
         self.after_revision = None;
         self.full = None;
         self.what_if = None;
@@ -377,6 +406,7 @@ pub fn start_training(app: &mut UmeApp, ctx: &egui::Context) {
         .as_ref()
         .map(|e| e.structures.iter().map(|s| (s.label, s.dice)).collect());
     app.ai.after_revision = None;
+    app.ai.held_out = None;
     app.ai.curves = Curves::default();
     app.ai.run = Some(RunProgress {
         started: Instant::now(),
@@ -392,6 +422,83 @@ pub fn start_training(app: &mut UmeApp, ctx: &egui::Context) {
         move |job| runs::fine_tune(request, job),
     ));
     app.notes.info("preparing training data…");
+}
+
+/// Rank the open case's slices by the model's uncertainty in the
+/// background ("Next slices to label").
+pub fn start_suggest(app: &mut UmeApp, ctx: &egui::Context) {
+    let Some(doc) = &app.doc else { return };
+    if app.ai.suggest.is_running() || !ensure_model(&mut app.ai, doc, &mut app.notes) {
+        return;
+    }
+    let model = app.ai.model.clone();
+    let choice = app.ai.device;
+    let volumes: Vec<Arc<crate::volume::Volume>> =
+        doc.layers().iter().map(|l| l.volume.clone()).collect();
+    let wake = ctx.clone();
+    app.ai.suggest.start(Job::spawn(
+        "rank-slices",
+        doc.id(),
+        move || wake.request_repaint(),
+        move |job| {
+            let dev = crate::models::device(choice);
+            let m = crate::models::Segmenter::load(&model, &dev).map_err(|e| e.to_string())?;
+            job.cancel_token().check("ranking")?;
+            let refs: Vec<&crate::volume::Volume> = volumes.iter().map(|v| &**v).collect();
+            crate::models::suggest::score_slices(&m, &refs, &dev, |n, of| {
+                job.fraction(n, of);
+                !job.is_cancelled()
+            })
+            .map_err(|e| e.to_string())
+        },
+    ));
+}
+
+/// "Next slices to label", in the slice bar: a button to rank and the best
+/// unlabelled slices (spread out), each a button; returns a slice clicked.
+pub fn next_slices_ui(app: &mut UmeApp, ui: &mut egui::Ui) -> Option<usize> {
+    let doc = app.doc.as_ref()?;
+    let (doc_id, frame) = (doc.id(), app.cursor.frame);
+    let mut jump = None;
+    ui.horizontal_wrapped(|ui| {
+        ui.label(egui::RichText::new("Next slices to label:").strong());
+        let busy = app.ai.suggest.is_running();
+        let text = if busy { "Ranking…" } else { "Rank slices" };
+        let model = if app.ai.model.is_empty() {
+            "the model".to_string()
+        } else {
+            app.ai.model.clone()
+        };
+        if ui
+            .add_enabled(!busy, egui::Button::new(text))
+            .on_hover_text(format!(
+                "Score every slice by the uncertainty of {model} (foreground-weighted entropy); fine-tuning re-ranks"
+            ))
+            .clicked()
+        {
+            start_suggest(app, ui.ctx());
+        }
+        let Some(doc) = app.doc.as_ref() else { return };
+        let Some(scores) = app.ai.scores_for(doc_id) else {
+            return;
+        };
+        let next = scores.top_among(8, |k| {
+            doc.slice_state(frame, k) == super::document::SliceState::Unlabelled
+        });
+        if next.is_empty() {
+            ui.label("every slice is labelled");
+        }
+        for (k, score) in next {
+            if ui
+                .button(format!("slice {k}"))
+                .on_hover_text(format!("score {score:.4}: go to this slice"))
+                .clicked()
+            {
+                jump = Some(k);
+            }
+        }
+    });
+    jump
 }
 
 /// Copy the fine-tuned model to `dir` in the background.
@@ -434,6 +541,18 @@ pub fn logic(app: &mut UmeApp, ctx: &egui::Context) {
                     .info(format!("what-if without {} done", w.dropped));
                 app.ai.what_if = Some(w);
             }
+            Err(e) => report_failure(&mut app.notes, e),
+        }
+    }
+    if let Some((tag, r)) = app.ai.suggest.poll() {
+        match r {
+            Ok(scores) if tag == doc_id => {
+                let best = scores.top(1).first().map_or(0, |b| b.0);
+                app.notes
+                    .info(format!("slices ranked: label slice {best} next"));
+                app.ai.scores = Some((tag, scores));
+            }
+            Ok(_) => {}
             Err(e) => report_failure(&mut app.notes, e),
         }
     }
@@ -520,7 +639,8 @@ fn training_logic(app: &mut UmeApp, ctx: &egui::Context) {
     };
     app.ai.run = None;
     match r {
-        Ok(summary) => {
+        Ok(FineTuned { summary, held_out }) => {
+            app.ai.held_out = held_out;
             app.notes.info(format!(
                 "fine-tuned: best validation Dice {:.3} at step {}; model saved in {}",
                 summary.best_dice,
@@ -535,6 +655,8 @@ fn training_logic(app: &mut UmeApp, ctx: &egui::Context) {
             if tag == doc_id {
                 start_segment(app, ctx, None);
                 app.ai.after_revision = app.doc.as_ref().map(|d| d.revisions().prediction + 1);
+                // Re-rank with the new model.
+                start_suggest(app, ctx);
             }
         }
         Err(e) => report_failure(&mut app.notes, e),

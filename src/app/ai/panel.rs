@@ -174,6 +174,19 @@ fn training_ui(app: &mut UmeApp, ui: &mut egui::Ui, ctx: &egui::Context) {
         ui.radio_value(&mut app.ai.source, TrainSource::OpenCase, "open case");
         ui.radio_value(&mut app.ai.source, TrainSource::Folder, "dataset folder");
     });
+    if app.ai.source == TrainSource::OpenCase
+        && let Some(doc) = &app.doc
+    {
+        let n = doc.labelled_slices(app.cursor.frame).len();
+        let held = (n as f64 * super::runs::HELD_OUT_SHARE).round().max(1.0) as usize;
+        ui.label(format!(
+            "Learns from {n} labelled slices; {held} held out to measure it"
+        ))
+        .on_hover_text(format!(
+            "Labelled slices: painted, marked done (D), or every slice of labels opened from a file. {:.0}% of them are held out of training and measured before and after.",
+            super::runs::HELD_OUT_SHARE * 100.0
+        ));
+    }
     if app.ai.source == TrainSource::Folder {
         ui.horizontal(|ui| {
             let l = ui.label("Dataset folder");
@@ -252,12 +265,58 @@ fn training_ui(app: &mut UmeApp, ui: &mut egui::Ui, ctx: &egui::Context) {
                 }
             });
     }
+    held_out_ui(app, ui);
     before_after(app, ui);
 }
 
-/// Dice per structure before fine-tuning and after the swap.
+/// Dice per structure on the held-out labelled slices, before and after.
+fn held_out_ui(app: &UmeApp, ui: &mut egui::Ui) {
+    let Some(h) = &app.ai.held_out else { return };
+    if h.after.is_empty() {
+        return;
+    }
+    let no_table = crate::volume::LabelTable::default();
+    let table = app.doc.as_ref().map_or(&no_table, |d| d.table());
+    let slices: Vec<String> = h.slices.iter().map(usize::to_string).collect();
+    ui.label(format!(
+        "Dice on the held-out slices {} (not trained on)",
+        slices.join(", ")
+    ));
+    egui::Grid::new("held out").striped(true).show(ui, |ui| {
+        ui.label("structure");
+        ui.label("before");
+        ui.label("after");
+        ui.end_row();
+        for (id, after) in &h.after {
+            let before = h
+                .before
+                .iter()
+                .find(|(b, _)| b == id)
+                .map_or(f64::NAN, |(_, d)| *d);
+            ui.label(
+                table
+                    .name_of(*id)
+                    .map_or_else(|| id.to_string(), str::to_string),
+            );
+            ui.label(format!("{before:.3}"));
+            ui.label(format!("{after:.3}"));
+            ui.end_row();
+        }
+    });
+}
+
+/// Dice per structure before fine-tuning and after the swap, on the whole
+/// scan (labels read whole from a file only: partial labels are no ground
+/// truth for the slices nobody labelled).
 fn before_after(app: &UmeApp, ui: &mut egui::Ui) {
     let Some(before) = &app.ai.before else { return };
+    if app
+        .doc
+        .as_ref()
+        .is_some_and(super::super::document::Document::is_partly_labelled)
+    {
+        return;
+    }
     let revision = app.doc.as_ref().map(|d| d.revisions().prediction);
     let after = match (app.ai.after_revision, &app.eval.result) {
         (Some(g), Some(e)) if Some(g) == revision && !app.eval.is_computing() => {
@@ -268,7 +327,7 @@ fn before_after(app: &UmeApp, ui: &mut egui::Ui) {
     let Some(after) = after else { return };
     let no_table = crate::volume::LabelTable::default();
     let table = app.doc.as_ref().map_or(&no_table, |d| d.table());
-    ui.label("Dice before / after fine-tuning");
+    ui.label("Dice on the whole scan before / after (it includes the slices trained on)");
     egui::Grid::new("before after")
         .striped(true)
         .show(ui, |ui| {

@@ -153,22 +153,72 @@ pub struct TrainRequest {
     pub out: PathBuf,
 }
 
+/// The share of the open case's labelled slices held out of fine-tuning
+/// to measure it (stated in the panel).
+pub const HELD_OUT_SHARE: f64 = 0.25;
+
+/// The Dice of the model before and after fine-tuning on the open case's
+/// labelled slices that training did not see.
+#[derive(Debug, Clone)]
+pub struct HeldOut {
+    /// The held-out slices (z).
+    pub slices: Vec<usize>,
+    /// (label, Dice) of the model fine-tuning started from.
+    pub before: Vec<(u16, f64)>,
+    /// (label, Dice) of the fine-tuned model.
+    pub after: Vec<(u16, f64)>,
+}
+
+/// A finished fine-tuning run.
+pub struct FineTuned {
+    /// The training core's summary.
+    pub summary: Summary,
+    /// Before/after on held-out slices (U-Net on the open case).
+    pub held_out: Option<HeldOut>,
+}
+
 /// Prepare the data and train (the `fine-tune` job's body). The training
 /// core's events are forwarded to the UI; Stop before training starts
-/// means it never starts, during training it stops after the step.
-pub fn fine_tune(r: TrainRequest, job: &JobCtx<Event>) -> Result<Summary, String> {
+/// means it never starts, during training it stops after the step. On the
+/// open case a U-Net trains on its labelled slices (painted, marked done,
+/// or every slice of a map read from a file) less a held-out
+/// [`HELD_OUT_SHARE`], on which the Dice before and after is measured.
+pub fn fine_tune(r: TrainRequest, job: &JobCtx<Event>) -> Result<FineTuned, String> {
     let dev = device(r.device);
     job.message("preparing training data…");
     let cancel = job.cancel_token();
+    let mut held_out = None;
     let handle = match Segmenter::load(&r.model, &dev).map_err(|e| e.to_string())? {
-        Segmenter::Unet(model_config, _) => {
+        Segmenter::Unet(model_config, model) => {
             let config = finetune_config(&r, &model_config)?;
             cancel.check("fine-tuning")?;
             let data = match &r.case {
-                Some(c) => TrainingData::from_labelled(&[c.labelled()], &config),
-                None => TrainingData::from_cases(&folder_cases(&r.folder, job)?, &config),
-            }
-            .map_err(|e| e.to_string())?;
+                Some(c) => {
+                    let (data, slices) =
+                        TrainingData::held_out(&c.labelled(), &config, HELD_OUT_SHARE)
+                            .map_err(|e| e.to_string())?;
+                    job.message("measuring the model on the held-out slices…");
+                    let before = crate::training::validate(
+                        &model_config,
+                        &model,
+                        &data.val,
+                        &dev,
+                        config.training.val_batch,
+                    )
+                    .map_err(|e| e.to_string())?;
+                    held_out = Some(HeldOut {
+                        slices,
+                        before,
+                        after: Vec::new(),
+                    });
+                    data
+                }
+                None => TrainingData::from_cases(&folder_cases(&r.folder, job)?, &config)
+                    .map_err(|e| e.to_string())?,
+            };
+            let data = Arc::new(data);
+            let val = held_out.is_some().then(|| data.clone());
+            let dev_after = dev.clone();
             cancel.check("fine-tuning")?;
             let same_net = serde_json::to_value(&config.model.network).ok()
                 == serde_json::to_value(&model_config.network).ok();
@@ -179,7 +229,18 @@ pub fn fine_tune(r: TrainRequest, job: &JobCtx<Event>) -> Result<Summary, String
                 init: same_net.then(|| r.model.clone()),
                 cpu_engine: true,
             };
-            spawn_training(config, Arc::new(data), opts, || {})
+            let batch = config.training.val_batch;
+            let handle = spawn_training(config, data, opts, || {});
+            return follow(handle, job).and_then(|summary| {
+                if let (Some(h), Some(data)) = (&mut held_out, val) {
+                    job.message("measuring the fine-tuned model on the held-out slices…");
+                    let (c, m) = crate::models::segment::load_checkpoint(&summary.out, &dev_after)
+                        .map_err(|e| e.to_string())?;
+                    h.after = crate::training::validate(&c, &m, &data.val, &dev_after, batch)
+                        .map_err(|e| e.to_string())?;
+                }
+                Ok(FineTuned { summary, held_out })
+            });
         }
         Segmenter::Encoder(model_config, _) => {
             let config = encoder_finetune_config(&r, &model_config)?;
@@ -210,8 +271,21 @@ pub fn fine_tune(r: TrainRequest, job: &JobCtx<Event>) -> Result<Summary, String
             };
             spawn_ume_training(config, train, val, opts, || {})
         }
-    }
-    .map_err(|e| format!("could not start training: {e}"))?;
+    };
+    follow(handle, job).map(|summary| FineTuned {
+        summary,
+        held_out: None,
+    })
+}
+
+/// Forward a training run's events to the job until it finishes; Stop
+/// reaches it.
+fn follow(
+    handle: std::io::Result<crate::training::TrainingHandle>,
+    job: &JobCtx<Event>,
+) -> Result<Summary, String> {
+    let handle = handle.map_err(|e| format!("could not start training: {e}"))?;
+    let cancel = job.cancel_token();
     job.message("fine-tuning…");
     loop {
         if cancel.is_cancelled() {
@@ -241,6 +315,9 @@ pub struct OpenCase {
     images: Vec<(String, Arc<Volume>)>,
     labels: Option<Arc<LabelVolume>>,
     frame_labels: Vec<(usize, LabelVolume)>,
+    /// The labelled slices when the labels are partial (all frames
+    /// together); `None`: every slice.
+    labelled_slices: Option<Vec<usize>>,
 }
 
 impl OpenCase {
@@ -262,11 +339,19 @@ impl OpenCase {
         } else {
             (doc.labels().at_frame(0).cloned(), Vec::new())
         };
+        let labelled_slices = doc.is_partly_labelled().then(|| {
+            let mut all = std::collections::BTreeSet::new();
+            for t in 0..doc.frames() {
+                all.extend(doc.labelled_slices(t));
+            }
+            all.into_iter().collect()
+        });
         Ok(OpenCase {
             id: doc.title().to_string(),
             images,
             labels,
             frame_labels,
+            labelled_slices,
         })
     }
 
@@ -280,6 +365,7 @@ impl OpenCase {
                 .collect(),
             labels: self.labels.as_deref(),
             frame_labels: self.frame_labels.iter().map(|(t, l)| (*t, l)).collect(),
+            labelled_slices: self.labelled_slices.as_deref(),
         }
     }
 }

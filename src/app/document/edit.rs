@@ -92,11 +92,16 @@ fn apply_counts(counts: &mut Vec<usize>, edit: &LabelEdit, forward: bool) {
     }
 }
 
+/// The slices (z) an edit touches, on maps with `plane` voxels a slice.
+fn slices_of(edit: &LabelEdit, plane: usize) -> std::collections::BTreeSet<usize> {
+    edit.changes().map(|(i, _, _)| i / plane.max(1)).collect()
+}
+
 impl Document {
     /// The map to paint at `frame`, made when there is none: an empty map
     /// on the image grid, for every frame of a 3D case, or for this frame
     /// of a 4D one (as ACDC labels its ED and ES frames).
-    fn paintable_map(&mut self, frame: usize) -> Option<usize> {
+    pub(super) fn paintable_map(&mut self, frame: usize) -> Option<usize> {
         if let Some(i) = self.labels.index_at(frame) {
             return Some(i);
         }
@@ -196,9 +201,12 @@ impl Document {
         }
         let (map, counts) = self.labels.edit_map(step.map)?;
         let bounds = edit.bounds(map.dims);
+        let plane = map.dims[0] * map.dims[1];
         if let Some(c) = counts.get_mut(edit.frame) {
             apply_counts(c, &edit, true);
         }
+        self.marks
+            .edited(step.map, edit.frame, &slices_of(&edit, plane), true);
         for (id, _) in edit.count_changes() {
             self.name_label(id);
         }
@@ -293,6 +301,8 @@ impl Document {
                 let mut changed_box = None;
                 if let Some((map, counts)) = self.labels.edit_map(*index) {
                     let dims = map.dims;
+                    let zs = slices_of(edit, dims[0] * dims[1]);
+                    self.marks.edited(*index, edit.frame, &zs, forward);
                     if let Some((lo, hi)) = edit.bounds(dims) {
                         let corners = [lo, hi].map(|p| p[0] + dims[0] * (p[1] + dims[1] * p[2]));
                         changed_box = Some((corners, dims));

@@ -3,6 +3,7 @@
 //! kept current by edits instead of recounted.
 
 use crate::volume::LabelVolume;
+use std::collections::BTreeMap;
 use std::sync::Arc;
 
 /// A label map, the frame it belongs to (`None`: every frame), and its voxel
@@ -17,6 +18,9 @@ pub struct Labels {
     /// (frame, labels, voxel counts per frame of the map); frame `None`
     /// means "every frame".
     maps: Vec<LabelMapEntry>,
+    /// Labelled-slice lists read with maps (`.slices.json`): map index →
+    /// slices. A map without one was labelled on every slice.
+    listed: BTreeMap<usize, Vec<usize>>,
 }
 
 impl Labels {
@@ -31,6 +35,20 @@ impl Labels {
     pub fn push(&mut self, frame: Option<usize>, map: Arc<LabelVolume>) {
         let counts = (0..map.frames).map(|t| map.frame_counts(t)).collect();
         self.maps.push((frame, map, counts));
+    }
+
+    /// Map `index` is labelled on `slices` only (its `.slices.json`);
+    /// `None` leaves it labelled throughout.
+    pub fn with_listed(mut self, index: usize, slices: Option<Vec<usize>>) -> Labels {
+        if let Some(ks) = slices {
+            self.listed.insert(index, ks);
+        }
+        self
+    }
+
+    /// The slice list map `index` was read with, if any.
+    pub fn listed(&self, index: usize) -> Option<&[usize]> {
+        self.listed.get(&index).map(Vec::as_slice)
     }
 
     /// Make the first map of `other` (counted where it was read) the labels

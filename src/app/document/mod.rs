@@ -16,9 +16,12 @@ use std::sync::atomic::{AtomicU64, Ordering};
 
 mod edit;
 mod labels;
+mod marks;
 
 pub use edit::Applied;
 pub use labels::Labels;
+use marks::SliceMarks;
+pub use marks::SliceState;
 
 /// One image of the case (a modality, or the only image).
 #[derive(Clone)]
@@ -51,6 +54,19 @@ impl Layer {
         let (lo, hi) = self.range;
         if hi > lo { (v - lo) / (hi - lo) } else { 0.0 }
     }
+}
+
+/// Slice marks for freshly opened labels: every map labelled throughout
+/// unless it was read with a slice list.
+fn marks_of(labels: &Labels) -> SliceMarks {
+    let mut marks = SliceMarks::default();
+    for (i, (_, map)) in labels.maps().enumerate() {
+        match labels.listed(i) {
+            Some(ks) => marks.set_listed(i, map.frames, ks),
+            None => marks.set_whole(i),
+        }
+    }
+    marks
 }
 
 /// Range and 0.5–99.5 percentile window of a volume (channel 0, all frames).
@@ -156,6 +172,7 @@ pub struct Document {
     title: String,
     layers: Vec<Layer>,
     labels: Labels,
+    marks: SliceMarks,
     table: LabelTable,
     prediction: Option<Prediction>,
     acdc: Option<AcdcInfo>,
@@ -176,6 +193,7 @@ impl Document {
             id: NEXT_ID.fetch_add(1, Ordering::Relaxed),
             title,
             layers,
+            marks: marks_of(&labels),
             labels,
             table,
             prediction: None,
@@ -205,6 +223,7 @@ impl Document {
         for (t, l) in case.frame_labels {
             labels.push(Some(t), Arc::new(l));
         }
+        let labels = labels.with_listed(0, case.labelled_slices);
         let mut doc = Document::new(case.id, layers, labels, case.table);
         doc.acdc = case.acdc;
         doc.warnings = case.warnings;
@@ -357,8 +376,16 @@ impl Document {
         if frames > 1 && map.frames == 1 {
             // A 3D map on a cine labels the frame shown (as ACDC's ED/ES
             // files do), keeping the other frames' maps.
+            let listed = labels.listed(0).map(<[usize]>::to_vec);
             self.labels.set_frame(frame, labels);
+            if let Some(i) = self.labels.index_at(frame) {
+                match listed {
+                    Some(ks) => self.marks.set_listed(i, 1, &ks),
+                    None => self.marks.set_whole(i),
+                }
+            }
         } else {
+            self.marks = marks_of(&labels);
             self.labels = labels;
             self.sources.labels = Some(path.to_path_buf());
         }
@@ -380,6 +407,7 @@ impl Document {
         {
             self.check_grid(Path::new("the autosave"), map)?;
         }
+        self.marks = marks_of(&labels);
         self.labels = labels;
         self.history.clear();
         self.open_step = None;
@@ -391,6 +419,63 @@ impl Document {
         self.rev.labels += 1;
         self.rev.maps += 1;
         Ok(())
+    }
+
+    /// How slice `z` (along the models' slicing axis) of the labels shown
+    /// at `frame` counts as labelled.
+    pub fn slice_state(&self, frame: usize, z: usize) -> SliceState {
+        self.map_at(frame)
+            .map_or(SliceState::Unlabelled, |(i, t)| self.marks.state(i, t, z))
+    }
+
+    /// The labelled slices of the labels shown at `frame`, sorted.
+    pub fn labelled_slices(&self, frame: usize) -> Vec<usize> {
+        let nz = self.layers.first().map_or(0, |l| l.volume.dims[2]);
+        self.map_at(frame)
+            .map_or_else(Vec::new, |(i, t)| self.marks.labelled(i, t, nz))
+    }
+
+    /// Whether some map is labelled on some slices only (painted or
+    /// marked, not read whole from a file).
+    pub fn is_partly_labelled(&self) -> bool {
+        (0..self.labels.maps().count()).any(|i| !self.marks.is_whole(i))
+    }
+
+    /// Per map (in [`Labels::maps`] order), the labelled slices to save
+    /// beside it as `.slices.json` (all its frames together); `None` for a
+    /// map labelled throughout.
+    pub fn slice_lists(&self) -> Vec<Option<Vec<usize>>> {
+        let nz = self.layers.first().map_or(0, |l| l.volume.dims[2]);
+        self.labels
+            .maps()
+            .enumerate()
+            .map(|(i, (_, map))| {
+                (!self.marks.is_whole(i)).then(|| {
+                    let mut all: BTreeSet<usize> = BTreeSet::new();
+                    for t in 0..map.frames.max(1) {
+                        all.extend(self.marks.labelled(i, t, nz));
+                    }
+                    all.into_iter().collect()
+                })
+            })
+            .collect()
+    }
+
+    /// Mark slice `z` of the labels at `frame` done ("labelled, even where
+    /// it is background"), or take the mark back (the D key). An image
+    /// without labels gets an empty map. Returns whether it is marked now.
+    pub fn toggle_slice_done(&mut self, frame: usize, z: usize) -> Option<bool> {
+        self.end_edit();
+        let index = self.paintable_map(frame)?;
+        let t = self.labels.map_frame(index, frame);
+        if self.marks.is_whole(index) {
+            // A file labelled every slice: D cannot add to that.
+            return Some(true);
+        }
+        let marked = self.marks.toggle_done(index, t, z);
+        self.dirty = true;
+        self.rev.labels += 1;
+        Some(marked)
     }
 
     /// The paths that identify this case's image (the image files, else the
