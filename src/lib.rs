@@ -8,6 +8,7 @@
 pub mod annotation;
 pub mod cli;
 pub mod dataset;
+pub mod demo;
 pub mod io;
 pub mod keyframes;
 pub mod metrics;

@@ -107,3 +107,38 @@ fn a_dicom_folder_opens_through_the_series_picker_and_a_seg_nrrd_on_it() {
     assert_eq!(t.name_of(7), Some("spleen"));
     assert!(!tmp.path().join("again.seg.nrrd_labels.txt").exists());
 }
+
+#[test]
+fn the_first_start_demo_is_a_real_brain_with_its_tissues_and_notices() {
+    let tmp = tempfile::tempdir().unwrap();
+    let options = ViewOptions {
+        demo_dir: Some(tmp.path().to_path_buf()),
+        ..ViewOptions::default()
+    };
+    let request = options.request().unwrap();
+    assert!(matches!(request, LoadRequest::DemoBrain(_)), "{request:?}");
+    let doc = ume::app::loader::load(&request, &|_| {}).unwrap();
+    assert_eq!(doc.layers().len(), 1, "one T1");
+    let names: Vec<&str> = doc.table().labels.iter().map(|l| l.name.as_str()).collect();
+    assert_eq!(
+        names,
+        ["grey matter", "white matter"],
+        "the table beside the labels"
+    );
+    assert!(
+        doc.label_counts(0)[1] > 300_000,
+        "grey matter, in mL by the thousand voxels"
+    );
+    let mut app = UmeApp::new(&egui::Context::default(), None, &options);
+    app.set_document(doc);
+    #[cfg(feature = "ml")]
+    assert_eq!(
+        app.ai.model, "demo-brain",
+        "a single MR image gets the brain model"
+    );
+    app.show_about = true;
+    let mut h = common::settled(app);
+    h.step();
+    h.get(egui_kittest::kittest::By::new().label_contains("Louis Collins"));
+    h.get(egui_kittest::kittest::By::new().label_contains("nilearn developers"));
+}

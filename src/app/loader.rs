@@ -26,7 +26,10 @@ pub enum LoadRequest {
         /// A series id as `ume info` lists them.
         series: Option<String>,
     },
-    /// The built-in demo: phantoms generated into the cache folder (brain).
+    /// The built-in demo: a real T1 brain with tissue labels
+    /// ([`crate::demo`]), written into the cache folder on first use.
+    DemoBrain(PathBuf),
+    /// The brain tumour phantom, generated into the cache folder.
     Demo(PathBuf),
     /// The demo's cardiac cine.
     DemoCine(PathBuf),
@@ -69,7 +72,7 @@ impl LoadRequest {
                     labels: None,
                 })
             }
-            LoadRequest::Demo(_) | LoadRequest::DemoCine(_) => None,
+            LoadRequest::Demo(_) | LoadRequest::DemoCine(_) | LoadRequest::DemoBrain(_) => None,
         }
     }
 }
@@ -81,6 +84,18 @@ pub fn load_labels(path: &std::path::Path) -> Result<(Labels, Option<LabelTable>
     let listed =
         crate::annotation::slices::for_labels(path, l.dims[2]).map_err(|e| e.to_string())?;
     Ok((Labels::single(Arc::new(l)).with_listed(0, listed), table))
+}
+
+/// The label table saved beside a label map (`seg_labels.json`, UME's, or
+/// `seg_labels.txt`, ITK-SNAP's label description), if there is one that
+/// parses.
+pub fn table_beside(labels: &std::path::Path) -> Option<LabelTable> {
+    let (txt, json) = crate::io::label_table_paths(labels);
+    let read = |p: &std::path::Path| std::fs::read_to_string(p).ok();
+    read(&json)
+        .and_then(|t| LabelTable::from_json(&t).ok())
+        .or_else(|| read(&txt).and_then(|t| LabelTable::from_itksnap(&t).ok()))
+        .filter(|t| !t.labels.is_empty())
 }
 
 /// What a load job ends with: a case, or a DICOM folder's series to choose
@@ -221,7 +236,7 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
                     .map_err(|e| e.to_string())?;
                 }
                 let counts = l.counts();
-                table = named.unwrap_or_else(|| {
+                table = named.or_else(|| table_beside(lp)).unwrap_or_else(|| {
                     LabelTable::generic(
                         (1..counts.len())
                             .filter(|&i| counts[i] > 0)
@@ -275,6 +290,17 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
             ensure_demo(dir, progress)?;
             load(
                 &LoadRequest::Folder(dir.join("cardiac").join("patient001")),
+                progress,
+            )
+        }
+        LoadRequest::DemoBrain(dir) => {
+            progress("writing the demo brain".into());
+            let (t1, tissue) = crate::demo::brain(dir).map_err(|e| e.to_string())?;
+            load(
+                &LoadRequest::Files {
+                    paths: vec![t1],
+                    labels: Some(tissue),
+                },
                 progress,
             )
         }

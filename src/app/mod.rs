@@ -80,7 +80,7 @@ impl ViewOptions {
     /// The first load request these options ask for.
     pub fn request(&self) -> Option<LoadRequest> {
         if self.paths.is_empty() {
-            return self.demo_dir.clone().map(LoadRequest::Demo);
+            return self.demo_dir.clone().map(LoadRequest::DemoBrain);
         }
         Some(LoadRequest::from_paths(
             self.paths.clone(),
@@ -122,6 +122,8 @@ pub struct UmeApp {
     pub save_labels_to: Option<PathBuf>,
     /// Help → Keyboard shortcuts is open.
     pub show_shortcuts: bool,
+    /// Help → About is open.
+    pub show_about: bool,
     /// Help → Messages is open.
     pub show_messages: bool,
     /// Quit was asked (the window closes).
@@ -201,6 +203,7 @@ impl UmeApp {
             demo_dir: options.demo_dir.clone(),
             save_labels_to: options.save_labels_to.clone(),
             show_shortcuts: false,
+            show_about: false,
             show_messages: false,
             quit_requested: false,
             title: String::new(),
@@ -444,6 +447,7 @@ impl UmeApp {
         self.safety_ui(&ctx);
         self.series_picker_ui(&ctx);
         commands::shortcuts_window(&mut self.show_shortcuts, &ctx);
+        panels::about_window(&mut self.show_about, &ctx);
         let mut open = self.show_messages;
         self.notes.history_ui(&mut open, &ctx);
         self.show_messages = open;

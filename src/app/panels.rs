@@ -34,6 +34,16 @@ pub(super) fn menu_bar(app: &mut UmeApp, ui: &mut egui::Ui) {
                 }
                 ui.menu_button("Demo cases", |ui| {
                     if let Some(dir) = app.demo_dir.clone() {
+                        if ui
+                            .button("Real brain T1 (MNI ICBM152 2009a)")
+                            .on_hover_text(
+                                "A real T1 MRI with grey/white-matter labels (see Help → About)",
+                            )
+                            .clicked()
+                        {
+                            app.open(ui.ctx(), LoadRequest::DemoBrain(dir.clone()));
+                            ui.close();
+                        }
                         if ui.button("Brain tumour (BraTS phantom)").clicked() {
                             app.open(ui.ctx(), LoadRequest::Demo(dir.clone()));
                             ui.close();
@@ -149,9 +159,36 @@ pub(super) fn menu_bar(app: &mut UmeApp, ui: &mut egui::Ui) {
                     app.show_messages = true;
                     ui.close();
                 }
+                if ui.button("About UME").clicked() {
+                    app.show_about = true;
+                    ui.close();
+                }
             });
         });
     });
+}
+
+/// Help → About: the version, UME's licence, and the notices of the data
+/// shipped inside it (the demo brain, the demo models' training data).
+pub(super) fn about_window(open: &mut bool, ctx: &egui::Context) {
+    egui::Window::new("About UME")
+        .open(open)
+        .default_width(520.0)
+        .show(ctx, |ui| {
+            ui.label(format!(
+                "UME {} — a viewer, annotator and trainer for 3D/4D medical scans. MIT OR Apache-2.0.",
+                env!("CARGO_PKG_VERSION")
+            ));
+            ui.separator();
+            egui::ScrollArea::vertical().max_height(420.0).show(ui, |ui| {
+                for paragraph in crate::demo::NOTICE.split("\n\n") {
+                    let text = paragraph.replace('\n', " ");
+                    let text = text.trim_start_matches('#').trim();
+                    ui.label(text.replace("> ", ""));
+                    ui.add_space(4.0);
+                }
+            });
+        });
 }
 
 fn recent_menu(app: &mut UmeApp, ui: &mut egui::Ui) {

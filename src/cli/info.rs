@@ -213,45 +213,6 @@ fn print_file(path: &Path, v: &Volume, stats: &[Stats], at: &[Value]) {
     }
 }
 
-/// Load the first case of a dataset folder and print its images' ranges and
-/// its structures' volumes (what a newcomer wants to see first).
-pub(super) fn case_summary(path: &Path) -> Result<()> {
-    let ds = dataset::open(path)?;
-    let case = ds.load_case(0)?;
-    say!("case {}", case.id);
-    for (name, v) in &case.images {
-        let s = &v.stats()[0];
-        say!(
-            "  {name:<6} {:?} {}  range {:.0}..{:.0}",
-            v.file_shape,
-            v.geometry.orientation(),
-            s.min,
-            s.max
-        );
-    }
-    if let Some(labels) = &case.labels {
-        let sp = labels.geometry.spacing_mm();
-        let voxel_ml = sp[0] * sp[1] * sp[2] / 1000.0;
-        for (id, &n) in labels
-            .counts()
-            .iter()
-            .enumerate()
-            .skip(1)
-            .filter(|&(_, &n)| n > 0)
-        {
-            let name = u16::try_from(id)
-                .ok()
-                .and_then(|id| case.table.name_of(id))
-                .unwrap_or("?");
-            say!(
-                "  label {id} {name:<16} {n:>8} voxels  {:>8.2} mL",
-                n as f64 * voxel_ml
-            );
-        }
-    }
-    Ok(())
-}
-
 fn folder(path: &Path, as_json: bool) -> Result<()> {
     let ds = dataset::open(path)?;
     let labels_of = |l: &LabelSource| match l {

@@ -88,7 +88,8 @@ enum Command {
         #[arg(short, long)]
         out: PathBuf,
         /// Checkpoint folder (config.json + model.bpk) or a bundled demo
-        /// model (demo-ct, demo-brats); default: the demo for the input's layout.
+        /// model (demo-ct, demo-brats, demo-brain); default: the demo that
+        /// fits the input (BraTS case, CT, single 3D MR image).
         #[arg(long)]
         model: Option<String>,
         /// auto (a hardware GPU, else the CPU backend), wgpu or cpu.
@@ -352,20 +353,23 @@ fn run(cli: Cli) -> Result<()> {
         }
         Command::Demo => {
             let dir = demo_dir()?;
-            let case = dir.join("BraTS20_Training_001");
-            if !case.is_dir() {
-                eprintln!("generating the demo case in {}", dir.display());
-                crate::phantom::generate(
-                    crate::phantom::Kind::Brats,
-                    crate::phantom::Size::Small,
-                    0,
-                    1,
-                    &dir,
-                    |_, _| {},
-                )?;
+            let (t1, tissue) = crate::demo::brain(&dir)?;
+            info::run(&t1, false, &[], None)?;
+            let labels = crate::io::load_labels(&tissue)?;
+            let sp = labels.geometry.spacing_mm();
+            let ml = sp[0] * sp[1] * sp[2] / 1000.0;
+            let counts = labels.counts();
+            say!("labels {}:", tissue.display());
+            for (id, name) in [(1, "grey matter"), (2, "white matter")] {
+                let n = counts.get(id).copied().unwrap_or(0);
+                say!("  {id} {name:<13} {:>8.1} mL", n as f64 * ml);
             }
-            info::run(&case, false, &[], None)?;
-            info::case_summary(&case)
+            say!(
+                "open it with: ume view (no arguments), or ume view {} --labels {}",
+                t1.display(),
+                tissue.display()
+            );
+            Ok(())
         }
     }
 }

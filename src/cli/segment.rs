@@ -28,12 +28,14 @@ pub(super) fn input_and_model(
         (Some(m), _) => m.to_string(),
         (None, Some(crate::dataset::Layout::Brats)) => "demo-brats".into(),
         (None, Some(crate::dataset::Layout::TotalSegmentator)) => "demo-ct".into(),
-        // A single file: the CT demo only when the values look like HU.
+        // A single file: the CT demo when the values look like HU.
         (None, None) if volumes.first().is_some_and(|v| v.stats()[0].min <= -500.0) => {
             "demo-ct".into()
         }
+        // A 3D MR image: the brain-extraction demo.
+        (None, None) if volumes.first().is_some_and(|v| v.frames == 1) => "demo-brain".into(),
         (None, None) => bail!(
-            "{}: no bundled model for this image (not a CT in Hounsfield units); pass --model CHECKPOINT_DIR",
+            "{}: no bundled model for this image (a 4D series; not a CT in Hounsfield units nor a 3D MR image); pass --model CHECKPOINT_DIR",
             input.display()
         ),
         (None, Some(other)) => bail!(

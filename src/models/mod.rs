@@ -19,7 +19,7 @@ use burn::tensor::Device;
 /// demo or a path.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub enum ModelSource {
-    /// A bundled demo (`demo-ct`, `demo-brats`).
+    /// A bundled demo (`demo-ct`, `demo-brats`, `demo-brain`).
     Demo(&'static str),
     /// A checkpoint folder (`config.json` + `model.bpk`).
     Checkpoint(std::path::PathBuf),

@@ -196,9 +196,14 @@ static DEMO_BRATS: &Aligned<[u8]> = &Aligned {
     _align: [],
     bytes: *include_bytes!("../../assets/models/demo-brats/model.bpk"),
 };
+static DEMO_BRAIN: &Aligned<[u8]> = &Aligned {
+    _align: [],
+    bytes: *include_bytes!("../../assets/models/demo-brain/model.bpk"),
+};
 
 /// The demo models bundled in the binary: (name, config.json, model.bpk),
-/// trained by `ume train` on phantoms (README: "Demo models").
+/// trained by `ume train`: `demo-ct` and `demo-brats` on phantoms,
+/// `demo-brain` (brain extraction) on real T1 MRI (README: "Demo models").
 pub static DEMOS: &[(&str, &str, &[u8])] = &[
     (
         "demo-ct",
@@ -210,10 +215,15 @@ pub static DEMOS: &[(&str, &str, &[u8])] = &[
         include_str!("../../assets/models/demo-brats/config.json"),
         &DEMO_BRATS.bytes,
     ),
+    (
+        "demo-brain",
+        include_str!("../../assets/models/demo-brain/config.json"),
+        &DEMO_BRAIN.bytes,
+    ),
 ];
 
 /// Load a checkpoint folder, or a bundled demo by name (`demo-ct`,
-/// `demo-brats`), onto `device`.
+/// `demo-brats`, `demo-brain`), onto `device`.
 pub fn load_model(spec: &str, device: &Device) -> Result<(SegmenterConfig, UNet2d), SegmentError> {
     let path = Path::new(spec);
     if path.is_dir() {

@@ -263,13 +263,17 @@ impl AiState {
 }
 
 /// The bundled model that fits a case: four MR channels get the
-/// brain-tumour demo, a CT (values in Hounsfield units) the CT demo;
-/// anything else needs a checkpoint folder (empty).
+/// brain-tumour demo, a CT (values in Hounsfield units) the CT demo, one
+/// 3D MR image the brain-extraction demo; anything else (a cine, two or
+/// three channels) needs a checkpoint folder (empty).
 pub fn default_model(doc: &Document) -> &'static str {
+    let first = doc.layers().first();
     if doc.layers().len() >= 4 {
         "demo-brats"
-    } else if doc.layers().first().is_some_and(|l| l.range.0 <= -500.0) {
+    } else if first.is_some_and(|l| l.range.0 <= -500.0) {
         "demo-ct"
+    } else if doc.layers().len() == 1 && first.is_some_and(|l| l.volume.frames == 1) {
+        "demo-brain"
     } else {
         ""
     }
