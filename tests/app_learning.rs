@@ -47,7 +47,7 @@ fn paint_mark_done_fine_tune_rerank_jump_undo_and_save() {
         ume::phantom::Size::Small,
         6,
         1,
-        tmp.path(),
+        &tmp.path().join("data"),
         |_, _| {},
     )
     .unwrap();
@@ -178,4 +178,18 @@ fn paint_mark_done_fine_tune_rerank_jump_undo_and_save() {
     let listed = ume::annotation::slices::for_labels(&out, nz).unwrap();
     assert_eq!(listed, Some(vec![z1, z2]));
     assert!(tmp.path().join("saved_seg.slices.json").is_file());
+
+    // Fine-tune again on the labelled slices plus a dataset folder.
+    let tuned = h.state().ai.model.clone();
+    h.state_mut().ai.with_folder = true;
+    h.state_mut().ai.data_folder = tmp.path().join("data").display().to_string();
+    h.step();
+    h.get_by_label("Start fine-tuning").click();
+    wait_for(&mut h, "fine-tuning with a folder", |a| {
+        !a.ai.is_busy() && a.ai.model != tuned
+    });
+    assert!(
+        h.state().ai.held_out.is_some(),
+        "the open case still measures"
+    );
 }

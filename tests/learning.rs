@@ -280,3 +280,28 @@ fn suggest_scores_every_slice_for_unet_and_encoder_checkpoints() {
         "{text}"
     );
 }
+
+#[cfg(feature = "gui")] // the plot is drawn with the GUI's image crate
+#[test]
+fn bench_suggest_runs_and_reports_the_three_strategies() {
+    let tmp = tempfile::tempdir().unwrap();
+    let plot = tmp.path().join("suggest.png");
+    let o = std::process::Command::new(env!("CARGO_BIN_EXE_ume"))
+        .args(["bench", "suggest", "--steps", "2", "--weak-steps", "2"])
+        .args(["--cases", "1", "--random-draws", "1", "--plot"])
+        .arg(&plot)
+        .output()
+        .unwrap();
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(
+        text.contains("| N | suggest | random | every-k |"),
+        "{text}"
+    );
+    for n in [2, 4, 8, 16] {
+        assert!(text.contains(&format!("\n| {n} | ")), "row N = {n}: {text}");
+    }
+    assert!(text.contains("suggest ≥ random") || text.contains("suggest < random"));
+    let img = image::open(&plot).unwrap();
+    assert!(img.width() > 100 && img.height() > 100);
+}

@@ -84,8 +84,10 @@ pub struct AiState {
     pub config_path: String,
     /// Data source.
     pub source: TrainSource,
-    /// Dataset folder when `source` is `Folder`.
+    /// Dataset folder when `source` is `Folder` (or `with_folder`).
     pub data_folder: String,
+    /// Train on the open case's labelled slices plus the dataset folder.
+    pub with_folder: bool,
     train: Slot<FineTuned, Event>,
     run: Option<RunProgress>,
     /// Curves of the current or last run.
@@ -130,6 +132,7 @@ impl Default for AiState {
             config_path: String::new(),
             source: TrainSource::OpenCase,
             data_folder: String::new(),
+            with_folder: false,
             train: Slot::default(),
             run: None,
             curves: Curves::default(),
@@ -401,7 +404,10 @@ pub fn start_training(app: &mut UmeApp, ctx: &egui::Context) {
         learning_rate: app.ai.learning_rate,
         config_path: app.ai.config_path.trim().to_string(),
         case,
-        folder: PathBuf::from(app.ai.data_folder.trim()),
+        folder: match app.ai.source {
+            TrainSource::OpenCase if !app.ai.with_folder => PathBuf::new(),
+            _ => PathBuf::from(app.ai.data_folder.trim()),
+        },
         out,
     };
     app.ai.before = app

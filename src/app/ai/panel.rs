@@ -187,7 +187,11 @@ fn training_ui(app: &mut UmeApp, ui: &mut egui::Ui, ctx: &egui::Context) {
             super::runs::HELD_OUT_SHARE * 100.0
         ));
     }
-    if app.ai.source == TrainSource::Folder {
+    if app.ai.source == TrainSource::OpenCase {
+        ui.checkbox(&mut app.ai.with_folder, "plus a dataset folder")
+            .on_hover_text("Train on the open case's labelled slices and on every labelled case of a folder; the open case's held-out slices still measure");
+    }
+    if app.ai.source == TrainSource::Folder || app.ai.with_folder {
         ui.horizontal(|ui| {
             let l = ui.label("Dataset folder");
             ui.text_edit_singleline(&mut app.ai.data_folder)

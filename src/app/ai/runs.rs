@@ -147,7 +147,8 @@ pub struct TrainRequest {
     pub config_path: String,
     /// The open case, or `None` for `folder`.
     pub case: Option<OpenCase>,
-    /// A dataset folder.
+    /// A dataset folder: the data without `case`, more training data with
+    /// it (empty: none).
     pub folder: PathBuf,
     /// Where the new model goes.
     pub out: PathBuf,
@@ -211,6 +212,16 @@ pub fn fine_tune(r: TrainRequest, job: &JobCtx<Event>) -> Result<FineTuned, Stri
                         before,
                         after: Vec::new(),
                     });
+                    let mut data = data;
+                    if !r.folder.as_os_str().is_empty() {
+                        // Every case of the folder trains; the held-out
+                        // slices of the open case still measure.
+                        let more =
+                            TrainingData::from_cases(&folder_cases(&r.folder, job)?, &config)
+                                .map_err(|e| e.to_string())?;
+                        data.train.extend(more.train);
+                        data.train.extend(more.val);
+                    }
                     data
                 }
                 None => TrainingData::from_cases(&folder_cases(&r.folder, job)?, &config)
