@@ -25,12 +25,9 @@ use crate::keyframes::FrameAxis;
 use burn::module::Param;
 use burn::nn::attention::{MhaInput, MultiHeadAttention, MultiHeadAttentionConfig};
 use burn::nn::conv::{Conv2d, Conv2dConfig};
-use burn::nn::transformer::{
-    TransformerEncoder, TransformerEncoderConfig, TransformerEncoderInput,
-};
+use burn::nn::transformer::{TransformerEncoder, TransformerEncoderInput};
 use burn::nn::{Embedding, EmbeddingConfig, LayerNorm, LayerNormConfig, Linear, LinearConfig};
 use burn::prelude::*;
-use burn::tensor::Distribution;
 use burn::tensor::activation::{gelu, softmax};
 
 /// Encoder hyper-parameters, with the seed's names and defaults
@@ -172,31 +169,14 @@ impl UmeConfig {
     pub fn init(&self, device: &Device) -> UmeEncoder {
         let d = self.embed_dim;
         let p = self.patch_size;
-        let normal = |shape: [usize; 2]| {
-            Param::from_tensor(Tensor::<2>::random(
-                shape,
-                Distribution::Normal(0.0, 0.02),
-                device,
-            ))
-        };
-        let normal1 = |n: usize| {
-            Param::from_tensor(Tensor::<1>::random(
-                [n],
-                Distribution::Normal(0.0, 0.02),
-                device,
-            ))
-        };
+        let normal = |shape: [usize; 2]| super::vit::normal2(shape, device);
+        let normal1 = |n: usize| super::vit::normal1(n, device);
         let mha = || {
             MultiHeadAttentionConfig::new(d, self.num_heads)
                 .with_dropout(0.0)
                 .init(device)
         };
-        let layers = |n| {
-            TransformerEncoderConfig::new(d, 4 * d, self.num_heads, n)
-                .with_dropout(0.0)
-                .with_norm_first(true)
-                .init(device)
-        };
+        let layers = |n| super::vit::blocks(d, self.num_heads, n, device);
         UmeEncoder {
             patch: (0..self.input_channels)
                 .map(|_| {
@@ -882,6 +862,7 @@ mod tests {
     use super::*;
     use crate::keyframes::Strategy;
     use crate::models::{DeviceChoice, device};
+    use burn::tensor::Distribution;
 
     fn tiny() -> UmeConfig {
         UmeConfig::new(2)

@@ -7,7 +7,9 @@ pub mod engine;
 pub mod pytorch;
 pub mod segment;
 pub mod suggest;
+pub mod tokenizer;
 pub mod unet2d;
+pub mod vit;
 
 pub use unet2d::{OutputMode, UNet2d, UNet2dConfig};
 
