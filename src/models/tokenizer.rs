@@ -516,8 +516,9 @@ mod tests {
         assert_eq!(dead.len(), 13);
         assert!(!dead.contains(&1) && dead.contains(&2));
         assert_eq!(usage.used(), 0, "a new window");
+        // As many live codes as dead entries, all different.
         let codes = l2_normalise(Tensor::<2>::random(
-            [2, 6],
+            [13, 6],
             burn::tensor::Distribution::Default,
             &dev,
         ));
