@@ -14,18 +14,22 @@ const T1: &[u8] = include_bytes!("../assets/demo/icbm152_2009a_t1.nii.gz");
 const TISSUE: &[u8] = include_bytes!("../assets/demo/icbm152_2009a_tissue.nii.gz");
 const TABLE: &[u8] = include_bytes!("../assets/demo/icbm152_2009a_tissue_labels.json");
 
-/// The demo brain's files in `dir`: (T1, tissue labels), written (each
-/// atomically) when missing or not the bundled bytes.
+/// The demo brain's files in `dir`: (T1, tissue labels), each written
+/// atomically when missing; the T1 also when it is not the bundled bytes
+/// (a damaged cache). The labels are never overwritten once there: the
+/// app opens the demo without a save target (Save asks where), but a user
+/// may still have saved over them.
 pub fn brain(dir: &Path) -> Result<(PathBuf, PathBuf), crate::io::SaveError> {
     let dir = dir.join("icbm152");
     let files = [
-        ("icbm152_2009a_t1.nii.gz", T1),
-        ("icbm152_2009a_tissue.nii.gz", TISSUE),
-        ("icbm152_2009a_tissue_labels.json", TABLE),
+        ("icbm152_2009a_t1.nii.gz", T1, true),
+        ("icbm152_2009a_tissue.nii.gz", TISSUE, false),
+        ("icbm152_2009a_tissue_labels.json", TABLE, false),
     ];
-    for (name, bytes) in files {
+    for (name, bytes, check) in files {
         let path = dir.join(name);
-        let current = std::fs::metadata(&path).is_ok_and(|m| m.len() == bytes.len() as u64);
+        let current =
+            std::fs::metadata(&path).is_ok_and(|m| !check || m.len() == bytes.len() as u64);
         if !current {
             std::fs::create_dir_all(&dir).map_err(|source| crate::io::SaveError::Io {
                 path: dir.clone(),

@@ -2,8 +2,9 @@
 //! egui_kittest as a user would: paint a slice, mark two others done with
 //! D, rank the slices, fine-tune on the labelled slices (a share held out
 //! and measured before and after), see the list re-ranked, jump to a
-//! suggested slice, undo the stroke (its slice is no longer labelled), and
-//! save: the labelled slices go beside the labels as `.slices.json`.
+//! suggested slice, undo a stroke and a mark (their slices are no longer
+//! labelled), and save: the labelled slices go beside the labels as
+//! `.slices.json`; then fine-tune again with a dataset folder added.
 #![cfg(all(feature = "gui", feature = "ml"))]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -123,6 +124,11 @@ fn paint_mark_done_fine_tune_rerank_jump_undo_and_save() {
     assert_eq!(state(&h, z2), SliceState::Unlabelled);
     common::press(&mut h, Modifiers::NONE, Key::D);
     assert_eq!(state(&h, z2), SliceState::Done);
+    // Marking is undoable like a stroke.
+    common::press(&mut h, Modifiers::COMMAND, Key::Z);
+    assert_eq!(state(&h, z2), SliceState::Unlabelled);
+    common::press(&mut h, Modifiers::COMMAND, Key::Y);
+    assert_eq!(state(&h, z2), SliceState::Done);
 
     // Rank the slices with the model.
     h.get_by_label("Rank slices").click();
@@ -164,9 +170,21 @@ fn paint_mark_done_fine_tune_rerank_jump_undo_and_save() {
     h.step();
     assert_eq!(crosshair_z(h.state()).unwrap().0, best);
 
-    // Undo the stroke: its slice is no longer labelled.
+    // A stroke on another slice, undone: that slice is no longer labelled.
+    let z3 = z0 + 5;
+    go_to_slice(h.state_mut(), z3);
+    h.step();
+    common::press(&mut h, Modifiers::NONE, Key::B);
+    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    common::drag(
+        &mut h,
+        rect.center(),
+        egui::vec2(20.0, 10.0),
+        egui::PointerButton::Primary,
+    );
+    assert_eq!(state(&h, z3), SliceState::Painted);
     common::press(&mut h, Modifiers::COMMAND, Key::Z);
-    assert_eq!(state(&h, z0), SliceState::Unlabelled);
+    assert_eq!(state(&h, z3), SliceState::Unlabelled);
 
     // Save: the labelled slices go beside the labels.
     let out = tmp.path().join("saved_seg.nii.gz");
@@ -176,8 +194,8 @@ fn paint_mark_done_fine_tune_rerank_jump_undo_and_save() {
         !a.is_busy_with_files() && !a.doc.as_ref().unwrap().is_dirty()
     });
     let listed = ume::annotation::slices::for_labels(&out, nz).unwrap();
-    assert_eq!(listed, Some(vec![z1, z2]));
-    assert!(tmp.path().join("saved_seg.slices.json").is_file());
+    assert_eq!(listed, Some(vec![z1, z0, z2]));
+    assert!(tmp.path().join("saved_seg.nii.gz.slices.json").is_file());
 
     // Fine-tune again on the labelled slices plus a dataset folder.
     let tuned = h.state().ai.model.clone();

@@ -197,6 +197,7 @@ fn tiny_supervised(
                 labels: Some(&c.labels),
                 frame_labels: Vec::new(),
                 labelled_slices: None,
+                frame_slices: Vec::new(),
             };
             ume::training::ume::UmeCase::new(&case, &config).unwrap()
         })
@@ -397,6 +398,7 @@ fn voco_pretraining_learns_overlaps_and_initialises_fine_tuning() {
                 labels: Some(&c.labels),
                 frame_labels: Vec::new(),
                 labelled_slices: None,
+                frame_slices: Vec::new(),
             };
             UmeCase::new(&case, &voco).unwrap()
         })

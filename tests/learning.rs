@@ -171,6 +171,7 @@ fn fine_tuning_on_eight_labelled_slices_raises_held_out_dice() {
         labels: Some(&c.labels),
         frame_labels: Vec::new(),
         labelled_slices: Some(&slices),
+        frame_slices: Vec::new(),
     };
     let tune = tiny_config(80);
     let (data, held) = TrainingData::held_out(&case, &tune, 0.25).unwrap();
@@ -304,4 +305,54 @@ fn bench_suggest_runs_and_reports_the_three_strategies() {
     assert!(text.contains("suggest ≥ random") || text.contains("suggest < random"));
     let img = image::open(&plot).unwrap();
     assert!(img.width() > 100 && img.height() > 100);
+}
+
+#[test]
+fn each_labelled_frame_of_a_cine_keeps_its_own_slices() {
+    // An ACDC-style case: ED labelled whole, ES with a slice list beside
+    // its file. The ES list must not leak into ED, nor ED's "every slice"
+    // into ES.
+    let tmp = tempfile::tempdir().unwrap();
+    ume::phantom::generate(Kind::Acdc, Size::Small, 3, 1, tmp.path(), |_, _| {}).unwrap();
+    let ds = ume::dataset::open(tmp.path()).unwrap();
+    let spec = &ds.cases[0];
+    let ume::dataset::LabelSource::Frames(frames) = &spec.labels else {
+        panic!("ACDC labels are per frame: {:?}", spec.labels)
+    };
+    let (es_frame, es_path) = frames[1].clone();
+    let sidecar = ume::annotation::slices::sidecar_path(&es_path);
+    std::fs::write(&sidecar, "[1, 3]").unwrap();
+    let case = ds.load_case(0).unwrap();
+    assert_eq!(case.frame_slices, vec![(es_frame, vec![1, 3])]);
+    let mut config = tiny_config(5);
+    config.model.network.in_channels = 1;
+    config.model.label_ids = vec![1, 2, 3];
+    let data = TrainingData::from_cases(&[case], &config).unwrap();
+    let nz = data.train[0].labels.dims[2];
+    let lists: Vec<usize> = data
+        .train
+        .iter()
+        .map(|s| s.labelled_slices().len())
+        .collect();
+    assert_eq!(lists, vec![nz, 2], "ED whole, ES on its two slices");
+    // Held out per map: ES keeps one slice to train and one to measure.
+    let case = ds.load_case(0).unwrap();
+    let (data, held) = TrainingData::held_out(&LabelledCase::from(&case), &config, 0.25).unwrap();
+    assert!(held.iter().all(|&k| k < nz));
+    let es: Vec<&Sample> = data
+        .train
+        .iter()
+        .chain(&data.val)
+        .filter(|s| s.id.ends_with(&format!("frame {es_frame}")))
+        .collect();
+    let mut es_slices: Vec<usize> = es
+        .iter()
+        .flat_map(|s| s.labelled_slices().to_vec())
+        .collect();
+    es_slices.sort_unstable();
+    assert_eq!(
+        es_slices,
+        vec![1, 3],
+        "ES's slices split between train and held out"
+    );
 }

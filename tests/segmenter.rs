@@ -232,6 +232,7 @@ fn brats_dataset_case(seed: u64, n: usize) -> ume::dataset::Case {
         labels: Some(c.labels.clone()),
         frame_labels: Vec::new(),
         labelled_slices: None,
+        frame_slices: Vec::new(),
         table: ume::volume::LabelTable::builtin("brats").unwrap(),
         acdc: None,
         warnings: Vec::new(),

@@ -46,6 +46,7 @@ fn data(config: &TrainConfig) -> TrainingData {
                 labels: Some(c.labels.clone()),
                 frame_labels: Vec::new(),
                 labelled_slices: None,
+                frame_slices: Vec::new(),
                 table: c.table.clone(),
                 acdc: None,
                 warnings: Vec::new(),

@@ -4,8 +4,9 @@
 //! still serve as 2.5D context). Slices are counted along the 2D models'
 //! slicing axis, the third voxel axis ([`AXIS`]).
 //!
-//! On disk a label map `case_seg.nii.gz` may carry `case_seg.slices.json`
-//! beside it (`case_seg.nii.gz.slices.json` is read too):
+//! On disk a label map `case_seg.nii.gz` may carry
+//! `case_seg.nii.gz.slices.json` beside it (`case_seg.slices.json` is read
+//! too):
 //! `{"axis": 2, "slices": [12, 30, 31]}` (0-based indices; a bare array
 //! `[12, 30, 31]` is accepted). Without it every slice counts.
 
@@ -69,21 +70,27 @@ fn stem(labels: &Path) -> String {
 }
 
 /// Where the labelled-slice list of a label map is written:
-/// `<stem>.slices.json` beside it.
+/// `<file name>.slices.json` beside it (`seg.nii.gz.slices.json`), so
+/// `seg.nii.gz` and `seg.nrrd` never share one.
 pub fn sidecar_path(labels: &Path) -> PathBuf {
+    let mut name = labels
+        .file_name()
+        .map(std::ffi::OsStr::to_os_string)
+        .unwrap_or_default();
+    name.push(".slices.json");
+    labels.with_file_name(name)
+}
+
+/// The stem form `<stem>.slices.json` (`seg.slices.json`), read too.
+pub fn stem_sidecar_path(labels: &Path) -> PathBuf {
     labels.with_file_name(format!("{}.slices.json", stem(labels)))
 }
 
 /// The labelled-slice list beside a label map, if there is one
-/// (`<stem>.slices.json`, else `<file name>.slices.json`).
+/// (`<file name>.slices.json`, else `<stem>.slices.json`).
 pub fn find_sidecar(labels: &Path) -> Option<PathBuf> {
-    let named = labels.file_name().map(|n| {
-        let mut s = n.to_os_string();
-        s.push(".slices.json");
-        labels.with_file_name(s)
-    });
-    std::iter::once(sidecar_path(labels))
-        .chain(named)
+    [sidecar_path(labels), stem_sidecar_path(labels)]
+        .into_iter()
         .find(|p| p.is_file())
 }
 
@@ -143,28 +150,30 @@ mod tests {
     fn sidecar_names_and_forms() {
         let dir = tempfile::tempdir().unwrap();
         let labels = dir.path().join("case_seg.nii.gz");
-        assert_eq!(
-            sidecar_path(&labels),
-            dir.path().join("case_seg.slices.json")
-        );
+        let full = dir.path().join("case_seg.nii.gz.slices.json");
+        assert_eq!(sidecar_path(&labels), full);
         assert_eq!(for_labels(&labels, 10).unwrap(), None);
-        std::fs::write(dir.path().join("case_seg.nii.gz.slices.json"), "[4, 1, 4]").unwrap();
+        std::fs::write(stem_sidecar_path(&labels), "[4, 1, 4]").unwrap();
         assert_eq!(for_labels(&labels, 10).unwrap(), Some(vec![1, 4]));
-        std::fs::write(sidecar_path(&labels), to_json(&[2, 7])).unwrap();
-        assert_eq!(for_labels(&labels, 10).unwrap(), Some(vec![2, 7]));
+        std::fs::write(&full, to_json(&[2, 7])).unwrap();
+        assert_eq!(
+            for_labels(&labels, 10).unwrap(),
+            Some(vec![2, 7]),
+            "full name first"
+        );
         let e = for_labels(&labels, 5).unwrap_err().to_string();
         assert!(
-            e.contains("case_seg.slices.json") && e.contains("slice 7"),
+            e.contains("case_seg.nii.gz.slices.json") && e.contains("slice 7"),
             "{e}"
         );
-        std::fs::write(sidecar_path(&labels), r#"{"axis": 0, "slices": [1]}"#).unwrap();
+        std::fs::write(&full, r#"{"axis": 0, "slices": [1]}"#).unwrap();
         assert!(
             for_labels(&labels, 10)
                 .unwrap_err()
                 .to_string()
                 .contains("axis 0")
         );
-        std::fs::write(sidecar_path(&labels), "{oops").unwrap();
+        std::fs::write(&full, "{oops").unwrap();
         assert!(for_labels(&labels, 10).is_err());
     }
 }

@@ -423,18 +423,24 @@ pub fn write_labels(
 }
 
 /// Beside a label map just written: its labelled slices when it is partly
-/// labelled, and no stale list from an earlier save when it is whole.
+/// labelled; no list (of either name form) when it is whole, so a stale
+/// one from an earlier save cannot limit it later.
 fn write_slice_list(target: &Path, slices: Option<&Vec<usize>>) -> Result<(), String> {
-    let sidecar = crate::annotation::slices::sidecar_path(target);
+    use crate::annotation::slices;
+    let remove = |p: &Path| match std::fs::remove_file(p) {
+        Err(e) if e.kind() != std::io::ErrorKind::NotFound => Err(format!("{}: {e}", p.display())),
+        _ => Ok(()),
+    };
     match slices {
         Some(ks) => {
-            crate::io::write_atomic(&sidecar, &crate::annotation::slices::to_json(ks))
+            crate::io::write_atomic(&slices::sidecar_path(target), &slices::to_json(ks))
                 .map_err(|e| e.to_string())?;
+            remove(&slices::stem_sidecar_path(target))?;
         }
-        None if sidecar.is_file() => {
-            std::fs::remove_file(&sidecar).map_err(|e| format!("{}: {e}", sidecar.display()))?;
+        None => {
+            remove(&slices::sidecar_path(target))?;
+            remove(&slices::stem_sidecar_path(target))?;
         }
-        None => {}
     }
     Ok(())
 }

@@ -81,9 +81,23 @@ impl LoadRequest {
 /// volume), with the table when the file names its labels (`.seg.nrrd`).
 pub fn load_labels(path: &std::path::Path) -> Result<(Labels, Option<LabelTable>), String> {
     let (l, table) = crate::io::load_labels_and_table(path).map_err(|e| e.to_string())?;
-    let listed =
-        crate::annotation::slices::for_labels(path, l.dims[2]).map_err(|e| e.to_string())?;
+    let (listed, _) = slice_list_or_none(path, l.dims[2]);
     Ok((Labels::single(Arc::new(l)).with_listed(0, listed), table))
+}
+
+/// The labelled slices beside a label map. A list that cannot be used
+/// (malformed, past the map) does not stop the labels from opening: the
+/// map then counts as labelled on no slice — the safe reading, since
+/// training would otherwise take unlabelled slices for background — and
+/// the note says why.
+fn slice_list_or_none(path: &std::path::Path, nz: usize) -> (Option<Vec<usize>>, Option<String>) {
+    match crate::annotation::slices::for_labels(path, nz) {
+        Ok(listed) => (listed, None),
+        Err(e) => (
+            Some(Vec::new()),
+            Some(format!("{e}; no slice of these labels counts as labelled")),
+        ),
+    }
 }
 
 /// The label table saved beside a label map (`seg_labels.json`, UME's, or
@@ -221,6 +235,7 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
             }
             let mut maps = Labels::default();
             let mut table = LabelTable::default();
+            let mut notes = Vec::new();
             if let Some(lp) = labels {
                 progress("reading labels".into());
                 let (l, named) = crate::io::load_labels_and_table(lp).map_err(|e| e.to_string())?;
@@ -243,8 +258,8 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
                             .filter_map(|i| u16::try_from(i).ok()),
                     )
                 });
-                let listed = crate::annotation::slices::for_labels(lp, l.dims[2])
-                    .map_err(|e| e.to_string())?;
+                let (listed, note) = slice_list_or_none(lp, l.dims[2]);
+                notes.extend(note);
                 maps.push(None, Arc::new(l));
                 maps = maps.with_listed(0, listed);
             }
@@ -256,6 +271,7 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
             let warnings = layers
                 .iter()
                 .flat_map(|l: &Layer| l.volume.warnings.clone())
+                .chain(notes)
                 .collect();
             Ok(Document::new(title, layers, maps, table)
                 .with_warnings(warnings)
@@ -296,13 +312,18 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
         LoadRequest::DemoBrain(dir) => {
             progress("writing the demo brain".into());
             let (t1, tissue) = crate::demo::brain(dir).map_err(|e| e.to_string())?;
-            load(
+            let loaded = load(
                 &LoadRequest::Files {
                     paths: vec![t1],
                     labels: Some(tissue),
                 },
                 progress,
-            )
+            )?;
+            // The demo's labels live in the cache: Save asks where rather
+            // than writing over them.
+            let mut sources = loaded.sources().clone();
+            sources.labels = None;
+            Ok(loaded.with_sources(sources))
         }
         LoadRequest::Demo(dir) => {
             ensure_demo(dir, progress)?;

@@ -146,6 +146,9 @@ pub struct Case {
     /// The labelled slices of `labels` (from its `.slices.json`, see
     /// [`crate::annotation::slices`]); `None`: every slice.
     pub labelled_slices: Option<Vec<usize>>,
+    /// The labelled slices of the frames in `frame_labels` that carry a
+    /// `.slices.json`: (frame, slices).
+    pub frame_slices: Vec<(usize, Vec<usize>)>,
     /// Label names (extended with any mask names not in the built-in table).
     pub table: LabelTable,
     /// ACDC metadata.
@@ -248,23 +251,28 @@ pub fn load_case(
     let mut labels = None;
     let mut frame_labels = Vec::new();
     let mut labelled_slices = None;
+    let mut frame_slices = Vec::new();
+    let listed = |p: &Path, nz: usize| {
+        crate::annotation::slices::for_labels(p, nz).map_err(|e| DatasetError::BadMetadata {
+            path: e.path,
+            problem: e.problem,
+        })
+    };
     match &spec.labels {
         LabelSource::None => {}
         LabelSource::File(p) => {
             let l = io::load_labels(p)?;
             check(p, &l)?;
-            labelled_slices = crate::annotation::slices::for_labels(p, l.dims[2]).map_err(|e| {
-                DatasetError::BadMetadata {
-                    path: e.path,
-                    problem: e.problem,
-                }
-            })?;
+            labelled_slices = listed(p, l.dims[2])?;
             labels = Some(l);
         }
         LabelSource::Frames(frames) => {
             for (t, p) in frames {
                 let l = io::load_labels(p)?;
                 check(p, &l)?;
+                if let Some(ks) = listed(p, l.dims[2])? {
+                    frame_slices.push((*t, ks));
+                }
                 frame_labels.push((*t, l));
             }
         }
@@ -281,6 +289,7 @@ pub fn load_case(
         labels,
         frame_labels,
         labelled_slices,
+        frame_slices,
         table,
         acdc: spec.acdc.clone(),
         warnings,

@@ -160,8 +160,11 @@ pub struct LabelledCase<'a> {
     pub labels: Option<&'a LabelVolume>,
     /// Labelled frames of a 4D case: (0-based frame, 3D labels).
     pub frame_labels: Vec<(usize, &'a LabelVolume)>,
-    /// The labelled slices of its labels (`None`: all).
+    /// The labelled slices of `labels` (`None`: all).
     pub labelled_slices: Option<&'a [usize]>,
+    /// The labelled slices of the frames in `frame_labels` that are partly
+    /// labelled: (frame, slices); a frame not listed counts whole.
+    pub frame_slices: Vec<(usize, &'a [usize])>,
 }
 
 impl<'a> From<&'a Case> for LabelledCase<'a> {
@@ -172,6 +175,11 @@ impl<'a> From<&'a Case> for LabelledCase<'a> {
             labels: c.labels.as_ref(),
             frame_labels: c.frame_labels.iter().map(|(t, l)| (*t, l)).collect(),
             labelled_slices: c.labelled_slices.as_deref(),
+            frame_slices: c
+                .frame_slices
+                .iter()
+                .map(|(t, ks)| (*t, ks.as_slice()))
+                .collect(),
         }
     }
 }
@@ -193,7 +201,9 @@ impl TrainingData {
     ) -> Result<TrainingData, DataError> {
         let mut per_case = Vec::new();
         for case in cases {
-            let samples = case_samples(case, config, case.labelled_slices)?;
+            // A map whose list is empty has nothing to teach.
+            let samples =
+                case_samples(case, config, |_, ks| (!ks.is_empty()).then(|| ks.to_vec()))?;
             if !samples.is_empty() {
                 per_case.push(samples);
             }
@@ -201,32 +211,44 @@ impl TrainingData {
         TrainingData::split(per_case, config.data.val_fraction)
     }
 
-    /// One partly labelled case: a `share` of its labelled slices (spread
-    /// evenly, at least one) validates, the rest trains. Returns the data
-    /// and the held-out slices. Needs two labelled slices.
+    /// One partly labelled case: of each labelled map (the 3D labels or
+    /// each labelled frame), a `share` of its labelled slices (spread
+    /// evenly, at least one) is held out, the rest trains. Returns the
+    /// data (`val` holds the held-out samples) and the held-out slices
+    /// (all maps together). Needs two labelled slices in some map.
     pub fn held_out(
         case: &LabelledCase,
         config: &TrainConfig,
         share: f64,
     ) -> Result<(TrainingData, Vec<usize>), DataError> {
-        let all: Vec<usize> = match case.labelled_slices {
-            Some(ks) => ks.to_vec(),
-            None => (0..case.images.first().map_or(0, |(_, v)| v.dims[2])).collect(),
-        };
-        let (train_ks, held) = split_slices(&all, share);
-        if train_ks.is_empty() || held.is_empty() {
+        // A map with one labelled slice trains; none is held out of it.
+        let train = case_samples(case, config, |_, ks| {
+            let (t, _) = split_slices(ks, share);
+            (!t.is_empty()).then_some(t)
+        })?;
+        let val = case_samples(case, config, |_, ks| {
+            let (_, h) = split_slices(ks, share);
+            (!h.is_empty()).then_some(h)
+        })?;
+        let mut held = std::collections::BTreeSet::new();
+        for s in &val {
+            held.extend(s.labelled_slices().iter().copied());
+        }
+        if train.is_empty() || val.is_empty() {
+            let most = case_samples(case, config, |_, ks| (!ks.is_empty()).then(|| ks.to_vec()))?
+                .iter()
+                .map(|s| s.labelled_slices().len())
+                .max()
+                .unwrap_or(0);
             return Err(DataError {
                 case: case.id.to_string(),
                 problem: format!(
-                    "{} labelled slice(s): label at least 2 (paint, or mark slices done with D)",
-                    all.len()
+                    "{most} labelled slice(s): label at least 2 (paint, or mark slices done with D)"
                 ),
             });
         }
-        let train = case_samples(case, config, Some(&train_ks))?;
-        let val = case_samples(case, config, Some(&held))?;
         let data = TrainingData::split(vec![train, val], 0.5)?;
-        Ok((data, held))
+        Ok((data, held.into_iter().collect()))
     }
     /// Split samples grouped by case.
     pub fn split(
@@ -329,29 +351,41 @@ pub fn one_hot(ids: &[u16], label_ids: &[u16], mode: OutputMode, pixels: usize) 
     out
 }
 
-/// The samples of one case (its 3D labels or each labelled frame), limited
-/// to `slices` when given.
+/// The samples of one case (its 3D labels or each labelled frame). Each
+/// sample's labelled slices are its map's list (every slice when the map
+/// has none) passed through `choose(frame, list)`: `Some(slices)` keeps
+/// the sample on those slices, `None` leaves it out.
 fn case_samples(
     case: &LabelledCase,
     config: &TrainConfig,
-    slices: Option<&[usize]>,
+    choose: impl Fn(usize, &[usize]) -> Option<Vec<usize>>,
 ) -> Result<Vec<Sample>, DataError> {
     let channels = pick_channels(case, &config.data)?;
     let mut samples = Vec::new();
     let labelled = case
         .labels
-        .map(|l| (case.id.to_string(), 0, l))
+        .map(|l| (case.id.to_string(), 0, l, case.labelled_slices))
         .into_iter()
-        .chain(
-            case.frame_labels
+        .chain(case.frame_labels.iter().map(|(t, l)| {
+            let listed = case
+                .frame_slices
                 .iter()
-                .map(|(t, l)| (format!("{} frame {t}", case.id), *t, *l)),
-        );
-    for (id, t, labels) in labelled {
+                .find(|(f, _)| f == t)
+                .map(|(_, ks)| *ks);
+            (format!("{} frame {t}", case.id), *t, *l, listed)
+        }));
+    for (id, t, labels, listed) in labelled {
+        let all: Vec<usize> = match listed {
+            Some(ks) => ks.to_vec(),
+            None => (0..labels.dims[2]).collect(),
+        };
+        let Some(ks) = choose(t, &all) else { continue };
+        let whole = listed.is_none() && ks.len() == labels.dims[2];
         let sample = Sample::new(id, &channels, t, labels.clone(), config)?;
-        samples.push(match slices {
-            Some(ks) => sample.with_labelled_slices(ks)?,
-            None => sample,
+        samples.push(if whole {
+            sample
+        } else {
+            sample.with_labelled_slices(&ks)?
         });
     }
     Ok(samples)

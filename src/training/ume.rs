@@ -77,9 +77,13 @@ impl UmeCase {
         let frame_count = if cine { first.frames } else { nz };
         let label_slice = |t: usize| -> Option<(&crate::volume::LabelVolume, usize)> {
             if cine {
+                // The middle slice, unless its frame lists labelled
+                // slices without it.
+                let listed = case.frame_slices.iter().find(|(f, _)| *f == t);
                 case.frame_labels
                     .iter()
                     .find(|(f, _)| *f == t)
+                    .filter(|_| listed.is_none_or(|(_, ks)| ks.contains(&(nz / 2))))
                     .map(|(_, l)| (*l, nz / 2))
             } else {
                 case.labels

@@ -13,7 +13,7 @@
 mod panel;
 pub mod runs;
 
-pub use panel::section;
+pub use panel::{next_slices_ui, section};
 
 use super::UmeApp;
 use super::document::{Document, Prediction};
@@ -462,53 +462,6 @@ pub fn start_suggest(app: &mut UmeApp, ctx: &egui::Context) {
             .map_err(|e| e.to_string())
         },
     ));
-}
-
-/// "Next slices to label", in the slice bar: a button to rank and the best
-/// unlabelled slices (spread out), each a button; returns a slice clicked.
-pub fn next_slices_ui(app: &mut UmeApp, ui: &mut egui::Ui) -> Option<usize> {
-    let doc = app.doc.as_ref()?;
-    let (doc_id, frame) = (doc.id(), app.cursor.frame);
-    let mut jump = None;
-    ui.horizontal_wrapped(|ui| {
-        ui.label(egui::RichText::new("Next slices to label:").strong());
-        let busy = app.ai.suggest.is_running();
-        let text = if busy { "Ranking…" } else { "Rank slices" };
-        let model = if app.ai.model.is_empty() {
-            "the model".to_string()
-        } else {
-            app.ai.model.clone()
-        };
-        if ui
-            .add_enabled(!busy, egui::Button::new(text))
-            .on_hover_text(format!(
-                "Score every slice by the uncertainty of {model} (foreground-weighted entropy); fine-tuning re-ranks"
-            ))
-            .clicked()
-        {
-            start_suggest(app, ui.ctx());
-        }
-        let Some(doc) = app.doc.as_ref() else { return };
-        let Some(scores) = app.ai.scores_for(doc_id) else {
-            return;
-        };
-        let next = scores.top_among(8, |k| {
-            doc.slice_state(frame, k) == super::document::SliceState::Unlabelled
-        });
-        if next.is_empty() {
-            ui.label("every slice is labelled");
-        }
-        for (k, score) in next {
-            if ui
-                .button(format!("slice {k}"))
-                .on_hover_text(format!("score {score:.4}: go to this slice"))
-                .clicked()
-            {
-                jump = Some(k);
-            }
-        }
-    });
-    jump
 }
 
 /// Copy the fine-tuned model to `dir` in the background.

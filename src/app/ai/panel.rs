@@ -179,9 +179,12 @@ fn training_ui(app: &mut UmeApp, ui: &mut egui::Ui, ctx: &egui::Context) {
     {
         let n = doc.labelled_slices(app.cursor.frame).len();
         let held = (n as f64 * super::runs::HELD_OUT_SHARE).round().max(1.0) as usize;
-        ui.label(format!(
-            "Learns from {n} labelled slices; {held} held out to measure it"
-        ))
+        let text = if n < 2 {
+            format!("{n} labelled slice(s) here: label at least 2 (paint, or D)")
+        } else {
+            format!("Learns from {n} labelled slices; {held} held out to measure it")
+        };
+        ui.label(text)
         .on_hover_text(format!(
             "Labelled slices: painted, marked done (D), or every slice of labels opened from a file. {:.0}% of them are held out of training and measured before and after.",
             super::runs::HELD_OUT_SHARE * 100.0
@@ -354,6 +357,53 @@ fn before_after(app: &UmeApp, ui: &mut egui::Ui) {
                 ui.end_row();
             }
         });
+}
+
+/// "Next slices to label", in the slice bar: a button to rank and the best
+/// unlabelled slices (spread out), each a button; returns a slice clicked.
+pub fn next_slices_ui(app: &mut UmeApp, ui: &mut egui::Ui) -> Option<usize> {
+    let doc = app.doc.as_ref()?;
+    let (doc_id, frame) = (doc.id(), app.cursor.frame);
+    let mut jump = None;
+    ui.horizontal_wrapped(|ui| {
+        ui.label(egui::RichText::new("Next slices to label:").strong());
+        let busy = app.ai.is_ranking();
+        let text = if busy { "Ranking…" } else { "Rank slices" };
+        let model = if app.ai.model.is_empty() {
+            "the model".to_string()
+        } else {
+            app.ai.model.clone()
+        };
+        if ui
+            .add_enabled(!busy, egui::Button::new(text))
+            .on_hover_text(format!(
+                "Score every slice by the uncertainty of {model} (foreground-weighted entropy); fine-tuning re-ranks"
+            ))
+            .clicked()
+        {
+            super::start_suggest(app, ui.ctx());
+        }
+        let Some(doc) = app.doc.as_ref() else { return };
+        let Some(scores) = app.ai.scores_for(doc_id) else {
+            return;
+        };
+        let next = scores.top_among(8, |k| {
+            doc.slice_state(frame, k) == crate::app::document::SliceState::Unlabelled
+        });
+        if next.is_empty() {
+            ui.label("every slice is labelled");
+        }
+        for (k, score) in next {
+            if ui
+                .button(format!("slice {k}"))
+                .on_hover_text(format!("score {score:.4}: go to this slice"))
+                .clicked()
+            {
+                jump = Some(k);
+            }
+        }
+    });
+    jump
 }
 
 #[cfg(test)]

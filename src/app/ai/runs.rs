@@ -189,20 +189,25 @@ pub fn fine_tune(r: TrainRequest, job: &JobCtx<Event>) -> Result<FineTuned, Stri
     job.message("preparing training data…");
     let cancel = job.cancel_token();
     let mut held_out = None;
+    let mut held_samples = Vec::new();
     let handle = match Segmenter::load(&r.model, &dev).map_err(|e| e.to_string())? {
         Segmenter::Unet(model_config, model) => {
             let config = finetune_config(&r, &model_config)?;
             cancel.check("fine-tuning")?;
             let data = match &r.case {
                 Some(c) => {
-                    let (data, slices) =
+                    let (mut data, slices) =
                         TrainingData::held_out(&c.labelled(), &config, HELD_OUT_SHARE)
                             .map_err(|e| e.to_string())?;
+                    // The held-out slices only measure: training validates
+                    // (and keeps its best model) on its own slices, so
+                    // nothing about the held-out slices picks the model.
+                    held_samples = std::mem::take(&mut data.val);
                     job.message("measuring the model on the held-out slices…");
                     let before = crate::training::validate(
                         &model_config,
                         &model,
-                        &data.val,
+                        &held_samples,
                         &dev,
                         config.training.val_batch,
                     )
@@ -212,7 +217,6 @@ pub fn fine_tune(r: TrainRequest, job: &JobCtx<Event>) -> Result<FineTuned, Stri
                         before,
                         after: Vec::new(),
                     });
-                    let mut data = data;
                     if !r.folder.as_os_str().is_empty() {
                         // Every case of the folder trains; the held-out
                         // slices of the open case still measure.
@@ -228,7 +232,6 @@ pub fn fine_tune(r: TrainRequest, job: &JobCtx<Event>) -> Result<FineTuned, Stri
                     .map_err(|e| e.to_string())?,
             };
             let data = Arc::new(data);
-            let val = held_out.is_some().then(|| data.clone());
             let dev_after = dev.clone();
             cancel.check("fine-tuning")?;
             let same_net = serde_json::to_value(&config.model.network).ok()
@@ -243,11 +246,11 @@ pub fn fine_tune(r: TrainRequest, job: &JobCtx<Event>) -> Result<FineTuned, Stri
             let batch = config.training.val_batch;
             let handle = spawn_training(config, data, opts, || {});
             return follow(handle, job).and_then(|summary| {
-                if let (Some(h), Some(data)) = (&mut held_out, val) {
+                if let Some(h) = &mut held_out {
                     job.message("measuring the fine-tuned model on the held-out slices…");
                     let (c, m) = crate::models::segment::load_checkpoint(&summary.out, &dev_after)
                         .map_err(|e| e.to_string())?;
-                    h.after = crate::training::validate(&c, &m, &data.val, &dev_after, batch)
+                    h.after = crate::training::validate(&c, &m, &held_samples, &dev_after, batch)
                         .map_err(|e| e.to_string())?;
                 }
                 Ok(FineTuned { summary, held_out })
@@ -326,9 +329,10 @@ pub struct OpenCase {
     images: Vec<(String, Arc<Volume>)>,
     labels: Option<Arc<LabelVolume>>,
     frame_labels: Vec<(usize, LabelVolume)>,
-    /// The labelled slices when the labels are partial (all frames
-    /// together); `None`: every slice.
+    /// The labelled slices of `labels` when partial; `None`: every slice.
     labelled_slices: Option<Vec<usize>>,
+    /// The same for each partly labelled frame: (frame, slices).
+    frame_slices: Vec<(usize, Vec<usize>)>,
 }
 
 impl OpenCase {
@@ -350,19 +354,20 @@ impl OpenCase {
         } else {
             (doc.labels().at_frame(0).cloned(), Vec::new())
         };
-        let labelled_slices = doc.is_partly_labelled().then(|| {
-            let mut all = std::collections::BTreeSet::new();
-            for t in 0..doc.frames() {
-                all.extend(doc.labelled_slices(t));
-            }
-            all.into_iter().collect()
-        });
+        // Each map keeps its own labelled slices (a cine's ED may be whole
+        // and its ES painted on three slices).
+        let labelled_slices = labels.as_ref().and_then(|_| doc.slice_list(0));
+        let frame_slices = frame_labels
+            .iter()
+            .filter_map(|(t, _)| doc.slice_list(*t).map(|ks| (*t, ks)))
+            .collect();
         Ok(OpenCase {
             id: doc.title().to_string(),
             images,
             labels,
             frame_labels,
             labelled_slices,
+            frame_slices,
         })
     }
 
@@ -377,6 +382,11 @@ impl OpenCase {
             labels: self.labels.as_deref(),
             frame_labels: self.frame_labels.iter().map(|(t, l)| (*t, l)).collect(),
             labelled_slices: self.labelled_slices.as_deref(),
+            frame_slices: self
+                .frame_slices
+                .iter()
+                .map(|(t, ks)| (*t, ks.as_slice()))
+                .collect(),
         }
     }
 }

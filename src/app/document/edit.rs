@@ -26,6 +26,15 @@ pub enum Step {
         /// After.
         after: LabelTable,
     },
+    /// A slice marked done or unmarked (D): its own inverse.
+    Mark {
+        /// The map's index.
+        map: usize,
+        /// The frame of that map.
+        frame: usize,
+        /// The slice (z).
+        z: usize,
+    },
 }
 
 impl StepSize for Step {
@@ -41,6 +50,7 @@ impl StepSize for Step {
                 };
                 size(before) + size(after)
             }
+            Step::Mark { .. } => std::mem::size_of::<Step>(),
         }
     }
 }
@@ -92,9 +102,17 @@ fn apply_counts(counts: &mut Vec<usize>, edit: &LabelEdit, forward: bool) {
     }
 }
 
-/// The slices (z) an edit touches, on maps with `plane` voxels a slice.
-fn slices_of(edit: &LabelEdit, plane: usize) -> std::collections::BTreeSet<usize> {
-    edit.changes().map(|(i, _, _)| i / plane.max(1)).collect()
+/// The slices (z) an edit touches, on maps of `nz` slices with `plane`
+/// voxels a slice (a flag per slice: an accepted prediction changes
+/// millions of voxels).
+fn slices_of(edit: &LabelEdit, plane: usize, nz: usize) -> std::collections::BTreeSet<usize> {
+    let mut hit = vec![false; nz];
+    for (i, _, _) in edit.changes() {
+        if let Some(h) = hit.get_mut(i / plane.max(1)) {
+            *h = true;
+        }
+    }
+    (0..nz).filter(|&z| hit[z]).collect()
 }
 
 impl Document {
@@ -205,8 +223,12 @@ impl Document {
         if let Some(c) = counts.get_mut(edit.frame) {
             apply_counts(c, &edit, true);
         }
-        self.marks
-            .edited(step.map, edit.frame, &slices_of(&edit, plane), true);
+        self.marks.edited(
+            step.map,
+            edit.frame,
+            &slices_of(&edit, plane, map.dims[2]),
+            true,
+        );
         for (id, _) in edit.count_changes() {
             self.name_label(id);
         }
@@ -301,7 +323,7 @@ impl Document {
                 let mut changed_box = None;
                 if let Some((map, counts)) = self.labels.edit_map(*index) {
                     let dims = map.dims;
-                    let zs = slices_of(edit, dims[0] * dims[1]);
+                    let zs = slices_of(edit, dims[0] * dims[1], dims[2]);
                     self.marks.edited(*index, edit.frame, &zs, forward);
                     if let Some((lo, hi)) = edit.bounds(dims) {
                         let corners = [lo, hi].map(|p| p[0] + dims[0] * (p[1] + dims[1] * p[2]));
@@ -325,6 +347,10 @@ impl Document {
             Step::Table { before, after } => {
                 self.table = if forward { after } else { before }.clone();
                 self.rev.table += 1;
+            }
+            Step::Mark { map, frame, z } => {
+                self.marks.toggle_done(*map, *frame, *z);
+                self.rev.labels += 1;
             }
         }
         self.dirty = true;
@@ -369,7 +395,7 @@ impl Document {
             .steps()
             .map(|s| match s {
                 Step::Voxels { edit, .. } => edit.len(),
-                Step::Table { .. } => 0,
+                Step::Table { .. } | Step::Mark { .. } => 0,
             })
             .sum();
         (self.history.bytes(), voxels)

@@ -4,7 +4,11 @@
 //! takes the mark back), marked it done (D: "this slice is labelled, even
 //! where it is background"), or when its map came from a file without a
 //! `.slices.json` (every slice). Training on the open case takes its
-//! targets from these slices only; the slice slider shows them.
+//! targets from these slices only; the slice slider shows them. Accepting
+//! a prediction or filling between slices counts as painting the slices it
+//! changes: the user chose to take those labels (review them first — the
+//! model then learns from what was accepted). Marking is undoable like a
+//! stroke (a `Mark` step in the history).
 
 use std::collections::{BTreeMap, BTreeSet};
 

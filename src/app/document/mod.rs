@@ -217,13 +217,19 @@ impl Document {
             .map(|(n, v)| Layer::new(n, Arc::new(v)))
             .collect();
         let mut labels = Labels::default();
+        let mut listed = Vec::new();
         if let Some(l) = case.labels {
             labels.push(None, Arc::new(l));
+            listed.push(case.labelled_slices);
         }
         for (t, l) in case.frame_labels {
             labels.push(Some(t), Arc::new(l));
+            let ks = case.frame_slices.iter().find(|(f, _)| *f == t);
+            listed.push(ks.map(|(_, ks)| ks.clone()));
         }
-        let labels = labels.with_listed(0, case.labelled_slices);
+        for (i, ks) in listed.into_iter().enumerate() {
+            labels = labels.with_listed(i, ks);
+        }
         let mut doc = Document::new(case.id, layers, labels, case.table);
         doc.acdc = case.acdc;
         doc.warnings = case.warnings;
@@ -435,6 +441,13 @@ impl Document {
             .map_or_else(Vec::new, |(i, t)| self.marks.labelled(i, t, nz))
     }
 
+    /// The labelled slices of the labels shown at `frame` when they are
+    /// partly labelled; `None` when labelled throughout (or absent).
+    pub fn slice_list(&self, frame: usize) -> Option<Vec<usize>> {
+        let (i, _) = self.map_at(frame)?;
+        (!self.marks.is_whole(i)).then(|| self.labelled_slices(frame))
+    }
+
     /// Whether some map is labelled on some slices only (painted or
     /// marked, not read whole from a file).
     pub fn is_partly_labelled(&self) -> bool {
@@ -473,6 +486,12 @@ impl Document {
             return Some(true);
         }
         let marked = self.marks.toggle_done(index, t, z);
+        // Undoable like a stroke: Ctrl+Z after D takes the mark back.
+        self.history.push(edit::Step::Mark {
+            map: index,
+            frame: t,
+            z,
+        });
         self.dirty = true;
         self.rev.labels += 1;
         Some(marked)
