@@ -23,6 +23,8 @@ mod keyframes;
 mod segment;
 #[cfg(feature = "ml")]
 mod suggest;
+#[cfg(feature = "ml")]
+mod tokenize;
 
 use anyhow::{Context, Result};
 use clap::{Parser, Subcommand};
@@ -114,6 +116,30 @@ enum Command {
         k: usize,
         /// Print {"axis": A, "slices": [{"index": i, "score": s}, …]} with
         /// every slice.
+        #[arg(long)]
+        json: bool,
+        /// auto (a hardware GPU, else the CPU backend), wgpu or cpu.
+        #[arg(long, default_value = "auto")]
+        device: crate::models::DeviceChoice,
+    },
+    /// Encode every frame (z slice of every time frame) of an image to the
+    /// tokenizer's K tokens and decode it: the reconstruction on the
+    /// input's grid, PSNR / SSIM per frame, bits per frame, compression.
+    #[cfg(feature = "ml")]
+    Tokenize {
+        /// A NIfTI (or other image) file.
+        input: PathBuf,
+        /// A tokenizer checkpoint folder (`ume train --config configs/titok_*.json`).
+        #[arg(long)]
+        model: PathBuf,
+        /// The reconstruction (.nii.gz, .nrrd, .mha).
+        #[arg(short, long)]
+        out: PathBuf,
+        /// Also write every frame's token ids as JSON.
+        #[arg(long)]
+        tokens: Option<PathBuf>,
+        /// Print the figures as JSON (frames, psnr_db, ssim, bits_per_frame,
+        /// compression_ratio).
         #[arg(long)]
         json: bool,
         /// auto (a hardware GPU, else the CPU backend), wgpu or cpu.
@@ -302,6 +328,15 @@ fn run(cli: Cli) -> Result<()> {
             device,
             batch,
         } => segment::run(&input, &out, model.as_deref(), device, batch),
+        #[cfg(feature = "ml")]
+        Command::Tokenize {
+            input,
+            model,
+            out,
+            tokens,
+            json,
+            device,
+        } => tokenize::run(&input, &model, &out, tokens.as_deref(), json, device),
         #[cfg(feature = "ml")]
         Command::Suggest {
             input,

@@ -110,9 +110,12 @@ pub(super) fn train(
 ) -> Result<()> {
     let text = std::fs::read_to_string(config_path)
         .with_context(|| format!("reading {}", config_path.display()))?;
-    let is_ume = crate::training::config::ConfigKind::of(&text)
-        .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?
-        == crate::training::config::ConfigKind::UmeEncoder;
+    let kind = crate::training::config::ConfigKind::of(&text)
+        .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
+    if kind == crate::training::config::ConfigKind::Titok {
+        return super::tokenize::train(config_path, data, out, steps, choice);
+    }
+    let is_ume = kind == crate::training::config::ConfigKind::UmeEncoder;
     if resume && !crate::training::resumable(out) {
         eprintln!(
             "{}: nothing to resume (no last/ run state); starting a new run",

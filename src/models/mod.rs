@@ -7,6 +7,7 @@ pub mod engine;
 pub mod pytorch;
 pub mod segment;
 pub mod suggest;
+pub mod tokenize;
 pub mod tokenizer;
 pub mod unet2d;
 pub mod vit;

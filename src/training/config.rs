@@ -19,6 +19,8 @@ pub enum ConfigKind {
     Unet2d,
     /// A UME encoder (`"kind": "ume_encoder"`).
     UmeEncoder,
+    /// A TiTok-style tokenizer (`"kind": "titok"`).
+    Titok,
 }
 
 impl ConfigKind {
@@ -29,7 +31,7 @@ impl ConfigKind {
         let v: serde_json::Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
         match v.get("kind") {
             Some(k) => serde_json::from_value(k.clone()).map_err(|_| {
-                format!("unknown config kind {k} (known: \"unet2d\", \"ume_encoder\")")
+                format!("unknown config kind {k} (known: \"unet2d\", \"ume_encoder\", \"titok\")")
             }),
             None if v["model"].get("embed_dim").is_some() => Ok(ConfigKind::UmeEncoder),
             None => Ok(ConfigKind::Unet2d),

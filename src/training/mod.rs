@@ -24,6 +24,7 @@ pub mod data;
 pub mod loss;
 pub mod loss_grad;
 pub mod schedule;
+pub mod titok;
 pub mod ume;
 pub mod ume_config;
 pub mod voco;
