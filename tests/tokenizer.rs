@@ -168,3 +168,61 @@ fn train_then_tokenize_a_cine_it_never_saw() {
         "PSNR {untrained:.2} dB untrained → {trained:.2} dB trained"
     );
 }
+
+#[cfg(feature = "gui")]
+#[test]
+fn the_tokenizer_panel_reconstructs_the_open_cine_in_the_background() {
+    use egui_kittest::kittest::{By, Queryable};
+    #[path = "common/mod.rs"]
+    mod common;
+    let (mut app, tmp) = common::app_with(ume::phantom::Kind::Acdc, 9);
+    let config = ume::models::tokenizer::TitokConfig::new()
+        .with_image_size([32, 32])
+        .with_patch_size(8)
+        .with_codebook_size(64)
+        .with_code_dim(8)
+        .with_encoder_width(32)
+        .with_encoder_depth(1)
+        .with_encoder_heads(2)
+        .with_decoder_width(32)
+        .with_decoder_depth(1)
+        .with_decoder_heads(2);
+    let ckpt = tmp.path().join("titok");
+    save_titok(&ckpt, &config, &config.init(&device(DeviceChoice::Cpu))).unwrap();
+    app.ai.device = DeviceChoice::Cpu;
+    app.ai.tokenizer.model = ckpt.display().to_string();
+    let mut h = common::harness(app, 1400.0, 1400.0);
+    common::settle(&mut h);
+    h.get_by_label("Tokenizer").click();
+    h.step();
+    h.get_by_label("Reconstruct").click();
+    let start = std::time::Instant::now();
+    loop {
+        h.step();
+        let s = h.state();
+        let doc = s.doc.as_ref().unwrap().id();
+        if !s.ai.tokenizer.is_running() && s.ai.tokenizer.result_for(doc).is_some() {
+            break;
+        }
+        assert!(start.elapsed().as_secs() < 120, "tokenizing timed out");
+        std::thread::sleep(std::time::Duration::from_millis(10));
+    }
+    h.step();
+    h.step();
+    let s = h.state();
+    let doc = s.doc.as_ref().unwrap();
+    let t = s.ai.tokenizer.result_for(doc.id()).unwrap();
+    let v = &doc.layer(0).unwrap().volume;
+    assert_eq!(t.reconstruction.dims, v.dims);
+    assert_eq!(t.tokens.len(), v.dims[2] * v.frames);
+    assert_eq!(t.psnr_db.len(), t.tokens.len());
+    // The panel's frame line (and the message that tokenizing finished).
+    let frame_line = format!(
+        "frame {}: PSNR",
+        s.cursor.frame * v.dims[2] + ume::app::slices_ui::crosshair_z(s).unwrap().0
+    );
+    h.get(By::new().label_contains(&frame_line));
+    h.get(By::new().label_contains("tokens: "));
+    h.get_by_label("reconstruction");
+    h.get_by_label("difference");
+}

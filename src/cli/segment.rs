@@ -383,7 +383,7 @@ impl TrainLog {
 }
 
 /// A line above the progress bar, or on stderr when there is no bar.
-fn log(bar: &indicatif::ProgressBar, line: String) {
+pub(super) fn log(bar: &indicatif::ProgressBar, line: String) {
     if bar.is_hidden() {
         eprintln!("{line}");
     } else {

@@ -45,6 +45,8 @@ pub(super) fn run(
     let bits = config.bits_per_frame();
     let raw_bits = (v.dims[0] * v.dims[1]) as f64 * v.dtype.bytes_per_voxel() as f64 * 8.0;
     let (psnr, ssim) = (finite_mean(&t.psnr_db), finite_mean(&t.ssim));
+    let baseline =
+        (!t.temporal_mean_psnr_db.is_empty()).then(|| finite_mean(&t.temporal_mean_psnr_db));
     if json {
         let frames: Vec<serde_json::Value> = t
             .psnr_db
@@ -60,6 +62,7 @@ pub(super) fn run(
             "bits_per_frame": bits,
             "compression_ratio": raw_bits / bits,
             "tokens_per_frame": config.num_latent_tokens,
+            "temporal_mean_psnr_db": baseline,
         });
         say!("{}", serde_json::to_string_pretty(&report)?);
     } else {
@@ -141,15 +144,21 @@ pub(super) fn train(
                 psnr_db,
                 codes_used,
                 best,
-            } => bar.println(format!(
-                "step {:>6}  validation PSNR {psnr_db:.2} dB, {codes_used} codes used{}",
-                step + 1,
-                if best { "  (best, saved)" } else { "" }
-            )),
-            TitokEvent::Reseeded { step, entries } => bar.println(format!(
-                "step {:>6}  {entries} dead codebook entries re-seeded",
-                step + 1
-            )),
+            } => super::segment::log(
+                &bar,
+                format!(
+                    "step {:>6}  validation PSNR {psnr_db:.2} dB, {codes_used} codes used{}",
+                    step + 1,
+                    if best { "  (best, saved)" } else { "" }
+                ),
+            ),
+            TitokEvent::Reseeded { step, entries } => super::segment::log(
+                &bar,
+                format!(
+                    "step {:>6}  {entries} dead codebook entries re-seeded",
+                    step + 1
+                ),
+            ),
         },
     )?;
     bar.finish_and_clear();

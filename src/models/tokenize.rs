@@ -87,6 +87,10 @@ pub struct Tokenized {
     pub psnr_db: Vec<f64>,
     /// SSIM per frame.
     pub ssim: Vec<f64>,
+    /// For a cine: PSNR per frame of the slice's temporal-mean frame (a
+    /// baseline costing a whole frame of voxels per slice: tokens that do
+    /// not beat it do not carry the motion); empty for a 3D volume.
+    pub temporal_mean_psnr_db: Vec<f64>,
 }
 
 /// Encode every frame of `v` to tokens and decode it, `batch` frames at a
@@ -164,11 +168,37 @@ pub fn tokenize_volume(
             (psnr(a, b, range), ssim(a, b, nx, ny, range))
         })
         .unzip();
+    let temporal_mean_psnr_db = if v.frames > 1 {
+        let frames = v.frames;
+        let mut mean = vec![0f64; nz * plane];
+        for t in 0..frames {
+            for (m, x) in mean
+                .iter_mut()
+                .zip(&original[t * nz * plane..(t + 1) * nz * plane])
+            {
+                *m += f64::from(*x) / frames as f64;
+            }
+        }
+        let mean: Vec<f32> = mean.into_iter().map(|m| m as f32).collect();
+        (0..total)
+            .map(|f| {
+                let z = f % nz;
+                psnr(
+                    &original[f * plane..(f + 1) * plane],
+                    &mean[z * plane..(z + 1) * plane],
+                    range,
+                )
+            })
+            .collect()
+    } else {
+        Vec::new()
+    };
     Ok(Tokenized {
         reconstruction,
         tokens,
         psnr_db,
         ssim,
+        temporal_mean_psnr_db,
     })
 }
 

@@ -12,6 +12,7 @@
 
 mod panel;
 pub mod runs;
+pub mod tokenizer;
 
 pub use panel::{next_slices_ui, section};
 
@@ -118,6 +119,8 @@ pub struct AiState {
     suggest: Slot<SliceScores>,
     /// The model's slice scores for a document id ("label next").
     scores: Option<(u64, SliceScores)>,
+    /// The Tokenizer panel.
+    pub tokenizer: tokenizer::TokenizerState,
 }
 
 impl Default for AiState {
@@ -150,6 +153,7 @@ impl Default for AiState {
             save_model: Slot::default(),
             suggest: Slot::default(),
             scores: None,
+            tokenizer: tokenizer::TokenizerState::default(),
         }
     }
 }
@@ -217,6 +221,7 @@ impl AiState {
             self.encoder.describe(),
             self.train.describe(),
             self.suggest.describe(),
+            self.tokenizer.describe(),
             self.save_model.describe(),
         ]
         .into_iter()
@@ -233,6 +238,7 @@ impl AiState {
         self.train.abandon();
         self.suggest.abandon();
         self.scores = None;
+        self.tokenizer.reset();
         self.run = None;
         self.curves = Curves::default();
         self.before = None;
@@ -530,6 +536,7 @@ pub fn logic(app: &mut UmeApp, ctx: &egui::Context) {
         }
     }
     training_logic(app, ctx);
+    tokenizer::logic(app);
 }
 
 /// Show a model's prediction as the overlay; the document and the what-if

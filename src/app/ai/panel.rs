@@ -118,6 +118,7 @@ pub fn section(app: &mut UmeApp, ui: &mut egui::Ui) {
             ui.separator();
             training_ui(app, ui, &ctx);
         });
+    super::tokenizer::section(app, ui);
 }
 
 /// The encoder row: checkpoint folder, run, fusion weights and modality
