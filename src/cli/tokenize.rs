@@ -77,6 +77,12 @@ pub(super) fn run(
             "PSNR {psnr:.2} dB, SSIM {ssim:.4} (means over frames); wrote {}",
             out.display()
         );
+        if let Some(b) = baseline {
+            say!(
+                "each slice's temporal-mean frame: PSNR {b:.2} dB (the tokens {:+.2} dB)",
+                psnr - b
+            );
+        }
     }
     Ok(())
 }
