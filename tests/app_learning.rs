@@ -36,6 +36,17 @@ fn wait_for(h: &mut Harness<'_, UmeApp>, what: &str, done: impl Fn(&UmeApp) -> b
     h.step();
 }
 
+/// A short brush stroke through the middle of the axial view.
+fn stroke(h: &mut Harness<'_, UmeApp>) {
+    let rect = common::rect_of(h, ViewId::Slice(SliceAxis::Axial));
+    common::drag(
+        h,
+        rect.center(),
+        egui::vec2(20.0, 10.0),
+        egui::PointerButton::Primary,
+    );
+}
+
 fn state(h: &Harness<'_, UmeApp>, z: usize) -> SliceState {
     h.state().doc.as_ref().unwrap().slice_state(0, z)
 }
@@ -98,13 +109,7 @@ fn paint_mark_done_fine_tune_rerank_jump_undo_and_save() {
     common::press(&mut h, Modifiers::NONE, Key::B);
     h.state_mut().settings.active_label = 1;
     h.state_mut().settings.brush_radius_mm = 6.0;
-    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
-    common::drag(
-        &mut h,
-        rect.center(),
-        egui::vec2(20.0, 10.0),
-        egui::PointerButton::Primary,
-    );
+    stroke(&mut h);
     assert_eq!(state(&h, z0), SliceState::Painted);
     h.get_by_label(&format!("slice {z0}: painted · 1 of {nz} labelled"));
 
@@ -175,13 +180,7 @@ fn paint_mark_done_fine_tune_rerank_jump_undo_and_save() {
     go_to_slice(h.state_mut(), z3);
     h.step();
     common::press(&mut h, Modifiers::NONE, Key::B);
-    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
-    common::drag(
-        &mut h,
-        rect.center(),
-        egui::vec2(20.0, 10.0),
-        egui::PointerButton::Primary,
-    );
+    stroke(&mut h);
     assert_eq!(state(&h, z3), SliceState::Painted);
     common::press(&mut h, Modifiers::COMMAND, Key::Z);
     assert_eq!(state(&h, z3), SliceState::Unlabelled);

@@ -133,13 +133,7 @@ pub struct UmeEncoder {
 impl UmeConfig {
     /// Check the sizes fit together.
     pub fn check(&self) -> Result<(), String> {
-        let p = self.patch_size;
-        if p == 0 || self.image_size.iter().any(|&s| s == 0 || s % p != 0) {
-            return Err(format!(
-                "image_size {:?} must be positive multiples of patch_size {p}",
-                self.image_size
-            ));
-        }
+        super::vit::check_patches(self.image_size, self.patch_size)?;
         if self.num_heads == 0 || !self.embed_dim.is_multiple_of(self.num_heads) {
             return Err(format!(
                 "embed_dim {} must be a multiple of num_heads {}",

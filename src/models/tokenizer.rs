@@ -71,13 +71,7 @@ pub struct TitokConfig {
 impl TitokConfig {
     /// Check the sizes fit together.
     pub fn check(&self) -> Result<(), String> {
-        let p = self.patch_size;
-        if p == 0 || self.image_size.iter().any(|&s| s == 0 || s % p != 0) {
-            return Err(format!(
-                "image_size {:?} must be positive multiples of patch_size {p}",
-                self.image_size
-            ));
-        }
+        super::vit::check_patches(self.image_size, self.patch_size)?;
         for (name, width, heads) in [
             ("encoder", self.encoder_width, self.encoder_heads),
             ("decoder", self.decoder_width, self.decoder_heads),

@@ -36,3 +36,13 @@ pub fn normal1(n: usize, device: &Device) -> Param<Tensor<1>> {
         device,
     ))
 }
+
+/// A frame size and a patch side that fit: positive multiples.
+pub fn check_patches(image_size: [usize; 2], patch: usize) -> Result<(), String> {
+    if patch == 0 || image_size.iter().any(|&s| s == 0 || s % patch != 0) {
+        return Err(format!(
+            "image_size {image_size:?} must be positive multiples of patch_size {patch}"
+        ));
+    }
+    Ok(())
+}
