@@ -395,8 +395,9 @@ mod tests {
             of(r#"{"model": {"in_channels": 1}}"#),
             Ok(ConfigKind::Unet2d)
         );
-        let e = of(r#"{"kind": "titok"}"#).unwrap_err();
-        assert!(e.contains("titok"), "{e}");
+        assert_eq!(of(r#"{"kind": "titok"}"#), Ok(ConfigKind::Titok));
+        let e = of(r#"{"kind": "vqgan"}"#).unwrap_err();
+        assert!(e.contains("vqgan") && e.contains("titok"), "{e}");
         let dir = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/");
         let text = std::fs::read_to_string(format!("{dir}ume_tiny.json")).unwrap();
         let mut v: serde_json::Value = serde_json::from_str(&text).unwrap();
