@@ -142,3 +142,34 @@ fn the_first_start_demo_is_a_real_brain_with_its_tissues_and_notices() {
     h.get(egui_kittest::kittest::By::new().label_contains("Louis Collins"));
     h.get(egui_kittest::kittest::By::new().label_contains("nilearn developers"));
 }
+
+#[test]
+fn a_broken_slice_list_opens_the_labels_with_a_warning_and_no_labelled_slice() {
+    let tmp = tempfile::tempdir().unwrap();
+    let g = Geometry::identity();
+    let v = Volume::from_values(vec![6, 5, 4], &[1.0f32; 120], g.clone()).unwrap();
+    let image = tmp.path().join("img.nii.gz");
+    ume::io::save_volume(&v, &image).unwrap();
+    let mut l = LabelVolume::zeros([6, 5, 4], 1, g);
+    l.set(7, 1);
+    let labels = tmp.path().join("seg.nii.gz");
+    ume::io::save_labels(&l, &labels).unwrap();
+    std::fs::write(ume::annotation::slices::sidecar_path(&labels), "[1, 99]").unwrap();
+    let doc = ume::app::loader::load(
+        &LoadRequest::Files {
+            paths: vec![image],
+            labels: Some(labels),
+        },
+        &|_| {},
+    )
+    .unwrap();
+    assert!(
+        doc.warnings()
+            .iter()
+            .any(|w| w.contains("slices.json") && w.contains("99")),
+        "{:?}",
+        doc.warnings()
+    );
+    assert_eq!(doc.labelled_slices(0), Vec::<usize>::new());
+    assert!(doc.is_partly_labelled());
+}

@@ -174,6 +174,24 @@ fn fine_tuning_on_eight_labelled_slices_raises_held_out_dice() {
         frame_slices: Vec::new(),
     };
     let tune = tiny_config(80);
+    // One labelled slice cannot both train and measure: said, not run.
+    let one = LabelledCase {
+        labelled_slices: Some(&slices[..1]),
+        images: case.images.clone(),
+        ..case
+    };
+    let e = TrainingData::held_out(&one, &tune, 0.25)
+        .err()
+        .unwrap()
+        .to_string();
+    assert!(
+        e.contains("1 labelled slice") && e.contains("at least 2"),
+        "{e}"
+    );
+    let case = LabelledCase {
+        labelled_slices: Some(&slices),
+        ..one
+    };
     let (data, held) = TrainingData::held_out(&case, &tune, 0.25).unwrap();
     assert_eq!(held.len(), 2);
     assert!(held.iter().all(|k| slices.contains(k)));

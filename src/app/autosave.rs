@@ -161,6 +161,27 @@ mod tests {
     use super::*;
 
     #[test]
+    fn the_labelled_slices_of_each_map_are_autosaved() {
+        let tmp = tempfile::tempdir().unwrap();
+        let dir = folder(tmp.path(), &[PathBuf::from("/data/cine.nii.gz")]);
+        let g = Geometry::identity();
+        let a = Arc::new(LabelVolume::zeros([3, 2, 4], 1, g.clone()));
+        let maps = [(Some(0), a.clone()), (Some(5), a)];
+        let lists = [None, Some(vec![1, 3])];
+        write(
+            &dir,
+            &[],
+            &maps,
+            &lists,
+            &g,
+            &LabelTable::default(),
+            &|| false,
+        )
+        .unwrap();
+        assert_eq!(read(&dir).unwrap().meta.slices, lists.to_vec());
+    }
+
+    #[test]
     fn a_new_generation_replaces_the_old_only_once_complete() {
         let tmp = tempfile::tempdir().unwrap();
         let dir = folder(tmp.path(), &[PathBuf::from("/data/brain.nii.gz")]);

@@ -463,6 +463,26 @@ mod tests {
     use super::*;
 
     #[test]
+    fn a_partly_labelled_map_saves_its_slices_and_a_whole_one_leaves_no_stale_list() {
+        use crate::annotation::slices;
+        use crate::volume::{Geometry, LabelVolume};
+        let tmp = tempfile::tempdir().unwrap();
+        let g = Geometry::identity();
+        let mut map = LabelVolume::zeros([4, 3, 5], 1, g.clone());
+        map.set(13, 2);
+        let maps = vec![(None, Arc::new(map))];
+        let table = LabelTable::generic([2]);
+        let path = tmp.path().join("seg.nii.gz");
+        write_labels(&maps, &[Some(vec![1, 4])], &g, &table, &path).unwrap();
+        assert_eq!(slices::for_labels(&path, 5).unwrap(), Some(vec![1, 4]));
+        // A stem-form list from elsewhere must not survive a whole save.
+        std::fs::write(slices::stem_sidecar_path(&path), "[0]").unwrap();
+        write_labels(&maps, &[None], &g, &table, &path).unwrap();
+        assert_eq!(slices::for_labels(&path, 5).unwrap(), None);
+        assert!(!slices::sidecar_path(&path).exists());
+    }
+
+    #[test]
     fn per_frame_maps_save_as_frame_files_and_a_4d_map_as_one() {
         use crate::volume::{Geometry, LabelVolume};
         let tmp = tempfile::tempdir().unwrap();

@@ -235,9 +235,21 @@ impl TrainingData {
             held.extend(s.labelled_slices().iter().copied());
         }
         if train.is_empty() || val.is_empty() {
-            let most = case_samples(case, config, |_, ks| (!ks.is_empty()).then(|| ks.to_vec()))?
-                .iter()
-                .map(|s| s.labelled_slices().len())
+            // The longest list, for the message (no sample is built).
+            let nz = case.images.first().map_or(0, |(_, v)| v.dims[2]);
+            let whole = |listed: Option<&[usize]>| listed.map_or(nz, <[usize]>::len);
+            let most = case
+                .labels
+                .map(|_| whole(case.labelled_slices))
+                .into_iter()
+                .chain(case.frame_labels.iter().map(|(t, _)| {
+                    whole(
+                        case.frame_slices
+                            .iter()
+                            .find(|(f, _)| f == t)
+                            .map(|(_, ks)| *ks),
+                    )
+                }))
                 .max()
                 .unwrap_or(0);
             return Err(DataError {

@@ -172,11 +172,17 @@ fn result_ui(app: &mut UmeApp, doc_id: u64, ui: &mut egui::Ui) {
     );
     let state = &mut app.ai.tokenizer;
     if state.thumbs.as_ref().is_none_or(|(k, _)| *k != key) {
+        // One slice, read voxel by voxel: converting the whole frame here
+        // would grow with the volume on the UI thread.
         let slice = |vol: &crate::volume::Volume| -> Vec<f32> {
+            if vol.dims != [nx, ny, nz] {
+                return Vec::new();
+            }
             let t = frame.min(vol.frames.saturating_sub(1));
-            vol.frame_f32(t)
-                .map(|all| all[z * nx * ny..(z + 1) * nx * ny].to_vec())
-                .unwrap_or_default()
+            let base = t * vol.voxels_per_frame() + z * nx * ny;
+            (0..nx * ny)
+                .map(|i| vol.value_at(base + i, 0) as f32)
+                .collect()
         };
         let (a, b) = (slice(v), slice(&t.reconstruction));
         if a.len() == nx * ny && b.len() == nx * ny {
