@@ -166,3 +166,89 @@ fn import_pth_writes_a_checkpoint_that_segments() {
     let b = direct.forward(x).into_data().try_to_vec::<f32>().unwrap();
     assert_eq!(a, b);
 }
+
+/// The tokenizer of `scripts/titok_reference.py parity` loads and gives
+/// PyTorch's codes (1e-4 of their scale), the same token ids and the same
+/// decoded frames.
+fn check_titok(dir: &Path) {
+    use ume::models::pytorch::load_titok_pth;
+    use ume::models::tokenizer::TitokConfig;
+    let config: TitokConfig =
+        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    let xs: Vec<usize> = meta["x_shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    let dev = device(DeviceChoice::Cpu);
+    let model = load_titok_pth(&dir.join("model.pth"), &config, &dev).unwrap();
+    let x = Tensor::<4>::from_data(
+        TensorData::new(read_f32(&dir.join("x.bin")), [xs[0], xs[1], xs[2], xs[3]]),
+        &dev,
+    );
+    let close = |got: Vec<f32>, want: Vec<f32>, what: &str| {
+        assert_eq!(got.len(), want.len(), "{what}");
+        let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+        let worst = got
+            .iter()
+            .zip(&want)
+            .map(|(a, b)| (a - b).abs())
+            .fold(0.0f32, f32::max);
+        assert!(
+            worst <= 1e-4 * scale,
+            "{what}: max difference {worst} vs scale {scale}"
+        );
+    };
+    let z = model
+        .encode(x.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    close(z, read_f32(&dir.join("z.bin")), "codes");
+    let ids = model.tokenize(x);
+    let got: Vec<i64> = ids
+        .clone()
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec()
+        .unwrap();
+    let want: Vec<Vec<i64>> =
+        serde_json::from_slice(&std::fs::read(dir.join("ids.json")).unwrap()).unwrap();
+    assert_eq!(got, want.concat(), "token ids");
+    let y = model
+        .detokenize(ids)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap();
+    close(y, read_f32(&dir.join("y.bin")), "decoded frames");
+}
+
+#[test]
+fn tokenizer_pth_matches_pytorch_output() {
+    check_titok(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/titok_pth"
+    )));
+}
+
+#[test]
+#[ignore = "needs PyTorch: UME_PYTHON=… cargo test --release --test pytorch_import -- --ignored"]
+fn live_pytorch_tokenizer_parity() {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/titok_reference.py");
+    let python = std::env::var("UME_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(python)
+        .args([script, "parity"])
+        .arg(tmp.path())
+        .args(["--seed", "12"])
+        .status()
+        .unwrap();
+    assert!(
+        ok.success(),
+        "the PyTorch script failed (is torch installed?)"
+    );
+    check_titok(tmp.path());
+}

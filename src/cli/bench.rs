@@ -114,6 +114,11 @@ pub(super) enum BenchCommand {
         #[arg(long, default_value = "docs/bench_suggest.png")]
         plot: PathBuf,
     },
+    /// Tokenizer frames/s (encode, quantise, decode) on the CPU backend,
+    /// and on wgpu with --wgpu, against the PyTorch reference
+    /// (scripts/titok_reference.py) at the same thread count.
+    #[cfg(feature = "ml")]
+    Tokenizer(super::bench_tokenizer::TokenizerBench),
     /// (Internal) load one file and print peak memory as JSON.
     #[command(hide = true)]
     Peak {
@@ -143,6 +148,8 @@ pub(super) fn run(cmd: BenchCommand) -> Result<()> {
         }
         #[cfg(feature = "ml")]
         BenchCommand::Unet(b) => unet(&b),
+        #[cfg(feature = "ml")]
+        BenchCommand::Tokenizer(b) => super::bench_tokenizer::run(&b),
         BenchCommand::Keyframes { cases } => keyframes(cases),
         #[cfg(feature = "ml")]
         BenchCommand::Suggest {

@@ -16,6 +16,8 @@ mod bench;
 mod bench_dicom;
 #[cfg(feature = "ml")]
 mod bench_suggest;
+#[cfg(feature = "ml")]
+mod bench_tokenizer;
 mod eval;
 mod info;
 mod keyframes;
@@ -138,8 +140,17 @@ enum Command {
         /// Also write every frame's token ids as JSON.
         #[arg(long)]
         tokens: Option<PathBuf>,
+        /// The seed's clinical check: segment the original and the
+        /// reconstruction with this model (checkpoint or bundled demo) and
+        /// report both Dice scores.
+        #[arg(long, value_name = "MODEL")]
+        segment_with: Option<String>,
+        /// Ground truth for --segment-with (else the model's segmentation
+        /// of the original is the reference).
+        #[arg(long, requires = "segment_with")]
+        labels: Option<PathBuf>,
         /// Print the figures as JSON (frames, psnr_db, ssim, bits_per_frame,
-        /// compression_ratio).
+        /// compression_ratio, temporal_mean_psnr_db, segmentation).
         #[arg(long)]
         json: bool,
         /// auto (a hardware GPU, else the CPU backend), wgpu or cpu.
@@ -334,9 +345,22 @@ fn run(cli: Cli) -> Result<()> {
             model,
             out,
             tokens,
+            segment_with,
+            labels,
             json,
             device,
-        } => tokenize::run(&input, &model, &out, tokens.as_deref(), json, device),
+        } => tokenize::run(
+            &tokenize::TokenizeArgs {
+                input: &input,
+                model: &model,
+                out: &out,
+                tokens: tokens.as_deref(),
+                segment_with: segment_with.as_deref(),
+                labels: labels.as_deref(),
+                json,
+            },
+            device,
+        ),
         #[cfg(feature = "ml")]
         Command::Suggest {
             input,

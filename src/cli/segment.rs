@@ -112,16 +112,16 @@ pub(super) fn train(
         .with_context(|| format!("reading {}", config_path.display()))?;
     let kind = crate::training::config::ConfigKind::of(&text)
         .map_err(|e| anyhow::anyhow!("{}: {e}", config_path.display()))?;
-    if kind == crate::training::config::ConfigKind::Titok {
-        return super::tokenize::train(config_path, data, out, steps, choice);
-    }
-    let is_ume = kind == crate::training::config::ConfigKind::UmeEncoder;
     if resume && !crate::training::resumable(out) {
         eprintln!(
             "{}: nothing to resume (no last/ run state); starting a new run",
             out.display()
         );
     }
+    if kind == crate::training::config::ConfigKind::Titok {
+        return super::tokenize::train(config_path, data, out, resume, steps, choice);
+    }
+    let is_ume = kind == crate::training::config::ConfigKind::UmeEncoder;
     if is_ume {
         return train_ume(config_path, data, out, resume, steps, choice);
     }

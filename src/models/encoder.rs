@@ -164,7 +164,7 @@ impl UmeConfig {
         let d = self.embed_dim;
         let p = self.patch_size;
         let normal = |shape: [usize; 2]| super::vit::normal2(shape, device);
-        let normal1 = |n: usize| super::vit::normal1(n, device);
+        let normal1 = |n: usize| super::vit::normal1(n, 0.02, device);
         let mha = || {
             MultiHeadAttentionConfig::new(d, self.num_heads)
                 .with_dropout(0.0)

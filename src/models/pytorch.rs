@@ -1,14 +1,17 @@
-//! Import of a PyTorch `state_dict` (`.pth`) of the seed 003 U-Net through
-//! Burn's PyTorch store. The seed names its layers `enc1..enc4`,
+//! Import of a PyTorch `state_dict` (`.pth`) through Burn's PyTorch store:
+//! the seed 003 U-Net, and the tokenizer's reference
+//! (`scripts/titok_reference.py`, whose modules carry Burn's names). The
+//! seed names the U-Net's layers `enc1..enc4`,
 //! `bottleneck`, `up4..up1`, `dec4..dec1`, `final_conv`, with each
 //! DoubleConv an `nn.Sequential` (`conv.0` conv, `conv.1` BatchNorm,
 //! `conv.3` conv, `conv.4` BatchNorm); ours are vectors ordered shallow to
 //! deep for the encoder and deep to shallow for the decoder. Burn's adapter
-//! renames BatchNorm `weight/bias` to `gamma/beta`; conv weights already
-//! share PyTorch's layout. `num_batches_tracked` has no counterpart and is
+//! renames norms' `weight/bias` to `gamma/beta` and transposes linear
+//! weights; conv weights already share PyTorch's layout. `num_batches_tracked` has no counterpart and is
 //! ignored.
 
 use super::segment::SegmentError;
+use super::tokenizer::{Titok, TitokConfig};
 use super::{UNet2d, UNet2dConfig};
 use burn::prelude::*;
 use burn::store::{KeyRemapper, ModuleSnapshot, PytorchStore};
@@ -36,6 +39,39 @@ pub fn load_pth(
     config: &UNet2dConfig,
     device: &Device,
 ) -> Result<UNet2d, SegmentError> {
+    let what = format!("the seed U-Net with features {:?}", config.features);
+    load_state_dict(
+        path,
+        config.init(device),
+        seed_key_map(config.features.len()),
+        &what,
+    )
+}
+
+/// Load a `.pth` of `scripts/titok_reference.py` (its modules carry Burn's
+/// names) into a tokenizer of `config` on `device`.
+pub fn load_titok_pth(
+    path: &Path,
+    config: &TitokConfig,
+    device: &Device,
+) -> Result<Titok, SegmentError> {
+    load_state_dict(
+        path,
+        config.init(device),
+        Vec::new(),
+        "the tokenizer's config",
+    )
+}
+
+/// Load a PyTorch `state_dict` into `model`, renaming keys by the regex
+/// pairs `key_map`; every parameter must be found with the right shape
+/// (`what` names the model in the error).
+fn load_state_dict<M: Module>(
+    path: &Path,
+    mut model: M,
+    key_map: Vec<(String, String)>,
+    what: &str,
+) -> Result<M, SegmentError> {
     let err = |problem: String| SegmentError::Checkpoint {
         path: path.to_path_buf(),
         problem,
@@ -43,13 +79,11 @@ pub fn load_pth(
     if !path.is_file() {
         return Err(err("no such file".into()));
     }
-    let remapper = KeyRemapper::from_patterns(seed_key_map(config.features.len()))
-        .map_err(|e| err(format!("key map: {e}")))?;
+    let remapper = KeyRemapper::from_patterns(key_map).map_err(|e| err(format!("key map: {e}")))?;
     let mut store = PytorchStore::from_file(path)
         .map_indices_contiguous(false)
         .allow_partial(true)
         .remap(remapper);
-    let mut model = config.init(device);
     let result = model
         .load_from(&mut store)
         .map_err(|e| err(format!("not a readable PyTorch state_dict: {e}")))?;
@@ -61,8 +95,7 @@ pub fn load_pth(
             .map(|m| format!("{m:?}"))
             .collect();
         return Err(err(format!(
-            "does not fit the seed U-Net with features {:?} ({} tensors missing, e.g. {}; {} errors{})",
-            config.features,
+            "does not fit {what} ({} tensors missing, e.g. {}; {} errors{})",
             result.missing.len(),
             missing.join(", "),
             result.errors.len(),

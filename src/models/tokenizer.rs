@@ -102,6 +102,10 @@ impl TitokConfig {
     /// Build the tokenizer with fresh weights.
     pub fn init(&self, device: &Device) -> Titok {
         let (de, dd) = (self.encoder_width, self.decoder_width);
+        // TiTok draws embeddings, positions and the mask token from
+        // N(0, 1/width): at small widths ViT's fixed 0.02 leaves the
+        // positions nearly equal and training slow to tell patches apart.
+        let (se, sd) = ((de as f64).powf(-0.5), (dd as f64).powf(-0.5));
         let (n, k, pp) = (
             self.patches(),
             self.num_latent_tokens,
@@ -109,9 +113,9 @@ impl TitokConfig {
         );
         Titok {
             patch_embed: LinearConfig::new(pp, de).init(device),
-            patch_pos: vit::normal2([n, de], device),
-            latents: vit::normal2([k, de], device),
-            latent_pos: vit::normal2([k, de], device),
+            patch_pos: vit::normal2_std([n, de], se, device),
+            latents: vit::normal2_std([k, de], se, device),
+            latent_pos: vit::normal2_std([k, de], se, device),
             encoder: vit::blocks(de, self.encoder_heads, self.encoder_depth, device),
             encoder_norm: LayerNormConfig::new(de).init(device),
             to_code: LinearConfig::new(de, self.code_dim).init(device),
@@ -119,8 +123,8 @@ impl TitokConfig {
                 entries: vit::normal2([self.codebook_size, self.code_dim], device),
             },
             from_code: LinearConfig::new(self.code_dim, dd).init(device),
-            mask_token: vit::normal1(dd, device),
-            decoder_pos: vit::normal2([k + n, dd], device),
+            mask_token: vit::normal1(dd, sd, device),
+            decoder_pos: vit::normal2_std([k + n, dd], sd, device),
             decoder: vit::blocks(dd, self.decoder_heads, self.decoder_depth, device),
             decoder_norm: LayerNormConfig::new(dd).init(device),
             to_pixels: LinearConfig::new(dd, pp).init(device),
@@ -363,6 +367,28 @@ impl Titok {
         }
     }
 
+    /// Encode and decode without quantising: the decoder reads the
+    /// normalised continuous codes (the quantiser's warm-up in training).
+    ///
+    /// # Shapes
+    /// `[B, 1, H, W]` → `[B, 1, H, W]`
+    pub fn forward_unquantised(&self, x: Tensor<4>) -> Tensor<4> {
+        let z = self.encode(x);
+        let [b, k, c] = z.dims();
+        self.decode(l2_normalise(z.reshape([b * k, c])).reshape([b, k, c]))
+    }
+
+    /// Normalised continuous codes of frames, one row per token (for
+    /// seeding the codebook from data).
+    ///
+    /// # Shapes
+    /// `[B, 1, H, W]` → `[B·K, c]`
+    pub fn codes(&self, x: Tensor<4>) -> Tensor<2> {
+        let z = self.encode(x);
+        let [b, k, c] = z.dims();
+        l2_normalise(z.reshape([b * k, c])).detach()
+    }
+
     /// Token ids of frames.
     ///
     /// # Shapes
@@ -382,7 +408,7 @@ impl Titok {
 
 /// How often each codebook entry was chosen, over a window of steps; the
 /// entries never chosen in a full window are dead.
-#[derive(Debug, Clone)]
+#[derive(Debug, Clone, PartialEq, serde::Serialize, serde::Deserialize)]
 pub struct Usage {
     counts: Vec<u64>,
 }

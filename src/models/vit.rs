@@ -21,18 +21,23 @@ pub fn blocks(width: usize, heads: usize, depth: usize, device: &Device) -> Tran
 
 /// A `[rows, cols]` parameter drawn from N(0, 0.02).
 pub fn normal2(shape: [usize; 2], device: &Device) -> Param<Tensor<2>> {
+    normal2_std(shape, 0.02, device)
+}
+
+/// A `[rows, cols]` parameter drawn from N(0, std²).
+pub fn normal2_std(shape: [usize; 2], std: f64, device: &Device) -> Param<Tensor<2>> {
     Param::from_tensor(Tensor::<2>::random(
         shape,
-        Distribution::Normal(0.0, 0.02),
+        Distribution::Normal(0.0, std),
         device,
     ))
 }
 
-/// A `[n]` parameter drawn from N(0, 0.02).
-pub fn normal1(n: usize, device: &Device) -> Param<Tensor<1>> {
+/// A `[n]` parameter drawn from N(0, std²).
+pub fn normal1(n: usize, std: f64, device: &Device) -> Param<Tensor<1>> {
     Param::from_tensor(Tensor::<1>::random(
         [n],
-        Distribution::Normal(0.0, 0.02),
+        Distribution::Normal(0.0, std),
         device,
     ))
 }

@@ -8,15 +8,17 @@
 //! normalised to [0, 1]) on held-out cases' frames; the best model is
 //! saved as the checkpoint (`config.json` + `model.bpk`, atomic).
 //!
-//! Not yet: resuming a run, and the app's fine-tuning panel (the U-Net's
-//! and the encoder's trainers have both).
+//! `out/last/` keeps the resumable state (weights, Adam's moments, the
+//! sampler's stream, the best score) at every validation and on cancel, as
+//! for the segmenters. Not yet: the app's fine-tuning panel for it.
 
-use super::TrainError;
 use super::augment::Rng;
-use super::config::{ConfigError, ConfigKind};
-use crate::models::tokenize::save_titok;
-use crate::models::tokenizer::{TitokConfig, Usage};
-use burn::optim::{AdamConfig, GradientsParams};
+use super::config::{ConfigError, ConfigKind, SchedulerConfig};
+use super::schedule::Schedule;
+use super::{RunOptions, TrainError};
+use crate::models::tokenize::{load_titok, save_titok};
+use crate::models::tokenizer::{Titok, TitokConfig, Usage};
+use burn::optim::{AdamConfig, GradientsParams, ModuleOptimizer};
 use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::path::{Path, PathBuf};
@@ -61,10 +63,19 @@ pub struct TitokTrainingConfig {
     pub steps: usize,
     /// Frames per step.
     pub batch_size: usize,
-    /// Adam's learning rate.
+    /// Adam's (peak) learning rate.
     pub learning_rate: f64,
+    /// Learning-rate schedule (as for the segmenters).
+    pub scheduler: SchedulerConfig,
     /// Steps per codebook-usage window (dead entries re-seeded after each).
     pub reseed_every: usize,
+    /// Steps trained without quantising before the codebook is seeded
+    /// from the encoder's codes and quantisation starts (0: from the
+    /// start). From a random start the quantiser maps nearly equal codes to
+    /// one entry, the decoder learns to ignore its tokens and training
+    /// stalls at the mean frame; a short continuous warm-up opens the path
+    /// first.
+    pub quantiser_warmup_steps: usize,
     /// Steps between validations.
     pub val_every: usize,
     /// Random seed (weights and frame order).
@@ -77,7 +88,9 @@ impl Default for TitokTrainingConfig {
             steps: 10_000,
             batch_size: 16,
             learning_rate: 1e-4,
+            scheduler: SchedulerConfig::Constant,
             reseed_every: 200,
+            quantiser_warmup_steps: 0,
             val_every: 500,
             seed: 0,
         }
@@ -100,6 +113,12 @@ impl TitokTrainConfig {
         if t.steps == 0 || t.batch_size == 0 || t.val_every == 0 || t.reseed_every == 0 {
             return Err("steps, batch_size, val_every and reseed_every must be at least 1".into());
         }
+        if t.quantiser_warmup_steps >= t.steps {
+            return Err(format!(
+                "quantiser_warmup_steps {} must be below steps {}",
+                t.quantiser_warmup_steps, t.steps
+            ));
+        }
         if !(t.learning_rate > 0.0 && t.learning_rate.is_finite()) {
             return Err(format!(
                 "learning_rate {} must be positive",
@@ -113,6 +132,11 @@ impl TitokTrainConfig {
 /// What a run reports.
 #[derive(Debug, Clone, PartialEq)]
 pub enum TitokEvent {
+    /// The run began, or resumed at `first_step`.
+    Started {
+        /// Step the run starts at (0 unless resumed).
+        first_step: usize,
+    },
     /// One step: its loss terms.
     Step {
         /// 0-based step.
@@ -128,10 +152,20 @@ pub enum TitokEvent {
         step: usize,
         /// Mean PSNR of the held-out frames in dB (data range 1).
         psnr_db: f64,
+        /// PSNR of the training batches' mean squared error since the
+        /// last validation (dB, data range 1): far above `psnr_db` means
+        /// over-fitting, close to it under-fitting.
+        train_psnr_db: f64,
         /// Codebook entries used by the held-out frames.
         codes_used: usize,
         /// Whether it is the best so far (then saved).
         best: bool,
+    },
+    /// The warm-up ended: every codebook entry was seeded from the
+    /// encoder's codes and quantisation began.
+    Quantising {
+        /// The first quantised 0-based step.
+        step: usize,
     },
     /// Dead codebook entries were re-seeded.
     Reseeded {
@@ -162,15 +196,72 @@ fn batch(frames: &[Vec<f32>], ids: &[usize], [h, w]: [usize; 2], device: &Device
     Tensor::<4>::from_data(TensorData::new(flat, [ids.len(), 1, h, w]), device)
 }
 
+/// The resumable state, saved with the weights and the optimiser in
+/// `out/last/` at every validation and on cancel.
+#[derive(Debug, Clone, Serialize, Deserialize)]
+struct TitokState {
+    next_step: usize,
+    rng: Rng,
+    /// Codebook use in the current re-seeding window.
+    usage: Usage,
+    best_psnr_db: f64,
+    best_step: usize,
+}
+
+/// The model, optimiser and state a run starts from: `out/last/` when
+/// resuming (refused if it holds another tokenizer), else fresh — or the
+/// `init` checkpoint's weights, fine-tuning — at step 0.
+fn starting_point(
+    config: &TitokTrainConfig,
+    run: &RunOptions,
+    device: &Device,
+) -> Result<(Titok, ModuleOptimizer, TitokState), TrainError> {
+    // PyTorch's epsilon: Burn's default (1e-5) is larger than many of the
+    // second-moment roots of a pixel MSE's gradients, and damps their steps.
+    let optim = AdamConfig::new().with_epsilon(1e-8).init();
+    let last = run.out.join("last");
+    super::check_out(run)?;
+    // A checkpoint's tokenizer, which must be the config's.
+    let saved = |dir: &Path, hint: &str| -> Result<Titok, TrainError> {
+        let (saved, model) =
+            load_titok(dir, device).map_err(|e| TrainError::Checkpoint(e.to_string()))?;
+        if serde_json::to_value(&saved).ok() != serde_json::to_value(&config.model).ok() {
+            return Err(TrainError::Config(format!(
+                "{} holds another tokenizer configuration; {hint}",
+                dir.display()
+            )));
+        }
+        Ok(model)
+    };
+    if run.resume && super::resumable(&run.out) {
+        let state: TitokState = super::read_state(&last)?;
+        let model = saved(&last, "start a new output folder or drop --resume")?;
+        return Ok((model, super::load_optim(optim, &last)?, state));
+    }
+    device.seed(config.training.seed);
+    let state = TitokState {
+        next_step: 0,
+        rng: Rng::new(config.training.seed),
+        usage: Usage::new(config.model.codebook_size),
+        best_psnr_db: -1.0, // below any PSNR seen, and JSON-representable
+        best_step: 0,
+    };
+    let model = match &run.init {
+        Some(dir) => saved(Path::new(dir), "fine-tuning keeps the architecture")?,
+        None => config.model.init(device),
+    };
+    Ok((model, optim, state))
+}
+
 /// Train on `train` frames (each `[H·W]` in [0, 1]), validating on `val`
-/// (the training frames when empty), into `out`; `cancel` stops after the
-/// current step. A NaN loss ends the run with an error.
+/// (the training frames when empty); `cancel` stops after the current step
+/// (the state is saved in `out/last/` for `--resume`). A NaN loss ends
+/// the run with an error. `run.cpu_engine` does not apply.
 pub fn train_titok(
     config: &TitokTrainConfig,
     train: &[Vec<f32>],
     val: &[Vec<f32>],
-    out: &Path,
-    device: &Device,
+    run: &RunOptions,
     cancel: &AtomicBool,
     mut emit: impl FnMut(TitokEvent),
 ) -> Result<TitokSummary, TrainError> {
@@ -189,79 +280,139 @@ pub fn train_titok(
         )));
     }
     let val = if val.is_empty() { train } else { val };
-    let ad = device.clone().autodiff();
-    ad.seed(t.seed);
-    let mut model = m.init(&ad);
-    let mut optim = AdamConfig::new().init();
-    let mut rng = Rng::new(t.seed);
-    let mut usage = Usage::new(m.codebook_size);
-    let (mut best, mut best_step) = (f64::NEG_INFINITY, 0);
+    let out = run.out.as_path();
     std::fs::create_dir_all(out)
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", out.display())))?;
-    for step in 0..t.steps {
+    let ad = run.device.clone().autodiff();
+    let (mut model, mut optim, mut state) = starting_point(config, run, &ad)?;
+    let schedule = Schedule::new(t.scheduler, t.learning_rate, t.steps);
+    emit(TitokEvent::Started {
+        first_step: state.next_step,
+    });
+    let (mut window_mse, mut window_steps) = (0.0f64, 0usize);
+    let last = out.join("last");
+    let save_last = |model: &Titok, optim: &ModuleOptimizer, state: &TitokState| {
+        super::write_last(
+            &last,
+            |tmp| {
+                save_titok(tmp, m, &model.valid())
+                    .map_err(|e| TrainError::Checkpoint(e.to_string()))
+            },
+            optim,
+            state,
+        )
+    };
+    for step in state.next_step..t.steps {
         if cancel.load(Ordering::Relaxed) {
+            state.next_step = step;
+            save_last(&model, &optim, &state)?;
             return Err(TrainError::Cancelled {
                 steps: step,
                 out: out.to_path_buf(),
             });
         }
-        let ids: Vec<usize> = (0..t.batch_size).map(|_| rng.below(train.len())).collect();
+        let warming = step < t.quantiser_warmup_steps;
+        if step > 0 && step == t.quantiser_warmup_steps {
+            model.codebook = seeded_codebook(&model, train, m, &mut state.rng, &ad);
+            state.usage = Usage::new(m.codebook_size);
+            emit(TitokEvent::Quantising { step });
+        }
+        let ids: Vec<usize> = (0..t.batch_size)
+            .map(|_| state.rng.below(train.len()))
+            .collect();
         let x = batch(train, &ids, size, &ad);
-        let r = model.forward(x.clone());
-        let mse = (r.frames - x).powf_scalar(2.0).mean();
-        let loss = mse.clone() + r.quantiser_loss.clone();
-        let (mse_v, q_v): (f32, f32) = (mse.into_scalar(), r.quantiser_loss.into_scalar());
+        let (loss, mse_v, q_v, codes) = if warming {
+            let mse = (model.forward_unquantised(x.clone()) - x)
+                .powf_scalar(2.0)
+                .mean();
+            let v: f32 = mse.clone().into_scalar();
+            (mse, v, 0.0, None)
+        } else {
+            let r = model.forward(x.clone());
+            let mse = (r.frames - x).powf_scalar(2.0).mean();
+            let loss = mse.clone() + r.quantiser_loss.clone();
+            let used: Vec<i64> = r
+                .ids
+                .into_data()
+                .convert::<i64>()
+                .try_to_vec::<i64>()
+                .unwrap_or_default();
+            state.usage.add(&used);
+            let q: f32 = r.quantiser_loss.into_scalar();
+            (loss, mse.into_scalar(), q, Some(r.codes))
+        };
         if !(mse_v + q_v).is_finite() {
             return Err(TrainError::Diverged {
                 step,
                 loss: mse_v + q_v,
             });
         }
-        let used: Vec<i64> = r
-            .ids
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .unwrap_or_default();
-        usage.add(&used);
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(t.learning_rate, model, grads);
+        model = optim.step(schedule.lr(step), model, grads);
+        window_mse += f64::from(mse_v);
+        window_steps += 1;
         emit(TitokEvent::Step {
             step,
             mse: mse_v,
             quantiser: q_v,
         });
-        if (step + 1) % t.reseed_every == 0 {
-            let dead = usage.take_dead();
+        if let Some(codes) = codes.filter(|_| (step + 1) % t.reseed_every == 0) {
+            let dead = state.usage.take_dead();
             if !dead.is_empty() {
                 let entries = dead.len();
-                model.codebook = model.codebook.reseed(&dead, r.codes.clone());
+                model.codebook = model.codebook.reseed(&dead, codes);
                 emit(TitokEvent::Reseeded { step, entries });
             }
         }
-        if (step + 1) % t.val_every == 0 || step + 1 == t.steps {
+        // Only a quantising model is scored: the warm-up's is not a
+        // tokenizer yet.
+        if !warming && ((step + 1) % t.val_every == 0 || step + 1 == t.steps) {
             let inference = model.valid();
-            let (psnr_db, codes_used) = validate(m, &inference, val, device, t.batch_size)?;
-            let is_best = psnr_db > best;
+            let (psnr_db, codes_used) = validate(m, &inference, val, &run.device, t.batch_size)?;
+            let train_psnr_db = -10.0 * (window_mse / window_steps.max(1) as f64).log10();
+            (window_mse, window_steps) = (0.0, 0);
+            let is_best = psnr_db > state.best_psnr_db;
             if is_best {
-                best = psnr_db;
-                best_step = step;
+                state.best_psnr_db = psnr_db;
+                state.best_step = step;
                 save_titok(out, m, &inference)
                     .map_err(|e| TrainError::Checkpoint(e.to_string()))?;
             }
+            state.next_step = step + 1;
+            save_last(&model, &optim, &state)?;
             emit(TitokEvent::Validated {
                 step,
                 psnr_db,
+                train_psnr_db,
                 codes_used,
                 best: is_best,
             });
         }
     }
     Ok(TitokSummary {
-        best_psnr_db: best,
-        best_step,
+        best_psnr_db: state.best_psnr_db,
+        best_step: state.best_step,
         out: out.to_path_buf(),
     })
+}
+
+/// A codebook whose every entry is the normalised code of a token of a
+/// random training frame.
+fn seeded_codebook(
+    model: &Titok,
+    train: &[Vec<f32>],
+    config: &TitokConfig,
+    rng: &mut Rng,
+    device: &Device,
+) -> crate::models::tokenizer::Codebook {
+    let n = config
+        .codebook_size
+        .div_ceil(config.num_latent_tokens)
+        .clamp(1, 256);
+    let ids: Vec<usize> = (0..n).map(|_| rng.below(train.len())).collect();
+    let codes = model.codes(batch(train, &ids, config.image_size, device));
+    let all: Vec<usize> = (0..config.codebook_size).collect();
+    model.codebook.clone().reseed(&all, codes)
 }
 
 /// Mean PSNR (data range 1) of `frames` through the tokenizer, and the
@@ -297,4 +448,134 @@ fn validate(
         }
     }
     Ok((sum / frames.len().max(1) as f64, usage.used()))
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::models::{DeviceChoice, device};
+
+    fn config() -> TitokTrainConfig {
+        let text = r#"{"kind": "titok",
+            "model": {"image_size": [16, 16], "patch_size": 8, "num_latent_tokens": 4,
+                      "codebook_size": 16, "code_dim": 4, "encoder_width": 16,
+                      "encoder_depth": 1, "encoder_heads": 2, "decoder_width": 16,
+                      "decoder_depth": 1, "decoder_heads": 2, "commitment": 0.25},
+            "training": {"steps": 12, "batch_size": 4, "learning_rate": 0.003,
+                         "scheduler": {"kind": "warmup_cosine", "warmup_steps": 3},
+                         "reseed_every": 3, "val_every": 4, "quantiser_warmup_steps": 2,
+                         "seed": 3}}"#;
+        serde_json::from_str(text).unwrap_or_else(|e| panic!("{e}"))
+    }
+
+    /// Smooth frames with a bright disc at different places.
+    fn frames(n: usize) -> Vec<Vec<f32>> {
+        (0..n)
+            .map(|f| {
+                let (cx, cy) = (4.0 + (f % 8) as f32, 5.0 + (f % 5) as f32);
+                (0..256)
+                    .map(|i| {
+                        let (x, y) = ((i % 16) as f32, (i / 16) as f32);
+                        let r2 = (x - cx).powi(2) + (y - cy).powi(2);
+                        if r2 < 9.0 { 0.9 } else { 0.1 + 0.02 * x }
+                    })
+                    .collect()
+            })
+            .collect()
+    }
+
+    fn run(out: &Path, resume: bool) -> RunOptions {
+        RunOptions {
+            out: out.to_path_buf(),
+            resume,
+            device: device(DeviceChoice::Cpu),
+            init: None,
+            cpu_engine: false,
+        }
+    }
+
+    fn decoded(dir: &Path) -> Vec<f32> {
+        let dev = device(DeviceChoice::Cpu);
+        let (c, m) = load_titok(dir, &dev).unwrap_or_else(|e| panic!("{e}"));
+        let x = batch(&frames(3), &[0, 1, 2], c.image_size, &dev);
+        m.detokenize(m.tokenize(x))
+            .into_data()
+            .try_to_vec::<f32>()
+            .unwrap_or_default()
+    }
+
+    #[test]
+    fn a_cancelled_run_resumes_where_it_stopped() {
+        let _seeded = crate::models::SEEDED
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let (c, data) = (config(), frames(24));
+        let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
+        let whole = tmp.path().join("whole");
+        let never = AtomicBool::new(false);
+        train_titok(
+            &c,
+            &data[..18],
+            &data[18..],
+            &run(&whole, false),
+            &never,
+            |_| {},
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+
+        // The same run stopped after step 6, then resumed.
+        let parts = tmp.path().join("parts");
+        let cancel = AtomicBool::new(false);
+        let stop = |e: TitokEvent| {
+            if matches!(e, TitokEvent::Step { step: 5, .. }) {
+                cancel.store(true, Ordering::Relaxed);
+            }
+        };
+        let e = train_titok(
+            &c,
+            &data[..18],
+            &data[18..],
+            &run(&parts, false),
+            &cancel,
+            stop,
+        );
+        assert!(
+            matches!(e, Err(TrainError::Cancelled { steps: 6, .. })),
+            "{e:?}"
+        );
+        // A new run into the folder is refused; resuming goes on at step 6.
+        assert!(
+            train_titok(
+                &c,
+                &data[..18],
+                &data[18..],
+                &run(&parts, false),
+                &never,
+                |_| {}
+            )
+            .is_err()
+        );
+        let mut first = None;
+        let summary = train_titok(
+            &c,
+            &data[..18],
+            &data[18..],
+            &run(&parts, true),
+            &never,
+            |e| {
+                if let TitokEvent::Started { first_step } = e {
+                    first = Some(first_step);
+                }
+            },
+        )
+        .unwrap_or_else(|e| panic!("{e}"));
+        assert_eq!(first, Some(6));
+        assert_eq!(summary.out, parts);
+        let (a, b) = (decoded(&whole.join("last")), decoded(&parts.join("last")));
+        let worst = crate::models::max_abs_diff(&a, &b);
+        assert!(
+            !a.is_empty() && worst < 1e-4,
+            "resumed run differs by {worst}"
+        );
+    }
 }

@@ -1,0 +1,170 @@
+//! `ume bench tokenizer`: frames per second of a tokenizer's encode +
+//! quantise + decode (frames → tokens → frames, eval mode, random weights)
+//! on UME's CPU backend at a given thread count, against the PyTorch
+//! reference (`scripts/titok_reference.py bench`, the same modules and
+//! sizes) at the same count, in the same run; with `--wgpu`, the wgpu
+//! adapter too. The goal is ≥ 1.0× PyTorch at one thread.
+
+use crate::models::tokenizer::{Titok, TitokConfig};
+use crate::models::{DeviceChoice, describe, device};
+use crate::training::titok::TitokTrainConfig;
+use anyhow::{Context, Result};
+use burn::prelude::*;
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::time::Instant;
+
+/// Options of `ume bench tokenizer`.
+#[derive(clap::Args, Debug)]
+pub(super) struct TokenizerBench {
+    /// A tokenizer config (its `model` section is used); default: the
+    /// seed's `configs/titok_acdc.json` (256×256, patch 16, TiTok-S widths).
+    #[arg(long)]
+    config: Option<PathBuf>,
+    /// Frames per pass.
+    #[arg(long, default_value_t = 8)]
+    batch: usize,
+    /// Timed passes; the fastest counts.
+    #[arg(long, default_value_t = 5)]
+    reps: usize,
+    /// Threads for both UME's CPU backend and PyTorch.
+    #[arg(long, default_value_t = 1)]
+    threads: usize,
+    /// Also measure the wgpu backend.
+    #[arg(long)]
+    wgpu: bool,
+    /// Python interpreter with PyTorch for the reference.
+    #[arg(long, default_value = "python3")]
+    python: String,
+}
+
+/// Fastest of `reps` passes of `batch` random frames through `model`, as
+/// frames per second (one untimed pass first).
+fn frames_per_s(
+    config: &TitokConfig,
+    model: &Titok,
+    dev: &Device,
+    batch: usize,
+    reps: usize,
+) -> f64 {
+    let [h, w] = config.image_size;
+    let x = Tensor::<4>::random(
+        [batch, 1, h, w],
+        burn::tensor::Distribution::Uniform(0.0, 1.0),
+        dev,
+    );
+    let pass = || {
+        let y = model.detokenize(model.tokenize(x.clone()));
+        // Reading the result waits for an asynchronous backend.
+        let _ = y.into_data();
+    };
+    pass();
+    let mut best = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let t0 = Instant::now();
+        pass();
+        best = best.min(t0.elapsed().as_secs_f64());
+    }
+    batch as f64 / best
+}
+
+pub(super) fn run(b: &TokenizerBench) -> Result<()> {
+    let (config, config_path) = match &b.config {
+        Some(path) => (TitokTrainConfig::load(path)?.model, path.clone()),
+        None => {
+            let path = Path::new(env!("CARGO_MANIFEST_DIR")).join("configs/titok_acdc.json");
+            let c: TitokTrainConfig =
+                serde_json::from_str(include_str!("../../configs/titok_acdc.json"))
+                    .context("configs/titok_acdc.json")?;
+            (c.model, path)
+        }
+    };
+    config.check().map_err(anyhow::Error::msg)?;
+    anyhow::ensure!(
+        b.batch > 0 && b.threads > 0,
+        "--batch and --threads must be at least 1"
+    );
+    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
+    say!(
+        "tokenizer {}x{}, patch {}, {} tokens of a {} x {} codebook, encoder {}x{}, decoder {}x{}; batch {}, {} thread(s) of {cores}",
+        config.image_size[0],
+        config.image_size[1],
+        config.patch_size,
+        config.num_latent_tokens,
+        config.codebook_size,
+        config.code_dim,
+        config.encoder_width,
+        config.encoder_depth,
+        config.decoder_width,
+        config.decoder_depth,
+        b.batch,
+        b.threads,
+    );
+    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/titok_reference.py");
+    let reference = Command::new(&b.python)
+        .arg(&script)
+        .arg("bench")
+        .arg("--config")
+        .arg(&config_path)
+        .args(["--threads", &b.threads.to_string()])
+        .args(["--batch", &b.batch.to_string()])
+        .args(["--reps", &b.reps.to_string()])
+        .output();
+    let torch = match reference {
+        Ok(o) if o.status.success() => {
+            let j: serde_json::Value = serde_json::from_slice(&o.stdout)
+                .context("the PyTorch reference printed no JSON")?;
+            let fps = j["frames_per_s"].as_f64().unwrap_or(f64::NAN);
+            say!(
+                "PyTorch {} CPU, {} thread(s): {fps:.2} frames/s ({:.1} ms a frame)",
+                j["torch"].as_str().unwrap_or("?"),
+                b.threads,
+                1e3 / fps
+            );
+            Some(fps)
+        }
+        Ok(o) => {
+            say!(
+                "PyTorch reference not run ({}); ratios omitted",
+                String::from_utf8_lossy(&o.stderr)
+                    .lines()
+                    .last()
+                    .unwrap_or("failed")
+            );
+            None
+        }
+        Err(e) => {
+            say!(
+                "PyTorch reference not run ({}: {e}); ratios omitted",
+                b.python
+            );
+            None
+        }
+    };
+    let ratio = |fps: f64| torch.map_or(String::new(), |t| format!(", {:.2}x PyTorch", fps / t));
+    let pool = rayon::ThreadPoolBuilder::new()
+        .num_threads(b.threads)
+        .build()
+        .context("thread pool")?;
+    let dev = device(DeviceChoice::Cpu);
+    let model = config.init(&dev);
+    let fps = pool.install(|| frames_per_s(&config, &model, &dev, b.batch, b.reps));
+    say!(
+        "{}, {} thread(s): {fps:.2} frames/s ({:.1} ms a frame){}",
+        describe(DeviceChoice::Cpu),
+        b.threads,
+        1e3 / fps,
+        ratio(fps)
+    );
+    if b.wgpu {
+        let dev = device(DeviceChoice::Wgpu);
+        let model = config.init(&dev);
+        let fps = frames_per_s(&config, &model, &dev, b.batch, b.reps);
+        say!(
+            "{}: {fps:.2} frames/s ({:.2} ms a frame)",
+            describe(DeviceChoice::Wgpu),
+            1e3 / fps
+        );
+    }
+    Ok(())
+}
