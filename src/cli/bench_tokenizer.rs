@@ -5,14 +5,12 @@
 //! sizes) at the same count, in the same run; with `--wgpu`, the wgpu
 //! adapter too. The goal is ≥ 1.0× PyTorch at one thread.
 
-use crate::models::tokenizer::{Titok, TitokConfig};
 use crate::models::{DeviceChoice, describe, device};
+use crate::training::bench::tokenizer_frames_per_s;
 use crate::training::titok::TitokTrainConfig;
 use anyhow::{Context, Result};
-use burn::prelude::*;
 use std::path::{Path, PathBuf};
 use std::process::Command;
-use std::time::Instant;
 
 /// Options of `ume bench tokenizer`.
 #[derive(clap::Args, Debug)]
@@ -36,36 +34,6 @@ pub(super) struct TokenizerBench {
     /// Python interpreter with PyTorch for the reference.
     #[arg(long, default_value = "python3")]
     python: String,
-}
-
-/// Fastest of `reps` passes of `batch` random frames through `model`, as
-/// frames per second (one untimed pass first).
-fn frames_per_s(
-    config: &TitokConfig,
-    model: &Titok,
-    dev: &Device,
-    batch: usize,
-    reps: usize,
-) -> f64 {
-    let [h, w] = config.image_size;
-    let x = Tensor::<4>::random(
-        [batch, 1, h, w],
-        burn::tensor::Distribution::Uniform(0.0, 1.0),
-        dev,
-    );
-    let pass = || {
-        let y = model.detokenize(model.tokenize(x.clone()));
-        // Reading the result waits for an asynchronous backend.
-        let _ = y.into_data();
-    };
-    pass();
-    let mut best = f64::INFINITY;
-    for _ in 0..reps.max(1) {
-        let t0 = Instant::now();
-        pass();
-        best = best.min(t0.elapsed().as_secs_f64());
-    }
-    batch as f64 / best
 }
 
 pub(super) fn run(b: &TokenizerBench) -> Result<()> {
@@ -147,8 +115,7 @@ pub(super) fn run(b: &TokenizerBench) -> Result<()> {
         .build()
         .context("thread pool")?;
     let dev = device(DeviceChoice::Cpu);
-    let model = config.init(&dev);
-    let fps = pool.install(|| frames_per_s(&config, &model, &dev, b.batch, b.reps));
+    let fps = pool.install(|| tokenizer_frames_per_s(&config, &dev, b.batch, b.reps));
     say!(
         "{}, {} thread(s): {fps:.2} frames/s ({:.1} ms a frame){}",
         describe(DeviceChoice::Cpu),
@@ -157,9 +124,7 @@ pub(super) fn run(b: &TokenizerBench) -> Result<()> {
         ratio(fps)
     );
     if b.wgpu {
-        let dev = device(DeviceChoice::Wgpu);
-        let model = config.init(&dev);
-        let fps = frames_per_s(&config, &model, &dev, b.batch, b.reps);
+        let fps = tokenizer_frames_per_s(&config, &device(DeviceChoice::Wgpu), b.batch, b.reps);
         say!(
             "{}: {fps:.2} frames/s ({:.2} ms a frame)",
             describe(DeviceChoice::Wgpu),

@@ -67,7 +67,7 @@ pub(super) fn run(a: &TokenizeArgs, choice: DeviceChoice) -> Result<()> {
             &t.reconstruction,
             spec,
             a.labels,
-            &dev,
+            choice,
         )?),
         None => None,
     };
@@ -181,10 +181,11 @@ fn segmentation_check(
     reconstruction: &crate::volume::Volume,
     spec: &str,
     labels: Option<&Path>,
-    dev: &burn::prelude::Device,
+    choice: DeviceChoice,
 ) -> Result<SegmentationCheck> {
     use crate::metrics::confusion::Confusion;
     use crate::metrics::dice_from_counts;
+    let dev = &device(choice);
     let segmenter = crate::models::Segmenter::load(spec, dev)?;
     if segmenter.in_channels() != 1 {
         anyhow::bail!(

@@ -186,3 +186,29 @@ pub fn encoder_timing(
         segment_all_s,
     }
 }
+
+/// Frames per second of a tokenizer of `config` (random weights) turning
+/// `batch` random frames into tokens and back: the fastest of `reps`
+/// passes after one warm-up.
+pub fn tokenizer_frames_per_s(
+    config: &crate::models::tokenizer::TitokConfig,
+    device: &Device,
+    batch: usize,
+    reps: usize,
+) -> f64 {
+    let model = config.init(device);
+    let [h, w] = config.image_size;
+    let x = Tensor::<4>::random([batch, 1, h, w], Distribution::Uniform(0.0, 1.0), device);
+    let pass = || {
+        // Reading the result waits for an asynchronous backend.
+        let _ = model.detokenize(model.tokenize(x.clone())).into_data();
+    };
+    pass();
+    let mut best = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let clock = Instant::now();
+        pass();
+        best = best.min(clock.elapsed().as_secs_f64());
+    }
+    batch as f64 / best
+}
