@@ -36,14 +36,17 @@ class Mha(nn.Module):
         self.value = nn.Linear(d, d)
         self.output = nn.Linear(d, d)
 
-    def forward(self, x):
+    def forward(self, x, key=None, value=None):
+        """Self-attention of x, or x attending to key/value (Burn's MhaInput)."""
+        key = x if key is None else key
+        value = key if value is None else value
         b, s, d = x.shape
         h = self.heads
 
         def split(t):
-            return t.reshape(b, s, h, d // h).transpose(1, 2)
+            return t.reshape(b, t.shape[1], h, d // h).transpose(1, 2)
 
-        q, k, v = split(self.query(x)), split(self.key(x)), split(self.value(x))
+        q, k, v = split(self.query(x)), split(self.key(key)), split(self.value(value))
         w = torch.softmax(q @ k.transpose(-1, -2) / (d // h) ** 0.5, dim=-1)
         return self.output((w @ v).transpose(1, 2).reshape(b, s, d))
 

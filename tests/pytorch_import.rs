@@ -2,8 +2,13 @@
 //! parity` (random weights and BatchNorm statistics of the seed 003 U-Net,
 //! with its output for a fixed input) loads into `UNet2d` and gives the same
 //! output within 1e-4 relative. The fixture was made with real PyTorch
-//! 2.15; `cargo test --release --test pytorch_import -- --ignored` makes a
+//! 2.15; `UME_PYTHON=PY cargo test --release --test pytorch_import --
+//! --ignored` (PY: a Python with torch, default python3) makes a
 //! fresh one (another shape) with the installed PyTorch and checks again.
+//! The same for the references of the tokenizer and the UME encoder
+//! (`scripts/titok_reference.py`, `scripts/encoder_reference.py`): codes,
+//! token ids, frames, keyframe scores and choice, context, gates,
+//! segmentation logits and VoCo embeddings match PyTorch's.
 #![cfg(feature = "ml")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
@@ -88,11 +93,12 @@ fn a_pth_of_another_shape_is_refused_clearly() {
 }
 
 #[test]
-#[ignore = "needs PyTorch: cargo test --release --test pytorch_import -- --ignored"]
+#[ignore = "needs PyTorch: UME_PYTHON=… cargo test --release --test pytorch_import -- --ignored"]
 fn live_pytorch_parity() {
     let tmp = tempfile::tempdir().unwrap();
     let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/unet_reference.py");
-    let ok = std::process::Command::new("python3")
+    let python = std::env::var("UME_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(python)
         .args([script, "parity"])
         .arg(tmp.path())
         .args([
@@ -167,47 +173,77 @@ fn import_pth_writes_a_checkpoint_that_segments() {
     assert_eq!(a, b);
 }
 
+/// `meta.json`'s `x_shape` and the input `x.bin` of a reference fixture.
+fn fixture_input(dir: &Path) -> (Vec<usize>, Vec<f32>) {
+    let meta: serde_json::Value =
+        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    let shape = meta["x_shape"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|v| v.as_u64().unwrap() as usize)
+        .collect();
+    (shape, read_f32(&dir.join("x.bin")))
+}
+
+/// `got` equals the fixture's `NAME.bin` within 1e-4 of its scale.
+fn assert_matches(got: Vec<f32>, dir: &Path, name: &str) {
+    let want = read_f32(&dir.join(format!("{name}.bin")));
+    assert_eq!(got.len(), want.len(), "{name}");
+    let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
+    let worst = got
+        .iter()
+        .zip(&want)
+        .map(|(a, b)| (a - b).abs())
+        .fold(0.0f32, f32::max);
+    assert!(
+        worst <= 1e-4 * scale,
+        "{name}: max difference {worst} vs scale {scale}"
+    );
+}
+
+fn values<const D: usize>(t: Tensor<D>) -> Vec<f32> {
+    t.into_data().try_to_vec::<f32>().unwrap()
+}
+
+/// Run `scripts/SCRIPT parity DIR --seed SEED` with `UME_PYTHON` (or
+/// python3) into a fresh folder.
+fn live_fixture(script: &str, seed: u32) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().unwrap();
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    let python = std::env::var("UME_PYTHON").unwrap_or_else(|_| "python3".into());
+    let ok = std::process::Command::new(python)
+        .arg(script)
+        .arg("parity")
+        .arg(tmp.path())
+        .args(["--seed", &seed.to_string()])
+        .status()
+        .unwrap();
+    assert!(
+        ok.success(),
+        "the PyTorch script failed (is torch installed?)"
+    );
+    tmp
+}
+
+fn json<T: serde::de::DeserializeOwned>(path: &Path) -> T {
+    serde_json::from_slice(&std::fs::read(path).unwrap()).unwrap()
+}
+
 /// The tokenizer of `scripts/titok_reference.py parity` loads and gives
 /// PyTorch's codes (1e-4 of their scale), the same token ids and the same
 /// decoded frames.
 fn check_titok(dir: &Path) {
     use ume::models::pytorch::load_titok_pth;
     use ume::models::tokenizer::TitokConfig;
-    let config: TitokConfig =
-        serde_json::from_slice(&std::fs::read(dir.join("config.json")).unwrap()).unwrap();
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
-    let xs: Vec<usize> = meta["x_shape"]
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|v| v.as_u64().unwrap() as usize)
-        .collect();
+    let config: TitokConfig = json(&dir.join("config.json"));
+    let (xs, x) = fixture_input(dir);
     let dev = device(DeviceChoice::Cpu);
     let model = load_titok_pth(&dir.join("model.pth"), &config, &dev).unwrap();
-    let x = Tensor::<4>::from_data(
-        TensorData::new(read_f32(&dir.join("x.bin")), [xs[0], xs[1], xs[2], xs[3]]),
-        &dev,
-    );
-    let close = |got: Vec<f32>, want: Vec<f32>, what: &str| {
-        assert_eq!(got.len(), want.len(), "{what}");
-        let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-        let worst = got
-            .iter()
-            .zip(&want)
-            .map(|(a, b)| (a - b).abs())
-            .fold(0.0f32, f32::max);
-        assert!(
-            worst <= 1e-4 * scale,
-            "{what}: max difference {worst} vs scale {scale}"
-        );
-    };
-    let z = model
-        .encode(x.clone())
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
-    close(z, read_f32(&dir.join("z.bin")), "codes");
+    let x = Tensor::<4>::from_data(TensorData::new(x, [xs[0], xs[1], xs[2], xs[3]]), &dev);
+    assert_matches(values(model.encode(x.clone())), dir, "z");
     let ids = model.tokenize(x);
     let got: Vec<i64> = ids
         .clone()
@@ -215,15 +251,9 @@ fn check_titok(dir: &Path) {
         .convert::<i64>()
         .try_to_vec()
         .unwrap();
-    let want: Vec<Vec<i64>> =
-        serde_json::from_slice(&std::fs::read(dir.join("ids.json")).unwrap()).unwrap();
+    let want: Vec<Vec<i64>> = json(&dir.join("ids.json"));
     assert_eq!(got, want.concat(), "token ids");
-    let y = model
-        .detokenize(ids)
-        .into_data()
-        .try_to_vec::<f32>()
-        .unwrap();
-    close(y, read_f32(&dir.join("y.bin")), "decoded frames");
+    assert_matches(values(model.detokenize(ids)), dir, "y");
 }
 
 #[test]
@@ -237,18 +267,51 @@ fn tokenizer_pth_matches_pytorch_output() {
 #[test]
 #[ignore = "needs PyTorch: UME_PYTHON=… cargo test --release --test pytorch_import -- --ignored"]
 fn live_pytorch_tokenizer_parity() {
-    let tmp = tempfile::tempdir().unwrap();
-    let script = concat!(env!("CARGO_MANIFEST_DIR"), "/scripts/titok_reference.py");
-    let python = std::env::var("UME_PYTHON").unwrap_or_else(|_| "python3".into());
-    let ok = std::process::Command::new(python)
-        .args([script, "parity"])
-        .arg(tmp.path())
-        .args(["--seed", "12"])
-        .status()
-        .unwrap();
-    assert!(
-        ok.success(),
-        "the PyTorch script failed (is torch installed?)"
+    check_titok(live_fixture("titok_reference.py", 12).path());
+}
+
+/// The encoder of `scripts/encoder_reference.py parity` loads and gives
+/// PyTorch's fused keyframe scores, the same keyframes, and PyTorch's
+/// context tokens, modality gates, segmentation logits and VoCo embedding
+/// (1e-4 of their scale).
+fn check_encoder(dir: &Path) {
+    use ume::keyframes::FrameAxis;
+    use ume::models::encoder::UmeConfig;
+    use ume::models::pytorch::load_encoder_pth;
+    let config: UmeConfig = json(&dir.join("config.json"));
+    let (xs, x) = fixture_input(dir);
+    let dev = device(DeviceChoice::Cpu);
+    let model = load_encoder_pth(&dir.join("model.pth"), &config, &dev).unwrap();
+    let x = Tensor::<5>::from_data(
+        TensorData::new(x, [xs[0], xs[1], xs[2], xs[3], xs[4]]),
+        &dev,
     );
-    check_titok(tmp.path());
+    let tokens = model.embed(x.clone());
+    let selection = model.select(tokens.clone(), config.max_keyframes, FrameAxis::Slices);
+    assert_matches(values(selection.fused.clone()), dir, "fused");
+    let want: Vec<Vec<usize>> = json(&dir.join("keyframes.json"));
+    assert_eq!(selection.indices, want, "keyframes");
+    let context = model.context(tokens.clone(), &selection);
+    assert_matches(values(context.tokens.clone()), dir, "context");
+    assert_matches(values(context.gates.clone()), dir, "gates");
+    assert_matches(
+        values(model.segment_frame(&tokens, 2, &context)),
+        dir,
+        "seg",
+    );
+    assert_matches(values(model.voco(x)), dir, "voco");
+}
+
+#[test]
+fn encoder_pth_matches_pytorch_output() {
+    check_encoder(Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/encoder_pth"
+    )));
+}
+
+#[test]
+#[ignore = "needs PyTorch: UME_PYTHON=… cargo test --release --test pytorch_import -- --ignored"]
+fn live_pytorch_encoder_parity() {
+    check_encoder(live_fixture("encoder_reference.py", 40).path());
 }

@@ -75,24 +75,13 @@ pub(super) enum BenchCommand {
     Unet(UnetBench),
     /// UME encoder time per volume (embedding, keyframe selection and
     /// fusion; and with every frame segmented) on the CPU backend, and on
-    /// wgpu with --wgpu. Default: the seed's standard config
-    /// (configs/ume_brats.json: 768 wide, 12 layers, 12 heads, patch 32,
-    /// 256×256) on 128 frames of 4 modalities, random weights.
+    /// wgpu with --wgpu, against the PyTorch reference
+    /// (scripts/encoder_reference.py) at the same thread count. Default:
+    /// the seed's standard config (configs/ume_brats.json: 768 wide, 12
+    /// layers, 12 heads, patch 32, 256×256) on 128 frames of 4
+    /// modalities, random weights.
     #[cfg(feature = "ml")]
-    Encoder {
-        /// A UME config file (its `model` section is used).
-        #[arg(long)]
-        config: Option<PathBuf>,
-        /// Frames per volume.
-        #[arg(long, default_value_t = 128)]
-        frames: usize,
-        /// Timed runs; the median counts.
-        #[arg(long, default_value_t = 3)]
-        reps: usize,
-        /// Also measure the wgpu backend (slow on a software adapter).
-        #[arg(long)]
-        wgpu: bool,
-    },
+    Encoder(super::bench_encoder::EncoderBench),
     /// Slices chosen by `ume suggest` against random and every k-th: a
     /// weak model fine-tuned on N = 2, 4, 8, 16 labelled slices of BraTS
     /// phantoms, Dice on held-out cases against N (table and a PNG plot).
@@ -166,12 +155,7 @@ pub(super) fn run(cmd: BenchCommand) -> Result<()> {
             plot,
         }),
         #[cfg(feature = "ml")]
-        BenchCommand::Encoder {
-            config,
-            frames,
-            reps,
-            wgpu,
-        } => encoder(config.as_deref(), frames, reps, wgpu),
+        BenchCommand::Encoder(b) => super::bench_encoder::run(&b),
         #[cfg(feature = "gui")]
         BenchCommand::Viewer => crate::app::bench::viewer(),
         #[cfg(feature = "gui")]
@@ -570,22 +554,23 @@ fn unet(b: &UnetBench) -> Result<()> {
         b.size,
         b.size
     );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/unet_reference.py");
-    let reference = Command::new(&b.python)
-        .arg(&script)
-        .arg("bench")
-        .args(["--out-channels", &b.out_channels.to_string()])
-        .args(["--size", &b.size.to_string()])
-        .args(["--threads", &b.threads.to_string()])
-        .args(["--reps", &b.reps.to_string()])
-        .args(["--train-batch", &b.train_batch.to_string()])
-        .args(["--train-reps", &b.train_reps.to_string()])
-        .arg("--channels-last")
-        .output();
-    let torch = match reference {
-        Ok(o) if o.status.success() => {
-            let j: serde_json::Value = serde_json::from_slice(&o.stdout)
-                .context("the PyTorch reference printed no JSON")?;
+    let args = [
+        "--out-channels".to_string(),
+        b.out_channels.to_string(),
+        "--size".into(),
+        b.size.to_string(),
+        "--threads".into(),
+        b.threads.to_string(),
+        "--reps".into(),
+        b.reps.to_string(),
+        "--train-batch".into(),
+        b.train_batch.to_string(),
+        "--train-reps".into(),
+        b.train_reps.to_string(),
+        "--channels-last".into(),
+    ];
+    let torch = match python_reference(&b.python, "unet_reference.py", &args) {
+        Ok(j) => {
             let get = |k: &str| j[k].as_f64().unwrap_or(f64::NAN);
             say!(
                 "PyTorch {} CPU, {} thread(s): {:.2} slices/s inference, {:.2} img/s training",
@@ -596,18 +581,8 @@ fn unet(b: &UnetBench) -> Result<()> {
             );
             Some((get("inference_slices_per_s"), get("train_images_per_s")))
         }
-        Ok(o) => {
-            say!(
-                "PyTorch reference not run ({}); ratios omitted",
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("failed")
-            );
-            None
-        }
-        Err(e) => {
-            say!("PyTorch reference not run ({e}); ratios omitted");
+        Err(why) => {
+            say!("PyTorch reference not run ({why}); ratios omitted");
             None
         }
     };
@@ -652,49 +627,26 @@ fn unet(b: &UnetBench) -> Result<()> {
     Ok(())
 }
 
+/// Run `scripts/SCRIPT bench ARGS` under `python` (a PyTorch reference)
+/// and parse the JSON line it prints; the error says why there is none.
 #[cfg(feature = "ml")]
-fn encoder(config: Option<&Path>, frames: usize, reps: usize, wgpu: bool) -> Result<()> {
-    use crate::models::{DeviceChoice, describe, device};
-    use crate::training::bench::encoder_timing;
-    use crate::training::ume_config::UmeTrainConfig;
-    let model = match config {
-        Some(path) => UmeTrainConfig::load(path)?.model,
-        None => {
-            let standard: UmeTrainConfig =
-                serde_json::from_str(include_str!("../../configs/ume_brats.json"))
-                    .context("configs/ume_brats.json")?;
-            standard.model
-        }
-    };
-    model.check().map_err(anyhow::Error::msg)?;
-    if frames == 0 || frames > model.max_frames {
-        bail!("--frames must be 1 to max_frames {}", model.max_frames);
+pub(super) fn python_reference(
+    python: &str,
+    script: &str,
+    args: &[String],
+) -> Result<serde_json::Value, String> {
+    let script = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("scripts")
+        .join(script);
+    let o = Command::new(python)
+        .arg(&script)
+        .arg("bench")
+        .args(args)
+        .output()
+        .map_err(|e| format!("{python}: {e}"))?;
+    if !o.status.success() {
+        let err = String::from_utf8_lossy(&o.stderr);
+        return Err(err.lines().last().unwrap_or("failed").to_string());
     }
-    let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
-    say!(
-        "UME encoder {} wide, {} layers, {} heads, patch {}, {}x{}, {} modalities x {frames} frames, {} keyframes; machine threads: {cores}",
-        model.embed_dim,
-        model.num_layers,
-        model.num_heads,
-        model.patch_size,
-        model.image_size[0],
-        model.image_size[1],
-        model.input_channels,
-        model.max_keyframes
-    );
-    let mut choices = vec![DeviceChoice::Cpu];
-    if wgpu {
-        choices.push(DeviceChoice::Wgpu);
-    }
-    for choice in choices {
-        let dev = device(choice);
-        let t = encoder_timing(&model, &dev, frames, reps);
-        say!(
-            "{}: {:.3} s per volume to the keyframe context; {:.3} s with all {frames} frames segmented",
-            describe(choice),
-            t.forward_s,
-            t.segment_all_s
-        );
-    }
-    Ok(())
+    serde_json::from_slice(&o.stdout).map_err(|_| format!("{} printed no JSON", script.display()))
 }

@@ -10,7 +10,6 @@ use crate::training::bench::tokenizer_frames_per_s;
 use crate::training::titok::TitokTrainConfig;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
-use std::process::Command;
 
 /// Options of `ume bench tokenizer`.
 #[derive(clap::Args, Debug)]
@@ -68,20 +67,18 @@ pub(super) fn run(b: &TokenizerBench) -> Result<()> {
         b.batch,
         b.threads,
     );
-    let script = Path::new(env!("CARGO_MANIFEST_DIR")).join("scripts/titok_reference.py");
-    let reference = Command::new(&b.python)
-        .arg(&script)
-        .arg("bench")
-        .arg("--config")
-        .arg(&config_path)
-        .args(["--threads", &b.threads.to_string()])
-        .args(["--batch", &b.batch.to_string()])
-        .args(["--reps", &b.reps.to_string()])
-        .output();
-    let torch = match reference {
-        Ok(o) if o.status.success() => {
-            let j: serde_json::Value = serde_json::from_slice(&o.stdout)
-                .context("the PyTorch reference printed no JSON")?;
+    let args = [
+        "--config".to_string(),
+        config_path.display().to_string(),
+        "--threads".into(),
+        b.threads.to_string(),
+        "--batch".into(),
+        b.batch.to_string(),
+        "--reps".into(),
+        b.reps.to_string(),
+    ];
+    let torch = match super::bench::python_reference(&b.python, "titok_reference.py", &args) {
+        Ok(j) => {
             let fps = j["frames_per_s"].as_f64().unwrap_or(f64::NAN);
             say!(
                 "PyTorch {} CPU, {} thread(s): {fps:.2} frames/s ({:.1} ms a frame)",
@@ -91,21 +88,8 @@ pub(super) fn run(b: &TokenizerBench) -> Result<()> {
             );
             Some(fps)
         }
-        Ok(o) => {
-            say!(
-                "PyTorch reference not run ({}); ratios omitted",
-                String::from_utf8_lossy(&o.stderr)
-                    .lines()
-                    .last()
-                    .unwrap_or("failed")
-            );
-            None
-        }
-        Err(e) => {
-            say!(
-                "PyTorch reference not run ({}: {e}); ratios omitted",
-                b.python
-            );
+        Err(why) => {
+            say!("PyTorch reference not run ({why}); ratios omitted");
             None
         }
     };

@@ -15,6 +15,8 @@ macro_rules! say {
 mod bench;
 mod bench_dicom;
 #[cfg(feature = "ml")]
+mod bench_encoder;
+#[cfg(feature = "ml")]
 mod bench_suggest;
 #[cfg(feature = "ml")]
 mod bench_tokenizer;

@@ -1,6 +1,7 @@
 //! Import of a PyTorch `state_dict` (`.pth`) through Burn's PyTorch store:
-//! the seed 003 U-Net, and the tokenizer's reference
-//! (`scripts/titok_reference.py`, whose modules carry Burn's names). The
+//! the seed 003 U-Net, and the references of the tokenizer and the UME
+//! encoder (`scripts/titok_reference.py`, `scripts/encoder_reference.py`,
+//! whose modules carry Burn's names). The
 //! seed names the U-Net's layers `enc1..enc4`,
 //! `bottleneck`, `up4..up1`, `dec4..dec1`, `final_conv`, with each
 //! DoubleConv an `nn.Sequential` (`conv.0` conv, `conv.1` BatchNorm,
@@ -10,6 +11,7 @@
 //! weights; conv weights already share PyTorch's layout. `num_batches_tracked` has no counterpart and is
 //! ignored.
 
+use super::encoder::{UmeConfig, UmeEncoder};
 use super::segment::SegmentError;
 use super::tokenizer::{Titok, TitokConfig};
 use super::{UNet2d, UNet2dConfig};
@@ -60,6 +62,21 @@ pub fn load_titok_pth(
         config.init(device),
         Vec::new(),
         "the tokenizer's config",
+    )
+}
+
+/// Load a `.pth` of `scripts/encoder_reference.py` (its modules carry
+/// Burn's names) into a UME encoder of `config` on `device`.
+pub fn load_encoder_pth(
+    path: &Path,
+    config: &UmeConfig,
+    device: &Device,
+) -> Result<UmeEncoder, SegmentError> {
+    load_state_dict(
+        path,
+        config.init(device),
+        Vec::new(),
+        "the encoder's config",
     )
 }
 
