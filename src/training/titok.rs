@@ -204,6 +204,8 @@ struct TitokState {
     rng: Rng,
     /// Codebook use in the current re-seeding window.
     usage: Usage,
+    /// The learning-rate schedule (a plateau schedule's cuts).
+    schedule: Schedule,
     best_psnr_db: f64,
     best_step: usize,
 }
@@ -234,7 +236,11 @@ fn starting_point(
         Ok(model)
     };
     if run.resume && super::resumable(&run.out) {
-        let state: TitokState = super::read_state(&last)?;
+        let mut state: TitokState = super::read_state(&last)?;
+        let t = &config.training;
+        state.schedule = state
+            .schedule
+            .retarget(t.scheduler, t.learning_rate, t.steps);
         let model = saved(&last, "start a new output folder or drop --resume")?;
         return Ok((model, super::load_optim(optim, &last)?, state));
     }
@@ -243,6 +249,11 @@ fn starting_point(
         next_step: 0,
         rng: Rng::new(config.training.seed),
         usage: Usage::new(config.model.codebook_size),
+        schedule: Schedule::new(
+            config.training.scheduler,
+            config.training.learning_rate,
+            config.training.steps,
+        ),
         best_psnr_db: -1.0, // below any PSNR seen, and JSON-representable
         best_step: 0,
     };
@@ -285,7 +296,6 @@ pub fn train_titok(
         .map_err(|e| TrainError::Checkpoint(format!("{}: {e}", out.display())))?;
     let ad = run.device.clone().autodiff();
     let (mut model, mut optim, mut state) = starting_point(config, run, &ad)?;
-    let schedule = Schedule::new(t.scheduler, t.learning_rate, t.steps);
     emit(TitokEvent::Started {
         first_step: state.next_step,
     });
@@ -348,7 +358,7 @@ pub fn train_titok(
             });
         }
         let grads = GradientsParams::from_grads(loss.backward(), &model);
-        model = optim.step(schedule.lr(step), model, grads);
+        model = optim.step(state.schedule.lr(step), model, grads);
         window_mse += f64::from(mse_v);
         window_steps += 1;
         emit(TitokEvent::Step {
@@ -371,6 +381,7 @@ pub fn train_titok(
             let (psnr_db, codes_used) = validate(m, &inference, val, &run.device, t.batch_size)?;
             let train_psnr_db = -10.0 * (window_mse / window_steps.max(1) as f64).log10();
             (window_mse, window_steps) = (0.0, 0);
+            state.schedule.observe(psnr_db);
             let is_best = psnr_db > state.best_psnr_db;
             if is_best {
                 state.best_psnr_db = psnr_db;
