@@ -588,5 +588,19 @@ mod tests {
             !a.is_empty() && worst < 1e-4,
             "resumed run differs by {worst}"
         );
+
+        // Fine-tuning starts from a checkpoint of the same tokenizer only.
+        let mut opts = run(&tmp.path().join("tuned"), false);
+        opts.init = Some(whole.display().to_string());
+        train_titok(&c, &data[..18], &data[18..], &opts, &never, |_| {})
+            .unwrap_or_else(|e| panic!("{e}"));
+        let mut other = c.clone();
+        other.model.code_dim = 5;
+        opts.out = tmp.path().join("other");
+        let e = train_titok(&other, &data[..18], &data[18..], &opts, &never, |_| {});
+        assert!(
+            matches!(&e, Err(TrainError::Config(m)) if m.contains("another tokenizer configuration")),
+            "{e:?}"
+        );
     }
 }
