@@ -26,8 +26,7 @@ fn read_f32(path: &Path) -> Vec<f32> {
 }
 
 fn check(dir: &Path) {
-    let meta: serde_json::Value =
-        serde_json::from_slice(&std::fs::read(dir.join("meta.json")).unwrap()).unwrap();
+    let meta: serde_json::Value = json(&dir.join("meta.json"));
     let dims = |k: &str| -> Vec<usize> {
         meta[k]
             .as_array()
@@ -45,24 +44,9 @@ fn check(dir: &Path) {
     .with_output(OutputMode::MultiLabel);
     let dev = device(DeviceChoice::Cpu);
     let model = load_pth(&dir.join("model.pth"), &config, &dev).unwrap();
-    let xs = dims("x_shape");
-    let x = Tensor::<4>::from_data(
-        TensorData::new(read_f32(&dir.join("x.bin")), [xs[0], xs[1], xs[2], xs[3]]),
-        &dev,
-    );
-    let got = model.forward(x).into_data().try_to_vec::<f32>().unwrap();
-    let want = read_f32(&dir.join("y.bin"));
-    assert_eq!(got.len(), want.len());
-    let scale = want.iter().map(|v| v.abs()).fold(0.0f32, f32::max);
-    let worst = got
-        .iter()
-        .zip(&want)
-        .map(|(a, b)| (a - b).abs())
-        .fold(0.0f32, f32::max);
-    assert!(
-        worst <= 1e-4 * scale,
-        "max difference {worst} vs output scale {scale}"
-    );
+    let (xs, x) = fixture_input(dir);
+    let x = Tensor::<4>::from_data(TensorData::new(x, [xs[0], xs[1], xs[2], xs[3]]), &dev);
+    assert_matches(values(model.forward(x)), dir, "y");
 }
 
 #[test]

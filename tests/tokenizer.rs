@@ -64,6 +64,50 @@ fn shipped_tokenizer_configs_parse_and_check() {
 }
 
 #[test]
+fn bench_tokenizer_times_the_cpu_backend_and_checks_its_options() {
+    let config = concat!(env!("CARGO_MANIFEST_DIR"), "/configs/titok_tiny.json");
+    let o = ume(&[
+        "bench",
+        "tokenizer",
+        "--config",
+        config,
+        "--batch",
+        "2",
+        "--reps",
+        "1",
+    ]);
+    let text = String::from_utf8_lossy(&o.stdout);
+    assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    assert!(
+        text.contains("CPU (flex), 1 thread(s)") && text.contains("frames/s"),
+        "{text}"
+    );
+    // With PyTorch the line says so; without it the ratio is left out.
+    assert!(text.contains("PyTorch"), "{text}");
+    let o = ume(&["bench", "tokenizer", "--config", config, "--threads", "0"]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--threads"), "{e}");
+}
+
+#[test]
+fn labels_without_a_segmenter_are_refused() {
+    let o = ume(&[
+        "tokenize",
+        "in.nii.gz",
+        "--model",
+        "m",
+        "-o",
+        "r.nii.gz",
+        "--labels",
+        "gt.nii.gz",
+    ]);
+    assert!(!o.status.success());
+    let e = String::from_utf8_lossy(&o.stderr);
+    assert!(e.contains("--segment-with"), "{e}");
+}
+
+#[test]
 fn train_then_tokenize_a_cine_it_never_saw() {
     let tmp = tempfile::tempdir().unwrap();
     let s = |p: &Path| p.display().to_string();

@@ -627,6 +627,36 @@ fn unet(b: &UnetBench) -> Result<()> {
     Ok(())
 }
 
+/// Options of the benches measured against a PyTorch reference at the
+/// same thread count (`ume bench tokenizer`, `ume bench encoder`).
+#[cfg(feature = "ml")]
+#[derive(clap::Args, Debug)]
+pub(super) struct VersusTorch {
+    /// Threads for both UME's CPU backend and PyTorch.
+    #[arg(long, default_value_t = 1)]
+    pub threads: usize,
+    /// Also measure the wgpu backend (slow on a software adapter).
+    #[arg(long)]
+    pub wgpu: bool,
+    /// Python interpreter with PyTorch for the reference.
+    #[arg(long, default_value = "python3")]
+    pub python: String,
+}
+
+#[cfg(feature = "ml")]
+impl VersusTorch {
+    /// A pool of `--threads` threads for UME's CPU backend.
+    pub fn pool(&self) -> Result<rayon::ThreadPool> {
+        if self.threads == 0 {
+            bail!("--threads must be at least 1");
+        }
+        rayon::ThreadPoolBuilder::new()
+            .num_threads(self.threads)
+            .build()
+            .context("thread pool")
+    }
+}
+
 /// Run `scripts/SCRIPT bench ARGS` under `python` (a PyTorch reference)
 /// and parse the JSON line it prints; the error says why there is none.
 #[cfg(feature = "ml")]

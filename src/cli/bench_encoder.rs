@@ -23,15 +23,9 @@ pub(super) struct EncoderBench {
     /// Timed runs; the median counts.
     #[arg(long, default_value_t = 3)]
     reps: usize,
-    /// Threads for both UME's CPU backend and PyTorch.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// Also measure the wgpu backend (slow on a software adapter).
-    #[arg(long)]
-    wgpu: bool,
-    /// Python interpreter with PyTorch for the reference.
-    #[arg(long, default_value = "python3")]
-    python: String,
+    /// Threads, wgpu and the Python with PyTorch.
+    #[command(flatten)]
+    versus: super::bench::VersusTorch,
 }
 
 /// PyTorch's (forward, segment-all) seconds, or why there are none.
@@ -42,16 +36,16 @@ fn reference(b: &EncoderBench, config: &Path) -> Result<(f64, f64), String> {
         "--frames".into(),
         b.frames.to_string(),
         "--threads".into(),
-        b.threads.to_string(),
+        b.versus.threads.to_string(),
         "--reps".into(),
         b.reps.to_string(),
     ];
-    let j = super::bench::python_reference(&b.python, "encoder_reference.py", &args)?;
+    let j = super::bench::python_reference(&b.versus.python, "encoder_reference.py", &args)?;
     let get = |k: &str| j[k].as_f64().unwrap_or(f64::NAN);
     say!(
         "PyTorch {} CPU, {} thread(s): {:.3} s per volume to the keyframe context; {:.3} s with all {} frames segmented",
         j["torch"].as_str().unwrap_or("?"),
-        b.threads,
+        b.versus.threads,
         get("forward_s"),
         get("segment_all_s"),
         b.frames
@@ -74,9 +68,7 @@ pub(super) fn run(b: &EncoderBench) -> Result<()> {
     if b.frames == 0 || b.frames > model.max_frames {
         bail!("--frames must be 1 to max_frames {}", model.max_frames);
     }
-    if b.threads == 0 {
-        bail!("--threads must be at least 1");
-    }
+    let pool = b.versus.pool()?;
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     say!(
         "UME encoder {} wide, {} layers, {} heads, patch {}, {}x{}, {} modalities x {} frames, {} keyframes; {} thread(s) of {cores}",
@@ -89,7 +81,7 @@ pub(super) fn run(b: &EncoderBench) -> Result<()> {
         model.input_channels,
         b.frames,
         model.max_keyframes,
-        b.threads
+        b.versus.threads
     );
     let torch = match reference(b, &config_path) {
         Ok(t) => Some(t),
@@ -102,23 +94,19 @@ pub(super) fn run(b: &EncoderBench) -> Result<()> {
     let ratio = |ours: f64, theirs: Option<f64>| {
         theirs.map_or(String::new(), |t| format!(" ({:.2}x PyTorch)", t / ours))
     };
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(b.threads)
-        .build()
-        .context("thread pool")?;
     let dev = device(DeviceChoice::Cpu);
     let t = pool.install(|| encoder_timing(&model, &dev, b.frames, b.reps));
     say!(
         "{}, {} thread(s): {:.3} s per volume to the keyframe context{}; {:.3} s with all {} frames segmented{}",
         describe(DeviceChoice::Cpu),
-        b.threads,
+        b.versus.threads,
         t.forward_s,
         ratio(t.forward_s, torch.map(|t| t.0)),
         t.segment_all_s,
         b.frames,
         ratio(t.segment_all_s, torch.map(|t| t.1)),
     );
-    if b.wgpu {
+    if b.versus.wgpu {
         let t = encoder_timing(&model, &device(DeviceChoice::Wgpu), b.frames, b.reps);
         say!(
             "{}: {:.3} s per volume to the keyframe context; {:.3} s with all {} frames segmented",

@@ -24,15 +24,9 @@ pub(super) struct TokenizerBench {
     /// Timed passes; the fastest counts.
     #[arg(long, default_value_t = 5)]
     reps: usize,
-    /// Threads for both UME's CPU backend and PyTorch.
-    #[arg(long, default_value_t = 1)]
-    threads: usize,
-    /// Also measure the wgpu backend.
-    #[arg(long)]
-    wgpu: bool,
-    /// Python interpreter with PyTorch for the reference.
-    #[arg(long, default_value = "python3")]
-    python: String,
+    /// Threads, wgpu and the Python with PyTorch.
+    #[command(flatten)]
+    versus: super::bench::VersusTorch,
 }
 
 pub(super) fn run(b: &TokenizerBench) -> Result<()> {
@@ -47,10 +41,8 @@ pub(super) fn run(b: &TokenizerBench) -> Result<()> {
         }
     };
     config.check().map_err(anyhow::Error::msg)?;
-    anyhow::ensure!(
-        b.batch > 0 && b.threads > 0,
-        "--batch and --threads must be at least 1"
-    );
+    anyhow::ensure!(b.batch > 0, "--batch must be at least 1");
+    let pool = b.versus.pool()?;
     let cores = std::thread::available_parallelism().map_or(1, std::num::NonZero::get);
     say!(
         "tokenizer {}x{}, patch {}, {} tokens of a {} x {} codebook, encoder {}x{}, decoder {}x{}; batch {}, {} thread(s) of {cores}",
@@ -65,25 +57,26 @@ pub(super) fn run(b: &TokenizerBench) -> Result<()> {
         config.decoder_width,
         config.decoder_depth,
         b.batch,
-        b.threads,
+        b.versus.threads,
     );
     let args = [
         "--config".to_string(),
         config_path.display().to_string(),
         "--threads".into(),
-        b.threads.to_string(),
+        b.versus.threads.to_string(),
         "--batch".into(),
         b.batch.to_string(),
         "--reps".into(),
         b.reps.to_string(),
     ];
-    let torch = match super::bench::python_reference(&b.python, "titok_reference.py", &args) {
+    let torch = match super::bench::python_reference(&b.versus.python, "titok_reference.py", &args)
+    {
         Ok(j) => {
             let fps = j["frames_per_s"].as_f64().unwrap_or(f64::NAN);
             say!(
                 "PyTorch {} CPU, {} thread(s): {fps:.2} frames/s ({:.1} ms a frame)",
                 j["torch"].as_str().unwrap_or("?"),
-                b.threads,
+                b.versus.threads,
                 1e3 / fps
             );
             Some(fps)
@@ -94,20 +87,16 @@ pub(super) fn run(b: &TokenizerBench) -> Result<()> {
         }
     };
     let ratio = |fps: f64| torch.map_or(String::new(), |t| format!(", {:.2}x PyTorch", fps / t));
-    let pool = rayon::ThreadPoolBuilder::new()
-        .num_threads(b.threads)
-        .build()
-        .context("thread pool")?;
     let dev = device(DeviceChoice::Cpu);
     let fps = pool.install(|| tokenizer_frames_per_s(&config, &dev, b.batch, b.reps));
     say!(
         "{}, {} thread(s): {fps:.2} frames/s ({:.1} ms a frame){}",
         describe(DeviceChoice::Cpu),
-        b.threads,
+        b.versus.threads,
         1e3 / fps,
         ratio(fps)
     );
-    if b.wgpu {
+    if b.versus.wgpu {
         let fps = tokenizer_frames_per_s(&config, &device(DeviceChoice::Wgpu), b.batch, b.reps);
         say!(
             "{}: {fps:.2} frames/s ({:.2} ms a frame)",

@@ -524,15 +524,25 @@ mod tests {
         let tmp = tempfile::tempdir().unwrap_or_else(|e| panic!("{e}"));
         let whole = tmp.path().join("whole");
         let never = AtomicBool::new(false);
+        let (mut quantising, mut validated) = (Vec::new(), Vec::new());
+        let events = |e: TitokEvent| match e {
+            TitokEvent::Quantising { step } => quantising.push(step),
+            TitokEvent::Validated { step, .. } => validated.push(step),
+            _ => {}
+        };
         train_titok(
             &c,
             &data[..18],
             &data[18..],
             &run(&whole, false),
             &never,
-            |_| {},
+            events,
         )
         .unwrap_or_else(|e| panic!("{e}"));
+        // Quantising starts after the warm-up, and only quantising models
+        // are scored.
+        assert_eq!(quantising, [2]);
+        assert_eq!(validated, [3, 7, 11]);
 
         // The same run stopped after step 6, then resumed.
         let parts = tmp.path().join("parts");
