@@ -9,35 +9,121 @@ use std::path::{Path, PathBuf};
 use std::process::Command;
 use std::sync::{Mutex, MutexGuard};
 
-/// `xvfb-run -a` picks its display by looking for a free lock file, then
-/// starts Xvfb: two tests doing that at once can pick the same display, and
-/// one of them then cannot connect (CI saw "Failed to open connection to X
-/// server"). The tests in this file take turns on Xvfb.
-static XVFB: Mutex<()> = Mutex::new(());
-
-fn xvfb_turn() -> MutexGuard<'static, ()> {
-    XVFB.lock()
-        .unwrap_or_else(std::sync::PoisonError::into_inner)
+/// A private X server for one test. `xvfb-run -a` picks its display by
+/// looking for a free lock file in /tmp, which cannot see a server another
+/// container or test started on the same number (the abstract socket is
+/// shared): CI saw the app fail with "Failed to open connection to X
+/// server". Xvfb's own `-displayfd` binds the first number that is really
+/// free and reports it, so there is no race. The tests still take turns:
+/// two lavapipe windows at once on two cores only slow each other down.
+struct Xvfb {
+    server: std::process::Child,
+    display: String,
+    _turn: MutexGuard<'static, ()>,
 }
 
+static XVFB: Mutex<()> = Mutex::new(());
+
+impl Xvfb {
+    fn start() -> Self {
+        use std::io::BufRead;
+        let turn = XVFB
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let mut server = Command::new("Xvfb")
+            .args([
+                "-displayfd",
+                "1",
+                "-screen",
+                "0",
+                "1400x900x24",
+                "-nolisten",
+                "tcp",
+            ])
+            .stdout(std::process::Stdio::piped())
+            .stderr(std::process::Stdio::null())
+            .spawn()
+            .expect("Xvfb (package xvfb; the README's test command installs it)");
+        let mut line = String::new();
+        std::io::BufReader::new(server.stdout.take().unwrap())
+            .read_line(&mut line)
+            .unwrap();
+        let number = line.trim();
+        assert!(
+            !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()),
+            "Xvfb reported no display ({line:?})"
+        );
+        Self {
+            display: format!(":{number}"),
+            server,
+            _turn: turn,
+        }
+    }
+
+    /// `program` with this server's display and a clean session around it.
+    fn command(&self, program: &str, runtime: &Path, home: &Path) -> Command {
+        let mut cmd = Command::new(program);
+        cmd.env("DISPLAY", &self.display)
+            .env("XDG_RUNTIME_DIR", runtime)
+            .env("HOME", home)
+            .env_remove("XAUTHORITY")
+            .env_remove("WAYLAND_DISPLAY")
+            .env_remove("DBUS_SESSION_BUS_ADDRESS");
+        cmd
+    }
+}
+
+impl Drop for Xvfb {
+    fn drop(&mut self) {
+        let _ = self.server.kill();
+        let _ = self.server.wait();
+    }
+}
+
+/// Runs `session` on a fresh X server. About one start in fifteen here (and
+/// both scripted sessions of one CI run) the app's first connection to a
+/// server that has just reported itself ready fails ("Failed to open
+/// connection to X server") while a plain X client never does; the cause is
+/// not found. When `session` says the app never got its window (`None`),
+/// it runs again on a new server, at most three times. Only the window's
+/// opening is retried: what the session checks once the window is up is
+/// asserted on the first try.
+fn on_fresh_display<T>(mut session: impl FnMut(&Xvfb) -> Option<T>) -> T {
+    for attempt in 1..=3 {
+        let x = Xvfb::start();
+        if let Some(done) = session(&x) {
+            return done;
+        }
+        eprintln!(
+            "attempt {attempt}: the app could not connect to Xvfb {}; again on a new server",
+            x.display
+        );
+    }
+    panic!("the app never opened its window on a fresh Xvfb (3 attempts)");
+}
+
+const NO_WINDOW: &str = "could not open the UME window";
+
 fn screenshot(args: &[&Path], out: &Path) -> image::RgbaImage {
-    let _turn = xvfb_turn();
-    let runtime = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
-    let status = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1400x900x24"])
-        .arg(env!("CARGO_BIN_EXE_ume"))
-        .arg("view")
-        .args(args)
-        .arg("--screenshot")
-        .arg(out)
-        .env("XDG_RUNTIME_DIR", runtime.path())
-        .env("HOME", home.path())
-        .env_remove("WAYLAND_DISPLAY")
-        .status()
-        .expect("xvfb-run (package xvfb; the README's test command installs it)");
-    assert!(status.success(), "ume view exited with {status}");
-    image::open(out).unwrap().to_rgba8()
+    on_fresh_display(|x| {
+        let runtime = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let run = x
+            .command(env!("CARGO_BIN_EXE_ume"), runtime.path(), home.path())
+            .arg("view")
+            .args(args)
+            .arg("--screenshot")
+            .arg(out)
+            .output()
+            .unwrap();
+        let stderr = String::from_utf8_lossy(&run.stderr);
+        eprint!("{stderr}");
+        if !run.status.success() && stderr.contains(NO_WINDOW) {
+            return None;
+        }
+        assert!(run.status.success(), "ume view exited with {}", run.status);
+        Some(image::open(out).unwrap().to_rgba8())
+    })
 }
 
 /// Share of pixels in a region that are neither black nor panel grey.
@@ -121,23 +207,25 @@ fn window_shows_a_brats_phantom_folder() {
     assert!(green > 200, "edema overlay visible ({green} green pixels)");
 }
 
-/// Run `ume view IMAGE --labels LABELS --save-labels-to OUT` under Xvfb;
+/// Run `ume view IMAGE --labels LABELS --save-labels-to OUT` on a fresh Xvfb;
 /// once its window is up, `keys` (a shell snippet of xdotool commands) is
 /// typed into it, then Ctrl+S until OUT appears, then Ctrl+Q.
 fn scripted_session(image: &Path, labels: &Path, out: &Path, keys: &str) {
-    let _turn = xvfb_turn();
-    let runtime = tempfile::tempdir().unwrap();
-    let home = tempfile::tempdir().unwrap();
     let script = r#"
-        "$UME" view "$IMAGE" --labels "$LABELS" --save-labels-to "$OUT" &
+        "$UME" view "$IMAGE" --labels "$LABELS" --save-labels-to "$OUT" 2>"$ERR" &
         pid=$!
         win=""
         for i in $(seq 1 120); do
             win=$(xdotool search --name '^UME' 2>/dev/null | head -n1)
             [ -n "$win" ] && break
+            if ! kill -0 $pid 2>/dev/null; then
+                cat "$ERR" >&2
+                grep -q "$NO_WINDOW" "$ERR" && exit 4
+                echo "ume view exited before its window appeared"; exit 2
+            fi
             sleep 0.5
         done
-        [ -n "$win" ] || { echo "no UME window"; kill $pid; exit 2; }
+        [ -n "$win" ] || { cat "$ERR" >&2; echo "no UME window"; kill $pid; exit 2; }
         sleep 4
         # No window manager under Xvfb: focus the window, then type and
         # move the mouse through XTEST as a user would.
@@ -157,22 +245,30 @@ fn scripted_session(image: &Path, labels: &Path, out: &Path, keys: &str) {
             kill -0 $pid 2>/dev/null || exit 0
             sleep 0.5
         done
-        echo "UME did not quit on Ctrl+Q"; kill $pid; exit 3
+        cat "$ERR" >&2; echo "UME did not quit on Ctrl+Q"; kill $pid; exit 3
     "#;
-    let status = Command::new("xvfb-run")
-        .args(["-a", "-s", "-screen 0 1400x900x24", "sh", "-c", script])
-        .env("UME", env!("CARGO_BIN_EXE_ume"))
-        .env("IMAGE", image)
-        .env("LABELS", labels)
-        .env("OUT", out)
-        .env("KEYS", keys)
-        .env("XDG_RUNTIME_DIR", runtime.path())
-        .env("HOME", home.path())
-        .env_remove("WAYLAND_DISPLAY")
-        .env_remove("DBUS_SESSION_BUS_ADDRESS")
-        .status()
-        .expect("xvfb-run and xdotool (the README's test command installs them)");
-    assert!(status.success(), "the scripted session failed: {status}");
+    on_fresh_display(|x| {
+        let runtime = tempfile::tempdir().unwrap();
+        let home = tempfile::tempdir().unwrap();
+        let status = x
+            .command("sh", runtime.path(), home.path())
+            .args(["-c", script])
+            .env("UME", env!("CARGO_BIN_EXE_ume"))
+            .env("IMAGE", image)
+            .env("LABELS", labels)
+            .env("OUT", out)
+            .env("KEYS", keys)
+            .env("ERR", home.path().join("ume.stderr"))
+            .env("NO_WINDOW", NO_WINDOW)
+            .status()
+            .expect("sh");
+        // 4: the app could not connect to the server.
+        if status.code() == Some(4) {
+            return None;
+        }
+        assert!(status.success(), "the scripted session failed: {status}");
+        Some(())
+    });
     assert!(out.is_file(), "Ctrl+S wrote {}", out.display());
 }
 
