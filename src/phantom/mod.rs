@@ -15,7 +15,7 @@ mod brats;
 mod rng;
 mod totalseg;
 
-pub use acdc::{AcdcPhantom, acdc_case};
+pub use acdc::{ACDC_NOISE_SD, AcdcPhantom, acdc_case, acdc_case_with_noise};
 pub use brats::{BratsPhantom, brats_case};
 pub use totalseg::{TotalSegPhantom, ct_volume, totalseg_case};
 
