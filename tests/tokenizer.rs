@@ -82,6 +82,10 @@ fn bench_tokenizer_times_the_cpu_backend_and_checks_its_options() {
         text.contains("CPU (flex), 1 thread(s)") && text.contains("frames/s"),
         "{text}"
     );
+    assert!(
+        text.contains("UME CPU engine, 1 thread(s)"),
+        "the engine `ume tokenize` uses on the CPU is timed too: {text}"
+    );
     // With PyTorch the line says so; without it the ratio is left out.
     assert!(text.contains("PyTorch"), "{text}");
     let o = ume(&["bench", "tokenizer", "--config", config, "--threads", "0"]);

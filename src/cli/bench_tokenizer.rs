@@ -6,7 +6,7 @@
 //! adapter too. The goal is ≥ 1.0× PyTorch at one thread.
 
 use crate::models::{DeviceChoice, describe, device};
-use crate::training::bench::tokenizer_frames_per_s;
+use crate::training::bench::{tokenizer_engine_frames_per_s, tokenizer_frames_per_s};
 use crate::training::titok::TitokTrainConfig;
 use anyhow::{Context, Result};
 use std::path::{Path, PathBuf};
@@ -92,6 +92,13 @@ pub(super) fn run(b: &TokenizerBench) -> Result<()> {
     say!(
         "{}, {} thread(s): {fps:.2} frames/s ({:.1} ms a frame){}",
         describe(DeviceChoice::Cpu),
+        b.versus.threads,
+        1e3 / fps,
+        ratio(fps)
+    );
+    let fps = pool.install(|| tokenizer_engine_frames_per_s(&config, b.batch, b.reps));
+    say!(
+        "UME CPU engine, {} thread(s): {fps:.2} frames/s ({:.1} ms a frame){}",
         b.versus.threads,
         1e3 / fps,
         ratio(fps)

@@ -109,29 +109,23 @@ pub fn tokenize_volume(
     let total = frames.len();
     let mut tokens = Vec::with_capacity(total);
     let mut values = Vec::with_capacity(total * nx * ny);
+    // On the CPU the engine runs the same computation without Burn's
+    // per-op costs (engine::titok); Burn keeps the GPU.
+    let engine = super::is_cpu(device).then(|| super::engine::CpuTitok::new(model));
     for (start, chunk) in frames.chunks(batch.max(1)).enumerate() {
         let n = chunk.len();
         let flat: Vec<f32> = chunk.concat();
-        let x = Tensor::<4>::from_data(TensorData::new(flat, [n, 1, h, w]), device);
-        let ids = model.tokenize(x);
-        let decoded: Vec<f32> = model
-            .detokenize(ids.clone())
-            .into_data()
-            .try_to_vec::<f32>()
-            .map_err(|e| SegmentError::Input(format!("{e:?}")))?;
-        let ids: Vec<i64> = ids
-            .into_data()
-            .convert::<i64>()
-            .try_to_vec::<i64>()
-            .map_err(|e| SegmentError::Input(format!("{e:?}")))?;
+        let (ids, decoded) = match &engine {
+            Some(engine) => {
+                let ids = engine.tokenize(&flat);
+                let decoded = engine.detokenize(&ids);
+                (ids, decoded)
+            }
+            None => burn_round_trip(model, flat, [n, h, w], device)?,
+        };
         let k = config.num_latent_tokens;
         for f in 0..n {
-            tokens.push(
-                ids[f * k..(f + 1) * k]
-                    .iter()
-                    .map(|&i| u32::try_from(i).unwrap_or(0))
-                    .collect(),
-            );
+            tokens.push(ids[f * k..(f + 1) * k].to_vec());
             let mut native = Vec::with_capacity(nx * ny);
             resample(
                 &decoded[f * h * w..(f + 1) * h * w],
@@ -200,6 +194,32 @@ pub fn tokenize_volume(
         ssim,
         temporal_mean_psnr_db,
     })
+}
+
+/// Token ids and decoded frames of `[n, h, w]` frames through Burn.
+fn burn_round_trip(
+    model: &Titok,
+    flat: Vec<f32>,
+    [n, h, w]: [usize; 3],
+    device: &Device,
+) -> Result<(Vec<u32>, Vec<f32>), SegmentError> {
+    let x = Tensor::<4>::from_data(TensorData::new(flat, [n, 1, h, w]), device);
+    let ids = model.tokenize(x);
+    let decoded: Vec<f32> = model
+        .detokenize(ids.clone())
+        .into_data()
+        .try_to_vec::<f32>()
+        .map_err(|e| SegmentError::Input(format!("{e:?}")))?;
+    let ids: Vec<i64> = ids
+        .into_data()
+        .convert::<i64>()
+        .try_to_vec::<i64>()
+        .map_err(|e| SegmentError::Input(format!("{e:?}")))?;
+    let ids = ids
+        .into_iter()
+        .map(|i| u32::try_from(i).unwrap_or(0))
+        .collect();
+    Ok((ids, decoded))
 }
 
 /// Peak signal-to-noise ratio in dB with data range `range` (∞ when equal).

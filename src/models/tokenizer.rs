@@ -141,7 +141,7 @@ impl TitokConfig {
 /// The codebook: `[C, c]` entries, compared after L2 normalisation.
 #[derive(Module, Debug)]
 pub struct Codebook {
-    entries: Param<Tensor<2>>,
+    pub(crate) entries: Param<Tensor<2>>,
 }
 
 /// Rows scaled to unit length.
@@ -247,24 +247,24 @@ impl Codebook {
 /// The tokenizer.
 #[derive(Module, Debug)]
 pub struct Titok {
-    patch_embed: Linear,
-    patch_pos: Param<Tensor<2>>,
-    latents: Param<Tensor<2>>,
-    latent_pos: Param<Tensor<2>>,
-    encoder: TransformerEncoder,
-    encoder_norm: LayerNorm,
-    to_code: Linear,
+    pub(crate) patch_embed: Linear,
+    pub(crate) patch_pos: Param<Tensor<2>>,
+    pub(crate) latents: Param<Tensor<2>>,
+    pub(crate) latent_pos: Param<Tensor<2>>,
+    pub(crate) encoder: TransformerEncoder,
+    pub(crate) encoder_norm: LayerNorm,
+    pub(crate) to_code: Linear,
     /// The codebook.
     pub codebook: Codebook,
-    from_code: Linear,
-    mask_token: Param<Tensor<1>>,
-    decoder_pos: Param<Tensor<2>>,
-    decoder: TransformerEncoder,
-    decoder_norm: LayerNorm,
-    to_pixels: Linear,
-    patch_size: usize,
-    grid: [usize; 2],
-    commitment: f64,
+    pub(crate) from_code: Linear,
+    pub(crate) mask_token: Param<Tensor<1>>,
+    pub(crate) decoder_pos: Param<Tensor<2>>,
+    pub(crate) decoder: TransformerEncoder,
+    pub(crate) decoder_norm: LayerNorm,
+    pub(crate) to_pixels: Linear,
+    pub(crate) patch_size: usize,
+    pub(crate) grid: [usize; 2],
+    pub(crate) commitment: f64,
 }
 
 /// Frames cut into flattened patches.

@@ -212,3 +212,30 @@ pub fn tokenizer_frames_per_s(
     }
     batch as f64 / best
 }
+
+/// Frames per second of the tokenizer's CPU engine
+/// ([`crate::models::engine::CpuTitok`]) on the same random weights and
+/// frames as [`tokenizer_frames_per_s`]: tokens and back, fastest of
+/// `reps` passes after one warm-up, in the caller's thread pool.
+pub fn tokenizer_engine_frames_per_s(
+    config: &crate::models::tokenizer::TitokConfig,
+    batch: usize,
+    reps: usize,
+) -> f64 {
+    let device = Device::flex();
+    let engine = crate::models::engine::CpuTitok::new(&config.init(&device));
+    let [h, w] = config.image_size;
+    let x = Tensor::<4>::random([batch, 1, h, w], Distribution::Uniform(0.0, 1.0), &device)
+        .into_data()
+        .try_to_vec::<f32>()
+        .unwrap_or_default();
+    let pass = || std::hint::black_box(engine.detokenize(&engine.tokenize(&x)));
+    pass();
+    let mut best = f64::INFINITY;
+    for _ in 0..reps.max(1) {
+        let clock = Instant::now();
+        pass();
+        best = best.min(clock.elapsed().as_secs_f64());
+    }
+    batch as f64 / best
+}
