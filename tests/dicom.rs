@@ -523,6 +523,16 @@ fn fuzz_found_inputs_are_errors() {
     ));
     let err = ume::io::load(p).unwrap_err().to_string();
     assert!(err.contains("(0012,0000) claims 3758161918 bytes"), "{err}");
+    // An undefined-length OB that is not pixel data: dicom-rs reads it as
+    // a sequence of items, and its "fragment" bytes as elements, one of
+    // which claims 3.7 GB. Refused by the length check, which now steps
+    // in as dicom-rs does.
+    let p = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/dicom_undefined_ob_oom.dcm"
+    ));
+    let err = ume::io::load(p).unwrap_err().to_string();
+    assert!(err.contains("claims 3758161918 bytes"), "{err}");
 }
 
 /// Rewrite one element of a written file (to make the oddities scanners

@@ -115,9 +115,8 @@ fn walk(
             }
             continue;
         }
-        let mut vr = [0u8; 2];
         let (len, header, step_into) = if explicit {
-            vr = [b[pos + 4], b[pos + 5]];
+            let vr = [b[pos + 4], b[pos + 5]];
             // As dicom-rs reads them: these VRs have a 16-bit length; every
             // other one, unknown VRs included (read as UN), a 32-bit one.
             let long = !matches!(
@@ -154,15 +153,14 @@ fn walk(
             (u32_at(b, pos + 4, big).unwrap_or(0), 8, false)
         };
         pos += header;
-        if len == UNDEFINED && ((group, elem) == (0x7FE0, 0x0010) || matches!(&vr, b"OB" | b"OW")) {
+        // As dicom-rs decides: only an undefined-length (7FE0,0010) holds
+        // fragments; any other undefined-length element, whatever its VR
+        // (OB and UN included), is read as a sequence of data-set items in
+        // the same encoding (a fuzzed (7F7E,0010) OB walked here as
+        // fragments let dicom-rs read an item tag as a 3.7 GB length).
+        if len == UNDEFINED && (group, elem) == (0x7FE0, 0x0010) {
             fragments = true;
             continue;
-        }
-        if explicit && len == UNDEFINED && &vr == b"UN" {
-            // An undefined-length UN holds an implicit-VR sequence up to
-            // its delimiter; rather than mirror that, stop checking here
-            // (never refuse a sound file).
-            return Ok(b.len());
         }
         // Implicit VR hides sequences: dicom-rs knows them from its
         // dictionary and steps in; so does this walk.
