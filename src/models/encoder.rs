@@ -231,12 +231,9 @@ impl UmeEncoder {
         let per_modality: Vec<Tensor<4>> = (0..m)
             .map(|k| {
                 let frames = x.clone().narrow(1, k, 1).reshape([b * t, 1, h, w]);
-                let tokens = self.patch[k].forward(frames); // [B·T, D, gh, gw]
-                let d = tokens.dims()[1];
-                tokens
-                    .reshape([b * t, d, n])
-                    .swap_dims(1, 2)
-                    .reshape([b, t, n, d])
+                let tokens = self.patch_tokens(k, frames); // [B·T, N, D]
+                let d = tokens.dims()[2];
+                tokens.reshape([b, t, n, d])
             })
             .collect();
         let tokens = Tensor::stack::<5>(per_modality, 1); // [B, M, T, N, D]
@@ -244,6 +241,34 @@ impl UmeEncoder {
         let modality = self.modality_embed.val().reshape([1, m, 1, 1, d]);
         let patch = self.patch_pos.val().reshape([1, 1, 1, n, d]);
         tokens + modality + patch
+    }
+
+    /// Modality `k`'s patch tokens of frames, as one matrix product. The
+    /// patch convolution has kernel = stride = P and no padding, so each
+    /// token is its patch's P·P pixels times the kernel; Burn's convolution
+    /// ran it as an unfold, a product and a transpose back to tokens, and
+    /// this form (the same weights and sums) skips those copies and feeds
+    /// gemm `[N, P·P] · [P·P, D]` products, frames in parallel: the patch embedding
+    /// is most of the encoder's work on the standard config.
+    ///
+    /// # Shapes
+    /// `[F, 1, H, W]` → `[F, N, D]`
+    fn patch_tokens(&self, k: usize, frames: Tensor<4>) -> Tensor<3> {
+        let [f, _, h, w] = frames.dims();
+        let p = self.patch_size;
+        let (gh, gw) = (h / p, w / p);
+        let conv = &self.patch[k];
+        let d = conv.weight.dims()[0];
+        let patches = frames
+            .reshape([f, gh, p, gw, p])
+            .permute([0, 1, 3, 2, 4])
+            .reshape([f, gh * gw, p * p]);
+        let weight = conv.weight.val().reshape([d, p * p]).transpose();
+        let mut tokens = patches.matmul(weight.reshape([1, p * p, d]));
+        if let Some(bias) = &conv.bias {
+            tokens = tokens + bias.val().reshape([1, 1, d]);
+        }
+        tokens
     }
 
     /// Frame-position embeddings of frame indices, `[len, D]`.
@@ -454,11 +479,7 @@ impl UmeEncoder {
         let per_modality: Vec<Tensor<4>> = (0..m)
             .map(|k| {
                 let frames = crops.clone().narrow(1, k, 1).reshape([b * t, 1, h, w]);
-                self.patch[k]
-                    .forward(frames)
-                    .reshape([b * t, d, n])
-                    .swap_dims(1, 2)
-                    .reshape([b, t, n, d])
+                self.patch_tokens(k, frames).reshape([b, t, n, d])
             })
             .collect();
         let tokens = Tensor::stack::<5>(per_modality, 1)
