@@ -102,6 +102,7 @@ impl Norm {
     }
 
     /// Each `gamma.len()`-wide row of `x`, normalised, into `out`.
+    #[inline(always)]
     pub(crate) fn forward(&self, x: &[f32], out: &mut [f32]) {
         let w = self.gamma.len();
         for (row, o) in x.chunks_exact(w).zip(out.chunks_exact_mut(w)) {
@@ -120,7 +121,7 @@ impl Norm {
 
 /// Sum in eight lanes: a plain `iter().sum()` of floats must keep its
 /// order and runs one add at a time.
-#[inline]
+#[inline(always)]
 fn sum(v: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let chunks = v.chunks_exact(8);
@@ -134,7 +135,7 @@ fn sum(v: &[f32]) -> f32 {
 }
 
 /// Sum of squares, in eight lanes as [`sum`].
-#[inline]
+#[inline(always)]
 fn sum_sq(v: &[f32]) -> f32 {
     let mut lanes = [0.0f32; 8];
     let chunks = v.chunks_exact(8);
@@ -148,7 +149,7 @@ fn sum_sq(v: &[f32]) -> f32 {
 }
 
 /// Largest value, in eight lanes as [`sum`].
-#[inline]
+#[inline(always)]
 fn max(v: &[f32]) -> f32 {
     let mut lanes = [f32::NEG_INFINITY; 8];
     let chunks = v.chunks_exact(8);
@@ -170,7 +171,7 @@ fn max(v: &[f32]) -> f32 {
 /// Branch-free, so loops over it vectorise; `f32::exp` calls libm one value
 /// at a time, and softmax and GELU run it on every attention score and
 /// hidden unit.
-#[inline]
+#[inline(always)]
 pub(crate) fn exp(x: f32) -> f32 {
     let x = x.clamp(-87.3, 88.7);
     // Round to nearest by adding and taking away 1.5·2^23 (`f32::round`
@@ -189,7 +190,7 @@ pub(crate) fn exp(x: f32) -> f32 {
 /// The error function to 1.5e-7, plus f32 rounding (Abramowitz and Stegun 7.1.26), so GELU
 /// is `x · Φ(x)` as Burn and PyTorch compute it, not the tanh
 /// approximation.
-#[inline]
+#[inline(always)]
 fn erf(x: f32) -> f32 {
     let z = x.abs();
     let t = 1.0 / (1.0 + 0.327_591_1 * z);
@@ -199,6 +200,7 @@ fn erf(x: f32) -> f32 {
     (1.0 - poly * exp(-z * z)).copysign(x)
 }
 
+#[inline(always)]
 fn gelu(v: &mut [f32]) {
     for x in v {
         *x = 0.5 * *x * (1.0 + erf(*x * std::f32::consts::FRAC_1_SQRT_2));
@@ -266,6 +268,31 @@ impl Blocks {
     /// One sequence `x` (`[S, width]`, row-major) through every block, in
     /// place.
     pub(crate) fn forward(&self, x: &mut [f32], scratch: &mut Scratch) {
+        #[cfg(target_arch = "x86_64")]
+        if std::arch::is_x86_feature_detected!("avx2") && std::arch::is_x86_feature_detected!("fma")
+        {
+            // SAFETY: the CPU has AVX2 and FMA, checked just above.
+            #[allow(unsafe_code)]
+            unsafe {
+                self.forward_avx2(x, scratch);
+            }
+            return;
+        }
+        self.forward_any(x, scratch);
+    }
+
+    /// [`Blocks::forward`] compiled for AVX2 (the release build targets
+    /// plain x86-64, whose 4-wide SSE2 halves the element-wise loops'
+    /// speed); gemm picks its own kernels at run time either way.
+    #[cfg(target_arch = "x86_64")]
+    #[allow(unsafe_code)]
+    #[target_feature(enable = "avx2,fma")]
+    unsafe fn forward_avx2(&self, x: &mut [f32], scratch: &mut Scratch) {
+        self.forward_any(x, scratch);
+    }
+
+    #[inline(always)]
+    fn forward_any(&self, x: &mut [f32], scratch: &mut Scratch) {
         let w = self.width;
         let s = x.len() / w;
         let grow = |v: &mut Vec<f32>, n: usize| {
