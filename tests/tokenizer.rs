@@ -372,12 +372,14 @@ fn the_tokenizer_panel_reconstructs_the_open_cine_in_the_background() {
 }
 
 /// What the issue's goal can ask of these phantoms. Their noise (σ = 15 on
-/// a 0–620 scale, new in every frame) cannot be carried by 32 tokens, and
-/// the noise-free cine itself, the best any such reconstruction can return,
-/// scores about 33 dB but an SSIM near 0.82 against the noisy cine: the
-/// noise's local variance sits in SSIM's denominator. So SSIM ≥ 0.9 on
-/// these phantoms is out of reach by construction, while 30 dB is not
-/// (BENCHMARKS.md, Tokenizer).
+/// a 0–620 scale, new in every frame) cannot be carried by 32 tokens of 10
+/// bits. The noise-free cine scores about 33 dB against the noisy one, so
+/// 30 dB is within reach. But in a 7×7 window where the phantom is flat, a
+/// reconstruction uncorrelated with the noise has an SSIM structure term of
+/// at most C2 / (the window's variance + C2), about 0.65 here; with every
+/// other window counted as 1, no such reconstruction can average above
+/// about 0.86, so SSIM ≥ 0.9 is out of reach on these phantoms (BENCHMARKS.md,
+/// Tokenizer). The noise-free cine itself scores 0.82.
 #[test]
 fn the_phantoms_noise_caps_a_noise_free_reconstruction() {
     use ume::models::tokenize::{psnr, ssim};
@@ -387,8 +389,10 @@ fn the_phantoms_noise_caps_a_noise_free_reconstruction() {
     let [nx, ny, nz] = noisy.dims;
     let stats = &noisy.stats()[0];
     let range = stats.max - stats.min;
+    let c2 = (0.03 * range).powi(2);
     let plane = nx * ny;
     let (mut p, mut s, mut n) = (0.0, 0.0, 0.0);
+    let (mut bound, mut windows) = (0.0, 0.0);
     for t in 0..noisy.frames {
         let (a, b) = (noisy.frame_f32(t).unwrap(), clean.frame_f32(t).unwrap());
         for z in 0..nz {
@@ -399,10 +403,34 @@ fn the_phantoms_noise_caps_a_noise_free_reconstruction() {
             p += psnr(fa, fb, range);
             s += ssim(fa, fb, nx, ny, range);
             n += 1.0;
+            // The bound, window by window as `ssim` takes them.
+            for j in 3..ny - 3 {
+                for i in 3..nx - 3 {
+                    let at = |y: usize, x: usize| y * nx + x;
+                    let flat = (j - 3..=j + 3)
+                        .all(|y| (i - 3..=i + 3).all(|x| fb[at(y, x)] == fb[at(j, i)]));
+                    bound += if flat {
+                        let v: Vec<f64> = (j - 3..=j + 3)
+                            .flat_map(|y| (i - 3..=i + 3).map(move |x| (y, x)))
+                            .map(|(y, x)| f64::from(fa[at(y, x)]))
+                            .collect();
+                        let mean = v.iter().sum::<f64>() / 49.0;
+                        let var = v.iter().map(|x| (x - mean).powi(2)).sum::<f64>() / 48.0;
+                        c2 / (var + c2)
+                    } else {
+                        1.0
+                    };
+                    windows += 1.0;
+                }
+            }
         }
     }
-    let (p, s) = (p / n, s / n);
-    eprintln!("noise-free cine against the noisy one: {p:.2} dB, SSIM {s:.3}");
+    let (p, s, bound) = (p / n, s / n, bound / windows);
+    eprintln!(
+        "noise-free cine against the noisy one: {p:.2} dB, SSIM {s:.3}; \
+         SSIM bound of a reconstruction uncorrelated with the noise {bound:.3}"
+    );
     assert!((31.0..35.0).contains(&p), "PSNR ceiling {p:.2} dB");
-    assert!(s < 0.9, "SSIM ceiling {s:.3}");
+    assert!(s < 0.9, "SSIM of the noise-free cine {s:.3}");
+    assert!(bound < 0.9, "SSIM bound {bound:.3}");
 }

@@ -30,7 +30,7 @@ impl Xvfb {
         let turn = XVFB
             .lock()
             .unwrap_or_else(std::sync::PoisonError::into_inner);
-        let mut server = Command::new("Xvfb")
+        let server = Command::new("Xvfb")
             .args([
                 "-displayfd",
                 "1",
@@ -44,20 +44,32 @@ impl Xvfb {
             .stderr(std::process::Stdio::null())
             .spawn()
             .expect("Xvfb (package xvfb; the README's test command installs it)");
-        let mut line = String::new();
-        std::io::BufReader::new(server.stdout.take().unwrap())
-            .read_line(&mut line)
+        // Owned before anything can fail, so the server is killed on drop.
+        let mut x = Self {
+            display: String::new(),
+            server,
+            _turn: turn,
+        };
+        let stdout = x.server.stdout.take().unwrap();
+        let (tx, rx) = std::sync::mpsc::sync_channel(1);
+        std::thread::Builder::new()
+            .name("xvfb-display".into())
+            .spawn(move || {
+                let mut line = String::new();
+                let _ = std::io::BufReader::new(stdout).read_line(&mut line);
+                let _ = tx.send(line);
+            })
             .unwrap();
+        let line = rx
+            .recv_timeout(std::time::Duration::from_secs(60))
+            .expect("Xvfb reported no display within 60 s");
         let number = line.trim();
         assert!(
             !number.is_empty() && number.bytes().all(|b| b.is_ascii_digit()),
             "Xvfb reported no display ({line:?})"
         );
-        Self {
-            display: format!(":{number}"),
-            server,
-            _turn: turn,
-        }
+        x.display = format!(":{number}");
+        x
     }
 
     /// `program` with this server's display and a clean session around it.
@@ -102,7 +114,10 @@ fn on_fresh_display<T>(mut session: impl FnMut(&Xvfb) -> Option<T>) -> T {
     panic!("the app never opened its window on a fresh Xvfb (3 attempts)");
 }
 
-const NO_WINDOW: &str = "could not open the UME window";
+/// What winit says when the app could not connect to the X server (the
+/// one failure retried; any other failure to open the window is the app's
+/// and fails the test).
+const NO_WINDOW: &str = "Failed to open connection to X server";
 
 fn screenshot(args: &[&Path], out: &Path) -> image::RgbaImage {
     on_fresh_display(|x| {

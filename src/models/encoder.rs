@@ -254,15 +254,10 @@ impl UmeEncoder {
     /// # Shapes
     /// `[F, 1, H, W]` → `[F, N, D]`
     fn patch_tokens(&self, k: usize, frames: Tensor<4>) -> Tensor<3> {
-        let [f, _, h, w] = frames.dims();
         let p = self.patch_size;
-        let (gh, gw) = (h / p, w / p);
         let conv = &self.patch[k];
         let d = conv.weight.dims()[0];
-        let patches = frames
-            .reshape([f, gh, p, gw, p])
-            .permute([0, 1, 3, 2, 4])
-            .reshape([f, gh * gw, p * p]);
+        let patches = super::tokenizer::patchify(frames, p); // [F, N, P·P]
         let weight = conv.weight.val().reshape([d, p * p]).transpose();
         let mut tokens = patches.matmul(weight.reshape([1, p * p, d]));
         if let Some(bias) = &conv.bias {

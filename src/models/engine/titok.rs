@@ -32,6 +32,19 @@ pub struct CpuTitok {
     to_pixels: Dense,
 }
 
+/// Calls `row(frame_at, patch_at)` for every pixel row of every patch:
+/// the offsets of its `p` pixels in the row-major frame (`gw` patches
+/// wide) and in the patch-major layout ([`crate::models::tokenizer::patchify`]'s).
+fn for_patch_rows(p: usize, gw: usize, patches: usize, mut row: impl FnMut(usize, usize)) {
+    let width = gw * p;
+    for i in 0..patches {
+        let (gy, gx) = (i / gw, i % gw);
+        for py in 0..p {
+            row((gy * p + py) * width + gx * p, (i * p + py) * p);
+        }
+    }
+}
+
 fn normalise(v: &mut [f32]) {
     let norm = v.iter().map(|x| x * x).sum::<f32>().sqrt().max(1e-6);
     v.iter_mut().for_each(|x| *x /= norm);
@@ -80,8 +93,17 @@ impl CpuTitok {
 
     /// Token ids `[B, K]` of `B` frames (`[B, H, W]`, row-major, values as
     /// the model was trained on).
+    ///
+    /// # Panics
+    /// When `frames` is not a whole number of frames of the model's size.
     pub fn tokenize(&self, frames: &[f32]) -> Vec<u32> {
         let k = self.latents;
+        assert!(
+            frames.len().is_multiple_of(self.frame_len()),
+            "{} values are not whole {}-value frames",
+            frames.len(),
+            self.frame_len()
+        );
         let mut ids = vec![0u32; frames.len() / self.frame_len() * k];
         frames
             .par_chunks_exact(self.frame_len())
@@ -95,15 +117,10 @@ impl CpuTitok {
     fn tokenize_one(&self, frame: &[f32], ids: &mut [u32], scratch: &mut Scratch) {
         let (p, [gh, gw]) = (self.patch, self.grid);
         let (n, k, de, c) = (gh * gw, self.latents, self.patch_embed.d_out, self.code_dim);
-        let width = gw * p;
         let mut patches = vec![0.0; n * p * p];
-        for (i, patch) in patches.chunks_exact_mut(p * p).enumerate() {
-            let (gy, gx) = (i / gw, i % gw);
-            for py in 0..p {
-                let src = (gy * p + py) * width + gx * p;
-                patch[py * p..(py + 1) * p].copy_from_slice(&frame[src..src + p]);
-            }
-        }
+        for_patch_rows(p, gw, n, |frame_at, patch_at| {
+            patches[patch_at..patch_at + p].copy_from_slice(&frame[frame_at..frame_at + p]);
+        });
         let mut seq = self.encoder_start.clone();
         self.patch_embed.forward(&patches, n, &mut seq, true);
         self.encoder.forward(&mut seq, scratch);
@@ -140,8 +157,16 @@ impl CpuTitok {
 
     /// Frames `[B, H, W]` decoded from token ids `[B, K]` (ids beyond the
     /// codebook read its last entry).
+    ///
+    /// # Panics
+    /// When `ids` is not a whole number of frames' `K` tokens.
     pub fn detokenize(&self, ids: &[u32]) -> Vec<f32> {
         let k = self.latents;
+        assert!(
+            ids.len().is_multiple_of(k),
+            "{} ids are not whole frames of {k} tokens",
+            ids.len()
+        );
         let mut frames = vec![0.0; ids.len() / k * self.frame_len()];
         ids.par_chunks_exact(k)
             .zip(frames.par_chunks_exact_mut(self.frame_len()))
@@ -167,14 +192,9 @@ impl CpuTitok {
         self.decoder_norm.forward(&seq[k * dd..], &mut normed);
         let mut pixels = vec![0.0; n * p * p];
         self.to_pixels.forward(&normed, n, &mut pixels, false);
-        let width = gw * p;
-        for (i, patch) in pixels.chunks_exact(p * p).enumerate() {
-            let (gy, gx) = (i / gw, i % gw);
-            for py in 0..p {
-                let dst = (gy * p + py) * width + gx * p;
-                frame[dst..dst + p].copy_from_slice(&patch[py * p..(py + 1) * p]);
-            }
-        }
+        for_patch_rows(p, gw, n, |frame_at, patch_at| {
+            frame[frame_at..frame_at + p].copy_from_slice(&pixels[patch_at..patch_at + p]);
+        });
     }
 }
 

@@ -172,8 +172,10 @@ fn max(v: &[f32]) -> f32 {
 /// at a time, and softmax and GELU run it on every attention score and
 /// hidden unit.
 #[inline(always)]
-pub(crate) fn exp(x: f32) -> f32 {
-    let x = x.clamp(-87.3, 88.7);
+fn exp(x: f32) -> f32 {
+    // Cephes' limits: above 88.376 the power of two would not fit the
+    // exponent bits; below -87.3 the result is under f32's normal range.
+    let x = x.clamp(-87.3, 88.376);
     // Round to nearest by adding and taking away 1.5·2^23 (`f32::round`
     // is a libm call that stops the loop vectorising).
     const SHIFT: f32 = 12_582_912.0;
@@ -220,6 +222,10 @@ struct Block {
 
 /// A stack of pre-norm transformer blocks (Burn's `TransformerEncoder`
 /// built by `vit::blocks`).
+///
+/// # Panics
+/// [`Blocks::new`] panics on a Burn encoder that `vit::blocks` would not
+/// build (post-norm, quiet softmax, another activation).
 pub(crate) struct Blocks {
     blocks: Vec<Block>,
     width: usize,
@@ -243,6 +249,14 @@ impl Blocks {
             .iter()
             .map(|layer| {
                 let mha = &layer.mha;
+                // What this engine computes; `vit::blocks` builds exactly
+                // this, and a change there must fail here, not drift.
+                assert!(!mha.quiet_softmax, "the engine has no quiet softmax");
+                assert!(
+                    matches!(&layer.pwff.activation, burn::nn::activation::Activation::Gelu(g) if !g.approximate),
+                    "the engine's feed-forward is exact GELU"
+                );
+                assert!(encoder.norm_first, "the engine's blocks are pre-norm");
                 let scale = 1.0 / (mha.d_k as f32).sqrt();
                 let mut q = Dense::new(&mha.query);
                 q.weight
@@ -361,7 +375,7 @@ mod tests {
 
     #[test]
     fn exp_matches_the_standard_library() {
-        for i in -800..=800 {
+        for i in -873..=883 {
             let x = i as f32 * 0.1;
             let (got, want) = (exp(x), x.exp());
             assert!(
