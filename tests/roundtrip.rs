@@ -208,3 +208,24 @@ fn nibabel_reads_our_files_with_the_same_affine() {
         }
     }
 }
+
+#[test]
+fn a_file_of_several_writeback_chunks_reads_back_byte_for_byte() {
+    // The atomic writer hands the kernel 8 MiB at a time; a header, then
+    // voxels ending mid-chunk, must land in order with nothing left over.
+    let dir = tempfile::tempdir().unwrap();
+    let path = dir.path().join("big.bin");
+    let header: Vec<u8> = (0..352u32).map(|i| (i % 251) as u8).collect();
+    let voxels: Vec<u8> = (0..(17u32 << 20) + 5).map(|i| (i % 253) as u8).collect();
+    std::fs::write(&path, b"an older version").unwrap();
+    ume::io::write_atomic_parts(&path, &[&header, &voxels]).unwrap();
+    let back = std::fs::read(&path).unwrap();
+    assert_eq!(back.len(), header.len() + voxels.len());
+    assert!(back[..352] == header[..] && back[352..] == voxels[..]);
+    let names: Vec<_> = std::fs::read_dir(dir.path()).unwrap().flatten().collect();
+    assert_eq!(
+        names.len(),
+        1,
+        "no temporary file is left beside the target"
+    );
+}

@@ -100,7 +100,16 @@ fn pydicom_secs(python: &str, dir: &Path, repeat: usize) -> Result<f64, String> 
 fn dcm2niix_secs(dir: &Path, out: &Path, repeat: usize) -> Result<(f64, f64), String> {
     std::fs::create_dir_all(out).map_err(|e| e.to_string())?;
     let (mut best, mut best_synced) = (f64::INFINITY, f64::INFINITY);
+    let written = out.join("ref.nii");
     for _ in 0..repeat.max(1) {
+        // dcm2niix adds a suffix rather than overwrite (refa.nii, …): each
+        // run writes a fresh ref.nii, the file flushed below.
+        match std::fs::remove_file(&written) {
+            Err(e) if e.kind() != std::io::ErrorKind::NotFound => {
+                return Err(format!("{}: {e}", written.display()));
+            }
+            _ => {}
+        }
         let t = Instant::now();
         let o = Command::new("dcm2niix")
             .args(["-z", "n", "-b", "n", "-f", "ref", "-o"])
@@ -112,7 +121,7 @@ fn dcm2niix_secs(dir: &Path, out: &Path, repeat: usize) -> Result<(f64, f64), St
             return Err(String::from_utf8_lossy(&o.stderr).trim().to_string());
         }
         best = best.min(t.elapsed().as_secs_f64());
-        std::fs::File::open(out.join("ref.nii"))
+        std::fs::File::open(&written)
             .and_then(|f| f.sync_all())
             .map_err(|e| format!("dcm2niix output: {e}"))?;
         best_synced = best_synced.min(t.elapsed().as_secs_f64());

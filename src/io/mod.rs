@@ -22,7 +22,7 @@ mod write;
 pub use header::{DataLayout, Header, HeaderError};
 pub use write::{
     SaveError, label_table_paths, save_label_map, save_label_table, save_labels, save_volume,
-    write_atomic,
+    write_atomic, write_atomic_parts,
 };
 
 use crate::volume::{LabelVolume, Volume, VolumeError, VoxelBytes};
