@@ -32,11 +32,11 @@ if [ -z "${XDG_RUNTIME_DIR:-}" ] || [ ! -d "$XDG_RUNTIME_DIR" ]; then
     export XDG_RUNTIME_DIR="$(mktemp -d)"
     chmod 700 "$XDG_RUNTIME_DIR"
 fi
-# nibabel and pynrrd are the reference readers our written files are
-# cross-checked with.
-if ! python3 -c 'import nibabel, nrrd' 2>/dev/null; then
-    python3 -m pip install --quiet --disable-pip-version-check nibabel numpy pynrrd \
-        || echo "warning: could not install nibabel/pynrrd; the cross-checks will say so"
+# nibabel, pynrrd and SimpleITK are the reference readers our written files
+# are cross-checked with.
+if ! python3 -c 'import nibabel, nrrd, SimpleITK' 2>/dev/null; then
+    python3 -m pip install --quiet --disable-pip-version-check nibabel numpy pynrrd SimpleITK \
+        || echo "warning: could not install nibabel/pynrrd/SimpleITK; the cross-checks will say so"
 fi
 
 # Real DICOM test files (pydicom's and pydicom-data's, MIT) from PyPI into a

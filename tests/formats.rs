@@ -2,11 +2,18 @@
 //! back with the same voxels and `world_from_voxel`; hand-written headers in
 //! each format's conventions (LPS world, detached data, big-endian, gzip /
 //! zlib, ITK's TransformMatrix order) land where they should; broken files
-//! are clear errors naming the field; and ITK itself (when its Python
-//! package is installed) reads our files with the same geometry.
+//! are clear errors naming the field; ITK's own example files (Debian's
+//! insighttoolkit5-examples, fetched by scripts/fetch_test_data.sh) read as
+//! SimpleITK reads them (tests/fixtures/formats_reference.json, made by
+//! scripts/formats_reference.py); vector images keep their components
+//! through NRRD and MetaImage; and ITK itself (when its Python package is
+//! installed; scripts/test.sh installs SimpleITK) reads our files with the
+//! same geometry.
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use std::path::Path;
+use serde_json::Value;
+use sha2::Digest;
+use std::path::{Path, PathBuf};
 use ume::volume::{Geometry, Volume};
 
 fn oblique_volume() -> Volume {
@@ -106,9 +113,10 @@ fn broken_files_are_errors_naming_the_problem() {
             "compressed",
         ),
         (
-            "vec.nrrd",
-            b"NRRD0004\ntype: uchar\ndimension: 4\nsizes: 3 2 2 2\nkinds: vector domain domain domain\n\n",
-            "non-spatial",
+            "layers.nrrd",
+            b"NRRD0004\ntype: uchar\ndimension: 4\nsizes: 2 2 2 2\nkinds: list domain domain domain\n\
+              Segment0_ID:=a\nencoding: raw\n\n",
+            "open it as labels",
         ),
         ("nohead.mha", b"NDims = 3\nDimSize = 2 2 2\n", "ElementDataFile"),
     ];
@@ -143,19 +151,25 @@ fn ume_convert_keeps_the_geometry() {
     close(&back.geometry, &v.geometry);
 }
 
-/// ITK's reading of a file: origin, spacing, direction (LPS) and the sum.
+/// ITK's reading of a file (SimpleITK, which scripts/test.sh installs):
+/// origin, spacing, direction (LPS) and the sum.
 fn itk(path: &Path) -> Option<serde_json::Value> {
-    let script = "import sys, json, itk, numpy as np\n\
-        i = itk.imread(sys.argv[1])\n\
+    let script = "import sys, json, SimpleITK as sitk, numpy as np\n\
+        i = sitk.ReadImage(sys.argv[1])\n\
         print(json.dumps({'origin': list(i.GetOrigin()), 'spacing': list(i.GetSpacing()), \
-        'direction': np.asarray(i.GetDirection()).tolist(), 'sum': float(itk.array_view_from_image(i).sum())}))";
+        'direction': np.asarray(i.GetDirection()).reshape(3, 3).tolist(), \
+        'components': i.GetNumberOfComponentsPerPixel(), \
+        'sum': float(sitk.GetArrayViewFromImage(i).astype(np.float64).sum())}))";
     let out = std::process::Command::new("python3")
         .args(["-c", script])
         .arg(path)
         .output()
         .ok()?;
     if !out.status.success() {
-        eprintln!("python3 with itk not found: the ITK cross-check was not run");
+        eprintln!(
+            "python3 with SimpleITK not found: the ITK cross-check was not run ({})",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
         return None;
     }
     serde_json::from_slice(&out.stdout).ok()
@@ -327,4 +341,157 @@ fn pynrrd_reads_our_nrrd_and_seg_nrrd() {
     assert_eq!(b["name"], "lesion");
     assert_eq!(b["value"], "3");
     assert_eq!(b["sum"].as_f64().unwrap(), 6.0);
+}
+
+/// The registry test-file cache (fetched when missing).
+fn test_data() -> PathBuf {
+    let out = std::process::Command::new("bash")
+        .arg(concat!(
+            env!("CARGO_MANIFEST_DIR"),
+            "/scripts/fetch_test_data.sh"
+        ))
+        .output()
+        .expect("bash runs");
+    assert!(
+        out.status.success(),
+        "scripts/fetch_test_data.sh failed (it needs apt-get download and the Debian registry): {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
+}
+
+#[test]
+fn itk_example_files_read_as_simpleitk_reads_them() {
+    let root = test_data().join("itk-formats");
+    let text = std::fs::read_to_string(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/formats_reference.json"
+    ))
+    .unwrap();
+    let refs: Value = serde_json::from_str(&text).unwrap();
+    let files = refs["files"].as_array().unwrap();
+    assert!(
+        files.len() >= 26,
+        "the reference lists {} files",
+        files.len()
+    );
+    let (mut nrrd, mut meta, mut vectors) = (0, 0, 0);
+    for e in files {
+        let name = e["file"].as_str().unwrap();
+        let path = root.join(name);
+        let d = sha2::Sha256::digest(std::fs::read(&path).unwrap());
+        let sha: String = d.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(
+            sha,
+            e["sha256"].as_str().unwrap(),
+            "{name}: another file than the reference's"
+        );
+        assert!(
+            e.get("sitk_error").is_none(),
+            "{name}: SimpleITK refused it"
+        );
+        let v = ume::io::load(&path).unwrap_or_else(|err| panic!("{name}: {err}"));
+        let size: Vec<usize> = serde_json::from_value(e["size"].clone()).unwrap();
+        assert_eq!(v.dims.to_vec(), size, "{name}: size");
+        let comps = e["components"].as_u64().unwrap() as usize;
+        assert_eq!(v.components, comps, "{name}: components");
+        let want: Vec<Vec<f64>> = serde_json::from_value(e["affine"].clone()).unwrap();
+        for r in 0..4 {
+            for c in 0..4 {
+                let got = v.geometry.world_from_voxel[r][c];
+                assert!(
+                    (got - want[r][c]).abs() < 1e-5,
+                    "{name}: affine[{r}][{c}] {got} vs SimpleITK's {}",
+                    want[r][c]
+                );
+            }
+        }
+        let n = v.voxels_per_frame();
+        for (c, stats) in e["values"].as_array().unwrap().iter().enumerate() {
+            let values: Vec<f64> = (0..n).map(|i| v.value_at(i + c * n, 0)).collect();
+            let min = values.iter().copied().fold(f64::INFINITY, f64::min);
+            let max = values.iter().copied().fold(f64::NEG_INFINITY, f64::max);
+            let mean = values.iter().sum::<f64>() / n as f64;
+            let close = |a: f64, b: f64| (a - b).abs() <= 1e-12 * b.abs().max(f64::MIN_POSITIVE);
+            assert!(
+                close(min, stats["min"].as_f64().unwrap()),
+                "{name}[{c}]: min {min}"
+            );
+            assert!(
+                close(max, stats["max"].as_f64().unwrap()),
+                "{name}[{c}]: max {max}"
+            );
+            assert!(
+                close(mean, stats["mean"].as_f64().unwrap()),
+                "{name}[{c}]: mean {mean}"
+            );
+            for s in stats["samples"].as_array().unwrap() {
+                let ix: Vec<usize> = serde_json::from_value(s[0].clone()).unwrap();
+                let flat = v.flat_index(ix[0], ix[1], ix[2], 0, c).unwrap();
+                let got = v.value_at(flat, 0);
+                // serde_json's float parsing may be one ulp off Python's.
+                let want = s[1].as_f64().unwrap();
+                assert!(close(got, want), "{name}[{c}] at {ix:?}: {got} vs {want}");
+            }
+        }
+        let lower = name.to_lowercase();
+        nrrd += usize::from(lower.ends_with(".nhdr") || lower.ends_with(".nrrd"));
+        meta += usize::from(lower.ends_with(".mha") || lower.ends_with(".mhd"));
+        vectors += usize::from(comps > 1);
+    }
+    // Detached NRRD in 2D space, MetaImage with .raw, .zraw and LOCAL data,
+    // rotated axes, and vector images are all among them.
+    assert!(
+        nrrd >= 5 && meta >= 20 && vectors >= 2,
+        "{nrrd} NRRD, {meta} MetaImage, {vectors} vector"
+    );
+}
+
+#[test]
+fn vector_images_keep_their_components_through_nrrd_and_metaimage() {
+    let tmp = tempfile::tempdir().unwrap();
+    // A 3-component float image (a displacement field) on an oblique grid.
+    let base = oblique_volume();
+    let n = base.voxels_per_frame();
+    let values: Vec<f32> = (0..n * 3).map(|i| (i as f32 * 0.37).sin() * 10.0).collect();
+    let mut shape = base.file_shape.clone();
+    shape.truncate(3);
+    shape.extend([1, 3]);
+    let v = Volume::from_values(shape, &values, base.geometry.clone()).unwrap();
+    assert_eq!(v.components, 3);
+    for name in ["f.nrrd", "f.mha", "f.nii.gz"] {
+        let p = tmp.path().join(name);
+        ume::io::save_any(&v, &p).unwrap();
+        let back = ume::io::load(&p).unwrap();
+        assert_eq!(back.components, 3, "{name}");
+        assert_eq!(back.dims, v.dims, "{name}");
+        assert_eq!(
+            back.raw_bytes(),
+            v.raw_bytes(),
+            "{name}: components in order"
+        );
+        let itk_reading = if name.ends_with(".nii.gz") {
+            None // ITK reads NIfTI's fifth axis as a fifth dimension
+        } else {
+            itk(&p)
+        };
+        if let Some(j) = itk_reading {
+            assert_eq!(
+                j["components"].as_u64(),
+                Some(3),
+                "{name}: ITK's components"
+            );
+            let sum: f64 = values.iter().map(|&x| f64::from(x)).sum();
+            let got = j["sum"].as_f64().unwrap();
+            assert!(
+                (got - sum).abs() < 1e-6 * sum.abs().max(1.0),
+                "{name}: ITK's sum {got} vs {sum}"
+            );
+        }
+        close(&back.geometry, &v.geometry);
+        // And on to NIfTI (ume convert's path), unchanged.
+        let nii = tmp.path().join(format!("{name}.nii"));
+        ume::io::save_any(&back, &nii).unwrap();
+        assert_eq!(ume::io::load(&nii).unwrap().raw_bytes(), v.raw_bytes());
+    }
 }

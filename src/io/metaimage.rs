@@ -1,10 +1,12 @@
 //! MetaImage (`.mha`, or `.mhd` with a `.raw`/`.zraw` beside it), as ITK
 //! writes it: `Offset`, `ElementSpacing` and `TransformMatrix` (the axes'
 //! unit directions, one after another) in ITK's LPS world → RAS
-//! `world_from_voxel`; raw or zlib data, either byte order.
+//! `world_from_voxel`; raw or zlib data, either byte order; vector images
+//! (`ElementNumberOfChannels`) as components, read and written.
 
 use super::rawdata::{
-    Encoding, assemble, byte_count, data_file, decode, geometry, lps_axes, numbers,
+    Encoding, assemble_vector, byte_count, data_file, decode, geometry, interleaved, lps_axes,
+    numbers,
 };
 use crate::volume::{DataType, SourceFormat, Volume};
 use std::collections::BTreeMap;
@@ -91,10 +93,8 @@ pub fn load(path: &Path) -> Result<Volume, String> {
     let channels: usize = get("ElementNumberOfChannels")
         .and_then(|c| c.parse().ok())
         .unwrap_or(1);
-    if channels != 1 {
-        return Err(format!(
-            "ElementNumberOfChannels {channels}: vector images are not supported yet"
-        ));
+    if channels == 0 {
+        return Err("ElementNumberOfChannels 0".into());
     }
     let et = get("ElementType").ok_or("no ElementType")?;
     let dtype = dtype_of(et).ok_or(format!("ElementType {et} is not supported"))?;
@@ -152,15 +152,16 @@ pub fn load(path: &Path) -> Result<Volume, String> {
     } else {
         Encoding::Raw
     };
-    let needed = byte_count(&dims, dtype)?;
+    let needed = byte_count(&[dims.as_slice(), &[channels]].concat(), dtype)?;
     let file = get("ElementDataFile").unwrap_or("LOCAL");
     let data = match file {
         "LOCAL" => bytes[data_at..].to_vec(),
         name => data_file(path, "ElementDataFile", name)?,
     };
     let voxels = decode(&data, needed, encoding, big, dtype)?;
-    assemble(
+    assemble_vector(
         &dims,
+        channels,
         dtype,
         geometry(axes, origin, false),
         SourceFormat::MetaImage,
@@ -216,14 +217,25 @@ pub fn save(v: &Volume, path: &Path) -> Result<(), String> {
         .map(ToString::to_string)
         .collect();
     // Compress first: ITK needs CompressedDataSize in the header.
+    let c = v.components;
+    let channels = if c > 1 {
+        format!("ElementNumberOfChannels = {c}\n")
+    } else {
+        String::new()
+    };
+    let voxels = if c > 1 {
+        std::borrow::Cow::Owned(interleaved(v.raw_bytes(), c, v.dtype.bytes_per_voxel()))
+    } else {
+        std::borrow::Cow::Borrowed(v.raw_bytes())
+    };
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
-    std::io::Write::write_all(&mut z, v.raw_bytes()).map_err(|e| e.to_string())?;
+    std::io::Write::write_all(&mut z, &voxels).map_err(|e| e.to_string())?;
     let data = z.finish().map_err(|e| e.to_string())?;
     let head = format!(
         "ObjectType = Image\nNDims = {nd}\nBinaryData = True\nBinaryDataByteOrderMSB = False\n\
          CompressedData = True\nCompressedDataSize = {}\nTransformMatrix = {}\nOffset = {}\n\
-         AnatomicalOrientation = RAI\nElementSpacing = {}\nDimSize = {}\nElementType = {t}\n\
-         ElementDataFile = LOCAL\n",
+         AnatomicalOrientation = RAI\nElementSpacing = {}\nDimSize = {}\n{channels}\
+         ElementType = {t}\nElementDataFile = LOCAL\n",
         data.len(),
         join(&matrix),
         join(&org),

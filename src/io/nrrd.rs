@@ -1,11 +1,14 @@
 //! NRRD (`.nrrd`, or `.nhdr` with detached data), as 3D Slicer writes it:
 //! `space` + `space directions` + `space origin` → RAS `world_from_voxel`
-//! (LPS negated in x and y), raw or gzip data, either byte order. Reading
-//! refuses what it cannot place correctly (a non-spatial first axis,
-//! bzip2, file lists) with the field named.
+//! (LPS negated in x and y), raw or gzip data, either byte order; a first
+//! non-spatial axis (vectors, RGB, complex) as components, read and
+//! written; ITK's 2D files (`space dimension: 2`) in the z = 0 plane.
+//! Reading refuses what it cannot place correctly (bzip2, file lists, a
+//! segmentation's layers as an image) with the field named.
 
 use super::rawdata::{
-    Encoding, assemble, byte_count, data_file, decode, geometry, lps_axes, numbers,
+    Encoding, assemble_vector, byte_count, data_file, decode, geometry, interleaved, lps_axes,
+    numbers,
 };
 use crate::volume::{DataType, SourceFormat, Volume};
 use std::collections::BTreeMap;
@@ -50,11 +53,16 @@ fn type_name(d: DataType) -> Option<&'static str> {
     })
 }
 
-/// A vector like `(1.5,0,0)`.
+/// A vector like `(1.5,0,0)`; a 2-vector (`space dimension: 2`, as ITK
+/// writes 2D images) lies in the z = 0 plane.
 fn vector(text: &str) -> Result<[f64; 3], String> {
     let inner = text.trim().trim_start_matches('(').trim_end_matches(')');
     let v = numbers(&inner.replace(',', " "))?;
-    <[f64; 3]>::try_from(v).map_err(|_| format!("{text:?} is not a 3-vector"))
+    match v[..] {
+        [x, y] => Ok([x, y, 0.0]),
+        [x, y, z] => Ok([x, y, z]),
+        _ => Err(format!("{text:?} is not a 2- or 3-vector")),
+    }
 }
 
 /// The header's fields (lower-case names), its `key:=value` pairs (case
@@ -121,10 +129,22 @@ pub(super) struct Nrrd {
     pub list_first: bool,
 }
 
-/// Read an NRRD file.
+/// Read an NRRD file; a first non-spatial axis (`kinds: vector …`, RGB,
+/// complex, list) holds the components of each voxel.
 pub fn load(path: &Path) -> Result<Volume, String> {
     let n = read(path, false)?;
-    assemble(&n.sizes, n.dtype, n.geometry, SourceFormat::Nrrd, n.voxels)
+    let (components, dims) = match n.list_first {
+        true => (n.sizes[0], &n.sizes[1..]),
+        false => (1, &n.sizes[..]),
+    };
+    assemble_vector(
+        dims,
+        components,
+        n.dtype,
+        n.geometry,
+        SourceFormat::Nrrd,
+        n.voxels,
+    )
 }
 
 /// Read an NRRD file's voxels, placement and key/value pairs; a first
@@ -144,18 +164,20 @@ pub(super) fn read(path: &Path, list_ok: bool) -> Result<Nrrd, String> {
         .into_iter()
         .map(|x| x as usize)
         .collect();
-    if sizes.len() != dim || !(1..=4).contains(&dim) || sizes.contains(&0) {
-        return Err(format!(
-            "sizes {sizes:?} do not fit dimension {dim} (1 to 4 axes)"
-        ));
-    }
     let list_first = get("kinds").is_some_and(|kinds| {
         let first = kinds.split_whitespace().next().unwrap_or("");
         dim > 1 && !matches!(first, "domain" | "space")
     });
-    if list_first && !list_ok {
+    let spatial = dim - usize::from(list_first);
+    if sizes.len() != dim || !(1..=4).contains(&spatial) || sizes.contains(&0) {
+        return Err(format!(
+            "sizes {sizes:?} do not fit dimension {dim} (1 to 4 axes, and a first axis of components)"
+        ));
+    }
+    let segmentation = keys.keys().any(|k| k.starts_with("Segment0_"));
+    if list_first && segmentation && !list_ok {
         return Err(
-            "a non-spatial first axis (vectors, or a .seg.nrrd's segment layers: open it as labels) is not supported as an image"
+            "a segmentation's segment layers are not an image: open it as labels (Open labels…, or --labels)"
                 .into(),
         );
     }
@@ -169,8 +191,11 @@ pub(super) fn read(path: &Path, list_ok: bool) -> Result<Nrrd, String> {
         }
     };
     let big = get("endian") == Some("big");
+    // Without a named space (`space dimension` only, or bare `spacings`)
+    // the axes are in ITK's physical space, which is LPS: read as ITK and
+    // Slicer read them.
     let ras = match get("space") {
-        None => true,
+        None => false,
         Some("left-posterior-superior" | "LPS" | "left-posterior-superior-time" | "LPST") => false,
         Some(
             "right-anterior-superior"
@@ -233,6 +258,7 @@ pub fn save(v: &Volume, path: &Path) -> Result<(), String> {
 }
 
 /// Write a volume as NRRD with extra `key:=value` lines in the header.
+/// Components (vector data) go first, interleaved, on a `vector` axis.
 pub(super) fn save_with(v: &Volume, path: &Path, keys: &str) -> Result<(), String> {
     let t = type_name(v.dtype).ok_or(format!("{:?} voxels cannot be written as NRRD", v.dtype))?;
     if !v.scaling.is_identity() {
@@ -241,35 +267,43 @@ pub(super) fn save_with(v: &Volume, path: &Path, keys: &str) -> Result<(), Strin
     let (axes, origin) = lps_axes(&v.geometry);
     let fmt = |a: [f64; 3]| format!("({},{},{})", a[0], a[1], a[2]);
     let four = v.frames > 1;
-    let mut head = String::from("NRRD0004\n# Written by UME\n");
-    head.push_str(&format!(
-        "type: {t}\ndimension: {}\n",
-        if four { 4 } else { 3 }
-    ));
-    head.push_str(&format!(
-        "space: left-posterior-superior\nsizes: {}\n",
-        v.file_shape
-            .iter()
-            .take(4)
-            .map(ToString::to_string)
-            .collect::<Vec<_>>()
-            .join(" ")
-    ));
-    head.push_str(&format!(
-        "space directions: {} {} {}{}\n",
-        fmt(axes[0]),
-        fmt(axes[1]),
-        fmt(axes[2]),
-        if four { " none" } else { "" }
-    ));
-    head.push_str(&format!(
-        "kinds: domain domain domain{}\nendian: little\nencoding: gzip\nspace origin: {}\n{keys}\n",
-        if four { " list" } else { "" },
+    let vector = v.components > 1;
+    let mut sizes: Vec<usize> = v.file_shape.iter().take(3).copied().collect();
+    let mut directions = vec![fmt(axes[0]), fmt(axes[1]), fmt(axes[2])];
+    let mut kinds = vec!["domain"; 3];
+    if four {
+        sizes.push(v.frames);
+        directions.push("none".into());
+        kinds.push("list");
+    }
+    if vector {
+        sizes.insert(0, v.components);
+        directions.insert(0, "none".into());
+        kinds.insert(0, "vector");
+    }
+    let join = |v: &[String]| v.join(" ");
+    let head = format!(
+        "NRRD0004\n# Written by UME\ntype: {t}\ndimension: {}\n\
+         space: left-posterior-superior\nsizes: {}\nspace directions: {}\nkinds: {}\n\
+         endian: little\nencoding: gzip\nspace origin: {}\n{keys}\n",
+        sizes.len(),
+        join(&sizes.iter().map(ToString::to_string).collect::<Vec<_>>()),
+        join(&directions),
+        kinds.join(" "),
         fmt(origin)
-    ));
+    );
+    let voxels = if vector {
+        std::borrow::Cow::Owned(interleaved(
+            v.raw_bytes(),
+            v.components,
+            v.dtype.bytes_per_voxel(),
+        ))
+    } else {
+        std::borrow::Cow::Borrowed(v.raw_bytes())
+    };
     let mut bytes = head.into_bytes();
     let mut gz = flate2::write::GzEncoder::new(&mut bytes, flate2::Compression::new(6));
-    std::io::Write::write_all(&mut gz, v.raw_bytes()).map_err(|e| e.to_string())?;
+    std::io::Write::write_all(&mut gz, &voxels).map_err(|e| e.to_string())?;
     gz.finish().map_err(|e| e.to_string())?;
     super::write_atomic(path, &bytes).map_err(|e| e.to_string())
 }

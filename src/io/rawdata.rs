@@ -121,9 +121,13 @@ pub fn numbers(text: &str) -> Result<Vec<f64>, String> {
         .collect()
 }
 
-/// A volume of `dims` (at least 3 given as 1) from decoded voxels.
-pub fn assemble(
+/// A volume of `dims` (at least 3 given as 1) with `components` values per voxel, from voxels
+/// decoded in the files' order (components interleaved, fastest): they
+/// become UME's (and NIfTI's) planar layout, one whole image per
+/// component on the fifth axis.
+pub fn assemble_vector(
     dims: &[usize],
+    components: usize,
     dtype: DataType,
     geometry: Geometry,
     format: SourceFormat,
@@ -133,6 +137,15 @@ pub fn assemble(
     while shape.len() < 3 {
         shape.push(1);
     }
+    let voxels = if components > 1 {
+        while shape.len() < 4 {
+            shape.push(1);
+        }
+        shape.push(components);
+        planar(&voxels, components, dtype.bytes_per_voxel())
+    } else {
+        voxels
+    };
     Volume::new(
         shape,
         dtype,
@@ -142,6 +155,33 @@ pub fn assemble(
         VoxelBytes::from_vec(voxels),
     )
     .map_err(|e| e.to_string())
+}
+
+/// Interleaved elements (`components` consecutive values per voxel) to
+/// planar ones (all of component 0, then all of component 1, …).
+pub fn planar(interleaved: &[u8], components: usize, width: usize) -> Vec<u8> {
+    let n = interleaved.len() / (components * width).max(1);
+    let mut out = vec![0u8; interleaved.len()];
+    for (i, voxel) in interleaved.chunks_exact(components * width).enumerate() {
+        for (c, value) in voxel.chunks_exact(width).enumerate() {
+            let at = (c * n + i) * width;
+            out[at..at + width].copy_from_slice(value);
+        }
+    }
+    out
+}
+
+/// Planar elements back to interleaved ones: the inverse of [`planar`].
+pub fn interleaved(planar: &[u8], components: usize, width: usize) -> Vec<u8> {
+    let n = planar.len() / (components * width).max(1);
+    let mut out = vec![0u8; planar.len()];
+    for (i, voxel) in out.chunks_exact_mut(components * width).enumerate() {
+        for (c, value) in voxel.chunks_exact_mut(width).enumerate() {
+            let at = (c * n + i) * width;
+            value.copy_from_slice(&planar[at..at + width]);
+        }
+    }
+    out
 }
 
 /// The bytes of a detached data file named in the header of `header`
