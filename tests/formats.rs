@@ -9,7 +9,7 @@
 //! through NRRD and MetaImage; and ITK itself (when its Python package is
 //! installed; scripts/test.sh installs SimpleITK) reads our files with the
 //! same geometry.
-#![allow(clippy::unwrap_used)] // tests: a panic is the failure report
+#![allow(clippy::unwrap_used, clippy::needless_range_loop)] // tests: a panic is the failure report
 
 use serde_json::Value;
 use sha2::Digest;
