@@ -173,3 +173,35 @@ fn a_broken_slice_list_opens_the_labels_with_a_warning_and_no_labelled_slice() {
     assert_eq!(doc.labelled_slices(0), Vec::<usize>::new());
     assert!(doc.is_partly_labelled());
 }
+
+#[test]
+fn a_vector_metaimage_opens_showing_its_first_component_and_says_so() {
+    let tmp = tempfile::tempdir().unwrap();
+    let n = 12 * 10 * 4;
+    let values: Vec<f32> = (0..n * 3)
+        .map(|i| (i / n) as f32 * 100.0 + (i % n) as f32)
+        .collect();
+    let v = Volume::from_values(vec![12, 10, 4, 1, 3], &values, Geometry::identity()).unwrap();
+    let path = tmp.path().join("field.mha");
+    ume::io::save_any(&v, &path).unwrap();
+    let app = UmeApp::new(&egui::Context::default(), None, &ViewOptions::default());
+    let mut h = common::settled(app);
+    let ctx = h.ctx.clone();
+    h.state_mut()
+        .open(&ctx, LoadRequest::from_paths(vec![path], None));
+    common::settle(&mut h);
+    assert!(h.state().notes.errors().next().is_none());
+    let doc = h.state().doc.as_ref().expect("the vector image opened");
+    let img = &doc.layers()[0].volume;
+    assert_eq!((img.dims, img.components), ([12, 10, 4], 3));
+    assert_eq!(img.raw_bytes(), v.raw_bytes());
+    let said: Vec<&String> = doc.warnings().iter().collect();
+    assert!(
+        said.iter()
+            .any(|w| w.contains("3 components") && w.contains("first")),
+        "{said:?}"
+    );
+    // And the views draw frames of it.
+    h.run();
+    assert!(h.state().notes.errors().next().is_none());
+}

@@ -270,7 +270,16 @@ pub fn load(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<Document
                 .unwrap_or_default();
             let warnings = layers
                 .iter()
-                .flat_map(|l: &Layer| l.volume.warnings.clone())
+                .flat_map(|l: &Layer| {
+                    let c = l.volume.components;
+                    let vector = (c > 1).then(|| {
+                        format!(
+                            "{}: {c} components per voxel (a vector image); the views show the first",
+                            l.name
+                        )
+                    });
+                    l.volume.warnings.iter().cloned().chain(vector)
+                })
                 .chain(notes)
                 .collect();
             Ok(Document::new(title, layers, maps, table)
