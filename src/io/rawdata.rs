@@ -121,10 +121,10 @@ pub fn numbers(text: &str) -> Result<Vec<f64>, String> {
         .collect()
 }
 
-/// A volume of `dims` (at least 3 given as 1) with `components` values per voxel, from voxels
-/// decoded in the files' order (components interleaved, fastest): they
-/// become UME's (and NIfTI's) planar layout, one whole image per
-/// component on the fifth axis.
+/// A volume of `dims` (at least 3 given as 1) with `components` values per
+/// voxel, from voxels decoded in the file's order (components interleaved,
+/// fastest): they become UME's (and NIfTI's) planar layout, one whole image
+/// per component on the fifth axis.
 pub fn assemble_vector(
     dims: &[usize],
     components: usize,
