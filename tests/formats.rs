@@ -13,7 +13,10 @@
 
 use serde_json::Value;
 use sha2::Digest;
-use std::path::{Path, PathBuf};
+use std::path::Path;
+
+#[path = "common/registry.rs"]
+mod registry;
 use ume::volume::{Geometry, Volume};
 
 fn oblique_volume() -> Volume {
@@ -343,26 +346,9 @@ fn pynrrd_reads_our_nrrd_and_seg_nrrd() {
     assert_eq!(b["sum"].as_f64().unwrap(), 6.0);
 }
 
-/// The registry test-file cache (fetched when missing).
-fn test_data() -> PathBuf {
-    let out = std::process::Command::new("bash")
-        .arg(concat!(
-            env!("CARGO_MANIFEST_DIR"),
-            "/scripts/fetch_test_data.sh"
-        ))
-        .output()
-        .expect("bash runs");
-    assert!(
-        out.status.success(),
-        "scripts/fetch_test_data.sh failed (it needs apt-get download and the Debian registry): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    PathBuf::from(String::from_utf8_lossy(&out.stdout).trim())
-}
-
 #[test]
 fn itk_example_files_read_as_simpleitk_reads_them() {
-    let root = test_data().join("itk-formats");
+    let root = registry::test_data().join("itk-formats");
     let text = std::fs::read_to_string(concat!(
         env!("CARGO_MANIFEST_DIR"),
         "/tests/fixtures/formats_reference.json"
