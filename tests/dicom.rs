@@ -496,16 +496,23 @@ fn an_enhanced_multiframe_cine_becomes_4d_in_position_and_phase_order() {
 
 #[test]
 fn fuzz_found_inputs_are_errors() {
-    // A JPEG 2000 stream that made the codec adapter panic.
-    let p = Path::new(concat!(
-        env!("CARGO_MANIFEST_DIR"),
-        "/tests/fixtures/fuzz/dicom_j2k_decoder_panic.dcm"
-    ));
-    let err = ume::io::load(p).unwrap_err().to_string();
-    assert!(
-        err.contains("cannot decode") && err.contains("JPEG 2000"),
-        "{err}"
-    );
+    // A JPEG 2000 stream that made the codec adapter panic (its stream is
+    // wider than the header says: now refused before decoding), and one
+    // that declared 9 million × 64 pixels for a 64 × 64 image (2.5 GB and
+    // 8 s in the decoder).
+    for (name, declared) in [
+        ("dicom_j2k_decoder_panic.dcm", "131136 × 64"),
+        ("dicom_j2k_huge_declared_size.dcm", "9044032 × 64"),
+    ] {
+        let p = Path::new(env!("CARGO_MANIFEST_DIR"))
+            .join("tests/fixtures/fuzz")
+            .join(name);
+        let err = ume::io::load(&p).unwrap_err().to_string();
+        assert!(
+            err.contains(name) && err.contains("JPEG 2000") && err.contains(declared),
+            "{err}"
+        );
+    }
     // An implicit-VR sequence whose inner element claims 3.7 GB: refused
     // by the length check before dicom-rs allocates it.
     let p = Path::new(concat!(

@@ -14,6 +14,7 @@
 //! without the Part 10 header, and series whose positions do not make a
 //! regular grid of slices × time points.
 
+mod codestream;
 mod guard;
 mod meta;
 mod pixels;

@@ -309,6 +309,19 @@ fn read_file(
             std::borrow::Cow::Borrowed(&decoded)
         }
         Some(Codec::EncapsulatedPixelData(Some(decoder), _)) => {
+            if let Some(dicom_core::value::Value::PixelSequence(seq)) =
+                obj.get(tags::PIXEL_DATA).map(InMemElement::value)
+            {
+                let frags = seq.fragments().iter().map(Vec::as_slice);
+                super::codestream::check(
+                    &file.transfer_syntax,
+                    frags,
+                    file.rows,
+                    file.cols,
+                    usize::from(file.samples),
+                )
+                .map_err(|e| fail(format!("{}: {e}", syntax_name(&file.transfer_syntax))))?;
+            }
             let mut buf = Vec::with_capacity(image_bytes * file.frames.len());
             // A corrupt stream can make a codec panic (fuzzing found one in
             // the JPEG 2000 adapter): that is this file's error, not a crash.
