@@ -531,6 +531,15 @@ fn fuzz_found_inputs_are_errors() {
     ));
     let err = ume::io::load(p).unwrap_err().to_string();
     assert!(err.contains("claims 3758161918 bytes"), "{err}");
+    // A Modality of VR AT and length 2: dicom-rs reads whole tags only and
+    // starts the next header two bytes early, where a value's bytes read
+    // as a 1.4 GB length.
+    let p = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/dicom_odd_length_at_oom.dcm"
+    ));
+    let err = ume::io::load(p).unwrap_err().to_string();
+    assert!(err.contains("claims 1398210564 bytes"), "{err}");
 }
 
 /// Rewrite one element of a written file (to make the oddities scanners

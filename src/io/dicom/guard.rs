@@ -115,7 +115,7 @@ fn walk(
             }
             continue;
         }
-        let (len, header, step_into) = if explicit {
+        let (len, header, step_into, unit) = if explicit {
             let vr = [b[pos + 4], b[pos + 5]];
             // As dicom-rs reads them: these VRs have a 16-bit length; every
             // other one, unknown VRs included (read as UN), a 32-bit one.
@@ -145,12 +145,14 @@ fn walk(
             );
             if long {
                 let len = u32_at(b, pos + 8, big).ok_or("truncated element header")?;
-                (len, 12, &vr == b"SQ")
+                (len, 12, &vr == b"SQ", value_unit(&vr))
             } else {
-                (u32::from(u16_at(b, pos + 6, big).unwrap_or(0)), 8, false)
+                let len = u32::from(u16_at(b, pos + 6, big).unwrap_or(0));
+                (len, 8, false, value_unit(&vr))
             }
         } else {
-            (u32_at(b, pos + 4, big).unwrap_or(0), 8, false)
+            let unit = dictionary_vr(group, elem).map_or(1, |vr| value_unit(&vr));
+            (u32_at(b, pos + 4, big).unwrap_or(0), 8, false, unit)
         };
         pos += header;
         // As dicom-rs decides: only an undefined-length (7FE0,0010) holds
@@ -180,9 +182,38 @@ fn walk(
         {
             *ts = String::from_utf8_lossy(&b[pos..pos + len]).to_string();
         }
-        pos += len;
+        // dicom-rs reads binary numbers in whole values and leaves the rest
+        // of a length that is not a multiple of the value size unread: the
+        // next element header starts there (a fuzzed Modality of VR AT and
+        // length 2 put the next header two bytes early, inside a value, whose
+        // bytes then read as a 1.4 GB length).
+        pos += len - len % unit;
     }
     Ok(pos)
+}
+
+/// The size of one value of a binary VR as dicom-rs decodes it (whole
+/// values only), 1 for the others.
+fn value_unit(vr: &[u8; 2]) -> usize {
+    match vr {
+        b"US" | b"SS" | b"OW" => 2,
+        b"AT" | b"UL" | b"SL" | b"OL" | b"FL" | b"OF" => 4,
+        b"FD" | b"OD" | b"SV" | b"UV" | b"OV" => 8,
+        _ => 1,
+    }
+}
+
+/// The VR implicit-VR parsing gives a tag (dicom-rs takes it from its
+/// dictionary; US for the "US or SS" ones).
+fn dictionary_vr(group: u16, elem: u16) -> Option<[u8; 2]> {
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
+    let entry =
+        dicom_dictionary_std::StandardDataDictionary.by_tag(dicom_core::Tag(group, elem))?;
+    match entry.vr() {
+        VirtualVr::Exact(vr) => vr.to_string().as_bytes().try_into().ok(),
+        VirtualVr::Xs => Some(*b"US"),
+        _ => None,
+    }
 }
 
 #[cfg(test)]
