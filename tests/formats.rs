@@ -79,6 +79,23 @@ fn handwritten_headers_follow_each_formats_conventions() {
     assert_eq!([m[0][0], m[1][1], m[2][2]], [-2.0, -3.0, 4.0]);
     assert_eq!([m[0][3], m[1][3], m[2][3]], [-10.0, -20.0, 30.0]);
 
+    // Kinds that say nothing (`???`) leave every axis spatial; `RGB-color`
+    // first makes components.
+    for (kinds, dims, comps) in [
+        ("??? ??? ???", [3, 2, 2], 1),
+        ("RGB-color domain domain", [2, 2, 1], 3),
+    ] {
+        let mut bytes = format!(
+            "NRRD0004\ntype: uchar\ndimension: 3\nsizes: 3 2 2\nkinds: {kinds}\nencoding: raw\n\n"
+        )
+        .into_bytes();
+        bytes.extend(0..12u8);
+        let p = tmp.path().join("k.nrrd");
+        std::fs::write(&p, bytes).unwrap();
+        let v = ume::io::load(&p).unwrap();
+        assert_eq!((v.dims, v.components), (dims, comps), "{kinds}");
+    }
+
     // A MetaImage with ITK's TransformMatrix (axis directions one after
     // another): axis 0 runs along world y (LPS).
     let mut bytes =

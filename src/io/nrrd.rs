@@ -53,6 +53,35 @@ fn type_name(d: DataType) -> Option<&'static str> {
     })
 }
 
+/// Whether an axis kind holds the values of one voxel (NRRD's kinds other
+/// than the spatial and temporal ones and `???`/`none`).
+fn is_component_kind(kind: &str) -> bool {
+    matches!(
+        kind,
+        "list"
+            | "point"
+            | "vector"
+            | "covariant-vector"
+            | "normal"
+            | "stub"
+            | "scalar"
+            | "complex"
+            | "2-vector"
+            | "3-color"
+            | "RGB-color"
+            | "HSV-color"
+            | "XYZ-color"
+            | "4-color"
+            | "RGBA-color"
+            | "3-vector"
+            | "3-gradient"
+            | "3-normal"
+            | "4-vector"
+            | "quaternion"
+    ) || kind.starts_with("2D-")
+        || kind.starts_with("3D-")
+}
+
 /// A vector like `(1.5,0,0)`; a 2-vector (`space dimension: 2`, as ITK
 /// writes 2D images) lies in the z = 0 plane.
 fn vector(text: &str) -> Result<[f64; 3], String> {
@@ -164,10 +193,17 @@ pub(super) fn read(path: &Path, list_ok: bool) -> Result<Nrrd, String> {
         .into_iter()
         .map(|x| x as usize)
         .collect();
-    let list_first = get("kinds").is_some_and(|kinds| {
-        let first = kinds.split_whitespace().next().unwrap_or("");
-        dim > 1 && !matches!(first, "domain" | "space")
-    });
+    // A first axis of components: a kind that names them, or (for `???`,
+    // `none` or a kind UME does not know) no space direction.
+    let first_direction_none = get("space directions")
+        .and_then(|d| d.split_whitespace().next())
+        .is_some_and(|d| d == "none");
+    let list_first = dim > 1
+        && get("kinds").is_some_and(|kinds| {
+            let first = kinds.split_whitespace().next().unwrap_or("");
+            is_component_kind(first)
+                || (!matches!(first, "domain" | "space" | "time") && first_direction_none)
+        });
     let spatial = dim - usize::from(list_first);
     if sizes.len() != dim || !(1..=4).contains(&spatial) || sizes.contains(&0) {
         return Err(format!(
@@ -268,7 +304,9 @@ pub(super) fn save_with(v: &Volume, path: &Path, keys: &str) -> Result<(), Strin
     let fmt = |a: [f64; 3]| format!("({},{},{})", a[0], a[1], a[2]);
     let four = v.frames > 1;
     let vector = v.components > 1;
-    let mut sizes: Vec<usize> = v.file_shape.iter().take(3).copied().collect();
+    let mut sizes: Vec<usize> = (0..3)
+        .map(|k| v.file_shape.get(k).copied().unwrap_or(1))
+        .collect();
     let mut directions = vec![fmt(axes[0]), fmt(axes[1]), fmt(axes[2])];
     let mut kinds = vec!["domain"; 3];
     if four {

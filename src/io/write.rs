@@ -50,7 +50,7 @@ fn header_bytes(v: &Volume) -> Option<Vec<u8>> {
     // Components on the fifth axis are a vector per voxel
     // (NIFTI_INTENT_VECTOR), which ITK and Slicer read as one image of
     // vectors rather than a 5D image.
-    if v.components > 1 {
+    if v.components > 1 && v.file_shape.len() == 5 {
         put(&mut h, 68, &1007i16.to_le_bytes());
     }
     put(&mut h, 70, &v.dtype.nifti_code().to_le_bytes());

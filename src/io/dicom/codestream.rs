@@ -9,9 +9,10 @@
 /// Width, height and components a codestream declares.
 type Declared = (u64, u64, u64);
 
-/// Check the first fragment of each frame (the ones that open a codestream)
-/// of a JPEG or JPEG 2000 syntax against the header's image size. Other
-/// syntaxes, and fragments that continue a frame, pass unchecked.
+/// Check every fragment that opens a codestream (SOI; SOC and SIZ, bare or
+/// in a JP2 file) of a JPEG or JPEG 2000 syntax against the header's image
+/// size. Other syntaxes, fragments that continue a frame, and frame headers
+/// a fragment does not hold whole pass unchecked.
 pub(super) fn check<'a>(
     syntax: &str,
     fragments: impl IntoIterator<Item = &'a [u8]>,
@@ -77,35 +78,24 @@ fn be32(b: &[u8], at: usize) -> Option<u64> {
 }
 
 /// A JPEG 2000 codestream (or a JP2 file around one) at the start of the
-/// fragment: its SIZ image size. `None` when the fragment opens neither.
+/// fragment: its SIZ image size. `None` when the fragment does not open
+/// with SOC and SIZ (a fragment continuing a frame) or ends inside SIZ: the
+/// decoder is left to judge what cannot be read here.
 fn jpeg2000_size(frag: &[u8]) -> Option<Result<Declared, String>> {
-    let stream = if frag.starts_with(&[0xFF, 0x4F]) {
+    const SOC_SIZ: [u8; 4] = [0xFF, 0x4F, 0xFF, 0x51];
+    let stream = if frag.starts_with(&SOC_SIZ) {
         frag
     } else if frag.starts_with(&[0, 0, 0, 12, b'j', b'P', b' ', b' ']) {
-        match jp2_codestream(frag) {
-            Some(s) => s,
-            None => return Some(Err("a JP2 file without a codestream box".into())),
-        }
+        jp2_codestream(frag).filter(|s| s.starts_with(&SOC_SIZ))?
     } else {
         return None;
     };
-    // SOC, then SIZ: Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz
-    // YTOsiz Csiz (ISO/IEC 15444-1 A.5.1).
-    if stream.get(2..4) != Some(&[0xFF, 0x51]) {
-        return Some(Err(
-            "the JPEG 2000 stream does not start with SOC, SIZ".into()
-        ));
-    }
+    // Lsiz Rsiz Xsiz Ysiz XOsiz YOsiz XTsiz YTsiz XTOsiz YTOsiz Csiz after
+    // the markers (ISO/IEC 15444-1 A.5.1).
     let siz = |i: usize| be32(stream, 8 + 4 * i);
-    let parsed = (|| {
-        let (x, y, xo, yo) = (siz(0)?, siz(1)?, siz(2)?, siz(3)?);
-        let (xt, yt) = (siz(4)?, siz(5)?);
-        let c = be16(stream, 40)?;
-        Some((x, y, xo, yo, xt, yt, c))
-    })();
-    let Some((x, y, xo, yo, xt, yt, c)) = parsed else {
-        return Some(Err("the JPEG 2000 SIZ marker is truncated".into()));
-    };
+    let (x, y, xo, yo) = (siz(0)?, siz(1)?, siz(2)?, siz(3)?);
+    let (xt, yt) = (siz(4)?, siz(5)?);
+    let c = be16(stream, 40)?;
     if xo >= x || yo >= y || xt == 0 || yt == 0 {
         return Some(Err(format!(
             "the JPEG 2000 SIZ marker is invalid (size {x} × {y}, offset {xo} × {yo}, tile {xt} × {yt})"
@@ -114,7 +104,8 @@ fn jpeg2000_size(frag: &[u8]) -> Option<Result<Declared, String>> {
     Some(Ok((x - xo, y - yo, c)))
 }
 
-/// The contents of a JP2 file's contiguous-codestream box (`jp2c`).
+/// The contents of a JP2 file's contiguous-codestream box (`jp2c`), as far
+/// as this fragment holds it.
 fn jp2_codestream(file: &[u8]) -> Option<&[u8]> {
     let mut at = 0usize;
     while at + 8 <= file.len() {
@@ -125,10 +116,13 @@ fn jp2_codestream(file: &[u8]) -> Option<&[u8]> {
             1 => (16, be32(file, at + 8)? << 32 | be32(file, at + 12)?),
             n => (8, n),
         };
-        let end = at.checked_add(usize::try_from(len).ok()?)?;
-        if len < header as u64 || end > file.len() {
+        if len < header as u64 {
             return None;
         }
+        // The box may run on into the frame's next fragment.
+        let end = at
+            .saturating_add(usize::try_from(len).unwrap_or(usize::MAX))
+            .min(file.len());
         if kind == b"jp2c" {
             return file.get(at + header..end);
         }
@@ -138,8 +132,9 @@ fn jp2_codestream(file: &[u8]) -> Option<&[u8]> {
 }
 
 /// A JPEG stream at the start of the fragment: its frame header's size
-/// (the first SOF segment before the scan). `None` when the fragment does
-/// not open with SOI.
+/// (the first SOF segment). `None` when the fragment does not open with
+/// SOI, or no whole frame header comes before the scan or the fragment's
+/// end: the decoder is left to judge what cannot be read here.
 fn jpeg_size(frag: &[u8]) -> Option<Result<Declared, String>> {
     if !frag.starts_with(&[0xFF, 0xD8]) {
         return None;
@@ -150,30 +145,20 @@ fn jpeg_size(frag: &[u8]) -> Option<Result<Declared, String>> {
         while frag.get(at) == Some(&0xFF) && frag.get(at + 1) == Some(&0xFF) {
             at += 1;
         }
-        let (Some(0xFF), Some(&m)) = (frag.get(at), frag.get(at + 1)) else {
-            return Some(Err("no JPEG frame header (SOF) before the data".into()));
-        };
+        if frag.get(at) != Some(&0xFF) {
+            return None;
+        }
+        let m = *frag.get(at + 1)?;
         at += 2;
         match m {
-            0xD0..=0xD7 | 0x01 => continue,
-            0xD9 | 0xDA => return Some(Err("no JPEG frame header (SOF) before the scan".into())),
+            0xD0..=0xD7 | 0x01 => {}
+            0xD9 | 0xDA => return None,
             0xC0..=0xC3 | 0xC5..=0xC7 | 0xC9..=0xCB | 0xCD..=0xCF => {
                 // Lf P Y X Nf (ITU T.81 B.2.2).
-                let parsed = (|| {
-                    Some((
-                        be16(frag, at + 5)?,
-                        be16(frag, at + 3)?,
-                        u64::from(*frag.get(at + 7)?),
-                    ))
-                })();
-                return Some(parsed.ok_or_else(|| "the JPEG frame header is truncated".into()));
+                let (y, x) = (be16(frag, at + 3)?, be16(frag, at + 5)?);
+                return Some(Ok((x, y, u64::from(*frag.get(at + 7)?))));
             }
-            _ => {
-                let Some(len) = be16(frag, at) else {
-                    return Some(Err("a JPEG segment is truncated".into()));
-                };
-                at += len as usize;
-            }
+            _ => at += usize::try_from(be16(frag, at)?).ok()?,
         }
     }
 }
@@ -222,7 +207,11 @@ mod tests {
         let ok = jpeg(640, 480, 1);
         assert!(check(JPEG, [ok.as_slice()], 480, 640, 1).is_ok());
         assert!(check(JPEG, [ok.as_slice()], 480, 640, 3).is_err());
-        assert!(check(JPEG, [&[0xFF, 0xD8, 0xFF][..]], 480, 640, 1).is_err());
+        // A frame header the fragment does not hold whole: left to the
+        // decoder, not refused here.
+        assert!(check(JPEG, [&ok[..14]], 480, 640, 1).is_ok());
+        // A continuation fragment that happens to start with SOC alone.
+        assert!(check(J2K, [&[0xFF, 0x4F, 1, 2][..]], 32, 64, 1).is_ok());
         // Other syntaxes are not looked at.
         assert!(check("1.2.840.10008.1.2.5", [huge.as_slice()], 1, 1, 1).is_ok());
     }

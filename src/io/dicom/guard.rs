@@ -203,17 +203,18 @@ fn value_unit(vr: &[u8; 2]) -> usize {
     }
 }
 
-/// The VR implicit-VR parsing gives a tag (dicom-rs takes it from its
-/// dictionary; US for the "US or SS" ones).
+/// The VR implicit-VR parsing gives a tag, as dicom-rs resolves it: OW for
+/// pixel and overlay data, else its dictionary's VR relaxed to one (OW for
+/// "OB or OW", US for "US or SS"), UN for unknown tags.
 fn dictionary_vr(group: u16, elem: u16) -> Option<[u8; 2]> {
-    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry, VirtualVr};
-    let entry =
-        dicom_dictionary_std::StandardDataDictionary.by_tag(dicom_core::Tag(group, elem))?;
-    match entry.vr() {
-        VirtualVr::Exact(vr) => vr.to_string().as_bytes().try_into().ok(),
-        VirtualVr::Xs => Some(*b"US"),
-        _ => None,
+    use dicom_core::dictionary::{DataDictionary, DataDictionaryEntry};
+    if (group, elem) == (0x7FE0, 0x0010) || (group >> 8 == 0x60 && elem == 0x3000) {
+        return Some(*b"OW");
     }
+    let vr = dicom_dictionary_std::StandardDataDictionary
+        .by_tag(dicom_core::Tag(group, elem))
+        .map_or(dicom_core::VR::UN, |e| e.vr().relaxed());
+    vr.to_string().as_bytes().try_into().ok()
 }
 
 #[cfg(test)]
@@ -240,5 +241,20 @@ mod tests {
         let e = check(&bad).unwrap_err();
         assert!(e.contains("(7FE0,0010)") && e.contains("2147483648"), "{e}");
         assert!(check(&ok[..100]).is_err());
+    }
+
+    #[test]
+    fn binary_values_are_stepped_in_whole_values_as_dicom_rs_reads_them() {
+        // (0008,0060) AT of length 2: dicom-rs reads no whole tag and starts
+        // the next header at its value, whose bytes "NM" + (0008,0064)...
+        // make a UN element with a 1.4 GB length.
+        let mut ds = vec![8, 0, 0x60, 0, b'A', b'T', 2, 0, b'N', b'M'];
+        ds.extend_from_slice(&[8, 0, 0x64, 0, b'C', b'S', 4, 0, b'W', b'S', b'D', b' ']);
+        let e = check(&file(&ds)).unwrap_err();
+        assert!(e.contains("(4D4E,0008)"), "{e}");
+        // Even lengths read as they say.
+        let mut ds = vec![0x28, 0, 0x10, 0, b'U', b'S', 2, 0, 64, 0];
+        ds.extend_from_slice(&[0x10, 0, 0x10, 0, b'P', b'N', 4, 0, b'A', b'^', b'B', b' ']);
+        assert!(check(&file(&ds)).is_ok());
     }
 }
