@@ -540,6 +540,14 @@ fn fuzz_found_inputs_are_errors() {
     ));
     let err = ume::io::load(p).unwrap_err().to_string();
     assert!(err.contains("claims 1398210564 bytes"), "{err}");
+    // An (FFFE,FF0D) in a sequence item: dicom-rs reads any (FFFE,xxxx)
+    // other than the item tags as a UN element of its length (3.7 GB).
+    let p = Path::new(concat!(
+        env!("CARGO_MANIFEST_DIR"),
+        "/tests/fixtures/fuzz/dicom_ffe_element_oom.dcm"
+    ));
+    let err = ume::io::load(p).unwrap_err().to_string();
+    assert!(err.contains("(FFFE,FF0D) claims 3758292991 bytes"), "{err}");
 }
 
 /// Rewrite one element of a written file (to make the oddities scanners

@@ -103,6 +103,18 @@ fn walk(
             pos += 8;
             if elem == 0xE0DD {
                 fragments = false;
+            } else if !matches!(elem, 0xE000 | 0xE00D) && len != UNDEFINED {
+                // Any other (FFFE,xxxx) dicom-rs reads as an element of VR
+                // UN with this length (a fuzzed (FFFE,FF0D) in a sequence
+                // claimed 3.7 GB).
+                let len = len as usize;
+                if len > b.len() - pos {
+                    return Err(format!(
+                        "element (FFFE,{elem:04X}) claims {len} bytes but only {} follow: truncated or corrupt",
+                        b.len() - pos
+                    ));
+                }
+                pos += len;
             } else if elem == 0xE000 && fragments && len != UNDEFINED {
                 let len = len as usize;
                 if len > b.len() - pos {
