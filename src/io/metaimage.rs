@@ -5,7 +5,7 @@
 //! (`ElementNumberOfChannels`) as components, read and written.
 
 use super::rawdata::{
-    Encoding, assemble_vector, byte_count, data_file, decode, geometry, interleaved, lps_axes,
+    Encoding, assemble_vector, byte_count, data_file, decode, file_order_bytes, geometry, lps_axes,
     numbers,
 };
 use crate::volume::{DataType, SourceFormat, Volume};
@@ -223,11 +223,7 @@ pub fn save(v: &Volume, path: &Path) -> Result<(), String> {
     } else {
         String::new()
     };
-    let voxels = if c > 1 {
-        std::borrow::Cow::Owned(interleaved(v.raw_bytes(), c, v.dtype.bytes_per_voxel()))
-    } else {
-        std::borrow::Cow::Borrowed(v.raw_bytes())
-    };
+    let voxels = file_order_bytes(v);
     let mut z = flate2::write::ZlibEncoder::new(Vec::new(), flate2::Compression::new(6));
     std::io::Write::write_all(&mut z, &voxels).map_err(|e| e.to_string())?;
     let data = z.finish().map_err(|e| e.to_string())?;

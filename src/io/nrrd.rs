@@ -7,7 +7,7 @@
 //! segmentation's layers as an image) with the field named.
 
 use super::rawdata::{
-    Encoding, assemble_vector, byte_count, data_file, decode, geometry, interleaved, lps_axes,
+    Encoding, assemble_vector, byte_count, data_file, decode, file_order_bytes, geometry, lps_axes,
     numbers,
 };
 use crate::volume::{DataType, SourceFormat, Volume};
@@ -330,15 +330,7 @@ pub(super) fn save_with(v: &Volume, path: &Path, keys: &str) -> Result<(), Strin
         kinds.join(" "),
         fmt(origin)
     );
-    let voxels = if vector {
-        std::borrow::Cow::Owned(interleaved(
-            v.raw_bytes(),
-            v.components,
-            v.dtype.bytes_per_voxel(),
-        ))
-    } else {
-        std::borrow::Cow::Borrowed(v.raw_bytes())
-    };
+    let voxels = file_order_bytes(v);
     let mut bytes = head.into_bytes();
     let mut gz = flate2::write::GzEncoder::new(&mut bytes, flate2::Compression::new(6));
     std::io::Write::write_all(&mut gz, &voxels).map_err(|e| e.to_string())?;

@@ -171,6 +171,20 @@ pub fn planar(interleaved: &[u8], components: usize, width: usize) -> Vec<u8> {
     out
 }
 
+/// A volume's voxel bytes in the order NRRD and MetaImage store them:
+/// components interleaved (fastest) when there are several.
+pub fn file_order_bytes(v: &Volume) -> std::borrow::Cow<'_, [u8]> {
+    if v.components > 1 {
+        std::borrow::Cow::Owned(interleaved(
+            v.raw_bytes(),
+            v.components,
+            v.dtype.bytes_per_voxel(),
+        ))
+    } else {
+        std::borrow::Cow::Borrowed(v.raw_bytes())
+    }
+}
+
 /// Planar elements back to interleaved ones: the inverse of [`planar`].
 pub fn interleaved(planar: &[u8], components: usize, width: usize) -> Vec<u8> {
     let n = planar.len() / (components * width).max(1);
