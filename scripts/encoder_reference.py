@@ -1,5 +1,5 @@
 #!/usr/bin/env python3
-"""PyTorch reference of the UME 4D encoder (src/models/encoder.rs, seed 000).
+"""PyTorch reference of the UME 4D encoder (src/models/encoder/, seed 000).
 
 The modules carry Burn's names (`patch.N`, `intra.layers.N.mha.query`,
 `inter.output`, `frame_pos`, ...) so that a state_dict saved here loads into UME
