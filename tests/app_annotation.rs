@@ -326,3 +326,103 @@ fn a_stroke_in_side_by_side_modalities_paints_only_under_the_pointer() {
     // A 30-point drag with a 2 mm brush covers tens of voxels, not a band.
     assert!(n > 5 && n < 400, "{n} voxels painted");
 }
+
+/// The label under a screen point of the axial view.
+fn label_under(h: &Harness<'_, UmeApp>, rect: egui::Rect, p: egui::Pos2) -> u16 {
+    let s = h.state();
+    let doc = s.doc.as_ref().unwrap();
+    let plane = ume::app::views::plane_for(
+        doc,
+        &s.cursor,
+        &s.settings,
+        &s.camera,
+        SliceAxis::Axial,
+        rect,
+    )
+    .unwrap();
+    let w = plane.world_from_screen(ume::app::views::to_screen(rect, p));
+    let v = &doc.layer(0).unwrap().volume;
+    let [i, j, k] = ume::viewmath::voxel_at(&v.geometry, v.dims, w).unwrap();
+    let m = map(h);
+    m.get(i + m.dims[0] * (j + m.dims[1] * k))
+}
+
+#[test]
+fn a_fast_stroke_follows_its_path_and_quick_clicks_stay_apart() {
+    // On a slow frame (software rendering) a stroke's moves, and a click's
+    // press and release, arrive within one frame. Sampling the pointer
+    // once a frame cut the corner below with a chord, and ran two clicks
+    // together into one undo step.
+    let (app, _tmp) = common::app_with(Kind::Brats, 2);
+    let mut h = common::settled(app);
+    common::press(&mut h, Modifiers::NONE, Key::B);
+    h.state_mut().settings.active_label = 5;
+    h.state_mut().settings.brush_radius_mm = 1.0;
+    let button = |pos, pressed| egui::Event::PointerButton {
+        pos,
+        button: egui::PointerButton::Primary,
+        pressed,
+        modifiers: Modifiers::NONE,
+    };
+    // A first dot, so the label table already lists label 5 and the
+    // views keep their place below.
+    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    let dot = rect.center() + egui::vec2(-60.0, -60.0);
+    h.hover_at(dot);
+    h.input_mut().events.push(button(dot, true));
+    h.input_mut().events.push(button(dot, false));
+    for _ in 0..4 {
+        h.step();
+    }
+    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    let c = rect.center() - egui::vec2(20.0, 20.0);
+    let corner = c + egui::vec2(40.0, 0.0);
+    let end = c + egui::vec2(40.0, 40.0);
+    h.hover_at(c);
+    h.input_mut().events.push(button(c, true));
+    for i in 1..=4 {
+        h.input_mut().events.push(egui::Event::PointerMoved(
+            c + egui::vec2(10.0 * i as f32, 0.0),
+        ));
+    }
+    for i in 1..=4 {
+        h.input_mut().events.push(egui::Event::PointerMoved(
+            corner + egui::vec2(0.0, 10.0 * i as f32),
+        ));
+    }
+    h.input_mut().events.push(button(end, false));
+    h.step();
+    h.step();
+    for p in [c, corner, end] {
+        assert_eq!(label_under(&h, rect, p), 5, "painted under {p:?}");
+    }
+    let chord_middle = c + (end - c) / 2.0;
+    assert_eq!(
+        label_under(&h, rect, chord_middle),
+        0,
+        "the stroke did not cut the corner"
+    );
+
+    // Two clicks within one frame: two dots, two undo steps.
+    let (a, b) = (
+        rect.center() + egui::vec2(-60.0, 40.0),
+        rect.center() + egui::vec2(-30.0, 40.0),
+    );
+    let before = labels(&h);
+    for p in [a, b] {
+        h.input_mut().events.push(egui::Event::PointerMoved(p));
+        h.input_mut().events.push(button(p, true));
+        h.input_mut().events.push(button(p, false));
+    }
+    h.step();
+    h.step();
+    assert_eq!((label_under(&h, rect, a), label_under(&h, rect, b)), (5, 5));
+    common::press(&mut h, Modifiers::COMMAND, Key::Z);
+    assert_eq!(
+        (label_under(&h, rect, a), label_under(&h, rect, b)),
+        (5, 0),
+        "one undo takes back the second click only"
+    );
+    common::press(&mut h, Modifiers::COMMAND, Key::Z);
+    assert_eq!(labels(&h), before, "the second undo the first click");
+}

@@ -68,6 +68,47 @@ fn every_contracted_shortcut_runs_its_command() {
         );
     }
 
+    // Presses that arrive within one frame all count: a held key repeats,
+    // and a slow frame (software rendering) queues several.
+    let z0 = h.state().cursor.crosshair_mm[2];
+    for pressed in [true, false, true, false, true, false] {
+        h.input_mut().events.push(egui::Event::Key {
+            key: Key::PageUp,
+            physical_key: None,
+            pressed,
+            repeat: false,
+            modifiers: Modifiers::NONE,
+        });
+    }
+    h.step();
+    let z1 = h.state().cursor.crosshair_mm[2];
+    assert!(
+        (z1 - z0 - 3.0 * step).abs() < 1e-6,
+        "three PageUps in one frame: {z0} -> {z1}"
+    );
+    for _ in 0..3 {
+        h.input_mut().events.push(egui::Event::Key {
+            key: Key::PageDown,
+            physical_key: None,
+            pressed: true,
+            repeat: true,
+            modifiers: Modifiers::NONE,
+        });
+    }
+    h.input_mut().events.push(egui::Event::Key {
+        key: Key::PageDown,
+        physical_key: None,
+        pressed: false,
+        repeat: false,
+        modifiers: Modifiers::NONE,
+    });
+    h.step();
+    let z2 = h.state().cursor.crosshair_mm[2];
+    assert!(
+        (z1 - z2 - 3.0 * step).abs() < 1e-6,
+        "a held PageDown repeating three times: {z1} -> {z2}"
+    );
+
     // Space plays and pauses the cine.
     common::press(&mut h, Modifiers::NONE, Key::Space);
     assert!(h.state().playing);

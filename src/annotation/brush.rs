@@ -111,16 +111,21 @@ impl Brush {
             hi[axis] = index;
         }
         let r2 = self.radius_mm * self.radius_mm;
+        let (va, vb) = match self.shape {
+            BrushShape::Disc { axis, index } => {
+                let (mut pa, mut pb) = (va, vb);
+                pa[axis] = index as f64;
+                pb[axis] = index as f64;
+                (pa, pb)
+            }
+            BrushShape::Ball => (va, vb),
+        };
         let (a, b) = match self.shape {
             // A disc measures distance within its slice: project the
             // samples onto it so a pointer slightly off the slice centre
             // still paints the full radius.
-            BrushShape::Disc { axis, index } => {
-                let mut pa = va;
-                let mut pb = vb;
-                pa[axis] = index as f64;
-                pb[axis] = index as f64;
-                (geometry.world_from_index(pa), geometry.world_from_index(pb))
+            BrushShape::Disc { .. } => {
+                (geometry.world_from_index(va), geometry.world_from_index(vb))
             }
             BrushShape::Ball => (a, b),
         };
@@ -135,6 +140,24 @@ impl Brush {
                 }
             }
         }
+        // The voxels the pointer passes through are always painted, so a
+        // brush thinner than a voxel still draws an unbroken line under
+        // the pointer (ITK-SNAP's smallest brush is one voxel).
+        let steps = (0..3)
+            .map(|k| (vb[k] - va[k]).abs())
+            .fold(0.0, f64::max)
+            .mul_add(2.0, 1.0)
+            .ceil()
+            .min(1e6) as usize;
+        for s in 0..=steps {
+            let t = s as f64 / steps as f64;
+            let v: [f64; 3] = std::array::from_fn(|k| (va[k] + t * (vb[k] - va[k])).round());
+            if (0..3).all(|k| v[k] >= 0.0 && v[k] < dims[k] as f64) {
+                out.push(v[0] as usize + dims[0] * (v[1] as usize + dims[1] * v[2] as usize));
+            }
+        }
+        out.sort_unstable();
+        out.dedup();
         out
     }
 }
@@ -196,6 +219,36 @@ mod tests {
         assert!(b.iter().any(|&f| f / 2000 == 0) && b.iter().any(|&f| f / 2000 == 2));
         // Outside the grid: nothing, no panic.
         assert!(ball.covered(&g, dims, [-50.0; 3], [-40.0; 3]).is_empty());
+    }
+
+    #[test]
+    fn a_brush_thinner_than_a_voxel_paints_an_unbroken_line_under_the_pointer() {
+        // 0.2 mm on 1 mm voxels: no voxel centre lies within the radius of
+        // most points of the path, yet every voxel it crosses is painted.
+        let g = grid([1.0, 1.0, 1.0]);
+        let dims = [40, 20, 3];
+        let brush = Brush {
+            radius_mm: 0.2,
+            shape: BrushShape::Disc { axis: 2, index: 1 },
+        };
+        let at = |x: usize, y: usize| x + 40 * (y + 20);
+        let dot = brush.covered(&g, dims, [10.4, 10.4, 1.3], [10.4, 10.4, 1.3]);
+        assert_eq!(dot, vec![at(10, 10)], "the voxel under a click");
+        let v = brush.covered(&g, dims, [10.4, 10.4, 1.0], [30.4, 15.4, 1.0]);
+        assert!(v.contains(&at(10, 10)) && v.contains(&at(30, 15)));
+        // Unbroken: each x from 10 to 30 has a painted voxel, and each
+        // step to the next column moves at most one row.
+        let rows: Vec<usize> = (10..=30)
+            .map(|x| {
+                (0..20)
+                    .find(|&y| v.contains(&at(x, y)))
+                    .expect("a voxel in every column")
+            })
+            .collect();
+        assert!(
+            rows.windows(2).all(|w| w[1].abs_diff(w[0]) <= 1),
+            "{rows:?}"
+        );
     }
 
     #[test]

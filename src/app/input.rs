@@ -41,6 +41,12 @@ pub(super) fn wheel_notches(input: &egui::InputState, carry: &mut f32) -> i32 {
 /// Brush input in a slice view: press starts a stroke, moves extend it,
 /// release ends it; Ctrl+click picks the label under the pointer. Returns
 /// whether the left button was used here.
+///
+/// The frame's pointer events are replayed in order, not sampled once a
+/// frame: on a slow frame (software rendering, a big volume) a fast stroke
+/// delivers several moves, and a quick click its press and release, within
+/// one frame. Sampling drew a corner-cutting chord instead of the path and
+/// ran two clicks together into one undo step.
 pub(super) fn paint_input(
     ui: &egui::Ui,
     response: &egui::Response,
@@ -50,44 +56,78 @@ pub(super) fn paint_input(
     camera: &mut Camera,
     intents: &mut Vec<Intent>,
 ) -> bool {
-    let (pressed, released, down, ctrl) = ui.input(|i| {
-        (
-            i.pointer.primary_pressed(),
-            i.pointer.primary_released(),
-            i.pointer.primary_down(),
-            i.modifiers.command || i.modifiers.ctrl,
-        )
-    });
-    let pos = ui.input(|i| i.pointer.interact_pos());
-    let world = pos.map(|p| plane.world_from_screen(to_screen(rect, p)));
-    if let Some(w) = world
-        && pressed
-        && response.hovered()
-    {
-        if ctrl {
-            intents.push(Intent::PickLabel(w));
-            return true;
-        }
-        intents.push(Intent::Paint {
-            axis,
-            from: w,
-            to: w,
-        });
-        camera.stroke = Some((axis, slot, w));
-        return true;
-    }
-    let Some((stroke_axis, stroke_slot, last)) = camera.stroke else {
-        return false;
+    let world = |p: Pos2| plane.world_from_screen(to_screen(rect, p));
+    let ours = |camera: &Camera| {
+        camera
+            .stroke
+            .is_some_and(|(a, s, _)| a == axis && s == slot)
     };
-    // Only the view that started the stroke continues it (side-by-side
-    // modality views share an axis).
-    if stroke_axis != axis || stroke_slot != slot {
-        return false;
+    let on_view = |p: Pos2| {
+        rect.contains(p)
+            && ui
+                .ctx()
+                .layer_id_at(p)
+                .is_none_or(|l| l == response.layer_id)
+    };
+    let events = ui.input(|i| i.events.clone());
+    let mut used = false;
+    for event in events {
+        match event {
+            egui::Event::PointerButton {
+                pos,
+                button: egui::PointerButton::Primary,
+                pressed: true,
+                modifiers,
+            } if on_view(pos) => {
+                used = true;
+                if ours(camera) {
+                    intents.push(Intent::EndStroke);
+                    camera.stroke = None;
+                }
+                if modifiers.command || modifiers.ctrl {
+                    intents.push(Intent::PickLabel(world(pos)));
+                    continue;
+                }
+                let w = world(pos);
+                intents.push(Intent::Paint {
+                    axis,
+                    from: w,
+                    to: w,
+                });
+                camera.stroke = Some((axis, slot, w));
+            }
+            egui::Event::PointerMoved(pos) if ours(camera) => {
+                used = true;
+                extend_stroke(camera, world(pos), intents);
+            }
+            egui::Event::PointerButton {
+                pos,
+                button: egui::PointerButton::Primary,
+                pressed: false,
+                ..
+            } if ours(camera) => {
+                used = true;
+                extend_stroke(camera, world(pos), intents);
+                intents.push(Intent::EndStroke);
+                camera.stroke = None;
+            }
+            _ => {}
+        }
     }
-    if let Some(w) = world
-        && (down || released)
-        && w != last
-    {
+    // A release the view never saw (outside the window) still ends it.
+    if ours(camera) && !ui.input(|i| i.pointer.primary_down()) {
+        intents.push(Intent::EndStroke);
+        camera.stroke = None;
+    }
+    used || ours(camera)
+}
+
+/// Paint from the stroke's last point to `w` and move it there.
+fn extend_stroke(camera: &mut Camera, w: [f64; 3], intents: &mut Vec<Intent>) {
+    let Some((axis, slot, last)) = camera.stroke else {
+        return;
+    };
+    if w != last {
         intents.push(Intent::Paint {
             axis,
             from: last,
@@ -95,11 +135,6 @@ pub(super) fn paint_input(
         });
         camera.stroke = Some((axis, slot, w));
     }
-    if released || !down {
-        intents.push(Intent::EndStroke);
-        camera.stroke = None;
-    }
-    true
 }
 
 /// Polygon input: clicks add vertices (a double click, or a click near
