@@ -73,6 +73,13 @@ pub fn screen_axes(axis: SliceAxis, convention: Convention) -> ([f64; 3], [f64; 
 /// Orientation letters on the view edges: (left, right, top, bottom).
 pub fn edge_letters(axis: SliceAxis, convention: Convention) -> [char; 4] {
     let (right, up) = screen_axes(axis, convention);
+    letters_of(right, up)
+}
+
+/// Orientation letters on the edges of a view whose screen-right and
+/// screen-up are these world directions: each edge names the anatomical
+/// direction nearest to it (as ITK-SNAP labels an oblique image's views).
+pub fn letters_of(right: [f64; 3], up: [f64; 3]) -> [char; 4] {
     let letter = |d: [f64; 3]| {
         let (i, v) = d.iter().enumerate().fold((0, 0.0), |best, (i, &v)| {
             if v.abs() > f64::abs(best.1) {
@@ -97,6 +104,61 @@ pub fn edge_letters(axis: SliceAxis, convention: Convention) -> [char; 4] {
         letter(up),
         letter(neg(up)),
     ]
+}
+
+/// A slice view's world directions for a grid: (screen right, screen up,
+/// plane normal). The anatomical directions of [`screen_axes`] are snapped
+/// to the grid's own axes, so a view of an oblique grid (a cardiac
+/// short-axis stack, a tilted MR) shows exactly one of its voxel slices,
+/// as ITK-SNAP shows oblique images and Slicer after "rotate to volume
+/// plane": what the brush paints (a voxel slice) is what the view shows,
+/// and the slices are seen as acquired, not cut across. For a grid whose
+/// axes are the world's (in any order or sign) these are exactly the
+/// anatomical directions. Sheared axes (a gantry tilt) keep their slice
+/// plane; screen-up is made perpendicular to screen-right within it. The
+/// normal points along the anatomical normal (superior, anterior, right).
+pub fn view_axes(
+    axis: SliceAxis,
+    convention: Convention,
+    geometry: &Geometry,
+) -> ([f64; 3], [f64; 3], [f64; 3]) {
+    let (r0, u0) = screen_axes(axis, convention);
+    let mut n0 = [0.0; 3];
+    n0[axis.normal_axis()] = 1.0;
+    let m = &geometry.world_from_voxel;
+    let cols: [[f64; 3]; 3] = std::array::from_fn(|c| [m[0][c], m[1][c], m[2][c]]);
+    if cols.iter().any(|c| dot(*c, *c) < 1e-18) {
+        return (r0, u0, n0);
+    }
+    let cols = cols.map(normalize);
+    let best = |target: [f64; 3], among: &[usize]| {
+        among
+            .iter()
+            .copied()
+            .max_by(|&a, &b| {
+                dot(cols[a], target)
+                    .abs()
+                    .total_cmp(&dot(cols[b], target).abs())
+            })
+            .unwrap_or(0)
+    };
+    let across = best(n0, &[0, 1, 2]);
+    let rest: Vec<usize> = (0..3).filter(|&c| c != across).collect();
+    let rc = best(r0, &rest);
+    let uc = rest.iter().copied().find(|&c| c != rc).unwrap_or(rc);
+    let signed = |d: [f64; 3], target: [f64; 3]| {
+        if dot(d, target) < 0.0 {
+            d.map(|x| -x)
+        } else {
+            d
+        }
+    };
+    let right = signed(cols[rc], r0);
+    let up = signed(cols[uc], u0);
+    let along = dot(up, right);
+    let up = normalize(std::array::from_fn(|i| up[i] - along * right[i]));
+    let normal = signed(normalize(cross(right, up)), n0);
+    (right, up, normal)
 }
 
 /// The plane a slice view shows and how it maps to the screen.
@@ -180,9 +242,12 @@ pub fn fit_plane(
     crosshair: [f64; 3],
     aspect: f64,
 ) -> SlicePlane {
-    let (right, up) = screen_axes(axis, convention);
-    let (lo, hi) = world_bounds(geometry, dims);
-    let extent = |d: [f64; 3]| (0..3).map(|i| d[i].abs() * (hi[i] - lo[i])).sum::<f64>() / 2.0;
+    let (right, up, normal) = view_axes(axis, convention, geometry);
+    let corners = corners(geometry, dims);
+    let extent = |d: [f64; 3]| {
+        let (lo, hi) = span(&corners, d);
+        (hi - lo) / 2.0
+    };
     let (ew, eh) = (extent(right).max(1e-3), extent(up).max(1e-3));
     let aspect = if aspect.is_finite() && aspect > 0.0 {
         aspect
@@ -194,11 +259,10 @@ pub fn fit_plane(
     } else {
         (eh * aspect, eh)
     };
-    let mid: [f64; 3] = std::array::from_fn(|i| (lo[i] + hi[i]) / 2.0);
     // Centre in-plane on the volume, through-plane on the crosshair.
-    let n = axis.normal_axis();
-    let mut center = mid;
-    center[n] = crosshair[n];
+    let mid: [f64; 3] = std::array::from_fn(|i| corners.iter().map(|c| c[i]).sum::<f64>() / 8.0);
+    let through = dot(normal, crosshair) - dot(normal, mid);
+    let center = std::array::from_fn(|i| mid[i] + through * normal[i]);
     SlicePlane {
         center_mm: center,
         right,
@@ -207,11 +271,9 @@ pub fn fit_plane(
     }
 }
 
-/// World-space bounding box of a grid's voxel corners.
-pub fn world_bounds(geometry: &Geometry, dims: [usize; 3]) -> ([f64; 3], [f64; 3]) {
-    let mut lo = [f64::INFINITY; 3];
-    let mut hi = [f64::NEG_INFINITY; 3];
-    for corner in 0..8 {
+/// World positions of a grid's eight outer voxel corners.
+fn corners(geometry: &Geometry, dims: [usize; 3]) -> [[f64; 3]; 8] {
+    std::array::from_fn(|corner| {
         let ijk: [f64; 3] = std::array::from_fn(|a| {
             if corner >> a & 1 == 1 {
                 dims[a] as f64 - 0.5
@@ -219,7 +281,68 @@ pub fn world_bounds(geometry: &Geometry, dims: [usize; 3]) -> ([f64; 3], [f64; 3
                 -0.5
             }
         });
-        let w = geometry.world_from_index(ijk);
+        geometry.world_from_index(ijk)
+    })
+}
+
+/// The range of `points` along direction `d`.
+fn span(points: &[[f64; 3]], d: [f64; 3]) -> (f64, f64) {
+    points
+        .iter()
+        .fold((f64::INFINITY, f64::NEG_INFINITY), |(lo, hi), p| {
+            let t = dot(*p, d);
+            (lo.min(t), hi.max(t))
+        })
+}
+
+/// The crosshair moved `steps` voxel slices along a view's normal, onto
+/// a slice centre (so the view shows one whole slice, never the boundary
+/// between two) and no further than the first or last slice.
+pub fn step_along_normal(
+    axis: SliceAxis,
+    geometry: &Geometry,
+    dims: [usize; 3],
+    crosshair: [f64; 3],
+    steps: i32,
+) -> [f64; 3] {
+    let (_, _, normal) = view_axes(axis, Convention::Radiological, geometry);
+    let Some(inv) = geometry.voxel_from_world() else {
+        return crosshair;
+    };
+    let m = &geometry.world_from_voxel;
+    let col = |c: usize| [m[0][c], m[1][c], m[2][c]];
+    let across = (0..3)
+        .max_by(|&a, &b| {
+            dot(col(a), normal)
+                .abs()
+                .total_cmp(&dot(col(b), normal).abs())
+        })
+        .unwrap_or(2);
+    let now: f64 = (0..3).map(|c| inv[across][c] * crosshair[c]).sum::<f64>() + inv[across][3];
+    let last = dims[across].max(1) as f64 - 1.0;
+    let to = (now.round() + f64::from(steps)).clamp(0.0, last);
+    let by = (to - now) * dot(col(across), normal);
+    std::array::from_fn(|i| crosshair[i] + by * normal[i])
+}
+
+/// A world point moved onto the plane through `crosshair` with a view's
+/// normal: where a click in that view puts the crosshair, its depth kept.
+pub fn in_view_plane(
+    axis: SliceAxis,
+    geometry: &Geometry,
+    crosshair: [f64; 3],
+    world: [f64; 3],
+) -> [f64; 3] {
+    let (_, _, normal) = view_axes(axis, Convention::Radiological, geometry);
+    let off = dot(normal, crosshair) - dot(normal, world);
+    std::array::from_fn(|i| world[i] + off * normal[i])
+}
+
+/// World-space bounding box of a grid's voxel corners.
+pub fn world_bounds(geometry: &Geometry, dims: [usize; 3]) -> ([f64; 3], [f64; 3]) {
+    let mut lo = [f64::INFINITY; 3];
+    let mut hi = [f64::NEG_INFINITY; 3];
+    for w in corners(geometry, dims) {
         for i in 0..3 {
             lo[i] = lo[i].min(w[i]);
             hi[i] = hi[i].max(w[i]);
@@ -243,12 +366,16 @@ pub fn voxel_at(geometry: &Geometry, dims: [usize; 3], w: [f64; 3]) -> Option<[u
     Some(out)
 }
 
-/// Step along a view's normal by one voxel's extent in that direction.
+/// The distance between a view's voxel slices along its normal.
 pub fn slice_step_mm(geometry: &Geometry, axis: SliceAxis) -> f64 {
-    let n = axis.normal_axis();
+    let (_, _, normal) = view_axes(axis, Convention::Radiological, geometry);
     let m = &geometry.world_from_voxel;
-    // The voxel axis most aligned with the normal decides the step.
-    (0..3).map(|c| m[n][c].abs()).fold(0.0, f64::max).max(1e-3)
+    // The voxel axis across the view moves the plane by its component
+    // along the normal (its length, unless sheared).
+    (0..3)
+        .map(|c| dot([m[0][c], m[1][c], m[2][c]], normal).abs())
+        .fold(0.0, f64::max)
+        .max(1e-3)
 }
 
 /// Window (level ± width/2) mapping of a value to [0, 1].
@@ -408,6 +535,96 @@ mod tests {
             edge_letters(SliceAxis::Sagittal, Convention::Radiological),
             ['A', 'P', 'S', 'I']
         );
+    }
+
+    #[test]
+    fn views_follow_the_grids_own_axes() {
+        // Axis-aligned grids in any storage order or sign: the anatomical
+        // directions exactly.
+        for m in [
+            [
+                [1.0, 0.0, 0.0, 0.0],
+                [0.0, 1.0, 0.0, 0.0],
+                [0.0, 0.0, 1.0, 0.0],
+            ],
+            [
+                [-0.9, 0.0, 0.0, 0.0],
+                [0.0, -0.9, 0.0, 0.0],
+                [0.0, 0.0, 3.0, 0.0],
+            ],
+            [
+                [0.0, 0.0, 2.0, 0.0],
+                [1.0, 0.0, 0.0, 0.0],
+                [0.0, -1.5, 0.0, 0.0],
+            ],
+        ] {
+            let g = Geometry::from_affine([m[0], m[1], m[2], [0.0, 0.0, 0.0, 1.0]]);
+            for axis in SliceAxis::ALL {
+                for convention in [Convention::Radiological, Convention::Neurological] {
+                    let (r, u, n) = view_axes(axis, convention, &g);
+                    assert_eq!((r, u), screen_axes(axis, convention), "{axis:?} {m:?}");
+                    assert_eq!(n[axis.normal_axis()], 1.0);
+                }
+            }
+        }
+        // A short-axis stack: rotated 30° about x, then 20° about z.
+        let (a, b) = (30f64.to_radians(), 20f64.to_radians());
+        let rx = [
+            [1.0, 0.0, 0.0],
+            [0.0, a.cos(), -a.sin()],
+            [0.0, a.sin(), a.cos()],
+        ];
+        let rz = [
+            [b.cos(), -b.sin(), 0.0],
+            [b.sin(), b.cos(), 0.0],
+            [0.0, 0.0, 1.0],
+        ];
+        let rot: [[f64; 3]; 3] = std::array::from_fn(|r| {
+            std::array::from_fn(|c| (0..3).map(|k| rz[r][k] * rx[k][c]).sum())
+        });
+        let spacing = [1.5, 1.5, 8.0];
+        let mut m = [[0.0; 4]; 4];
+        for r in 0..3 {
+            for c in 0..3 {
+                m[r][c] = rot[r][c] * spacing[c];
+            }
+            m[r][3] = [10.0, -20.0, 5.0][r];
+        }
+        m[3][3] = 1.0;
+        let g = Geometry::from_affine(m);
+        let dims = [40, 40, 9];
+        let (right, up, normal) = view_axes(SliceAxis::Axial, Convention::Radiological, &g);
+        assert!(dot(right, up).abs() < 1e-12 && dot(normal, right).abs() < 1e-12);
+        // The axial view is the voxel slice: its normal is the stack's axis
+        // (superior-ish), and moving in the plane keeps the slice index.
+        assert!(normal[2] > 0.8);
+        let c = g.world_from_index([20.0, 20.0, 4.0]);
+        let plane = fit_plane(SliceAxis::Axial, Convention::Radiological, &g, dims, c, 1.0);
+        for s in [[-0.8, 0.3], [0.5, 0.9], [0.0, -0.6]] {
+            let v = voxel_of(&g, plane.world_from_screen(s));
+            assert!((v[2] - 4.0).abs() < 1e-9, "{s:?} -> {v:?}");
+        }
+        // The letters name the nearest anatomical directions.
+        assert_eq!(letters_of(right, up), ['R', 'L', 'A', 'P']);
+        // Slice steps move one voxel slice; the crosshair stays in the grid.
+        assert!((slice_step_mm(&g, SliceAxis::Axial) - 8.0).abs() < 1e-9);
+        let next = step_along_normal(SliceAxis::Axial, &g, dims, c, 1);
+        let v = voxel_of(&g, next);
+        assert!(
+            (v[2] - 5.0).abs() < 1e-9 && (v[0] - 20.0).abs() < 1e-9,
+            "{v:?}"
+        );
+        let top = step_along_normal(SliceAxis::Axial, &g, dims, c, 100);
+        assert!((voxel_of(&g, top)[2] - 8.0).abs() < 1e-9);
+        // A click moves the crosshair within the view's plane.
+        let w = plane.world_from_screen([0.4, -0.2]);
+        let moved = in_view_plane(SliceAxis::Axial, &g, c, w);
+        assert!((voxel_of(&g, moved)[2] - 4.0).abs() < 1e-9);
+    }
+
+    fn voxel_of(g: &Geometry, w: [f64; 3]) -> [f64; 3] {
+        let m = g.voxel_from_world().unwrap();
+        std::array::from_fn(|r| m[r][0] * w[0] + m[r][1] * w[1] + m[r][2] * w[2] + m[r][3])
     }
 
     #[test]

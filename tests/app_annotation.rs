@@ -343,8 +343,8 @@ fn label_under(h: &Harness<'_, UmeApp>, rect: egui::Rect, p: egui::Pos2) -> u16 
     let w = plane.world_from_screen(ume::app::views::to_screen(rect, p));
     let v = &doc.layer(0).unwrap().volume;
     let [i, j, k] = ume::viewmath::voxel_at(&v.geometry, v.dims, w).unwrap();
-    let m = map(h);
-    m.get(i + m.dims[0] * (j + m.dims[1] * k))
+    let m = doc.labels().at_frame(s.cursor.frame).unwrap();
+    m.get(m.frame_offset(s.cursor.frame.min(m.frames - 1)) + i + m.dims[0] * (j + m.dims[1] * k))
 }
 
 #[test]
@@ -425,4 +425,55 @@ fn a_fast_stroke_follows_its_path_and_quick_clicks_stay_apart() {
     );
     common::press(&mut h, Modifiers::COMMAND, Key::Z);
     assert_eq!(labels(&h), before, "the second undo the first click");
+}
+
+#[test]
+fn on_an_oblique_stack_the_brush_paints_what_the_view_shows() {
+    // ACDC case 1 is a double-oblique short-axis stack (34° off the world
+    // axes). The views show its own voxel slices, so a stroke lands under
+    // the pointer, in the slice on screen; before, the axial view cut
+    // across the slices and showed a sliver of the stroke.
+    let (app, _tmp) = common::app_with(Kind::Acdc, 2);
+    let mut h = common::settled(app);
+    common::press(&mut h, Modifiers::NONE, Key::B);
+    h.state_mut().settings.active_label = 7;
+    h.state_mut().settings.brush_radius_mm = 3.0;
+    // A first dot, so the label table lists label 7 and the views keep
+    // their place below.
+    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    common::drag(
+        &mut h,
+        rect.center() + egui::vec2(-60.0, -60.0),
+        egui::vec2(0.0, 0.0),
+        egui::PointerButton::Primary,
+    );
+    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    let start = rect.center() + egui::vec2(-40.0, 10.0);
+    common::drag(
+        &mut h,
+        start,
+        egui::vec2(80.0, 0.0),
+        egui::PointerButton::Primary,
+    );
+    let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
+    for i in 0..=8 {
+        let p = start + egui::vec2(10.0 * i as f32, 0.0);
+        assert_eq!(label_under(&h, rect, p), 7, "under the stroke at {p:?}");
+    }
+    // All in one voxel slice of the stack.
+    let s = h.state();
+    let m = s
+        .doc
+        .as_ref()
+        .unwrap()
+        .labels()
+        .at_frame(s.cursor.frame)
+        .unwrap();
+    let plane = m.dims[0] * m.dims[1];
+    let base = m.frame_offset(s.cursor.frame.min(m.frames - 1));
+    let slices: std::collections::BTreeSet<usize> = (0..plane * m.dims[2])
+        .filter(|&i| m.get(base + i) == 7)
+        .map(|i| i / plane)
+        .collect();
+    assert_eq!(slices.len(), 1, "painted slices {slices:?}");
 }

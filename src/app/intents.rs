@@ -14,11 +14,13 @@ impl UmeApp {
         let Some(doc) = &self.doc else { return };
         match intent {
             Intent::MoveCrosshair(axis, world) => {
-                let n = axis.normal_axis();
-                for (k, (c, w)) in self.cursor.crosshair_mm.iter_mut().zip(world).enumerate() {
-                    if k != n {
-                        *c = w;
-                    }
+                if let Some(layer) = doc.layer(self.cursor.active) {
+                    self.cursor.crosshair_mm = crate::viewmath::in_view_plane(
+                        axis,
+                        &layer.volume.geometry,
+                        self.cursor.crosshair_mm,
+                        world,
+                    );
                 }
             }
             Intent::StepSlice(axis, steps) => self.cursor.step_slice(doc, axis, steps),

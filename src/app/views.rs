@@ -79,10 +79,9 @@ impl Cursor {
         let Some(layer) = doc.layer(self.active) else {
             return;
         };
-        let step = viewmath::slice_step_mm(&layer.volume.geometry, axis);
-        let n = axis.normal_axis();
-        let (lo, hi) = viewmath::world_bounds(&layer.volume.geometry, layer.volume.dims);
-        self.crosshair_mm[n] = (self.crosshair_mm[n] + f64::from(steps) * step).clamp(lo[n], hi[n]);
+        let v = &layer.volume;
+        self.crosshair_mm =
+            viewmath::step_along_normal(axis, &v.geometry, v.dims, self.crosshair_mm, steps);
     }
 }
 
@@ -359,11 +358,7 @@ pub fn slice_view_ui(
         rect,
         from_screen(rect, plane.screen_from_world(view.cursor.crosshair_mm)),
     );
-    draw_letters(
-        &painter,
-        rect,
-        viewmath::edge_letters(axis, view.settings.convention),
-    );
+    draw_letters(&painter, rect, viewmath::letters_of(plane.right, plane.up));
     let name = if slot > 0 || doc.layers().len() > 1 {
         format!(
             "{} · {}",

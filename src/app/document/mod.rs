@@ -319,14 +319,14 @@ impl Document {
         self.acdc.as_ref().map_or(0, AcdcInfo::ed_index)
     }
 
-    /// The centre of the first image (where the crosshair starts).
+    /// The centre voxel of the first image (where the crosshair starts).
     pub fn center_mm(&self) -> [f64; 3] {
         self.layers
             .first()
             .map(|l| {
                 let v = &l.volume;
-                v.geometry
-                    .world_from_index(v.dims.map(|d| (d as f64 - 1.0) / 2.0))
+                // A voxel centre, so each view starts on one whole slice.
+                v.geometry.world_from_index(v.dims.map(|d| (d / 2) as f64))
             })
             .unwrap_or([0.0; 3])
     }
