@@ -23,7 +23,7 @@ mod common;
 
 #[test]
 fn every_contracted_shortcut_runs_its_command() {
-    let (app, _tmp) = common::app_with(Kind::Acdc, 2);
+    let (app, case_dir) = common::app_with(Kind::Acdc, 2);
     let mut h = common::settled(app);
     let axial = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));
     h.hover_at(axial.center());
@@ -48,10 +48,18 @@ fn every_contracted_shortcut_runs_its_command() {
     assert!(h.state().settings.brush_radius_mm < r0, "[ shrinks it");
 
     // Slices: PageUp/PageDown and the arrows, one slice each, in the view
-    // under the pointer.
-    let step = {
+    // under the pointer (this cine is oblique: a slice step is along the
+    // stack's axis, which the axial view follows).
+    let (step, normal) = {
         let doc = h.state().doc.as_ref().unwrap();
-        ume::viewmath::slice_step_mm(&doc.layer(0).unwrap().volume.geometry, SliceAxis::Axial)
+        let g = &doc.layer(0).unwrap().volume.geometry;
+        let (_, _, normal) =
+            ume::viewmath::view_axes(SliceAxis::Axial, ume::viewmath::Convention::Radiological, g);
+        (ume::viewmath::slice_step_mm(g, SliceAxis::Axial), normal)
+    };
+    let depth = |h: &Harness<'_, UmeApp>| {
+        let c = h.state().cursor.crosshair_mm;
+        c[0] * normal[0] + c[1] * normal[1] + c[2] * normal[2]
     };
     for (key, sign) in [
         (Key::PageUp, 1.0),
@@ -59,9 +67,9 @@ fn every_contracted_shortcut_runs_its_command() {
         (Key::ArrowUp, 1.0),
         (Key::ArrowDown, -1.0),
     ] {
-        let z0 = h.state().cursor.crosshair_mm[2];
+        let z0 = depth(&h);
         common::press(&mut h, Modifiers::NONE, key);
-        let z1 = h.state().cursor.crosshair_mm[2];
+        let z1 = depth(&h);
         assert!(
             (z1 - z0 - sign * step).abs() < 1e-9,
             "{key:?}: {z0} -> {z1}"
@@ -70,7 +78,7 @@ fn every_contracted_shortcut_runs_its_command() {
 
     // Presses that arrive within one frame all count: a held key repeats,
     // and a slow frame (software rendering) queues several.
-    let z0 = h.state().cursor.crosshair_mm[2];
+    let z0 = depth(&h);
     for pressed in [true, false, true, false, true, false] {
         h.input_mut().events.push(egui::Event::Key {
             key: Key::PageUp,
@@ -81,7 +89,7 @@ fn every_contracted_shortcut_runs_its_command() {
         });
     }
     h.step();
-    let z1 = h.state().cursor.crosshair_mm[2];
+    let z1 = depth(&h);
     assert!(
         (z1 - z0 - 3.0 * step).abs() < 1e-6,
         "three PageUps in one frame: {z0} -> {z1}"
@@ -103,7 +111,7 @@ fn every_contracted_shortcut_runs_its_command() {
         modifiers: Modifiers::NONE,
     });
     h.step();
-    let z2 = h.state().cursor.crosshair_mm[2];
+    let z2 = depth(&h);
     assert!(
         (z1 - z2 - 3.0 * step).abs() < 1e-6,
         "a held PageDown repeating three times: {z1} -> {z2}"
@@ -133,11 +141,17 @@ fn every_contracted_shortcut_runs_its_command() {
     );
     h.state_mut().picker = Default::default();
     h.state_mut().picker.native = false;
+    // It opens in the case's own folder, not the last one used (another
+    // patient's, maybe).
+    let elsewhere = tempfile::tempdir().unwrap();
+    h.state_mut().settings.last_folder = Some(elsewhere.path().to_path_buf());
     common::press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
     assert_eq!(
         h.state().picker.browser().map(|b| b.pick),
         Some(ume::app::files::Pick::SaveLabels)
     );
+    let dir = h.state().picker.browser().unwrap().dir().to_path_buf();
+    assert!(dir.starts_with(case_dir.path()), "saves start in {dir:?}");
     h.state_mut().picker = Default::default();
 
     // Ctrl+Q quits.
@@ -393,6 +407,9 @@ fn save_labels_as_through_the_browser_and_labels_on_another_grid_are_refused() {
     h.state_mut().settings.last_folder = Some(tmp.path().to_path_buf());
     common::press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
     h.step();
+    // The browser opens in the case's folder.
+    let folder = h.state().picker.browser().unwrap().dir().to_path_buf();
+    assert!(folder.starts_with(tmp.path()) && folder != tmp.path());
     h.get_by_label("File name").focus();
     h.step();
     h.key_press_modifiers(Modifiers::COMMAND, Key::A);
@@ -402,9 +419,9 @@ fn save_labels_as_through_the_browser_and_labels_on_another_grid_are_refused() {
     h.get_by_label("Save").click();
     h.step();
     common::settle(&mut h);
-    let saved = tmp.path().join("mine.nii.gz");
+    let saved = folder.join("mine.nii.gz");
     assert!(saved.is_file(), "{}", h.state().notes.latest_text());
-    assert!(tmp.path().join("mine_labels.txt").is_file());
+    assert!(folder.join("mine_labels.txt").is_file());
     assert_eq!(
         h.state().doc.as_ref().unwrap().sources().labels.as_deref(),
         Some(saved.as_path()),

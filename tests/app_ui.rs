@@ -162,11 +162,12 @@ fn frame_slider_and_cine_change_the_frame() {
     let doc = h.state().doc.as_ref().unwrap();
     assert!(doc.frames() >= 20);
     assert_eq!(h.state().cursor.frame, doc.acdc().unwrap().ed_index());
-    // The slider (not its text label) is the node that has a value.
+    // The slider (not its text label) is the node that has a value; it
+    // numbers frames from 1, as Info.cfg and the `_frameNN` files do.
     h.get_all_by_label("frame")
         .find(|n| n.value().is_some())
         .unwrap()
-        .set_value_accesskit(5.0);
+        .set_value_accesskit(6.0);
     h.run();
     assert_eq!(h.state().cursor.frame, 5);
     h.get_by_label("Play").click();

@@ -17,6 +17,13 @@ pub struct Browser {
     pub name: String,
 }
 
+impl Browser {
+    /// The folder shown.
+    pub fn dir(&self) -> &std::path::Path {
+        &self.dir
+    }
+}
+
 /// What the browser asks for.
 pub enum BrowserResult {
     /// These paths were chosen.

@@ -115,7 +115,7 @@ impl UmeApp {
         if let Some((tag, r)) = self.save_job.poll() {
             let current = self.doc.as_ref().map(super::tools::labels_state);
             match r {
-                Ok(path) if current == Some(tag) => {
+                Ok((path, files)) if current == Some(tag) => {
                     if let Some(doc) = &mut self.doc {
                         doc.mark_saved(&path);
                         // Saved: the autosave is no longer needed.
@@ -129,11 +129,10 @@ impl UmeApp {
                     if let Some(p) = self.after_save.take() {
                         self.proceed(ctx, p);
                     }
-                    self.notes
-                        .info(format!("saved labels to {}", path.display()));
+                    self.notes.info(super::files::saved_message(&path, &files));
                     self.remember_labels(path);
                 }
-                Ok(path) => {
+                Ok((path, _)) => {
                     // The labels changed while they were written: what is on
                     // disk is the earlier state; they stay unsaved.
                     self.after_save = None;

@@ -318,7 +318,12 @@ impl Command {
     pub fn shortcut_text(self, ctx: &egui::Context) -> String {
         self.shortcuts()
             .iter()
-            .map(|s| ctx.format_shortcut(s))
+            .map(|s| {
+                // egui spells the bracket keys out ("OpenBracket").
+                ctx.format_shortcut(s)
+                    .replace("OpenBracket", "[")
+                    .replace("CloseBracket", "]")
+            })
             .collect::<Vec<_>>()
             .join(", ")
     }
@@ -356,9 +361,12 @@ impl Command {
         let mut out = Vec::new();
         ctx.input_mut(|i| {
             for (c, s) in all {
-                while i.consume_shortcut(s) {
-                    out.push(c);
-                }
+                // Every press counts: egui's consume_shortcut takes all of
+                // a frame's presses of the key at once and reports one, so
+                // a held key or quick taps on a slow frame lost steps and
+                // undos.
+                let presses = i.count_and_consume_key(s.modifiers, s.logical_key);
+                out.extend(std::iter::repeat_n(c, presses));
             }
         });
         out
@@ -397,22 +405,27 @@ pub fn shortcuts_window(open: &mut bool, ctx: &egui::Context) {
         .open(open)
         .collapsible(false)
         .show(ctx, |ui| {
-            egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
-                for c in Command::ALL {
-                    if c.shortcuts().is_empty() {
-                        continue;
-                    }
-                    ui.label(c.shortcut_text(ctx));
-                    ui.label(c.label());
-                    ui.end_row();
-                }
-                for (gesture, what) in POINTER_GESTURES {
-                    ui.label(*gesture);
-                    ui.label(*what);
-                    ui.end_row();
-                }
-            });
+            // Taller than a small window: scroll rather than cut it off.
+            egui::ScrollArea::vertical().show(ui, |ui| shortcuts_grid(ui, ctx));
         });
+}
+
+fn shortcuts_grid(ui: &mut egui::Ui, ctx: &egui::Context) {
+    egui::Grid::new("shortcuts").striped(true).show(ui, |ui| {
+        for c in Command::ALL {
+            if c.shortcuts().is_empty() {
+                continue;
+            }
+            ui.label(c.shortcut_text(ctx));
+            ui.label(c.label());
+            ui.end_row();
+        }
+        for (gesture, what) in POINTER_GESTURES {
+            ui.label(*gesture);
+            ui.label(*what);
+            ui.end_row();
+        }
+    });
 }
 
 /// Pointer gestures in the views (not commands: they carry a position).

@@ -191,7 +191,7 @@ impl UmeApp {
     pub fn pick(&mut self, ctx: &egui::Context, pick: Pick) {
         let title = self.doc.as_ref().map_or("ume", |d| d.title()).to_string();
         let name = default_name(pick, &title);
-        let folder = self.settings.last_folder.clone();
+        let folder = self.start_folder(pick);
         if self.picker.native {
             let wake = ctx.clone();
             let job = Job::spawn(
@@ -204,6 +204,25 @@ impl UmeApp {
         } else {
             self.picker.browser = Some(Browser::new(pick, folder, name));
         }
+    }
+
+    /// Where a pick starts: the open case's own folder for what belongs to
+    /// it (its labels, prediction, metrics, label table, so they are not
+    /// saved beside another patient's), else the last folder used.
+    fn start_folder(&self, pick: Pick) -> Option<PathBuf> {
+        let own = matches!(pick, Pick::Labels | Pick::Prediction | Pick::ImportTable)
+            || pick.is_save() && pick != Pick::SaveModel && pick != Pick::ExportWindow;
+        let case = self.doc.as_ref().filter(|_| own).and_then(|d| {
+            let s = d.sources();
+            s.labels
+                .as_deref()
+                .or(s.images.first().map(PathBuf::as_path))
+                .and_then(Path::parent)
+                .map(Path::to_path_buf)
+                .or_else(|| s.folder.clone())
+        });
+        case.filter(|f| f.is_dir())
+            .or_else(|| self.settings.last_folder.clone())
     }
 
     /// Collect a finished pick (called from `logic`) and show the browser.
@@ -219,8 +238,7 @@ impl UmeApp {
                 // No dialog could be shown: use ours.
                 Err(_) => {
                     let name = default_name(pick, self.doc.as_ref().map_or("ume", |d| d.title()));
-                    self.picker.browser =
-                        Some(Browser::new(pick, self.settings.last_folder.clone(), name));
+                    self.picker.browser = Some(Browser::new(pick, self.start_folder(pick), name));
                 }
             }
         }
@@ -338,8 +356,8 @@ impl UmeApp {
             move || wake.request_repaint(),
             move |ctx| {
                 ctx.message(format!("saving {}", path.display()));
-                write_labels(&maps, &slices, &geometry, &table, &path)?;
-                Ok(path)
+                let files = write_labels(&maps, &slices, &geometry, &table, &path)?;
+                Ok((path, files))
             },
         );
         self.save_job.start(job);
@@ -394,14 +412,16 @@ impl UmeApp {
 /// as Slicer segmentations with the table inside (`.seg.nrrd`): one map as
 /// `path`; per-frame maps (a cine labelled at some frames, as ACDC ships)
 /// as `<stem>_frameNN<ext>`, NN the 1-based frame as in ACDC's names.
+/// Returns the label map files written.
 pub fn write_labels(
     maps: &[(Option<usize>, Arc<LabelVolume>)],
     slices: &[Option<Vec<usize>>],
     geometry: &Geometry,
     table: &LabelTable,
     path: &Path,
-) -> Result<(), String> {
+) -> Result<Vec<PathBuf>, String> {
     let seg_nrrd = crate::io::segnrrd::is_seg_nrrd(&path.to_string_lossy().to_lowercase());
+    let mut written = Vec::with_capacity(maps.len());
     for (i, (frame, map)) in maps.iter().enumerate() {
         let target = match frame {
             Some(t) if maps.len() > 1 || maps[0].0.is_some() => frame_path(path, *t),
@@ -415,11 +435,34 @@ pub fn write_labels(
             crate::io::save_label_map(map, geometry, &target).map_err(|e| e.to_string())?;
         }
         write_slice_list(&target, slices.get(i).and_then(Option::as_ref))?;
+        written.push(target);
     }
-    if seg_nrrd {
-        return Ok(());
+    if !seg_nrrd {
+        crate::io::save_label_table(table, path).map_err(|e| e.to_string())?;
     }
-    crate::io::save_label_table(table, path).map_err(|e| e.to_string())
+    Ok(written)
+}
+
+/// What a save wrote, for the status line: the file, or the per-frame
+/// files (a cine labelled at some frames) when the name given is not
+/// itself a file on disk.
+pub fn saved_message(path: &Path, files: &[PathBuf]) -> String {
+    match files {
+        [one] if one == path => format!("saved labels to {}", path.display()),
+        _ => {
+            let names: Vec<String> = files
+                .iter()
+                .filter_map(|f| f.file_name())
+                .map(|n| n.to_string_lossy().to_string())
+                .collect();
+            format!(
+                "saved labels as {} files, one per labelled frame, in {}: {}",
+                names.len(),
+                path.parent().unwrap_or(path).display(),
+                names.join(", ")
+            )
+        }
+    }
 }
 
 /// Beside a label map just written: its labelled slices when it is partly
@@ -497,7 +540,15 @@ mod tests {
             (Some(0), Arc::new(ed.clone())),
             (Some(11), Arc::new(es.clone())),
         ];
-        write_labels(&maps, &[], &g, &table, &path).unwrap();
+        let files = write_labels(&maps, &[], &g, &table, &path).unwrap();
+        assert_eq!(
+            saved_message(&path, &files),
+            format!(
+                "saved labels as 2 files, one per labelled frame, in {}: p001_frame01.nii.gz, p001_frame12.nii.gz",
+                tmp.path().display()
+            ),
+            "the status names the files written, not the name given"
+        );
         let back = |n: &str| crate::io::load_labels(&tmp.path().join(n)).unwrap();
         assert_eq!(back("p001_frame01.nii.gz").data, ed.data);
         assert_eq!(back("p001_frame12.nii.gz").data, es.data);
@@ -505,8 +556,12 @@ mod tests {
         // One map for every frame (a 4D map) is one file.
         let four_d = LabelVolume::zeros([4, 3, 2], 5, g.clone());
         let path = tmp.path().join("cine.nii.gz");
-        write_labels(&[(None, Arc::new(four_d))], &[], &g, &table, &path).unwrap();
+        let files = write_labels(&[(None, Arc::new(four_d))], &[], &g, &table, &path).unwrap();
         assert_eq!(crate::io::load_labels(&path).unwrap().frames, 5);
+        assert_eq!(
+            saved_message(&path, &files),
+            format!("saved labels to {}", path.display())
+        );
     }
 
     #[test]

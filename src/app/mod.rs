@@ -143,7 +143,8 @@ pub struct UmeApp {
     load_request: Option<LoadRequest>,
     label_job: Slot<(PathBuf, Labels, Option<LabelTable>)>,
     prediction_job: Slot<Prediction>,
-    save_job: Slot<PathBuf>,
+    /// The save target and the map files written there.
+    save_job: Slot<(PathBuf, Vec<PathBuf>)>,
     save_prediction_job: Slot<PathBuf>,
     pending_prediction: Option<PathBuf>,
     pending_labels: Option<PathBuf>,

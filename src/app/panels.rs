@@ -441,7 +441,11 @@ pub(super) fn cine_bar(app: &mut UmeApp, ui: &mut egui::Ui) {
             app.playing = !app.playing;
         }
         ui.add(egui::Slider::new(&mut app.settings.cine_fps, 1.0..=60.0).text("fps"));
-        let slider = ui.add(egui::Slider::new(&mut app.cursor.frame, 0..=frames - 1).text("frame"));
+        // Frames are numbered from 1 on screen, as ITK-SNAP, ACDC's Info.cfg
+        // and the saved `_frameNN` files number them.
+        let mut shown = app.cursor.frame + 1;
+        let slider = ui.add(egui::Slider::new(&mut shown, 1..=frames).text("frame"));
+        app.cursor.frame = shown.clamp(1, frames) - 1;
         if let Some(info) = doc.acdc() {
             // ED/ES markers under the slider (ACDC frames are 1-based in Info.cfg).
             let r = slider.rect;
@@ -459,7 +463,11 @@ pub(super) fn cine_bar(app: &mut UmeApp, ui: &mut egui::Ui) {
                     color,
                 );
             }
-            ui.label(format!("ED {} · ES {}", info.ed_index(), info.es_index()));
+            ui.label(format!(
+                "ED {} · ES {}",
+                info.ed_index() + 1,
+                info.es_index() + 1
+            ));
         }
     });
     ui.add_space(10.0);

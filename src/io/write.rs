@@ -243,7 +243,8 @@ pub fn save_label_map(
 }
 
 /// The label description files written beside a label map: `seg.nii.gz`
-/// → `seg_labels.txt` (ITK-SNAP) and `seg_labels.json` (UME's table).
+/// (or `seg.nrrd`, `seg.mha`…) → `seg_labels.txt` (ITK-SNAP) and
+/// `seg_labels.json` (UME's table).
 pub fn label_table_paths(map: &Path) -> (PathBuf, PathBuf) {
     let name = map
         .file_name()
@@ -251,7 +252,8 @@ pub fn label_table_paths(map: &Path) -> (PathBuf, PathBuf) {
         .unwrap_or_default();
     let lower = name.to_lowercase();
     let stem = [
-        ".nii.gz", ".nii", ".hdr.gz", ".hdr", ".img.gz", ".img", ".gz",
+        ".nii.gz", ".nii", ".hdr.gz", ".hdr", ".img.gz", ".img", ".nrrd", ".nhdr", ".mha", ".mhd",
+        ".gz",
     ]
     .iter()
     .find(|e| lower.ends_with(*e))
@@ -272,4 +274,31 @@ pub fn save_label_table(table: &crate::volume::LabelTable, map: &Path) -> Result
         source: std::io::Error::other(e),
     })?;
     write_atomic(&json, &text)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::label_table_paths;
+    use std::path::{Path, PathBuf};
+
+    #[test]
+    fn the_table_files_drop_the_maps_extension_whatever_its_format() {
+        for map in [
+            "seg.nii.gz",
+            "seg.nii",
+            "seg.nrrd",
+            "seg.mha",
+            "seg.mhd",
+            "seg.hdr",
+        ] {
+            assert_eq!(
+                label_table_paths(&Path::new("/d").join(map)),
+                (
+                    PathBuf::from("/d/seg_labels.txt"),
+                    PathBuf::from("/d/seg_labels.json")
+                ),
+                "{map}"
+            );
+        }
+    }
 }
