@@ -761,3 +761,19 @@ fn labels_changed_while_saving_or_loading_are_never_dropped() {
             .any(|n| n.text.contains("unsaved labels"))
     );
 }
+
+#[test]
+fn the_active_label_follows_the_cases_table() {
+    // Another ACDC patient keeps the label being painted; a case with
+    // another table starts on its first label (ACDC's 3 is the LV,
+    // TotalSegmentator's 3 a kidney).
+    let (mut app, _a) = common::app_with(Kind::Acdc, 2);
+    app.settings.active_label = 3;
+    let (next, _b) = common::app_with(Kind::Acdc, 3);
+    app.set_document(next.doc.unwrap());
+    assert_eq!(app.settings.active_label, 3);
+    let (ct, _c) = common::app_with(Kind::TotalSeg, 2);
+    let first = ct.doc.as_ref().unwrap().table().labels[0].id;
+    app.set_document(ct.doc.unwrap());
+    assert_eq!(app.settings.active_label, first);
+}

@@ -109,8 +109,11 @@ impl Browser {
                 if self.pick.is_save() {
                     ui.horizontal(|ui| {
                         let l = ui.label("File name");
-                        ui.text_edit_singleline(&mut self.name).labelled_by(l.id);
-                        if ui.button("Save").clicked() && !self.name.trim().is_empty() {
+                        let field = ui.text_edit_singleline(&mut self.name).labelled_by(l.id);
+                        // Enter in the name field saves, as in every file dialog.
+                        let enter =
+                            field.lost_focus() && ui.input(|i| i.key_pressed(egui::Key::Enter));
+                        if (ui.button("Save").clicked() || enter) && !self.name.trim().is_empty() {
                             result = BrowserResult::Picked(vec![self.dir.join(self.name.trim())]);
                         }
                     });

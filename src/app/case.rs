@@ -55,6 +55,13 @@ impl UmeApp {
     /// Install a loaded document (also used by tests): the cursor, camera,
     /// windows and everything computed for the previous case start afresh.
     pub fn set_document(&mut self, doc: Document) {
+        // The active label follows the case's table: an id kept from a case
+        // with another table (ACDC's 3 is the LV, TotalSegmentator's a
+        // kidney) would paint the wrong structure.
+        let same_table = self.doc.as_ref().is_some_and(|d| d.table() == doc.table());
+        if !same_table && let Some(first) = doc.table().labels.first() {
+            self.settings.active_label = first.id;
+        }
         self.cursor = Cursor::for_document(&doc);
         self.camera = Camera::default();
         self.settings.windows = doc.layers().iter().map(|l| l.auto_window).collect();

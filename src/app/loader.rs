@@ -145,11 +145,19 @@ pub fn load_or_pick(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<
                         .as_deref()
                         .map(|n| format!(" — {n}"))
                         .unwrap_or_default();
+                    // Series number and the UID's tail tell apart
+                    // series that share a description (three localizers).
+                    let number = s.number.map(|n| format!("#{n} ")).unwrap_or_default();
+                    let uid_tail = s.id.rsplit('.').next().unwrap_or(&s.id);
+                    let images = match s.images {
+                        1 => "1 image".to_string(),
+                        n => format!("{n} images"),
+                    };
                     (
                         s.id.clone(),
                         format!(
-                            "{} {} {shape}, {} images{note}",
-                            s.modality, s.description, s.images
+                            "{number}{} {} {shape}, {images} (UID …{uid_tail}){note}",
+                            s.modality, s.description
                         ),
                     )
                 })

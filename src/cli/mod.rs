@@ -223,7 +223,8 @@ enum Command {
     },
     /// Open files or a dataset folder in the viewer.
     View {
-        /// NIfTI/Analyze files (shown as layers) or one dataset folder.
+        /// Image files (NIfTI, Analyze, NRRD, MetaImage; shown as layers), a
+        /// DICOM file or folder, or one dataset folder.
         paths: Vec<PathBuf>,
         /// A label map for the image.
         #[arg(long)]
