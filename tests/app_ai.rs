@@ -364,6 +364,29 @@ fn encoder_reports_keyframes_fusion_weights_and_modality_gates() {
 }
 
 #[test]
+fn a_cardiac_frame_opened_alone_gets_no_brain_model() {
+    // One 3D MR file is not enough to guess the brain model: a short-axis
+    // frame (10 mm slices) opened on its own got it and came back as blobs.
+    let tmp = tempfile::tempdir().unwrap();
+    let dirs = ume::phantom::generate(
+        Kind::Acdc,
+        ume::phantom::Size::Small,
+        3,
+        1,
+        tmp.path(),
+        |_, _| {},
+    )
+    .unwrap();
+    let frame = dirs[0].join("patient001_frame01.nii.gz");
+    let request = ume::app::LoadRequest::Files {
+        paths: vec![frame],
+        labels: None,
+    };
+    let doc = ume::app::loader::load(&request, &|_| {}).unwrap();
+    assert_eq!(ume::app::ai::default_model(&doc), "");
+}
+
+#[test]
 fn a_case_no_demo_fits_asks_for_a_checkpoint() {
     // A cardiac cine is neither 4-channel MR nor CT: no model is guessed.
     let (app, _tmp) = app_with(Kind::Acdc);
