@@ -329,22 +329,20 @@ fn a_stroke_in_side_by_side_modalities_paints_only_under_the_pointer() {
 
 /// The label under a screen point of the axial view.
 fn label_under(h: &Harness<'_, UmeApp>, rect: egui::Rect, p: egui::Pos2) -> u16 {
+    let w = common::world_at(h, rect, p);
     let s = h.state();
     let doc = s.doc.as_ref().unwrap();
-    let plane = ume::app::views::plane_for(
-        doc,
-        &s.cursor,
-        &s.settings,
-        &s.camera,
-        SliceAxis::Axial,
-        rect,
-    )
-    .unwrap();
-    let w = plane.world_from_screen(ume::app::views::to_screen(rect, p));
     let v = &doc.layer(0).unwrap().volume;
     let [i, j, k] = ume::viewmath::voxel_at(&v.geometry, v.dims, w).unwrap();
     let m = doc.labels().at_frame(s.cursor.frame).unwrap();
     m.get(m.frame_offset(s.cursor.frame.min(m.frames - 1)) + i + m.dims[0] * (j + m.dims[1] * k))
+}
+
+/// The brush with `label` and `radius_mm`.
+fn brush(h: &mut Harness<'_, UmeApp>, label: u16, radius_mm: f64) {
+    common::press(h, Modifiers::NONE, Key::B);
+    h.state_mut().settings.active_label = label;
+    h.state_mut().settings.brush_radius_mm = radius_mm;
 }
 
 #[test]
@@ -355,9 +353,7 @@ fn a_fast_stroke_follows_its_path_and_quick_clicks_stay_apart() {
     // together into one undo step.
     let (app, _tmp) = common::app_with(Kind::Brats, 2);
     let mut h = common::settled(app);
-    common::press(&mut h, Modifiers::NONE, Key::B);
-    h.state_mut().settings.active_label = 5;
-    h.state_mut().settings.brush_radius_mm = 1.0;
+    brush(&mut h, 5, 1.0);
     let button = |pos, pressed| egui::Event::PointerButton {
         pos,
         button: egui::PointerButton::Primary,
@@ -435,9 +431,7 @@ fn on_an_oblique_stack_the_brush_paints_what_the_view_shows() {
     // across the slices and showed a sliver of the stroke.
     let (app, _tmp) = common::app_with(Kind::Acdc, 2);
     let mut h = common::settled(app);
-    common::press(&mut h, Modifiers::NONE, Key::B);
-    h.state_mut().settings.active_label = 7;
-    h.state_mut().settings.brush_radius_mm = 3.0;
+    brush(&mut h, 7, 3.0);
     // A first dot, so the label table lists label 7 and the views keep
     // their place below.
     let rect = common::rect_of(&h, ViewId::Slice(SliceAxis::Axial));

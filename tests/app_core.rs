@@ -202,20 +202,7 @@ fn ctrl_wheel_zooms_and_middle_drag_pans_with_the_pointer() {
     // Middle drag: the world point under the pointer stays under it.
     let from = rect.center() + egui::vec2(-30.0, 20.0);
     let by = egui::vec2(60.0, -40.0);
-    let world_at = |h: &Harness<'_, UmeApp>, at: egui::Pos2| {
-        let s = h.state();
-        let plane = ume::app::views::plane_for(
-            s.doc.as_ref().unwrap(),
-            &s.cursor,
-            &s.settings,
-            &s.camera,
-            SliceAxis::Axial,
-            rect,
-        )
-        .unwrap();
-        plane.world_from_screen(ume::app::views::to_screen(rect, at))
-    };
-    let before = world_at(&h, from);
+    let before = common::world_at(&h, rect, from);
     h.hover_at(from);
     h.event(egui::Event::PointerButton {
         pos: from,
@@ -235,7 +222,7 @@ fn ctrl_wheel_zooms_and_middle_drag_pans_with_the_pointer() {
         modifiers: Modifiers::NONE,
     });
     h.step();
-    let after = world_at(&h, from + by);
+    let after = common::world_at(&h, rect, from + by);
     for k in 0..2 {
         assert!(
             (after[k] - before[k]).abs() < 0.5,

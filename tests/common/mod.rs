@@ -65,6 +65,22 @@ pub fn settle(h: &mut Harness<'_, UmeApp>) {
     h.step();
 }
 
+/// The world point (mm) under screen point `at` of the axial view drawn
+/// in `rect`.
+pub fn world_at(h: &Harness<'_, UmeApp>, rect: egui::Rect, at: egui::Pos2) -> [f64; 3] {
+    let s = h.state();
+    let plane = ume::app::views::plane_for(
+        s.doc.as_ref().unwrap(),
+        &s.cursor,
+        &s.settings,
+        &s.camera,
+        ume::viewmath::SliceAxis::Axial,
+        rect,
+    )
+    .unwrap();
+    plane.world_from_screen(ume::app::views::to_screen(rect, at))
+}
+
 /// Where a view was drawn last frame.
 pub fn rect_of(h: &Harness<'_, UmeApp>, view: ume::app::views::ViewId) -> egui::Rect {
     h.state()
