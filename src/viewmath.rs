@@ -2,9 +2,11 @@
 //! CPU reference renderer and the input handling of the app.
 //!
 //! A slice view shows a plane of world space (RAS+ mm) through the crosshair.
-//! Its screen axes are fixed world directions, so the same anatomy looks the
-//! same whatever the file's storage order, and oblique or sheared data are
-//! resampled correctly. Screen coordinates here are normalised: x and y in
+//! Its screen axes are anatomical directions, so the same anatomy looks the
+//! same whatever the file's storage order, snapped to the image's own axes
+//! when it is oblique ([`view_axes`]): the view then shows one acquired
+//! slice, which is what the brush paints. Resampling is in world space, so
+//! oblique or sheared data are shown correctly either way. Screen coordinates here are normalised: x and y in
 //! [-1, 1], x to the right, y up.
 
 // Matrix code reads best with explicit row/column indices.
