@@ -72,12 +72,6 @@ pub fn screen_axes(axis: SliceAxis, convention: Convention) -> ([f64; 3], [f64; 
     }
 }
 
-/// Orientation letters on the view edges: (left, right, top, bottom).
-pub fn edge_letters(axis: SliceAxis, convention: Convention) -> [char; 4] {
-    let (right, up) = screen_axes(axis, convention);
-    letters_of(right, up)
-}
-
 /// Orientation letters on the edges of a view whose screen-right and
 /// screen-up are these world directions: each edge names the anatomical
 /// direction nearest to it (as ITK-SNAP labels an oblique image's views).
@@ -127,27 +121,15 @@ pub fn view_axes(
     let (r0, u0) = screen_axes(axis, convention);
     let mut n0 = [0.0; 3];
     n0[axis.normal_axis()] = 1.0;
-    let m = &geometry.world_from_voxel;
-    let cols: [[f64; 3]; 3] = std::array::from_fn(|c| [m[0][c], m[1][c], m[2][c]]);
-    if cols.iter().any(|c| dot(*c, *c) < 1e-18) {
+    let Some(columns) = voxel_axes(geometry) else {
         return (r0, u0, n0);
-    }
-    let cols = cols.map(normalize);
-    let best = |target: [f64; 3], among: &[usize]| {
-        among
-            .iter()
-            .copied()
-            .max_by(|&a, &b| {
-                dot(cols[a], target)
-                    .abs()
-                    .total_cmp(&dot(cols[b], target).abs())
-            })
-            .unwrap_or(0)
     };
-    let across = best(n0, &[0, 1, 2]);
-    let rest: Vec<usize> = (0..3).filter(|&c| c != across).collect();
-    let rc = best(r0, &rest);
-    let uc = rest.iter().copied().find(|&c| c != rc).unwrap_or(rc);
+    let m = &geometry.world_from_voxel;
+    let col = |w: [f64; 3]| {
+        let world_axis = (0..3).find(|&i| w[i] != 0.0).unwrap_or(0);
+        let c = columns[world_axis];
+        normalize([m[0][c], m[1][c], m[2][c]])
+    };
     let signed = |d: [f64; 3], target: [f64; 3]| {
         if dot(d, target) < 0.0 {
             d.map(|x| -x)
@@ -155,12 +137,64 @@ pub fn view_axes(
             d
         }
     };
-    let right = signed(cols[rc], r0);
-    let up = signed(cols[uc], u0);
+    let right = signed(col(r0), r0);
+    let up = col(u0);
     let along = dot(up, right);
-    let up = normalize(std::array::from_fn(|i| up[i] - along * right[i]));
+    // Perpendicular to screen-right within the slice (a sheared grid), and
+    // only then turned to point up, so shear cannot flip the view.
+    let up = signed(
+        normalize(std::array::from_fn(|i| up[i] - along * right[i])),
+        u0,
+    );
     let normal = signed(normalize(cross(right, up)), n0);
     (right, up, normal)
+}
+
+/// Which voxel axis (column of `world_from_voxel`) each world axis (x, y,
+/// z) follows: one permutation for the whole grid, the one whose axes are
+/// closest to the world's (largest sum of |cos|), so the three views always
+/// show three different voxel slices; picking per view, two views of a
+/// strongly oblique grid could pick the same axis. `None` for a singular
+/// geometry.
+pub fn voxel_axes(geometry: &Geometry) -> Option<[usize; 3]> {
+    geometry.voxel_from_world()?;
+    let m = &geometry.world_from_voxel;
+    let cos = |w: usize, c: usize| {
+        let len = (0..3).map(|r| m[r][c] * m[r][c]).sum::<f64>().sqrt();
+        if len > 0.0 { m[w][c].abs() / len } else { 0.0 }
+    };
+    const PERMUTATIONS: [[usize; 3]; 6] = [
+        [0, 1, 2],
+        [0, 2, 1],
+        [1, 0, 2],
+        [1, 2, 0],
+        [2, 0, 1],
+        [2, 1, 0],
+    ];
+    PERMUTATIONS.into_iter().max_by(|a, b| {
+        let score = |p: &[usize; 3]| (0..3).map(|w| cos(w, p[w])).sum::<f64>();
+        score(a).total_cmp(&score(b))
+    })
+}
+
+/// The voxel axis across a slice view (its slices are what the view and
+/// the brush show), from [`voxel_axes`]; 2 for a singular geometry.
+pub fn across_axis(geometry: &Geometry, axis: SliceAxis) -> usize {
+    voxel_axes(geometry).map_or(2, |p| p[axis.normal_axis()])
+}
+
+/// The crosshair for a click at `world` in a view: on the voxel centre
+/// nearest to it within the grid (ITK-SNAP's cursor is always on one), so
+/// every view then shows one whole slice.
+pub fn snap_to_voxel(geometry: &Geometry, dims: [usize; 3], world: [f64; 3]) -> [f64; 3] {
+    let Some(inv) = geometry.voxel_from_world() else {
+        return world;
+    };
+    let v: [f64; 3] = std::array::from_fn(|r| {
+        let x = (0..3).map(|c| inv[r][c] * world[c]).sum::<f64>() + inv[r][3];
+        x.round().clamp(0.0, dims[r].max(1) as f64 - 1.0)
+    });
+    geometry.world_from_index(v)
 }
 
 /// The plane a slice view shows and how it maps to the screen.
@@ -374,10 +408,8 @@ pub fn slice_step_mm(geometry: &Geometry, axis: SliceAxis) -> f64 {
     let m = &geometry.world_from_voxel;
     // The voxel axis across the view moves the plane by its component
     // along the normal (its length, unless sheared).
-    (0..3)
-        .map(|c| dot([m[0][c], m[1][c], m[2][c]], normal).abs())
-        .fold(0.0, f64::max)
-        .max(1e-3)
+    let c = across_axis(geometry, axis);
+    dot([m[0][c], m[1][c], m[2][c]], normal).abs().max(1e-3)
 }
 
 /// Window (level ± width/2) mapping of a value to [0, 1].
@@ -519,22 +551,27 @@ fn normalize(a: [f64; 3]) -> [f64; 3] {
 mod tests {
     use super::*;
 
+    fn letters(axis: SliceAxis, convention: Convention) -> [char; 4] {
+        let (right, up) = screen_axes(axis, convention);
+        letters_of(right, up)
+    }
+
     #[test]
     fn radiological_axial_puts_patient_right_on_screen_left() {
         assert_eq!(
-            edge_letters(SliceAxis::Axial, Convention::Radiological),
+            letters(SliceAxis::Axial, Convention::Radiological),
             ['R', 'L', 'A', 'P']
         );
         assert_eq!(
-            edge_letters(SliceAxis::Axial, Convention::Neurological),
+            letters(SliceAxis::Axial, Convention::Neurological),
             ['L', 'R', 'A', 'P']
         );
         assert_eq!(
-            edge_letters(SliceAxis::Coronal, Convention::Radiological),
+            letters(SliceAxis::Coronal, Convention::Radiological),
             ['R', 'L', 'S', 'I']
         );
         assert_eq!(
-            edge_letters(SliceAxis::Sagittal, Convention::Radiological),
+            letters(SliceAxis::Sagittal, Convention::Radiological),
             ['A', 'P', 'S', 'I']
         );
     }
@@ -618,10 +655,136 @@ mod tests {
         );
         let top = step_along_normal(SliceAxis::Axial, &g, dims, c, 100);
         assert!((voxel_of(&g, top)[2] - 8.0).abs() < 1e-9);
-        // A click moves the crosshair within the view's plane.
+        // A click moves the crosshair within the view's plane (a point
+        // off the plane is brought back onto it), then onto a voxel centre.
         let w = plane.world_from_screen([0.4, -0.2]);
-        let moved = in_view_plane(SliceAxis::Axial, &g, c, w);
+        let off: [f64; 3] = std::array::from_fn(|i| w[i] + 3.0 * normal[i]);
+        let moved = in_view_plane(SliceAxis::Axial, &g, c, off);
         assert!((voxel_of(&g, moved)[2] - 4.0).abs() < 1e-9);
+        let snapped = voxel_of(&g, snap_to_voxel(&g, dims, moved));
+        assert!(
+            snapped.iter().all(|x| (x - x.round()).abs() < 1e-9),
+            "{snapped:?}"
+        );
+        assert!((snapped[2] - 4.0).abs() < 1e-9);
+    }
+
+    /// A grid of `spacing` whose voxel axes are the columns of `rot`.
+    fn rotated(rot: [[f64; 3]; 3], spacing: [f64; 3]) -> Geometry {
+        let mut m = [[0.0; 4]; 4];
+        for r in 0..3 {
+            for c in 0..3 {
+                m[r][c] = rot[r][c] * spacing[c];
+            }
+        }
+        m[3][3] = 1.0;
+        Geometry::from_affine(m)
+    }
+
+    #[test]
+    fn the_three_views_show_three_different_slices() {
+        // Per view, the axial and sagittal views of this grid both picked
+        // column 1, and no view showed the plane across column 2.
+        let s = 0.5f64.sqrt();
+        let cols = [[0.41, 0.82, -0.41], [-s, 0.0, -s], [-0.58, 0.58, 0.57]];
+        let rot: [[f64; 3]; 3] = std::array::from_fn(|r| std::array::from_fn(|c| cols[c][r]));
+        let mut grids = vec![rotated(rot, [1.0, 1.0, 1.0])];
+        // And pseudo-random rotations (products of three axis rotations).
+        let mut x = 0.123f64;
+        for _ in 0..500 {
+            let mut angle = || {
+                x = (x * 9301.0 + 0.49297).fract();
+                x * std::f64::consts::TAU
+            };
+            let (a, b, c) = (angle(), angle(), angle());
+            let rx = [
+                [1.0, 0.0, 0.0],
+                [0.0, a.cos(), -a.sin()],
+                [0.0, a.sin(), a.cos()],
+            ];
+            let ry = [
+                [b.cos(), 0.0, b.sin()],
+                [0.0, 1.0, 0.0],
+                [-b.sin(), 0.0, b.cos()],
+            ];
+            let rz = [
+                [c.cos(), -c.sin(), 0.0],
+                [c.sin(), c.cos(), 0.0],
+                [0.0, 0.0, 1.0],
+            ];
+            let mul = |p: [[f64; 3]; 3], q: [[f64; 3]; 3]| -> [[f64; 3]; 3] {
+                std::array::from_fn(|r| {
+                    std::array::from_fn(|c| (0..3).map(|k| p[r][k] * q[k][c]).sum())
+                })
+            };
+            grids.push(rotated(mul(rz, mul(ry, rx)), [1.2, 0.8, 5.0]));
+        }
+        for g in &grids {
+            let across: std::collections::BTreeSet<usize> =
+                SliceAxis::ALL.iter().map(|&a| across_axis(g, a)).collect();
+            assert_eq!(across.len(), 3, "{:?}", g.world_from_voxel);
+            for axis in SliceAxis::ALL {
+                // Each view's plane is its voxel slice: right and up lie in it.
+                let (right, up, normal) = view_axes(axis, Convention::Radiological, g);
+                let inv = g.voxel_from_world().unwrap();
+                let a = across_axis(g, axis);
+                let moved = |d: [f64; 3]| (0..3).map(|c| inv[a][c] * d[c]).sum::<f64>();
+                assert!(moved(right).abs() < 1e-9 && moved(up).abs() < 1e-9);
+                assert!(normal[axis.normal_axis()] > 0.0);
+            }
+        }
+    }
+
+    #[test]
+    fn a_sheared_grid_keeps_its_slices_and_stays_upright() {
+        // A CT with a 25° gantry tilt: slices step along a sheared z axis.
+        let t = 25f64.to_radians();
+        let g = Geometry::from_affine([
+            [0.7, 0.0, 0.0, 0.0],
+            [0.0, 0.7, 2.5 * t.sin(), 0.0],
+            [0.0, 0.0, 2.5 * t.cos(), 0.0],
+            [0.0, 0.0, 0.0, 1.0],
+        ]);
+        let dims = [64, 64, 20];
+        for axis in SliceAxis::ALL {
+            let (right, up, _) = view_axes(axis, Convention::Radiological, &g);
+            let (r0, u0) = screen_axes(axis, Convention::Radiological);
+            assert!(dot(right, r0) > 0.8 && dot(up, u0) > 0.8, "{axis:?}");
+        }
+        // The axial view is the acquired (tilted) slice; steps move one.
+        let c = g.world_from_index([10.0, 20.0, 7.0]);
+        let next = step_along_normal(SliceAxis::Axial, &g, dims, c, 1);
+        let v = voxel_of(&g, next);
+        assert!((v[2] - 8.0).abs() < 1e-9, "{v:?}");
+        // It moves along the normal: what is under the crosshair in the
+        // axial view stays there.
+        let (right, up, _) = view_axes(SliceAxis::Axial, Convention::Radiological, &g);
+        let d: [f64; 3] = std::array::from_fn(|i| next[i] - c[i]);
+        assert!(dot(d, right).abs() < 1e-9 && dot(d, up).abs() < 1e-9);
+        assert!((slice_step_mm(&g, SliceAxis::Axial) - 2.5 * t.cos()).abs() < 1e-9);
+        // From between two slices, a step lands on the next centre; at
+        // the first slice, a step down stays there.
+        let between = g.world_from_index([10.0, 20.0, 4.3]);
+        let v = voxel_of(
+            &g,
+            step_along_normal(SliceAxis::Axial, &g, dims, between, 1),
+        );
+        assert!((v[2] - 5.0).abs() < 1e-9, "{v:?}");
+        let first = g.world_from_index([10.0, 20.0, 0.0]);
+        let v = voxel_of(&g, step_along_normal(SliceAxis::Axial, &g, dims, first, -3));
+        assert!(v[2].abs() < 1e-9, "{v:?}");
+    }
+
+    #[test]
+    fn the_axis_across_a_view_follows_the_storage_order() {
+        // Voxel axis 0 runs along world z (a sagittal-stored volume).
+        let mut m = Geometry::identity().world_from_voxel;
+        m[0] = [0.0, 0.0, 1.0, 0.0];
+        m[2] = [1.0, 0.0, 0.0, 0.0];
+        let g = Geometry::from_affine(m);
+        assert_eq!(across_axis(&g, SliceAxis::Axial), 0);
+        assert_eq!(across_axis(&g, SliceAxis::Sagittal), 2);
+        assert_eq!(across_axis(&g, SliceAxis::Coronal), 1);
     }
 
     fn voxel_of(g: &Geometry, w: [f64; 3]) -> [f64; 3] {

@@ -5,8 +5,8 @@
 //! (a capsule; a ball or a disc when both samples coincide). Working in mm
 //! keeps the brush round on anisotropic voxels and on oblique grids, where
 //! a radius in voxels would paint ellipses. A 2D brush paints only the
-//! voxel slice of the view (the voxel axis most aligned with the view's
-//! normal, at the slice under the pointer), as ITK-SNAP's and Slicer's do.
+//! voxel slice of the view ([`crate::viewmath::across_axis`], at the
+//! slice under the pointer), as ITK-SNAP's and Slicer's do.
 
 use crate::volume::Geometry;
 
@@ -31,22 +31,6 @@ pub struct Brush {
     pub radius_mm: f64,
     /// Disc or ball.
     pub shape: BrushShape,
-}
-
-/// The voxel axis most aligned with a world direction (the view normal).
-pub fn axis_along(geometry: &Geometry, normal_world: [f64; 3]) -> usize {
-    let m = &geometry.world_from_voxel;
-    (0..3)
-        .map(|c| {
-            let col = [m[0][c], m[1][c], m[2][c]];
-            let len = (col[0] * col[0] + col[1] * col[1] + col[2] * col[2]).sqrt();
-            let dot =
-                (col[0] * normal_world[0] + col[1] * normal_world[1] + col[2] * normal_world[2])
-                    .abs();
-            (c, if len > 0.0 { dot / len } else { 0.0 })
-        })
-        .max_by(|a, b| a.1.total_cmp(&b.1))
-        .map_or(2, |(c, _)| c)
 }
 
 /// Continuous voxel coordinates of a world point (`None` for a singular
@@ -249,16 +233,5 @@ mod tests {
             rows.windows(2).all(|w| w[1].abs_diff(w[0]) <= 1),
             "{rows:?}"
         );
-    }
-
-    #[test]
-    fn the_axis_across_a_view_follows_the_storage_order() {
-        // Voxel axis 0 runs along world z (a sagittal-stored volume).
-        let mut m = Geometry::identity().world_from_voxel;
-        m[0] = [0.0, 0.0, 1.0, 0.0];
-        m[2] = [1.0, 0.0, 0.0, 0.0];
-        let g = Geometry::from_affine(m);
-        assert_eq!(axis_along(&g, [0.0, 0.0, 1.0]), 0);
-        assert_eq!(axis_along(&g, [1.0, 0.0, 0.0]), 2);
     }
 }

@@ -53,17 +53,28 @@ pub(super) fn paint_input(
     rect: Rect,
     plane: &SlicePlane,
     (axis, slot): (SliceAxis, usize),
+    brush_mm: f64,
     camera: &mut Camera,
     intents: &mut Vec<Intent>,
 ) -> bool {
     let world = |p: Pos2| plane.world_from_screen(to_screen(rect, p));
+    // Moves shorter than a quarter of the brush add nothing a capsule to
+    // the next one does not cover; a fast mouse on a slow frame sends
+    // dozens, each a pass over the brush's box.
+    let min_step_mm = brush_mm / 4.0;
     let ours = |camera: &Camera| {
         camera
             .stroke
             .is_some_and(|(a, s, _)| a == axis && s == slot)
     };
+    // The view is what egui has under the pointer or gave the press (not a
+    // panel's resize handle reaching over its edge, not a window above
+    // it), and the press fell inside it.
+    let pressed_here =
+        response.hovered() || response.is_pointer_button_down_on() || response.clicked();
     let on_view = |p: Pos2| {
-        rect.contains(p)
+        pressed_here
+            && rect.contains(p)
             && ui
                 .ctx()
                 .layer_id_at(p)
@@ -80,7 +91,9 @@ pub(super) fn paint_input(
                 modifiers,
             } if on_view(pos) => {
                 used = true;
-                if ours(camera) {
+                // Any stroke still open (this view's or another's) ends
+                // here, so two strokes are never one undo step.
+                if camera.stroke.is_some() {
                     intents.push(Intent::EndStroke);
                     camera.stroke = None;
                 }
@@ -98,7 +111,7 @@ pub(super) fn paint_input(
             }
             egui::Event::PointerMoved(pos) if ours(camera) => {
                 used = true;
-                extend_stroke(camera, world(pos), intents);
+                extend_stroke(camera, world(pos), min_step_mm, intents);
             }
             egui::Event::PointerButton {
                 pos,
@@ -107,7 +120,7 @@ pub(super) fn paint_input(
                 ..
             } if ours(camera) => {
                 used = true;
-                extend_stroke(camera, world(pos), intents);
+                extend_stroke(camera, world(pos), 0.0, intents);
                 intents.push(Intent::EndStroke);
                 camera.stroke = None;
             }
@@ -122,12 +135,14 @@ pub(super) fn paint_input(
     used || ours(camera)
 }
 
-/// Paint from the stroke's last point to `w` and move it there.
-fn extend_stroke(camera: &mut Camera, w: [f64; 3], intents: &mut Vec<Intent>) {
+/// Paint from the stroke's last point to `w` and move it there, unless it
+/// is closer than `min_step_mm`.
+fn extend_stroke(camera: &mut Camera, w: [f64; 3], min_step_mm: f64, intents: &mut Vec<Intent>) {
     let Some((axis, slot, last)) = camera.stroke else {
         return;
     };
-    if w != last {
+    let d2: f64 = (0..3).map(|i| (w[i] - last[i]).powi(2)).sum();
+    if w != last && d2 >= min_step_mm * min_step_mm {
         intents.push(Intent::Paint {
             axis,
             from: last,

@@ -3,7 +3,7 @@
 
 use super::views::Intent;
 use super::{UmeApp, settings};
-use crate::annotation::brush::{axis_along, voxel_of};
+use crate::annotation::brush::voxel_of;
 use crate::annotation::{Brush, BrushShape};
 use crate::viewmath::SliceAxis;
 use crate::volume::Geometry;
@@ -15,12 +15,11 @@ impl UmeApp {
         match intent {
             Intent::MoveCrosshair(axis, world) => {
                 if let Some(layer) = doc.layer(self.cursor.active) {
-                    self.cursor.crosshair_mm = crate::viewmath::in_view_plane(
-                        axis,
-                        &layer.volume.geometry,
-                        self.cursor.crosshair_mm,
-                        world,
-                    );
+                    let g = &layer.volume.geometry;
+                    let on_plane =
+                        crate::viewmath::in_view_plane(axis, g, self.cursor.crosshair_mm, world);
+                    self.cursor.crosshair_mm =
+                        crate::viewmath::snap_to_voxel(g, layer.volume.dims, on_plane);
                 }
             }
             Intent::StepSlice(axis, steps) => self.cursor.step_slice(doc, axis, steps),
@@ -66,13 +65,14 @@ impl UmeApp {
         let layer = self.doc.as_ref()?.layer(0)?;
         let geometry = layer.volume.geometry.clone();
         let dims = layer.volume.dims;
-        let mut normal = [0.0; 3];
-        normal[axis.normal_axis()] = 1.0;
-        let across = axis_along(&geometry, normal);
+        let across = crate::viewmath::across_axis(&geometry, axis);
         let c = voxel_of(&geometry, self.cursor.crosshair_mm)?;
-        let index = c[across]
-            .round()
-            .clamp(0.0, (dims[across].max(1) - 1) as f64) as usize;
+        // A crosshair outside the grid along this axis: the view is empty,
+        // so there is no slice to paint (not the first or last one).
+        if !(-0.5..dims[across] as f64 - 0.5).contains(&c[across]) {
+            return None;
+        }
+        let index = c[across].round().max(0.0) as usize;
         Some((geometry, dims, across, index))
     }
 

@@ -6,7 +6,7 @@
 
 use super::UmeApp;
 use super::jobs::Job;
-use crate::annotation::brush::{axis_along, voxel_of};
+use crate::annotation::brush::voxel_of;
 use crate::annotation::fill::{FillBounds, flood};
 use crate::viewmath::SliceAxis;
 use eframe::egui;
@@ -85,9 +85,7 @@ impl UmeApp {
             return;
         }
         let seed = p.map(|x| x.round().max(0.0) as usize);
-        let mut normal = [0.0; 3];
-        normal[axis.normal_axis()] = 1.0;
-        let across = axis_along(&geometry, normal);
+        let across = crate::viewmath::across_axis(&geometry, axis);
         let bounds = FillBounds {
             plane: (!self.settings.brush_ball).then_some((across, seed[across])),
             intensity: self.settings.paint_range,
@@ -138,9 +136,7 @@ impl UmeApp {
         };
         let Some(layer) = doc.layer(0) else { return };
         let geometry = layer.volume.geometry.clone();
-        let mut normal = [0.0; 3];
-        normal[self.camera.focus.normal_axis()] = 1.0;
-        let axis = axis_along(&geometry, normal);
+        let axis = crate::viewmath::across_axis(&geometry, self.camera.focus);
         let ids: Vec<u16> = if all {
             doc.labels().present()
         } else {

@@ -271,7 +271,18 @@ pub fn slice_view_ui(
     // middle drag pans; wheel steps slices; Ctrl+wheel zooms; double click
     // maximises.
     let painting = matches!(view.settings.tool, Tool::Brush | Tool::Eraser);
-    if painting && input::paint_input(ui, &response, rect, &plane, (axis, slot), camera, intents) {
+    if painting
+        && input::paint_input(
+            ui,
+            &response,
+            rect,
+            &plane,
+            (axis, slot),
+            view.settings.brush_radius_mm,
+            camera,
+            intents,
+        )
+    {
         // The pointer painted (or picked a label).
     } else if view.settings.tool == Tool::Polygon {
         input::polygon_input(ui, &response, rect, &plane, (axis, slot), camera, intents);
