@@ -50,8 +50,7 @@ pub(super) fn wheel_notches(input: &egui::InputState, carry: &mut f32) -> i32 {
 pub(super) fn paint_input(
     ui: &egui::Ui,
     response: &egui::Response,
-    rect: Rect,
-    plane: &SlicePlane,
+    (rect, plane): (Rect, &SlicePlane),
     (axis, slot): (SliceAxis, usize),
     brush_mm: f64,
     camera: &mut Camera,

@@ -275,8 +275,7 @@ pub fn slice_view_ui(
         && input::paint_input(
             ui,
             &response,
-            rect,
-            &plane,
+            (rect, &plane),
             (axis, slot),
             view.settings.brush_radius_mm,
             camera,
