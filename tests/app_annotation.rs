@@ -421,6 +421,22 @@ fn a_fast_stroke_follows_its_path_and_quick_clicks_stay_apart() {
     );
     common::press(&mut h, Modifiers::COMMAND, Key::Z);
     assert_eq!(labels(&h), before, "the second undo the first click");
+
+    // Keys run in the order pressed: Ctrl+Y then Ctrl+Z within one frame
+    // is redo then undo (the first click painted again, then taken back).
+    for (key, modifiers) in [(Key::Y, Modifiers::COMMAND), (Key::Z, Modifiers::COMMAND)] {
+        for pressed in [true, false] {
+            h.input_mut().events.push(egui::Event::Key {
+                key,
+                physical_key: None,
+                pressed,
+                repeat: false,
+                modifiers,
+            });
+        }
+    }
+    h.step();
+    assert_eq!(labels(&h), before, "redo, then undo");
 }
 
 #[test]

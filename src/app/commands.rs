@@ -340,10 +340,28 @@ impl Command {
         }
     }
 
-    /// Commands whose shortcut was pressed this frame (the key events are
-    /// consumed). Shortcuts with more modifiers are matched first, since
-    /// egui's Ctrl+S also matches Ctrl+Shift+S; plain keys are left to a
-    /// text field that has the keyboard.
+    /// Whether holding the key runs the command again (stepping, undo,
+    /// brush size); a held Ctrl+S or Ctrl+O runs once.
+    pub fn repeats(self) -> bool {
+        matches!(
+            self,
+            Command::NextSlice
+                | Command::PreviousSlice
+                | Command::NextFrame
+                | Command::PreviousFrame
+                | Command::Undo
+                | Command::Redo
+                | Command::BrushSmaller
+                | Command::BrushLarger
+        )
+    }
+
+    /// Commands whose shortcut was pressed this frame, once per press and
+    /// in the order pressed (Ctrl+Z then Ctrl+Shift+Z in one slow frame is
+    /// undo, then redo), key repeats only for [`Command::repeats`]; the key
+    /// events are consumed. Shortcuts with more modifiers are matched
+    /// first, since egui's Ctrl+S also matches Ctrl+Shift+S; plain keys are
+    /// left to a text field that has the keyboard.
     pub fn from_keyboard(ctx: &egui::Context) -> Vec<Command> {
         let typing = ctx.egui_wants_keyboard_input();
         let mut all: Vec<(Command, &KeyboardShortcut)> = Command::ALL
@@ -360,14 +378,30 @@ impl Command {
         });
         let mut out = Vec::new();
         ctx.input_mut(|i| {
-            for (c, s) in all {
-                // Every press counts: egui's consume_shortcut takes all of
-                // a frame's presses of the key at once and reports one, so
-                // a held key or quick taps on a slow frame lost steps and
-                // undos.
-                let presses = i.count_and_consume_key(s.modifiers, s.logical_key);
-                out.extend(std::iter::repeat_n(c, presses));
-            }
+            // egui's consume_shortcut takes every press of a key in the
+            // frame at once and reports one: held keys and quick taps on a
+            // slow frame lost slice steps and undos.
+            i.events.retain(|event| {
+                let egui::Event::Key {
+                    key,
+                    pressed: true,
+                    repeat,
+                    modifiers,
+                    ..
+                } = event
+                else {
+                    return true;
+                };
+                let Some((c, _)) = all.iter().find(|(_, s)| {
+                    s.logical_key == *key && modifiers.matches_logically(s.modifiers)
+                }) else {
+                    return true;
+                };
+                if !*repeat || c.repeats() {
+                    out.push(*c);
+                }
+                false
+            });
         });
         out
     }
