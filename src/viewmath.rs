@@ -6,8 +6,9 @@
 //! same whatever the file's storage order, snapped to the image's own axes
 //! when it is oblique ([`view_axes`]): the view then shows one acquired
 //! slice, which is what the brush paints. Resampling is in world space, so
-//! oblique or sheared data are shown correctly either way. Screen coordinates here are normalised: x and y in
-//! [-1, 1], x to the right, y up.
+//! oblique or sheared data are shown correctly either way. Screen
+//! coordinates here are normalised: x and y in [-1, 1], x to the right, y
+//! up.
 
 // Matrix code reads best with explicit row/column indices.
 #![allow(clippy::needless_range_loop)]
@@ -268,8 +269,10 @@ pub fn tex_from_screen(
     ))
 }
 
-/// The view that fits the whole volume: centred on the bounding box of the
-/// voxel corners, with the aspect ratio of the screen rectangle.
+/// The view that fits the whole volume: its plane through the crosshair
+/// along [`view_axes`], centred in-plane on the centroid of the voxel
+/// corners, spanning their extent along screen right and up, with the
+/// aspect ratio of the screen rectangle.
 pub fn fit_plane(
     axis: SliceAxis,
     convention: Convention,

@@ -121,6 +121,13 @@ fn segment_without_model_picks_the_demo_that_fits() {
     let o = run(&cine_path);
     assert!(!o.status.success());
     assert!(String::from_utf8_lossy(&o.stderr).contains("--model"));
+    // Nor is one frame of it: a 3D MR image, but a short-axis stack of
+    // 10 mm slices, not a head.
+    let frame_path = tmp.path().join("frame.nii.gz");
+    ume::io::save_volume(&cine.frame_volume(0), &frame_path).unwrap();
+    let o = run(&frame_path);
+    assert!(!o.status.success());
+    assert!(String::from_utf8_lossy(&o.stderr).contains("--model"));
 }
 
 /// The prepared brain-extraction sets (fetched and prepared when missing;

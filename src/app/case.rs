@@ -137,7 +137,11 @@ impl UmeApp {
                         self.proceed(ctx, p);
                     }
                     self.notes.info(super::files::saved_message(&path, &files));
-                    self.remember_labels(path);
+                    // Per-frame files: `path` itself is not a file to reopen
+                    // from Recent (the case's folder finds the frames).
+                    if files.len() == 1 && files[0] == path {
+                        self.remember_labels(path);
+                    }
                 }
                 Ok((path, _)) => {
                     // The labels changed while they were written: what is on

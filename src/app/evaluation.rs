@@ -406,14 +406,14 @@ pub fn panel_ui(
     let Some(result) = &state.result else {
         return None;
     };
+    let all = result
+        .structures
+        .iter()
+        .filter(|s| s.dice.is_finite())
+        .count();
     ui.label(format!(
-        "mean Dice {} over {} structures",
-        fmt(result.mean_dice),
-        result
-            .structures
-            .iter()
-            .filter(|s| s.dice.is_finite())
-            .count()
+        "mean Dice {} over {all} structures",
+        fmt(result.mean_dice)
     ))
     .on_hover_text("MONAI's mean: a structure of the ground truth the prediction misses counts 0");
     // A model that knows a few of the structures (a 6-organ model on a
@@ -425,14 +425,9 @@ pub fn panel_ui(
         .filter(|s| s.volume_pred_ml > 0.0 && s.dice.is_finite())
         .map(|s| s.dice)
         .collect();
-    let all = result
-        .structures
-        .iter()
-        .filter(|s| s.dice.is_finite())
-        .count();
     if !predicted.is_empty() && predicted.len() < all {
         ui.label(format!(
-            "{} over the {} the prediction contains",
+            "mean Dice {} over the {} structures the prediction contains",
             fmt(predicted.iter().sum::<f64>() / predicted.len() as f64),
             predicted.len()
         ));

@@ -455,9 +455,12 @@ pub fn saved_message(path: &Path, files: &[PathBuf]) -> String {
                 .filter_map(|f| f.file_name())
                 .map(|n| n.to_string_lossy().to_string())
                 .collect();
+            let files = match names.len() {
+                1 => "1 file".to_string(),
+                n => format!("{n} files"),
+            };
             format!(
-                "saved labels as {} files, one per labelled frame, in {}: {}",
-                names.len(),
+                "saved labels as {files}, one per labelled frame, in {}: {}",
                 path.parent().unwrap_or(path).display(),
                 names.join(", ")
             )

@@ -120,11 +120,11 @@ pub fn inspector_ui(
     });
     if let Some(l) = &learned {
         ui.label(format!(
-            "encoder: fusion weights uniform {:.2} · content {:.2} · attention {:.2}; selected {:?}",
+            "encoder: fusion weights uniform {:.2} · content {:.2} · attention {:.2}; selected frames {:?}",
             l.weights.first().copied().unwrap_or(f32::NAN),
             l.weights.get(1).copied().unwrap_or(f32::NAN),
             l.weights.get(2).copied().unwrap_or(f32::NAN),
-            l.selected
+            l.selected.iter().map(|t| t + 1).collect::<Vec<_>>()
         ));
     }
     let Some(sel) = state.selection.clone() else {
@@ -134,9 +134,16 @@ pub fn inspector_ui(
         });
         return;
     };
-    let line =
-        |name: &str, v: &[f64]| egui_plot::Line::new(name, egui_plot::PlotPoints::from_ys_f64(v));
-    let marks: Vec<f64> = sel.selected.iter().map(|&t| t as f64).collect();
+    // Frames are numbered from 1 on screen, as on the cine bar.
+    let line = |name: &str, v: &[f64]| {
+        let points: Vec<[f64; 2]> = v
+            .iter()
+            .enumerate()
+            .map(|(t, &y)| [t as f64 + 1.0, y])
+            .collect();
+        egui_plot::Line::new(name, egui_plot::PlotPoints::from(points))
+    };
+    let marks: Vec<f64> = sel.selected.iter().map(|&t| t as f64 + 1.0).collect();
     let acdc = doc.acdc().cloned();
     egui_plot::Plot::new("keyframe scores")
         .height(110.0)
@@ -157,11 +164,11 @@ pub fn inspector_ui(
             }
             if let Some(a) = &acdc {
                 plot.vline(
-                    egui_plot::VLine::new("ED", a.ed_index() as f64)
+                    egui_plot::VLine::new("ED", a.ed_index() as f64 + 1.0)
                         .color(egui::Color32::LIGHT_GREEN),
                 );
                 plot.vline(
-                    egui_plot::VLine::new("ES", a.es_index() as f64)
+                    egui_plot::VLine::new("ES", a.es_index() as f64 + 1.0)
                         .color(egui::Color32::LIGHT_RED),
                 );
             }
@@ -225,9 +232,9 @@ fn filmstrip_ui(
     ui.horizontal(|ui| {
         for (t, tex) in &state.thumbs {
             let label = match doc.acdc() {
-                Some(a) if a.ed_index() == *t => format!("frame {t} (ED)"),
-                Some(a) if a.es_index() == *t => format!("frame {t} (ES)"),
-                _ => format!("frame {t}"),
+                Some(a) if a.ed_index() == *t => format!("frame {} (ED)", t + 1),
+                Some(a) if a.es_index() == *t => format!("frame {} (ES)", t + 1),
+                _ => format!("frame {}", t + 1),
             };
             ui.vertical(|ui| {
                 let img = egui::Image::new(tex)

@@ -32,10 +32,16 @@ pub(super) fn input_and_model(
         (None, None) if volumes.first().is_some_and(|v| v.stats()[0].min <= -500.0) => {
             "demo-ct".into()
         }
-        // A 3D MR image: the brain-extraction demo.
-        (None, None) if volumes.first().is_some_and(|v| v.frames == 1) => "demo-brain".into(),
+        // A 3D head MR image: the brain-extraction demo.
+        (None, None)
+            if volumes
+                .first()
+                .is_some_and(|v| v.frames == 1 && crate::models::segment::head_sized(v)) =>
+        {
+            "demo-brain".into()
+        }
         (None, None) => bail!(
-            "{}: no bundled model for this image (a 4D series; not a CT in Hounsfield units nor a 3D MR image); pass --model CHECKPOINT_DIR",
+            "{}: no bundled model for this image (not a CT in Hounsfield units nor a head-sized 3D MR image); pass --model CHECKPOINT_DIR",
             input.display()
         ),
         (None, Some(other)) => bail!(

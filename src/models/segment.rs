@@ -581,6 +581,20 @@ pub fn slice_logits(
     Ok(())
 }
 
+/// Whether a volume could be a head scan as the brain demo was trained
+/// on: near-isotropic voxels (a cardiac short-axis stack has 10 mm
+/// slices) and a head-sized field of view on every axis. The app and
+/// `ume segment` guess the brain model only then; a cardiac frame got it
+/// before and came back as blobs.
+pub fn head_sized(v: &crate::volume::Volume) -> bool {
+    let spacing = v.geometry.spacing_mm();
+    let (lo, hi) = spacing
+        .iter()
+        .fold((f64::INFINITY, 0f64), |(lo, hi), &s| (lo.min(s), hi.max(s)));
+    let fov_ok = (0..3).all(|a| (100.0..=320.0).contains(&(spacing[a] * v.dims[a] as f64)));
+    lo > 0.0 && hi / lo <= 2.0 && fov_ok
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;

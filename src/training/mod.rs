@@ -27,7 +27,6 @@ pub mod schedule;
 pub mod titok;
 pub mod ume;
 pub mod ume_config;
-mod ume_voco;
 pub mod voco;
 
 pub use config::TrainConfig;

@@ -283,25 +283,13 @@ pub fn default_model(doc: &Document) -> &'static str {
         "demo-ct"
     } else if doc.layers().len() == 1
         && doc.acdc().is_none()
-        && first.is_some_and(|l| l.volume.frames == 1 && head_sized(&l.volume))
+        && first
+            .is_some_and(|l| l.volume.frames == 1 && crate::models::segment::head_sized(&l.volume))
     {
         "demo-brain"
     } else {
         ""
     }
-}
-
-/// Whether a volume could be a head scan as the brain model was trained
-/// on: near-isotropic voxels (a cardiac short-axis stack has 10 mm
-/// slices) and a head-sized field of view on every axis. A cardiac frame
-/// got the brain model before and came back as blobs.
-fn head_sized(v: &crate::volume::Volume) -> bool {
-    let spacing = v.geometry.spacing_mm();
-    let (lo, hi) = spacing
-        .iter()
-        .fold((f64::INFINITY, 0f64), |(lo, hi), &s| (lo.min(s), hi.max(s)));
-    let fov_ok = (0..3).all(|a| (100.0..=320.0).contains(&(spacing[a] * v.dims[a] as f64)));
-    lo > 0.0 && hi / lo <= 2.0 && fov_ok
 }
 
 /// The model to run: the one chosen, else the bundled one that fits the

@@ -153,7 +153,8 @@ fn encoder_ui(app: &mut UmeApp, ui: &mut egui::Ui, ctx: &egui::Context, layers: 
             .map(|(i, w)| format!("{} {w:.2}", layers.get(i).map_or("?", String::as_str)))
             .collect();
         ui.label(format!("modality gates: {}", gates.join(" · ")));
-        ui.label(format!("selected frames: {:?}", r.selected));
+        let frames: Vec<usize> = r.selected.iter().map(|t| t + 1).collect();
+        ui.label(format!("selected frames: {frames:?}"));
     }
 }
 

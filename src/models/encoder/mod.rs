@@ -13,9 +13,9 @@
 //! compressed (`compression_ratio` patches averaged), fused within each
 //! modality (self-attention), across modalities at each position (attention
 //! over modalities plus learned modality gates, exposed for inspection) and
-//! globally (a ViT trunk with a class token). Heads: frame-by-frame segmentation (a frame's own tokens
-//! query the keyframe context, then a linear patch decoder) and the VoCo
-//! projection head.
+//! globally (a ViT trunk with a class token). Heads: frame-by-frame
+//! segmentation (a frame's own tokens query the keyframe context, then a
+//! linear patch decoder) and the VoCo projection head.
 //!
 //! Shapes use `B` batch, `M` modalities, `T` frames, `H×W` frame size, `P`
 //! patch size, `N = (H/P)(W/P)` patches per frame, `D` embedding width, `K`
@@ -34,7 +34,10 @@ mod selection;
 #[cfg(test)]
 mod tests;
 
-pub use run::*;
+pub use run::{
+    EncoderCheckpoint, KeyframeReport, case_keyframes, frame_logits, frames_of, input_tensor,
+    input_values, keyframe_report, load_encoder, save_encoder, segment_volume,
+};
 pub use selection::Selection;
 
 /// Encoder hyper-parameters, with the seed's names and defaults

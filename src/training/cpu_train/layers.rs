@@ -2,7 +2,9 @@
 //! BatchNorm + ReLU units, their pairs (DoubleConv) and the transposed
 //! up-convolution, each with its forward (keeping its tape) and backward.
 
-use super::stack::*;
+use super::stack::{
+    Stack, bias_grad, channel_sums, conv3, conv3_weight_grad, flipped, sum_partials,
+};
 use crate::models::engine::kernels::{
     Buffers, Strides, conv_bias, conv_taps, matmul, rows_of, values,
 };

@@ -21,12 +21,13 @@
 //! written at each validation and on cancel, which `RunOptions::resume`
 //! continues exactly.
 
+mod voco_loss;
+
 use super::augment::Rng;
 use super::data::{DataError, LabelledCase, one_hot};
 use super::loss::{ce, dice};
 use super::schedule::Schedule;
 use super::ume_config::{UmeMode, UmeTrainConfig};
-use super::ume_voco::{voco_correlation, voco_loss};
 use super::{Event, RunOptions, Summary, TrainError};
 use crate::models::OutputMode;
 use crate::models::encoder::{UmeEncoder, frames_of, input_values, save_encoder};
@@ -36,6 +37,7 @@ use burn::prelude::*;
 use serde::{Deserialize, Serialize};
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::time::Instant;
+use voco_loss::{voco_correlation, voco_loss};
 
 /// One labelled case as the encoder reads it: a 3D volume's z slices, or a
 /// cine's time frames (of the middle slice).
@@ -43,7 +45,7 @@ pub struct UmeCase {
     /// Case id.
     pub id: String,
     /// Normalised frames `[M, T, H, W]`.
-    pub(super) input: Vec<f32>,
+    input: Vec<f32>,
     /// Label ids per frame at the network size `[T, H, W]`.
     labels: Vec<u16>,
     /// Frames with any label.
@@ -53,7 +55,7 @@ pub struct UmeCase {
     /// Whether a frame's labels are known (a cine labels only ED and ES).
     known: Vec<bool>,
     /// Frames `T`.
-    pub(super) frames: usize,
+    frames: usize,
     axis: crate::keyframes::FrameAxis,
 }
 
@@ -463,7 +465,7 @@ struct UmeState {
 }
 
 /// A step's weighted loss and its named terms before weighting.
-pub(super) type Terms = (Tensor<1>, Vec<(&'static str, Tensor<1>)>);
+type Terms = (Tensor<1>, Vec<(&'static str, Tensor<1>)>);
 
 /// The supervised loss of one step on one case: segmentation of two frames
 /// from the keyframe context, plus diversity, consistency, temporal and

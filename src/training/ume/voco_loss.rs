@@ -1,20 +1,20 @@
-//! The UME encoder's VoCo pretext task as a loss ([`super::ume`]'s `voco`
-//! mode): one draw of [`super::voco`] cut from a case as five crops, the
-//! cosine similarity of the crop's and each base crop's embedding
+//! The UME encoder's VoCo pretext task as a loss ([`super`]'s `voco`
+//! mode): one draw of [`crate::training::voco`] cut from a case as five
+//! crops, the cosine similarity of the crop's and each base crop's embedding
 //! regressing the true overlap shares, a temperature-scaled contrast
 //! pushing the base crops apart, and the validation figure (Pearson
 //! correlation of predicted and true overlaps on fixed draws).
 
-use super::augment::Rng;
-use super::ume::{Terms, UmeCase};
-use super::ume_config::{UmeTrainConfig, VocoConfig};
+use super::{Terms, UmeCase};
 use crate::models::encoder::UmeEncoder;
+use crate::training::augment::Rng;
+use crate::training::ume_config::{UmeTrainConfig, VocoConfig};
 use burn::prelude::*;
 
 /// One VoCo draw of a case as a batch of five crops `[5, M, cz, cy, cx]`
 /// (the random crop first, then its four base crops) and the four overlap
 /// targets.
-pub(super) fn voco_batch(
+fn voco_batch(
     case: &UmeCase,
     config: &UmeTrainConfig,
     voco: &VocoConfig,
@@ -24,7 +24,7 @@ pub(super) fn voco_batch(
     let [h, w] = config.model.image_size;
     let m = config.model.input_channels;
     let [cx, cy, cz] = voco.crop_size;
-    let d = super::voco::draw(rng, [w, h, case.frames], [cx, cy, cz])?;
+    let d = crate::training::voco::draw(rng, [w, h, case.frames], [cx, cy, cz])?;
     let mut data = Vec::with_capacity(5 * m * cz * cy * cx);
     for origin in std::iter::once(d.crop).chain(d.bases) {
         let [x0, y0, z0] = origin;
@@ -116,7 +116,7 @@ pub(super) fn voco_correlation(
 }
 
 /// Pearson correlation (NaN when either side is constant).
-pub(super) fn pearson(a: &[f64], b: &[f64]) -> f64 {
+fn pearson(a: &[f64], b: &[f64]) -> f64 {
     let n = a.len().min(b.len()) as f64;
     if n < 2.0 {
         return f64::NAN;
