@@ -341,12 +341,14 @@ fn keyframe_filmstrip_jumps_to_a_selected_frame() {
         .find(|&&t| t != h.state().cursor.frame)
         .unwrap();
     let ed = h.state().doc.as_ref().unwrap().acdc().unwrap().ed_index();
+    // Frames are numbered from 1 on screen.
+    let shown = target + 1;
     let label = if target == es {
-        format!("frame {target} (ES)")
+        format!("frame {shown} (ES)")
     } else if target == ed {
-        format!("frame {target} (ED)")
+        format!("frame {shown} (ED)")
     } else {
-        format!("frame {target}")
+        format!("frame {shown}")
     };
     h.get_by_label(&label).click();
     h.step();

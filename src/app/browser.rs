@@ -37,8 +37,10 @@ pub enum BrowserResult {
 impl Browser {
     /// A browser in `folder` (else the working directory).
     pub fn new(pick: Pick, folder: Option<PathBuf>, name: String) -> Browser {
+        // Absolute, so Up can climb past where a relative path began.
         let dir = folder
             .filter(|d| d.is_dir())
+            .and_then(|d| std::fs::canonicalize(d).ok())
             .or_else(|| std::env::current_dir().ok())
             .unwrap_or_else(|| PathBuf::from("/"));
         let mut b = Browser {

@@ -450,11 +450,12 @@ pub fn saved_message(path: &Path, files: &[PathBuf]) -> String {
     match files {
         [one] if one == path => format!("saved labels to {}", path.display()),
         _ => {
-            let names: Vec<String> = files
+            let mut names: Vec<String> = files
                 .iter()
                 .filter_map(|f| f.file_name())
                 .map(|n| n.to_string_lossy().to_string())
                 .collect();
+            names.sort();
             let files = match names.len() {
                 1 => "1 file".to_string(),
                 n => format!("{n} files"),

@@ -208,10 +208,21 @@ pub(super) fn polygon_input(
             pts.push(world(p));
         }
     }
+}
+
+/// The open outline of a polygon over its view, drawn after the slice
+/// (drawn before it, the GPU slice covered it: the vertices were
+/// invisible while clicking them).
+pub(super) fn draw_polygon(
+    painter: &egui::Painter,
+    (rect, plane): (Rect, &SlicePlane),
+    (axis, slot): (SliceAxis, usize),
+    camera: &Camera,
+) {
     if let Some((a, s, pts, _)) = &camera.polygon
         && (*a, *s) == (axis, slot)
     {
-        let painter = ui.painter_at(rect);
+        let screen = |w: [f64; 3]| from_screen(rect, plane.screen_from_world(w));
         let line: Vec<Pos2> = pts.iter().map(|w| screen(*w)).collect();
         painter.add(egui::Shape::line(
             line.clone(),

@@ -320,7 +320,8 @@ pub fn slice_view_ui(
         camera.pan_mm[i][1] -=
             f64::from(d.y) / f64::from(rect.height()) * 2.0 * plane.half_extent_mm[1];
     }
-    if response.double_clicked() {
+    // A double click closes a polygon outline; elsewhere it maximises.
+    if response.double_clicked() && view.settings.tool != Tool::Polygon {
         toggle_maximised(camera, ViewId::Slice(axis));
     }
     if response.hovered() {
@@ -369,6 +370,7 @@ pub fn slice_view_ui(
         from_screen(rect, plane.screen_from_world(view.cursor.crosshair_mm)),
     );
     draw_letters(&painter, rect, viewmath::letters_of(plane.right, plane.up));
+    input::draw_polygon(&painter, (rect, &plane), (axis, slot), camera);
     let name = if slot > 0 || doc.layers().len() > 1 {
         format!(
             "{} · {}",

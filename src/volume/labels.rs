@@ -353,11 +353,15 @@ impl LabelTable {
     }
 
     /// Names and colours for predicted ids: the built-in table that knows
-    /// all of them (BraTS, TotalSegmentator, ACDC), narrowed to them, else
-    /// "label N".
+    /// all of them (BraTS, TotalSegmentator, ACDC), narrowed to them, when
+    /// there are at least two; else "label N".
     pub fn for_ids(ids: &[u16]) -> LabelTable {
+        // One id fits every table ("1" is BraTS's necrotic core and ACDC's
+        // RV alike): a single-label model (a brain mask) gets a generic name.
+        let named = ids.iter().filter(|&&id| id != 0).count() >= 2;
         ["brats", "totalseg", "acdc"]
             .iter()
+            .filter(|_| named)
             .filter_map(|name| LabelTable::builtin(name).ok())
             .find(|t| ids.iter().all(|&id| t.name_of(id).is_some()))
             .map(|mut t| {
@@ -426,6 +430,14 @@ mod tests {
             (Some("RV"), Some("MYO"), Some("LV"))
         );
         assert!(LabelTable::builtin("nope").is_err());
+        // Predicted ids get a built-in table's names when it knows them
+        // all, but one id alone is no evidence (a brain mask's 1 is not
+        // BraTS's necrotic core).
+        assert_eq!(
+            LabelTable::for_ids(&[1, 2, 4]).name_of(4),
+            Some("enhancing_tumor")
+        );
+        assert_eq!(LabelTable::for_ids(&[1]).name_of(1), Some("label 1"));
     }
 
     #[test]
