@@ -555,12 +555,21 @@ fn install_prediction(app: &mut UmeApp, p: Prediction) {
             app.ai.full = Some(labels);
             app.ai.what_if = None;
             app.settings.overlay = super::settings::Overlay::Prediction;
-            let mut msg = format!(
-                "segmented with {}: {n} structures found",
-                app.ai.segment_model
-            );
+            let found = match n {
+                1 => "1 structure".to_string(),
+                n => format!("{n} structures"),
+            };
+            let mut msg = format!("segmented with {}: {found} found", app.ai.segment_model);
             if !had_gt {
                 msg.push_str(" (no ground truth open: no metrics)");
+            } else if app.ai.segment_model == "demo-brain"
+                && !doc.table().labels.iter().any(|l| l.name.contains("brain"))
+            {
+                // The built-in demo's labels are grey and white matter.
+                msg.push_str(
+                    "; it outlines the whole brain as label 1, and this case's labels are other \
+                     structures, so the Dice against them does not measure it",
+                );
             }
             app.notes.info(msg);
         }
