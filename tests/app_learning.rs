@@ -142,6 +142,12 @@ fn paint_mark_done_fine_tune_rerank_jump_undo_and_save() {
     });
     let first = h.state().ai.scores_for(doc_id).unwrap().clone();
     assert_eq!(first.scores.len(), nz);
+    // The status names the best slice not yet labelled, as the list does.
+    let best = first.top_among(1, |k| ![z1, z0, z2].contains(&k))[0].0;
+    assert_eq!(
+        h.state().notes.latest_text(),
+        format!("slices ranked: label slice {best} next")
+    );
 
     // Fine-tune on the labelled slices: one of the three is held out.
     h.get_by_label("Start fine-tuning").click();

@@ -520,9 +520,20 @@ pub fn logic(app: &mut UmeApp, ctx: &egui::Context) {
     if let Some((tag, r)) = app.ai.suggest.poll() {
         match r {
             Ok(scores) if tag == doc_id => {
-                let best = scores.top(1).first().map_or(0, |b| b.0);
-                app.notes
-                    .info(format!("slices ranked: label slice {best} next"));
+                // The best slice not yet labelled, as the panel lists them.
+                let frame = app.cursor.frame;
+                let next = app.doc.as_ref().and_then(|doc| {
+                    scores
+                        .top_among(1, |k| {
+                            doc.slice_state(frame, k) == super::document::SliceState::Unlabelled
+                        })
+                        .first()
+                        .map(|b| b.0)
+                });
+                app.notes.info(match next {
+                    Some(k) => format!("slices ranked: label slice {k} next"),
+                    None => "slices ranked: every slice is labelled".to_string(),
+                });
                 app.ai.scores = Some((tag, scores));
             }
             Ok(_) => {}
