@@ -56,7 +56,7 @@ cargo fmt --check
 step "module dependency rules"
 # Core modules never touch GUI or ML crates; the CLI never needs app/render.
 bad=$(grep -rnE '^\s*use (egui|eframe|egui_wgpu|wgpu|burn)\b|(egui|eframe|wgpu|burn)::' \
-        src/volume src/io src/dataset src/phantom src/metrics src/annotation src/cli src/viewmath.rs 2>/dev/null || true)
+        src/volume src/io src/dataset src/phantom src/metrics src/annotation src/cli src/viewmath 2>/dev/null || true)
 bad="$bad$(grep -rnE 'burn::' src/render src/app 2>/dev/null || true)"
 # Models and training use wgpu only through Burn (burn::backend::wgpu::…).
 bad="$bad$(grep -rnE '(^|[^:])\b(egui|eframe|wgpu)::' src/models src/training 2>/dev/null || true)"
