@@ -8,7 +8,8 @@
 #![cfg(feature = "ml")]
 #![allow(clippy::unwrap_used)] // tests: a panic is the failure report
 
-use ume::models::segment::{load_model, segment};
+use ume::models::demos::load_model;
+use ume::models::segment::segment;
 use ume::models::{DeviceChoice, device};
 use ume::phantom::{Size, brats_case, totalseg_case};
 use ume::volume::LabelVolume;

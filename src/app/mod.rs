@@ -29,6 +29,7 @@ pub mod files;
 mod input;
 mod intents;
 pub mod jobs;
+pub mod keyboard;
 pub mod keyframes_ui;
 mod layout;
 pub mod loader;
@@ -447,7 +448,7 @@ impl UmeApp {
         self.notes.errors_ui(&ctx);
         self.safety_ui(&ctx);
         self.series_picker_ui(&ctx);
-        commands::shortcuts_window(&mut self.show_shortcuts, &ctx);
+        keyboard::shortcuts_window(&mut self.show_shortcuts, &ctx);
         panels::about_window(&mut self.show_about, &ctx);
         let mut open = self.show_messages;
         self.notes.history_ui(&mut open, &ctx);

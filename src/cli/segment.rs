@@ -28,17 +28,14 @@ pub(super) fn input_and_model(
         (Some(m), _) => m.to_string(),
         (None, Some(crate::dataset::Layout::Brats)) => "demo-brats".into(),
         (None, Some(crate::dataset::Layout::TotalSegmentator)) => "demo-ct".into(),
-        // A single file: the CT demo when the values look like HU.
-        (None, None) if volumes.first().is_some_and(|v| v.stats()[0].min <= -500.0) => {
-            "demo-ct".into()
-        }
-        // A 3D head MR image: the brain-extraction demo.
+        // A single file: the demo that fits it (CT by Hounsfield units, a
+        // head-sized 3D MR image), as the app guesses.
         (None, None)
-            if volumes
-                .first()
-                .is_some_and(|v| v.frames == 1 && crate::models::segment::head_sized(v)) =>
+            if let Some(demo) = volumes.first().and_then(|v| {
+                crate::models::demos::fitting_demo(volumes.len(), v, v.stats()[0].min)
+            }) =>
         {
-            "demo-brain".into()
+            demo.into()
         }
         (None, None) => bail!(
             "{}: no bundled model for this image (not a CT in Hounsfield units nor a head-sized 3D MR image); pass --model CHECKPOINT_DIR",

@@ -2,6 +2,7 @@
 //! pairs; where they run is a runtime [`burn::tensor::Device`]: the wgpu
 //! backend on a GPU, or the pure-Rust `flex` CPU backend.
 
+pub mod demos;
 pub mod encoder;
 pub mod engine;
 pub mod pytorch;
@@ -37,7 +38,7 @@ impl ModelSource {
         if path.is_dir() {
             return Ok(ModelSource::Checkpoint(path.to_path_buf()));
         }
-        if let Some((name, _, _)) = segment::DEMOS.iter().find(|d| d.0 == spec) {
+        if let Some((name, _, _)) = demos::DEMOS.iter().find(|d| d.0 == spec) {
             return Ok(ModelSource::Demo(name));
         }
         Err(segment::SegmentError::Checkpoint {
@@ -51,7 +52,7 @@ impl ModelSource {
 
     /// The bundled demos' names.
     pub fn demos() -> impl Iterator<Item = &'static str> {
-        segment::DEMOS.iter().map(|d| d.0)
+        demos::DEMOS.iter().map(|d| d.0)
     }
 }
 
@@ -136,7 +137,7 @@ impl Segmenter {
                 Ok(Segmenter::Unet(c, Box::new(m)))
             }
             ModelSource::Demo(name) => {
-                let (c, m) = segment::load_model(name, device)?;
+                let (c, m) = demos::load_model(name, device)?;
                 Ok(Segmenter::Unet(c, Box::new(m)))
             }
         }

@@ -297,7 +297,7 @@ fn train_inner(
         };
         let model = match &opts.init {
             Some(spec) => {
-                let (from, model) = crate::models::segment::load_model(spec, &device)?;
+                let (from, model) = crate::models::demos::load_model(spec, &device)?;
                 if serde_json::to_value(&from.network).ok()
                     != serde_json::to_value(&model_config.network).ok()
                 {
