@@ -36,10 +36,7 @@ pub struct Brush {
 /// Continuous voxel coordinates of a world point (`None` for a singular
 /// geometry).
 pub fn voxel_of(geometry: &Geometry, world: [f64; 3]) -> Option<[f64; 3]> {
-    let inv = geometry.voxel_from_world()?;
-    Some(std::array::from_fn(|r| {
-        inv[r][0] * world[0] + inv[r][1] * world[1] + inv[r][2] * world[2] + inv[r][3]
-    }))
+    geometry.index_from_world(world)
 }
 
 fn dist2_to_segment(p: [f64; 3], a: [f64; 3], b: [f64; 3]) -> f64 {

@@ -96,13 +96,10 @@ pub fn across_axis(geometry: &Geometry, axis: SliceAxis) -> usize {
 /// nearest to it within the grid (ITK-SNAP's cursor is always on one), so
 /// every view then shows one whole slice.
 pub fn snap_to_voxel(geometry: &Geometry, dims: [usize; 3], world: [f64; 3]) -> [f64; 3] {
-    let Some(inv) = geometry.voxel_from_world() else {
+    let Some(v) = geometry.index_from_world(world) else {
         return world;
     };
-    let v: [f64; 3] = std::array::from_fn(|r| {
-        let x = (0..3).map(|c| inv[r][c] * world[c]).sum::<f64>() + inv[r][3];
-        x.round().clamp(0.0, dims[r].max(1) as f64 - 1.0)
-    });
+    let v: [f64; 3] = std::array::from_fn(|r| v[r].round().clamp(0.0, dims[r].max(1) as f64 - 1.0));
     geometry.world_from_index(v)
 }
 
@@ -117,19 +114,14 @@ pub fn step_along_normal(
     steps: i32,
 ) -> [f64; 3] {
     let (_, _, normal) = view_axes(axis, Convention::Radiological, geometry);
-    let Some(inv) = geometry.voxel_from_world() else {
+    let Some(v) = geometry.index_from_world(crosshair) else {
         return crosshair;
     };
+    // The same voxel axis the view shows (one assignment for all views).
+    let across = across_axis(geometry, axis);
     let m = &geometry.world_from_voxel;
     let col = |c: usize| [m[0][c], m[1][c], m[2][c]];
-    let across = (0..3)
-        .max_by(|&a, &b| {
-            dot(col(a), normal)
-                .abs()
-                .total_cmp(&dot(col(b), normal).abs())
-        })
-        .unwrap_or(2);
-    let now: f64 = (0..3).map(|c| inv[across][c] * crosshair[c]).sum::<f64>() + inv[across][3];
+    let now = v[across];
     let last = dims[across].max(1) as f64 - 1.0;
     let to = (now.round() + f64::from(steps)).clamp(0.0, last);
     let by = (to - now) * dot(col(across), normal);

@@ -182,6 +182,10 @@ fn the_three_views_show_three_different_slices() {
             let moved = |d: [f64; 3]| (0..3).map(|c| inv[a][c] * d[c]).sum::<f64>();
             assert!(moved(right).abs() < 1e-9 && moved(up).abs() < 1e-9);
             assert!(normal[axis.normal_axis()] > 0.0);
+            // A slice step moves to the next slice of that same axis.
+            let c = g.world_from_index([20.0; 3]);
+            let v = voxel_of(g, step_along_normal(axis, g, [40; 3], c, 1));
+            assert!((v[a] - 21.0).abs() < 1e-9, "{axis:?}: {v:?}");
         }
     }
 }
@@ -239,8 +243,7 @@ fn the_axis_across_a_view_follows_the_storage_order() {
 }
 
 fn voxel_of(g: &Geometry, w: [f64; 3]) -> [f64; 3] {
-    let m = g.voxel_from_world().unwrap();
-    std::array::from_fn(|r| m[r][0] * w[0] + m[r][1] * w[1] + m[r][2] * w[2] + m[r][3])
+    g.index_from_world(w).unwrap()
 }
 
 #[test]

@@ -99,6 +99,15 @@ impl Geometry {
         std::array::from_fn(|r| m[r][0] * ijk[0] + m[r][1] * ijk[1] + m[r][2] * ijk[2] + m[r][3])
     }
 
+    /// Continuous voxel coordinates of a world point, the inverse of
+    /// [`Geometry::world_from_index`] (`None` for a singular geometry).
+    pub fn index_from_world(&self, world: [f64; 3]) -> Option<[f64; 3]> {
+        let m = self.voxel_from_world()?;
+        Some(std::array::from_fn(|r| {
+            m[r][0] * world[0] + m[r][1] * world[1] + m[r][2] * world[2] + m[r][3]
+        }))
+    }
+
     /// The inverse transform (RAS mm → voxel), `None` if singular.
     pub fn voxel_from_world(&self) -> Option<Mat4> {
         mat4_inverse(&self.world_from_voxel)
