@@ -431,6 +431,31 @@ fn save_labels_as_through_the_browser_and_labels_on_another_grid_are_refused() {
 }
 
 #[test]
+fn enter_in_the_file_name_saves() {
+    let (app, _tmp) = common::app_with(Kind::Brats, 2);
+    let mut h = common::settled(app);
+    h.state_mut().picker.native = false;
+    common::press(&mut h, Modifiers::COMMAND | Modifiers::SHIFT, Key::S);
+    h.step();
+    let folder = h.state().picker.browser().unwrap().dir().to_path_buf();
+    h.get_by_label("File name").focus();
+    h.step();
+    h.key_press_modifiers(Modifiers::COMMAND, Key::A);
+    h.step();
+    h.get_by_label("File name").type_text("entered.nii.gz");
+    h.step();
+    h.key_press(Key::Enter);
+    h.step();
+    common::settle(&mut h);
+    assert!(
+        folder.join("entered.nii.gz").is_file(),
+        "{}",
+        h.state().notes.latest_text()
+    );
+    assert!(h.state().picker.browser().is_none(), "the browser closed");
+}
+
+#[test]
 fn a_new_case_starts_afresh() {
     let (app, _tmp) = common::app_with(Kind::Brats, 2);
     let mut h = common::settled(app);

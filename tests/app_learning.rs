@@ -134,6 +134,21 @@ fn paint_mark_done_fine_tune_rerank_jump_undo_and_save() {
     assert_eq!(state(&h, z2), SliceState::Unlabelled);
     common::press(&mut h, Modifiers::COMMAND, Key::Y);
     assert_eq!(state(&h, z2), SliceState::Done);
+    // A held D marks once: key repeats re-run only stepping, undo and
+    // brush size, not toggles (it would flicker done, undone, done…).
+    for (pressed, repeat) in [(true, false), (true, true), (false, false)] {
+        h.input_mut().events.push(egui::Event::Key {
+            key: Key::D,
+            physical_key: None,
+            pressed,
+            repeat,
+            modifiers: Modifiers::NONE,
+        });
+    }
+    h.step();
+    assert_eq!(state(&h, z2), SliceState::Unlabelled, "one toggle");
+    common::press(&mut h, Modifiers::NONE, Key::D);
+    assert_eq!(state(&h, z2), SliceState::Done);
 
     // Rank the slices with the model.
     h.get_by_label("Rank slices").click();

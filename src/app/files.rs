@@ -456,10 +456,7 @@ pub fn saved_message(path: &Path, files: &[PathBuf]) -> String {
                 .map(|n| n.to_string_lossy().to_string())
                 .collect();
             names.sort();
-            let files = match names.len() {
-                1 => "1 file".to_string(),
-                n => format!("{n} files"),
-            };
+            let files = super::notify::count(names.len(), "file");
             format!(
                 "saved labels as {files}, one per labelled frame, in {}: {}",
                 path.parent().unwrap_or(path).display(),

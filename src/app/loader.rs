@@ -149,10 +149,7 @@ pub fn load_or_pick(request: &LoadRequest, progress: &dyn Fn(String)) -> Result<
                     // series that share a description (three localizers).
                     let number = s.number.map(|n| format!("#{n} ")).unwrap_or_default();
                     let uid_tail = s.id.rsplit('.').next().unwrap_or(&s.id);
-                    let images = match s.images {
-                        1 => "1 image".to_string(),
-                        n => format!("{n} images"),
-                    };
+                    let images = super::notify::count(s.images, "image");
                     (
                         s.id.clone(),
                         format!(

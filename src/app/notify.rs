@@ -151,3 +151,12 @@ pub fn color(level: Level) -> egui::Color32 {
         Level::Error => egui::Color32::LIGHT_RED,
     }
 }
+
+/// "1 image", "3 images": a count and its noun for a message.
+pub fn count(n: usize, noun: &str) -> String {
+    if n == 1 {
+        format!("1 {noun}")
+    } else {
+        format!("{n} {noun}s")
+    }
+}

@@ -90,10 +90,7 @@ fn install_prediction(app: &mut UmeApp, p: Prediction) {
             app.ai.full = Some(labels);
             app.ai.what_if = None;
             app.settings.overlay = crate::app::settings::Overlay::Prediction;
-            let found = match n {
-                1 => "1 structure".to_string(),
-                n => format!("{n} structures"),
-            };
+            let found = crate::app::notify::count(n, "structure");
             let mut msg = format!("segmented with {}: {found} found", app.ai.segment_model);
             if !had_gt {
                 msg.push_str(" (no ground truth open: no metrics)");
